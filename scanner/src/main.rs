@@ -12,7 +12,12 @@ use clap::{Parser, Subcommand};
 #[command(name = "jo-scanner", version, about)]
 struct Cli {
     /// Directory of the scanner's local state (keyring, revocations, scan log).
-    #[arg(long, global = true, env = "JO_SCANNER_STATE", default_value = "jo-scanner-state")]
+    #[arg(
+        long,
+        global = true,
+        env = "JO_SCANNER_STATE",
+        default_value = "jo-scanner-state"
+    )]
     state: PathBuf,
     #[command(subcommand)]
     command: Option<Command>,

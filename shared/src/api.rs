@@ -296,18 +296,18 @@ mod tests {
     fn record_hash_covers_every_field() {
         let base = record();
         let h = base.hash();
-        let variants: Vec<Box<dyn Fn(&mut ScanRecord)>> = vec![
-            Box::new(|r| r.scan_id.push('x')),
-            Box::new(|r| r.seq += 1),
-            Box::new(|r| r.prev_hash = "1".repeat(64)),
-            Box::new(|r| r.ticket_id = None),
-            Box::new(|r| r.session_id = Some(13)),
-            Box::new(|r| r.raw = Some(String::new())),
-            Box::new(|r| r.verdict = ScanVerdict::Used),
-            Box::new(|r| r.reason = Some("x".into())),
-            Box::new(|r| r.admits = 1),
-            Box::new(|r| r.gate = "Porte B".into()),
-            Box::new(|r| r.scanned_at += 1),
+        let variants: Vec<fn(&mut ScanRecord)> = vec![
+            |r| r.scan_id.push('x'),
+            |r| r.seq += 1,
+            |r| r.prev_hash = "1".repeat(64),
+            |r| r.ticket_id = None,
+            |r| r.session_id = Some(13),
+            |r| r.raw = Some(String::new()),
+            |r| r.verdict = ScanVerdict::Used,
+            |r| r.reason = Some("x".into()),
+            |r| r.admits = 1,
+            |r| r.gate = "Porte B".into(),
+            |r| r.scanned_at += 1,
         ];
         for (i, change) in variants.iter().enumerate() {
             let mut r = base.clone();
@@ -323,8 +323,12 @@ mod tests {
             signature: "00".repeat(64),
         };
         let json = serde_json::to_string(&batch).expect("serializes");
-        assert_eq!(serde_json::from_str::<ScanBatch>(&json).expect("parses"), batch);
-        let rule: EntryRule = serde_json::from_str(r#"{"rule":"multiple","max_entries":3}"#).expect("parses");
+        assert_eq!(
+            serde_json::from_str::<ScanBatch>(&json).expect("parses"),
+            batch
+        );
+        let rule: EntryRule =
+            serde_json::from_str(r#"{"rule":"multiple","max_entries":3}"#).expect("parses");
         assert_eq!(rule, EntryRule::Multiple { max_entries: 3 });
         assert!(serde_json::from_str::<ScanRecord>(r#"{"scan_id":1}"#).is_err());
     }

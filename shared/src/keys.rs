@@ -62,7 +62,9 @@ pub enum KeyError {
         source: std::io::Error,
     },
     /// A signing key exists and `--force` was not given.
-    #[error("{0} already exists; use --force to rotate to a new key (the old public key stays in the keyring)")]
+    #[error(
+        "{0} already exists; use --force to rotate to a new key (the old public key stays in the keyring)"
+    )]
     Exists(PathBuf),
     /// The file is not the PEM it should be.
     #[error("{path}: {reason}")]
@@ -117,7 +119,9 @@ fn pem_blocks(text: &str, label: &str) -> Result<Vec<Zeroizing<Vec<u8>>>, &'stat
             current = Some(String::new());
         } else if line == end {
             let body = Zeroizing::new(current.take().ok_or("PEM end without begin")?);
-            let der = STANDARD.decode(body.as_bytes()).map_err(|_| "bad base64 in PEM")?;
+            let der = STANDARD
+                .decode(body.as_bytes())
+                .map_err(|_| "bad base64 in PEM")?;
             blocks.push(Zeroizing::new(der));
         } else if let Some(body) = current.as_mut() {
             body.push_str(line);
@@ -229,7 +233,11 @@ pub fn generate(dir: &Path, force: bool) -> Result<Generated, KeyError> {
         .map(|e| public_key_to_pem(&e.key))
         .collect();
     write_atomic(&ring_path, ring_text.as_bytes(), 0o644)?;
-    write_atomic(&key_path, signing_key_to_pem(signer.signing_key()).as_bytes(), 0o600)?;
+    write_atomic(
+        &key_path,
+        signing_key_to_pem(signer.signing_key()).as_bytes(),
+        0o600,
+    )?;
     Ok(Generated {
         key_id: signer.key_id(),
         signing_key: key_path,
@@ -359,8 +367,14 @@ mod tests {
     #[test]
     fn malformed_pem_is_refused() {
         assert!(signing_key_from_pem("").is_err());
-        assert!(signing_key_from_pem("-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n").is_err());
-        assert!(signing_key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").is_err());
+        assert!(
+            signing_key_from_pem("-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n")
+                .is_err()
+        );
+        assert!(
+            signing_key_from_pem("-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
+                .is_err()
+        );
         assert!(public_keys_from_pem("-----BEGIN PUBLIC KEY-----\nAAAA\n").is_err());
     }
 
@@ -368,8 +382,14 @@ mod tests {
     fn generate_refuses_overwrite_and_rotates_with_force() {
         let dir = tempfile::tempdir().expect("tempdir");
         let first = generate(dir.path(), false).expect("generates");
-        assert!(matches!(generate(dir.path(), false), Err(KeyError::Exists(_))));
-        assert_eq!(load_signer(dir.path()).expect("loads").key_id(), first.key_id);
+        assert!(matches!(
+            generate(dir.path(), false),
+            Err(KeyError::Exists(_))
+        ));
+        assert_eq!(
+            load_signer(dir.path()).expect("loads").key_id(),
+            first.key_id
+        );
         let second = generate(dir.path(), true).expect("rotates");
         assert_eq!(second.rotated_from, Some(first.key_id));
         let ring = load_keyring(dir.path()).expect("ring");
@@ -378,7 +398,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = fs::metadata(&second.signing_key).expect("meta").permissions().mode();
+            let mode = fs::metadata(&second.signing_key)
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         fs::write(
@@ -387,7 +410,10 @@ mod tests {
         )
         .expect("write");
         let ring = load_keyring(dir.path()).expect("ring");
-        assert_eq!(ring.lookup(first.key_id), crate::signing::KeyLookup::Withdrawn);
+        assert_eq!(
+            ring.lookup(first.key_id),
+            crate::signing::KeyLookup::Withdrawn
+        );
     }
 
     #[cfg(unix)]
@@ -397,6 +423,9 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let g = generate(dir.path(), false).expect("generates");
         fs::set_permissions(&g.signing_key, fs::Permissions::from_mode(0o644)).expect("chmod");
-        assert!(matches!(load_signer(dir.path()), Err(KeyError::Permissions(_))));
+        assert!(matches!(
+            load_signer(dir.path()),
+            Err(KeyError::Permissions(_))
+        ));
     }
 }

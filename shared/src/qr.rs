@@ -83,7 +83,10 @@ pub struct SymbolInfo {
 }
 
 fn symbol(text: &str) -> Result<QrCode, RenderError> {
-    Ok(QrCode::with_error_correction_level(text.as_bytes(), EC_LEVEL)?)
+    Ok(QrCode::with_error_correction_level(
+        text.as_bytes(),
+        EC_LEVEL,
+    )?)
 }
 
 /// Version and module count of the symbol for `text`.
@@ -176,7 +179,10 @@ mod tests {
         let (payload, sig) = decode_string(&s).expect("decodes");
         assert_eq!(payload, &bytes[..36]);
         assert_eq!(&sig[..], &bytes[36..]);
-        assert_eq!(decode_string(&format!("{s}=")), Err(QrStringError::BadBase64));
+        assert_eq!(
+            decode_string(&format!("{s}=")),
+            Err(QrStringError::BadBase64)
+        );
         assert_eq!(decode_string("a+b/"), Err(QrStringError::BadBase64));
         assert_eq!(decode_string("AAAA"), Err(QrStringError::TooShort));
         assert_eq!(

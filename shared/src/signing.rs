@@ -225,7 +225,11 @@ impl Keyring {
 
 /// Verifies an Ed25519 signature in strict mode (no malleable or small-order
 /// encodings), on a possibly hostile `sig` slice of any length.
-pub fn verify_signature(key: &VerifyingKey, message: &[u8], sig: &[u8]) -> Result<(), BadSignature> {
+pub fn verify_signature(
+    key: &VerifyingKey,
+    message: &[u8],
+    sig: &[u8],
+) -> Result<(), BadSignature> {
     let sig: [u8; SIGNATURE_LEN] = sig.try_into().map_err(|_| BadSignature)?;
     let sig = Signature::from_bytes(&sig);
     key.verify_strict(message, &sig).map_err(|_| BadSignature)
@@ -246,7 +250,10 @@ mod tests {
         let signer = TicketSigner::new(SigningKey::from_bytes(&[7; 32]));
         let digest = Sha256::digest(signer.verifying_key().as_bytes());
         assert_eq!(signer.key_id().0, digest[..4]);
-        assert_eq!(KeyId::from_hex(&signer.key_id().to_hex()), Some(signer.key_id()));
+        assert_eq!(
+            KeyId::from_hex(&signer.key_id().to_hex()),
+            Some(signer.key_id())
+        );
     }
 
     #[test]

@@ -571,10 +571,7 @@ mod tests {
             HolderName::new(&"x".repeat(33)),
             Err(EncodeError::HolderNameTooLong)
         );
-        assert_eq!(
-            HolderName::new("a\nb"),
-            Err(EncodeError::HolderNameControl)
-        );
+        assert_eq!(HolderName::new("a\nb"), Err(EncodeError::HolderNameControl));
     }
 
     #[test]

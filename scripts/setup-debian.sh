@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs the system packages that building and testing JO E-Tickets need on
+# Debian/Ubuntu. Idempotent: installs only what is missing. Uses sudo when not root.
+set -euo pipefail
+
+packages=(
+  build-essential pkg-config   # C parts of bundled SQLite and of -sys crates
+  openssl                      # interop tests: OpenSSL verifies our signatures
+  zbar-tools                   # interop tests: zbarimg decodes our QR codes
+  oathtool                     # 2FA tests: an independent TOTP generator
+  poppler-utils                # PDF tests: pdftoppm renders ticket PDFs
+  chromium chromium-driver     # browser tests: the shop in a real headless browser
+  xvfb                         # scanner GUI screenshots
+  libclang-dev                 # bindgen for the webcam backend (V4L)
+  python3 python3-venv         # SMTP sink and API fuzzer used by tests
+  curl ca-certificates
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "installing: ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "cargo not found: install Rust (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
