@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use jo_server::config::{Config, Secret, ServeArgs};
+
 /// JO E-Tickets issuance server: web shop, admin console and scanner sync API.
 #[derive(Parser)]
 #[command(name = "jo-server", version, about)]
@@ -15,6 +17,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Serve the web shop (creates the data directory, database and signing key on first run).
+    Serve(ServeArgs),
     /// Generate the ticket-signing key (PKCS#8 PEM, mode 0600) and the public keyring (SPKI PEM).
     Keygen {
         /// Directory of the key files.
@@ -24,11 +28,33 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// Create an administrator. The password is read from stdin (first line)
+    /// or from JO_ADMIN_PASSWORD, never from a flag.
+    CreateAdmin {
+        /// Data directory.
+        #[arg(long = "data", env = "JO_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// SQLite database file [default: DATA/jo.sqlite3].
+        #[arg(long, env = "JO_DATABASE")]
+        database: Option<PathBuf>,
+        /// Admin's email address.
+        #[arg(long)]
+        email: String,
+        /// Admin's username.
+        #[arg(long)]
+        username: String,
+    },
 }
 
-fn main() -> anyhow::Result<()> {
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(args) => {
+            jo_server::init_tracing(args.log_json);
+            let config = Config::from_serve_args(args)?;
+            jo_server::Application::build(config).await?.run_until_stopped().await?;
+        }
         Command::Keygen { keys, force } => {
             let g = jo_shared::keys::generate(&keys, force)
                 .with_context(|| format!("keygen in {}", keys.display()))?;
@@ -37,6 +63,19 @@ fn main() -> anyhow::Result<()> {
             if let Some(old) = g.rotated_from {
                 println!("rotated from key {old}: it stays in the keyring until withdrawn");
             }
+        }
+        Command::CreateAdmin { data_dir, database, email, username } => {
+            jo_server::init_tracing(false);
+            let password = match std::env::var("JO_ADMIN_PASSWORD") {
+                Ok(p) if !p.is_empty() => Secret::new(p),
+                _ => jo_server::admin::read_password(&mut std::io::stdin().lock())?,
+            };
+            let mut config = Config::for_data_dir(data_dir);
+            if let Some(db) = database {
+                config.database = db;
+            }
+            let id = jo_server::admin::create_admin(&config, &email, &username, password).await?;
+            println!("admin {username} created (id {id}); two-factor enrolment is required at first login");
         }
     }
     Ok(())

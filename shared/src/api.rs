@@ -12,6 +12,67 @@ pub use crate::revocation::{RevocationDelta, RevocationEntry, SignedListState};
 use crate::signing::KeyId;
 use crate::ticket::TicketId;
 
+/// A scan id: a random (version 4) UUID in its lower-case hyphenated text form,
+/// made by the device that scanned. Upload is idempotent by scan id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ScanId(String);
+
+impl ScanId {
+    /// A fresh random id from the operating system's CSPRNG.
+    pub fn generate() -> Result<Self, crate::doublekey::RandomError> {
+        let mut b = [0u8; 16];
+        crate::doublekey::random_bytes(&mut b)?;
+        b[6] = (b[6] & 0x0f) | 0x40; // version 4
+        b[8] = (b[8] & 0x3f) | 0x80; // RFC 4122 variant
+        let h = hex::encode(b);
+        Ok(Self(format!(
+            "{}-{}-{}-{}-{}",
+            &h[0..8],
+            &h[8..12],
+            &h[12..16],
+            &h[16..20],
+            &h[20..32]
+        )))
+    }
+
+    /// Parses the hyphenated form (8-4-4-4-12 hex digits, any case; stored lower-case).
+    pub fn parse(s: &str) -> Option<Self> {
+        let groups: Vec<&str> = s.split('-').collect();
+        let lens = [8, 4, 4, 4, 12];
+        let ok = groups.len() == 5
+            && groups
+                .iter()
+                .zip(lens)
+                .all(|(g, n)| g.len() == n && g.bytes().all(|c| c.is_ascii_hexdigit()));
+        ok.then(|| Self(s.to_ascii_lowercase()))
+    }
+
+    /// The text form.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ScanId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        Self::parse(&s).ok_or_else(|| "scan_id must be a UUID (8-4-4-4-12 hex digits)".to_owned())
+    }
+}
+
+impl From<ScanId> for String {
+    fn from(id: ScanId) -> Self {
+        id.0
+    }
+}
+
+impl std::fmt::Display for ScanId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Path prefix of every sync API route.
 pub const API_PREFIX: &str = "/api/v1";
 
@@ -164,8 +225,8 @@ impl ScanVerdict {
 /// One line of a device's scan log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanRecord {
-    /// Unique scan id (UUID, text form), the key of idempotent upload.
-    pub scan_id: String,
+    /// Unique scan id, the key of idempotent upload.
+    pub scan_id: ScanId,
     /// Position in the device's log, from 1, without gaps.
     pub seq: u64,
     /// Hash of the previous record (hex; 64 zeros for the first).
@@ -211,7 +272,7 @@ impl ScanRecord {
     pub fn hash(&self) -> [u8; 32] {
         let mut h = Sha256::new();
         h.update(b"JO-SCAN-v1\0");
-        put_str(&mut h, &self.scan_id);
+        put_str(&mut h, self.scan_id.as_str());
         h.update(self.seq.to_be_bytes());
         put_str(&mut h, &self.prev_hash);
         match &self.ticket_id {
@@ -265,7 +326,7 @@ pub struct ScanBatchResponse {
     /// Records stored now.
     pub stored: u32,
     /// Scan ids already stored earlier (a retried upload): not errors.
-    pub duplicates: Vec<String>,
+    pub duplicates: Vec<ScanId>,
     /// Conflicts detected in this batch (stored and flagged for admins).
     pub conflicts: u32,
     /// Server time, Unix seconds.
@@ -278,7 +339,7 @@ mod tests {
 
     fn record() -> ScanRecord {
         ScanRecord {
-            scan_id: "7f1c6a5e-8a0e-4a53-9a53-2b7f6d2d2a10".into(),
+            scan_id: ScanId::parse("7f1c6a5e-8a0e-4a53-9a53-2b7f6d2d2a10").expect("uuid"),
             seq: 1,
             prev_hash: "0".repeat(64),
             ticket_id: Some(TicketId([1; 10])),
@@ -297,7 +358,7 @@ mod tests {
         let base = record();
         let h = base.hash();
         let variants: Vec<fn(&mut ScanRecord)> = vec![
-            |r| r.scan_id.push('x'),
+            |r| r.scan_id = ScanId::parse("7f1c6a5e-8a0e-4a53-9a53-2b7f6d2d2a11").expect("uuid"),
             |r| r.seq += 1,
             |r| r.prev_hash = "1".repeat(64),
             |r| r.ticket_id = None,
@@ -314,6 +375,19 @@ mod tests {
             change(&mut r);
             assert_ne!(r.hash(), h, "field {i} is not covered");
         }
+    }
+
+    #[test]
+    fn scan_ids_are_random_v4_uuids_and_parse_strictly() {
+        let a = ScanId::generate().expect("csprng");
+        assert_ne!(a, ScanId::generate().expect("csprng"));
+        assert_eq!(ScanId::parse(a.as_str()), Some(a.clone()));
+        assert_eq!(a.as_str().as_bytes()[14], b'4');
+        assert!(ScanId::parse("7F1C6A5E-8A0E-4A53-9A53-2B7F6D2D2A10").is_some());
+        for bad in ["", "x", "7f1c6a5e8a0e4a539a532b7f6d2d2a10", "7f1c6a5e-8a0e-4a53-9a53-2b7f6d2d2a1g"] {
+            assert!(ScanId::parse(bad).is_none(), "{bad}");
+        }
+        assert!(serde_json::from_str::<ScanId>("\"nope\"").is_err());
     }
 
     #[test]

@@ -144,9 +144,18 @@ pub enum DecodeImageError {
     TooLarge,
 }
 
-/// Decodes every QR symbol rqrr finds in a grayscale image; the strings of the
-/// symbols that could be read, in detection order.
-pub fn decode_image(img: &GrayImage) -> Result<Vec<String>, DecodeImageError> {
+/// A QR symbol read from an image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decoded {
+    /// The symbol's text.
+    pub text: String,
+    /// The symbol's corners in image pixels (clockwise from top-left), so a
+    /// caller can look again in the same region of the next frame.
+    pub corners: [(i32, i32); 4],
+}
+
+/// Decodes every QR symbol rqrr finds in a grayscale image, in detection order.
+pub fn decode_symbols(img: &GrayImage) -> Result<Vec<Decoded>, DecodeImageError> {
     if img.width() > MAX_DECODE_SIDE || img.height() > MAX_DECODE_SIDE {
         return Err(DecodeImageError::TooLarge);
     }
@@ -156,15 +165,24 @@ pub fn decode_image(img: &GrayImage) -> Result<Vec<String>, DecodeImageError> {
         img.get_pixel_checked(x as u32, y as u32)
             .map_or(255, |p| p.0[0])
     });
-    let found: Vec<String> = prepared
+    let found: Vec<Decoded> = prepared
         .detect_grids()
         .into_iter()
-        .filter_map(|g| g.decode().ok().map(|(_, text)| text))
+        .filter_map(|g| {
+            let corners = g.bounds.map(|p| (p.x, p.y));
+            g.decode().ok().map(|(_, text)| Decoded { text, corners })
+        })
         .collect();
     if found.is_empty() {
         return Err(DecodeImageError::NotFound);
     }
     Ok(found)
+}
+
+/// Decodes every QR symbol rqrr finds in a grayscale image; the strings of the
+/// symbols that could be read, in detection order.
+pub fn decode_image(img: &GrayImage) -> Result<Vec<String>, DecodeImageError> {
+    Ok(decode_symbols(img)?.into_iter().map(|d| d.text).collect())
 }
 
 #[cfg(test)]

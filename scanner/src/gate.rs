@@ -1,0 +1,327 @@
+//! The gate's decision: a decoded string in, a logged verdict out.
+//!
+//! [`Gate`] keeps in memory what a decision needs (keyring, revocation list,
+//! sessions and their entry rules, entries seen here and at other gates) and
+//! the store where every decision is logged. [`Gate::scan`] verifies with the
+//! shared crate, applies the session's entry rule, appends the scan to the log
+//! durably, and only then returns the verdict to show.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use jo_shared::api::{EntryRule, GateSession, ScanId, ScanRecord, ScanVerdict};
+use jo_shared::revocation::RevocationList;
+use jo_shared::signing::Keyring;
+use jo_shared::ticket::{TicketId, TicketPayload};
+use jo_shared::verify::{EntryLookup, PriorEntry, Verdict, VerifyContext, verify};
+
+use crate::store::{Store, StoreError};
+
+/// Clock skew tolerated between the issuing server and this device.
+pub const DEFAULT_SKEW_SECS: i64 = 300;
+
+/// How long the same code in front of the camera counts as one scan.
+pub const DEFAULT_REPEAT_WINDOW: Duration = Duration::from_secs(4);
+
+/// A decision, as shown and logged.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The logged record (`None` for a repeat of the previous code, which is
+    /// not a new scan).
+    pub record: Option<ScanRecord>,
+    /// Whether this is the same code as the previous scan, within the repeat window.
+    pub repeat: bool,
+}
+
+/// Admissions of one ticket, oldest first.
+type Admissions = HashMap<TicketId, Vec<PriorEntry>>;
+
+/// The gate's state and log.
+pub struct Gate {
+    store: Store,
+    keyring: Keyring,
+    revocations: RevocationList,
+    sessions: Vec<GateSession>,
+    served: Vec<u32>,
+    admissions: Admissions,
+    gate: String,
+    skew_secs: i64,
+    repeat_window: Duration,
+    last: Option<(String, Instant, Verdict)>,
+}
+
+/// Applies a session's entry rule to the admissions known.
+struct RuleLookup<'a> {
+    admissions: &'a Admissions,
+    sessions: &'a [GateSession],
+}
+
+impl EntryLookup for RuleLookup<'_> {
+    fn prior_entry(&self, ticket: &TicketPayload) -> Option<PriorEntry> {
+        let seen = self.admissions.get(&ticket.ticket_id)?;
+        let rule = self
+            .sessions
+            .iter()
+            .find(|s| s.id == ticket.session_id)
+            .map_or(EntryRule::Single, |s| s.entry_rule);
+        let allowed = match rule {
+            EntryRule::Single => 1,
+            EntryRule::Multiple { max_entries } => max_entries.max(1) as usize,
+        };
+        // Used up: show the latest entry (when and where it last went in).
+        (seen.len() >= allowed).then(|| seen.last().cloned()).flatten()
+    }
+}
+
+impl Gate {
+    /// Loads the gate's state from its store.
+    pub fn load(store: Store) -> Result<Self, StoreError> {
+        let keyring = store.keyring()?;
+        let revocations = store.revocations()?;
+        let all = store.sessions()?;
+        let served = all.iter().filter(|(_, sel)| *sel).map(|(s, _)| s.id).collect();
+        let sessions = all.into_iter().map(|(s, _)| s).collect();
+        let gate = store.gate()?;
+        let mut admissions: Admissions = HashMap::new();
+        let mut known = store.known_entries()?;
+        known.sort_by_key(|e| e.scanned_at);
+        for e in known {
+            admissions.entry(e.ticket_id).or_default().push(PriorEntry {
+                scanned_at: e.scanned_at,
+                gate: e.gate,
+            });
+        }
+        Ok(Self {
+            store,
+            keyring,
+            revocations,
+            sessions,
+            served,
+            admissions,
+            gate,
+            skew_secs: DEFAULT_SKEW_SECS,
+            repeat_window: DEFAULT_REPEAT_WINDOW,
+            last: None,
+        })
+    }
+
+    /// Sets how long the same code counts as one scan.
+    pub fn set_repeat_window(&mut self, window: Duration) {
+        self.repeat_window = window;
+    }
+
+    /// The store (for sync and the UI's counters).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Mutable store access.
+    pub fn store_mut(&mut self) -> &mut Store {
+        &mut self.store
+    }
+
+    /// Reloads everything from the store (after a sync changed it).
+    pub fn reload(&mut self) -> Result<(), StoreError> {
+        let store = std::mem::replace(&mut self.store, Store::in_memory()?);
+        let window = self.repeat_window;
+        *self = Self::load(store)?;
+        self.repeat_window = window;
+        Ok(())
+    }
+
+    /// The sessions known, for display.
+    pub fn sessions(&self) -> &[GateSession] {
+        &self.sessions
+    }
+
+    /// Decides on a scanned string at device time `now` (Unix seconds), logs
+    /// the decision durably, and returns it. A failure to log is an error: a
+    /// verdict that is not in the log is never shown.
+    pub fn scan(&mut self, text: &str, now: i64) -> Result<Scan, StoreError> {
+        let text = text.trim();
+        if let Some((last, at, verdict)) = &self.last {
+            if last == text && at.elapsed() < self.repeat_window {
+                return Ok(Scan {
+                    verdict: verdict.clone(),
+                    record: None,
+                    repeat: true,
+                });
+            }
+        }
+        let lookup = RuleLookup {
+            admissions: &self.admissions,
+            sessions: &self.sessions,
+        };
+        let verdict = verify(
+            text,
+            &VerifyContext {
+                keyring: &self.keyring,
+                sessions: &self.served,
+                now,
+                skew_secs: self.skew_secs,
+                revocations: &self.revocations,
+                entries: &lookup,
+            },
+        );
+        let ticket = verdict.ticket();
+        let record = ScanRecord {
+            scan_id: ScanId::generate()
+                .map_err(|e| StoreError::Corrupt(format!("no scan id: {e}")))?,
+            seq: 0,
+            prev_hash: String::new(),
+            ticket_id: ticket.map(|t| t.ticket_id),
+            session_id: ticket.map(|t| t.session_id),
+            // Keep the evidence of anything not admitted; bounded by the QR
+            // string limit so a hostile code cannot bloat the log.
+            raw: match verdict {
+                Verdict::Admit { .. } => None,
+                _ => Some(text.chars().take(jo_shared::qr::MAX_QR_STRING_LEN + 1).collect()),
+            },
+            verdict: match verdict {
+                Verdict::Admit { .. } => ScanVerdict::Admit,
+                Verdict::Refuse { .. } => ScanVerdict::Refuse,
+                Verdict::AlreadyUsed { .. } => ScanVerdict::Used,
+            },
+            reason: verdict.reason_code().map(str::to_owned),
+            admits: match &verdict {
+                Verdict::Admit { ticket } => ticket.admits,
+                _ => 0,
+            },
+            gate: self.gate.clone(),
+            scanned_at: now,
+        };
+        let record = self.store.append_scan(record)?;
+        if let Verdict::Admit { ticket } = &verdict {
+            self.admissions
+                .entry(ticket.ticket_id)
+                .or_default()
+                .push(PriorEntry {
+                    scanned_at: now,
+                    gate: self.gate.clone(),
+                });
+        }
+        self.last = Some((text.to_owned(), Instant::now(), verdict.clone()));
+        Ok(Scan {
+            verdict,
+            record: Some(record),
+            repeat: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use jo_shared::qr;
+    use jo_shared::signing::{KeyId, TicketSigner};
+    use jo_shared::ticket::HolderName;
+
+    const NOW: i64 = 1_785_000_000;
+
+    fn session(id: u32, rule: EntryRule) -> GateSession {
+        GateSession {
+            id,
+            sport: "Escrime".into(),
+            title: "Sabre".into(),
+            venue: "Grand Palais".into(),
+            starts_at: NOW,
+            ends_at: NOW + 7200,
+            doors_open_at: NOW - 3600,
+            entry_rule: rule,
+        }
+    }
+
+    fn ticket(s: &TicketSigner, id: u8, session_id: u32) -> String {
+        let p = TicketPayload {
+            key_id: KeyId([0; 4]),
+            ticket_id: TicketId([id; 10]),
+            session_id,
+            admits: 2,
+            valid_from: (NOW - 3600) as u32,
+            valid_minutes: 300,
+            holder: HolderName::shorten("Léa Martin"),
+        };
+        qr::encode_string(&s.sign_ticket(&p).expect("signs"))
+    }
+
+    fn gate(s: &TicketSigner) -> Gate {
+        let mut store = Store::in_memory().expect("store");
+        let mut key = [0u8; 32];
+        key.copy_from_slice(s.verifying_key().as_bytes());
+        store
+            .replace_keyring(&[(s.key_id(), key, false)])
+            .expect("keyring");
+        store
+            .replace_sessions(&[
+                session(1, EntryRule::Single),
+                session(2, EntryRule::Multiple { max_entries: 2 }),
+            ])
+            .expect("sessions");
+        store.set_gate("Porte A").expect("gate");
+        let mut g = Gate::load(store).expect("loads");
+        g.set_repeat_window(Duration::ZERO);
+        g
+    }
+
+    #[test]
+    fn second_scan_of_a_single_entry_ticket_is_already_used() {
+        let s = TicketSigner::new(SigningKey::from_bytes(&[1; 32]));
+        let mut g = gate(&s);
+        let code = ticket(&s, 1, 1);
+        assert!(matches!(g.scan(&code, NOW).expect("logs").verdict, Verdict::Admit { .. }));
+        match g.scan(&code, NOW + 30).expect("logs").verdict {
+            Verdict::AlreadyUsed { prior, .. } => {
+                assert_eq!(prior.scanned_at, NOW);
+                assert_eq!(prior.gate, "Porte A");
+            }
+            other => panic!("expected used, got {other:?}"),
+        }
+        let log = g.store().all_scans().expect("log");
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[1].prev_hash, hex::encode(log[0].hash()));
+        assert_eq!(log[1].reason.as_deref(), Some("already_used"));
+    }
+
+    #[test]
+    fn multi_entry_sessions_allow_their_count() {
+        let s = TicketSigner::new(SigningKey::from_bytes(&[1; 32]));
+        let mut g = gate(&s);
+        let code = ticket(&s, 2, 2);
+        assert!(matches!(g.scan(&code, NOW).expect("logs").verdict, Verdict::Admit { .. }));
+        assert!(matches!(g.scan(&code, NOW + 1).expect("logs").verdict, Verdict::Admit { .. }));
+        assert!(matches!(g.scan(&code, NOW + 2).expect("logs").verdict, Verdict::AlreadyUsed { .. }));
+    }
+
+    #[test]
+    fn same_code_held_in_front_of_the_camera_is_one_scan() {
+        let s = TicketSigner::new(SigningKey::from_bytes(&[1; 32]));
+        let mut g = gate(&s);
+        g.set_repeat_window(Duration::from_secs(60));
+        let code = ticket(&s, 3, 1);
+        let first = g.scan(&code, NOW).expect("logs");
+        let again = g.scan(&code, NOW).expect("logs");
+        assert!(matches!(first.verdict, Verdict::Admit { .. }));
+        assert!(again.repeat && again.record.is_none());
+        assert!(matches!(again.verdict, Verdict::Admit { .. }));
+        assert_eq!(g.store().all_scans().expect("log").len(), 1);
+    }
+
+    #[test]
+    fn refusals_are_logged_with_their_raw_code() {
+        let s = TicketSigner::new(SigningKey::from_bytes(&[1; 32]));
+        let mut g = gate(&s);
+        let v = g.scan("garbage!", NOW).expect("logs");
+        assert_eq!(v.verdict.reason_code(), Some("bad_encoding"));
+        let log = g.store().all_scans().expect("log");
+        assert_eq!(log[0].raw.as_deref(), Some("garbage!"));
+        assert_eq!(log[0].verdict, ScanVerdict::Refuse);
+        // A session the gate does not serve.
+        g.store_mut().select_sessions(&[2]).expect("select");
+        g.reload().expect("reload");
+        let v = g.scan(&ticket(&s, 4, 1), NOW).expect("logs");
+        assert_eq!(v.verdict.reason_code(), Some("wrong_session"));
+    }
+}

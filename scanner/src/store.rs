@@ -1,0 +1,469 @@
+//! The scanner's local store (SQLite): keyring, sessions, revocation list,
+//! entries seen, the hash-chained scan log and sync cursors.
+//!
+//! Durability is the point: the database runs in WAL mode with
+//! `synchronous = FULL`, so a committed scan is on disk before
+//! [`Store::append_scan`] returns, and the verdict is shown only after that. A
+//! crash or a power cut at any instant leaves every shown verdict in the log.
+
+use std::path::Path;
+
+use jo_shared::api::{EntryRule, GateSession, ScanId, ScanRecord, ScanVerdict};
+use jo_shared::revocation::{RevocationEntry, RevocationList};
+use jo_shared::signing::{KeyId, Keyring, verifying_key_from_bytes};
+use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+/// File name of the database inside the state directory.
+pub const DB_FILE: &str = "scanner.sqlite3";
+
+const MIGRATIONS: &[&str] = &[
+    // 1: everything the gate needs offline.
+    r#"
+    CREATE TABLE device (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        server_url TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        token TEXT NOT NULL,
+        secret_key BLOB NOT NULL,
+        gate TEXT NOT NULL DEFAULT '',
+        enrolled_at INTEGER NOT NULL
+    );
+    CREATE TABLE keyring (
+        key_id TEXT PRIMARY KEY,
+        public_key BLOB NOT NULL,
+        withdrawn INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE TABLE sessions (
+        id INTEGER PRIMARY KEY,
+        json TEXT NOT NULL,
+        selected INTEGER NOT NULL DEFAULT 1
+    );
+    CREATE TABLE revocations (
+        version INTEGER PRIMARY KEY,
+        ticket_id BLOB NOT NULL,
+        reason INTEGER NOT NULL,
+        revoked_at INTEGER NOT NULL
+    );
+    CREATE TABLE revocation_state (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        head BLOB NOT NULL,
+        issued_at INTEGER NOT NULL
+    );
+    CREATE TABLE scans (
+        seq INTEGER PRIMARY KEY,
+        scan_id TEXT NOT NULL UNIQUE,
+        record TEXT NOT NULL,
+        hash BLOB NOT NULL,
+        uploaded INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX scans_pending ON scans (uploaded, seq);
+    CREATE TABLE remote_entries (
+        ticket_id BLOB NOT NULL,
+        session_id INTEGER NOT NULL,
+        device_id TEXT NOT NULL,
+        gate TEXT NOT NULL,
+        scanned_at INTEGER NOT NULL,
+        PRIMARY KEY (ticket_id, device_id, scanned_at)
+    );
+    CREATE TABLE sync_state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    "#,
+];
+
+/// Errors of the local store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("local database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    /// Stored data is not what this build wrote.
+    #[error("local database holds invalid data: {0}")]
+    Corrupt(String),
+    /// The state directory cannot be created.
+    #[error("state directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Result of store operations.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// An entry (admission) known to this device: its own or another gate's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownEntry {
+    /// The ticket.
+    pub ticket_id: TicketId,
+    /// Device time of the admission.
+    pub scanned_at: i64,
+    /// Gate.
+    pub gate: String,
+}
+
+/// The local store.
+pub struct Store {
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir` and applies migrations.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        let conn = Connection::open(dir.join(DB_FILE))?;
+        Self::init(conn)
+    }
+
+    /// An in-memory store, for tests.
+    pub fn in_memory() -> Result<Self> {
+        Self::init(Connection::open_in_memory()?)
+    }
+
+    fn init(mut conn: Connection) -> Result<Self> {
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // FULL: the WAL is fsynced at every commit, so a committed scan survives a power cut.
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let version: usize = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {version} is newer than this scanner ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        for (i, m) in MIGRATIONS.iter().enumerate().skip(version) {
+            tx.execute_batch(m)?;
+            tx.pragma_update(None, "user_version", i + 1)?;
+        }
+        tx.commit()?;
+        Ok(Self { conn })
+    }
+
+    /// The device's gate name ('' before one is chosen).
+    pub fn gate(&self) -> Result<String> {
+        Ok(self
+            .conn
+            .query_row("SELECT gate FROM device WHERE id = 1", [], |r| r.get(0))
+            .optional()?
+            .unwrap_or_default())
+    }
+
+    /// Replaces the keyring with the synced one.
+    pub fn replace_keyring(&mut self, keys: &[(KeyId, [u8; 32], bool)]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM keyring", [])?;
+        for (id, key, withdrawn) in keys {
+            tx.execute(
+                "INSERT INTO keyring (key_id, public_key, withdrawn) VALUES (?1, ?2, ?3)",
+                params![id.to_hex(), &key[..], withdrawn],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> Result<Keyring> {
+        let mut ring = Keyring::new();
+        let mut withdrawn = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key_id, public_key, withdrawn FROM keyring")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, bool>(2)?))
+        })?;
+        for row in rows {
+            let (id, key, w) = row?;
+            let key = verifying_key_from_bytes(&key)
+                .ok_or_else(|| StoreError::Corrupt(format!("public key {id}")))?;
+            let got = ring
+                .add(key)
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if w {
+                withdrawn.push(got);
+            }
+        }
+        for id in withdrawn {
+            ring.withdraw(id);
+        }
+        Ok(ring)
+    }
+
+    /// Replaces the sessions with the synced ones, keeping which were selected
+    /// for this gate (new sessions start selected).
+    pub fn replace_sessions(&mut self, sessions: &[GateSession]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        let keep: Vec<(u32, bool)> = {
+            let mut stmt = tx.prepare("SELECT id, selected FROM sessions")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        tx.execute("DELETE FROM sessions", [])?;
+        for s in sessions {
+            let selected = keep
+                .iter()
+                .find(|(id, _)| *id == s.id)
+                .is_none_or(|(_, sel)| *sel);
+            let json = serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.execute(
+                "INSERT INTO sessions (id, json, selected) VALUES (?1, ?2, ?3)",
+                params![s.id, json, selected],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Sessions, with whether this gate serves each.
+    pub fn sessions(&self) -> Result<Vec<(GateSession, bool)>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT json, selected FROM sessions ORDER BY id")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (json, sel) = row?;
+            let s: GateSession =
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            out.push((s, sel));
+        }
+        Ok(out)
+    }
+
+    /// Chooses which sessions this gate serves.
+    pub fn select_sessions(&mut self, ids: &[u32]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute("UPDATE sessions SET selected = 0", [])?;
+        for id in ids {
+            tx.execute("UPDATE sessions SET selected = 1 WHERE id = ?1", [id])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Stores verified revocation entries and the state they lead to, in one
+    /// transaction (the caller verified them with [`RevocationList::apply`]).
+    pub fn add_revocations(
+        &mut self,
+        entries: &[RevocationEntry],
+        list: &RevocationList,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare(
+                "INSERT OR IGNORE INTO revocations (version, ticket_id, reason, revoked_at) VALUES (?1, ?2, ?3, ?4)",
+            )?;
+            for e in entries {
+                stmt.execute(params![
+                    e.version as i64,
+                    &e.ticket_id.0[..],
+                    e.reason,
+                    e.revoked_at
+                ])?;
+            }
+        }
+        tx.execute(
+            "INSERT INTO revocation_state (id, version, head, issued_at) VALUES (1, ?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET version = excluded.version, head = excluded.head, issued_at = excluded.issued_at",
+            params![list.version() as i64, &list.head()[..], list.issued_at()],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The revocation list as last verified.
+    pub fn revocations(&self) -> Result<RevocationList> {
+        let state: Option<(i64, Vec<u8>, i64)> = self
+            .conn
+            .query_row(
+                "SELECT version, head, issued_at FROM revocation_state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()?;
+        let Some((version, head, issued_at)) = state else {
+            return Ok(RevocationList::new());
+        };
+        let head: [u8; 32] = head
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("revocation head".into()))?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT ticket_id, reason FROM revocations WHERE version <= ?1")?;
+        let rows = stmt.query_map([version], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u8>(1)?)))?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (id, reason) = row?;
+            entries.push((ticket_id(&id)?, reason));
+        }
+        Ok(RevocationList::restore(version as u64, head, issued_at, entries))
+    }
+
+    /// Appends a scan to the log, chained to the previous one, and commits it
+    /// durably. Returns the stored record (with its `seq` and `prev_hash`).
+    pub fn append_scan(&mut self, mut record: ScanRecord) -> Result<ScanRecord> {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let last: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT seq, hash FROM scans ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let (seq, prev) = match last {
+            Some((seq, hash)) => (seq as u64 + 1, hex::encode(hash)),
+            None => (1, "0".repeat(64)),
+        };
+        record.seq = seq;
+        record.prev_hash = prev;
+        let hash = record.hash();
+        let json = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        tx.execute(
+            "INSERT INTO scans (seq, scan_id, record, hash) VALUES (?1, ?2, ?3, ?4)",
+            params![seq as i64, record.scan_id.as_str(), json, &hash[..]],
+        )?;
+        tx.commit()?;
+        Ok(record)
+    }
+
+    /// Scans not yet uploaded, oldest first, at most `limit`.
+    pub fn pending_scans(&self, limit: usize) -> Result<Vec<ScanRecord>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT record FROM scans WHERE uploaded = 0 ORDER BY seq LIMIT ?1")?;
+        let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
+        rows.map(|r| {
+            serde_json::from_str(&r?).map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .collect()
+    }
+
+    /// Number of scans waiting for upload.
+    pub fn pending_count(&self) -> Result<u64> {
+        Ok(self
+            .conn
+            .query_row("SELECT COUNT(*) FROM scans WHERE uploaded = 0", [], |r| {
+                r.get::<_, i64>(0)
+            })? as u64)
+    }
+
+    /// Marks scans as uploaded.
+    pub fn mark_uploaded(&mut self, ids: &[ScanId]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for id in ids {
+            tx.execute("UPDATE scans SET uploaded = 1 WHERE scan_id = ?1", [id.as_str()])?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every scan in the log, oldest first.
+    pub fn all_scans(&self) -> Result<Vec<ScanRecord>> {
+        let mut stmt = self.conn.prepare("SELECT record FROM scans ORDER BY seq")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        rows.map(|r| {
+            serde_json::from_str(&r?).map_err(|e| StoreError::Corrupt(e.to_string()))
+        })
+        .collect()
+    }
+
+    /// Records entries other devices uploaded (learned at sync).
+    pub fn add_remote_entries(&mut self, entries: &[jo_shared::api::RemoteEntry]) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        for e in entries {
+            tx.execute(
+                "INSERT OR IGNORE INTO remote_entries (ticket_id, session_id, device_id, gate, scanned_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![&e.ticket_id.0[..], e.session_id, e.device_id, e.gate, e.scanned_at],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Every admission known: this device's admitted scans and other devices'.
+    pub fn known_entries(&self) -> Result<Vec<KnownEntry>> {
+        let mut out = Vec::new();
+        for r in self.all_scans()? {
+            if let (ScanVerdict::Admit, Some(id)) = (r.verdict, r.ticket_id) {
+                out.push(KnownEntry {
+                    ticket_id: id,
+                    scanned_at: r.scanned_at,
+                    gate: r.gate,
+                });
+            }
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT ticket_id, gate, scanned_at FROM remote_entries")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+        })?;
+        for row in rows {
+            let (id, gate, scanned_at) = row?;
+            out.push(KnownEntry {
+                ticket_id: ticket_id(&id)?,
+                scanned_at,
+                gate,
+            });
+        }
+        Ok(out)
+    }
+
+    /// A sync cursor or other small setting.
+    pub fn get_state(&self, key: &str) -> Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM sync_state WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Sets a sync cursor or other small setting.
+    pub fn set_state(&mut self, key: &str, value: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO sync_state (key, value) VALUES (?1, ?2)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
+    /// Sets the gate name, creating a local-only device row when none exists.
+    pub fn set_gate(&mut self, gate: &str) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO device (id, server_url, device_id, token, secret_key, gate, enrolled_at)
+             VALUES (1, '', '', '', X'', ?1, 0)
+             ON CONFLICT (id) DO UPDATE SET gate = excluded.gate",
+            [gate],
+        )?;
+        Ok(())
+    }
+
+    /// Entry rule of a session, `Single` when the session is unknown.
+    pub fn entry_rule_of(sessions: &[(GateSession, bool)], id: u32) -> EntryRule {
+        sessions
+            .iter()
+            .find(|(s, _)| s.id == id)
+            .map_or(EntryRule::Single, |(s, _)| s.entry_rule)
+    }
+}
+
+fn ticket_id(bytes: &[u8]) -> Result<TicketId> {
+    let id: [u8; TICKET_ID_LEN] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("ticket id length".into()))?;
+    Ok(TicketId(id))
+}

@@ -1,0 +1,319 @@
+//! Typed configuration: defaults that run out of the box, overridden by flags
+//! and `JO_*` environment variables (clap reads both).
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+
+/// A secret string (SMTP password, …) that never prints, not even in `Debug`.
+#[derive(Clone, Default)]
+pub struct Secret(zeroize::Zeroizing<String>);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: String) -> Self {
+        Self(zeroize::Zeroizing::new(value))
+    }
+
+    /// The secret itself; call only where it is used, never to log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Self::new(s.to_owned()))
+    }
+}
+
+/// How the connection to the SMTP relay is secured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SmtpTls {
+    /// Plain SMTP (only for a relay on localhost or a test sink).
+    None,
+    /// SMTP then STARTTLS (required), usually port 587.
+    Starttls,
+    /// Implicit TLS ("SMTPS"), usually port 465.
+    Tls,
+}
+
+/// SMTP relay settings; without a host, mail goes to the outbox directory.
+#[derive(Clone, Debug)]
+pub struct SmtpSettings {
+    /// Relay host name.
+    pub host: String,
+    /// Relay port.
+    pub port: u16,
+    /// Transport security.
+    pub tls: SmtpTls,
+    /// Login, if the relay needs one.
+    pub username: Option<String>,
+    /// Password for `username`.
+    pub password: Option<Secret>,
+}
+
+/// Argon2id cost parameters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory in KiB.
+    pub memory_kib: u32,
+    /// Number of passes.
+    pub iterations: u32,
+    /// Lanes.
+    pub parallelism: u32,
+}
+
+impl Argon2Params {
+    /// Production parameters: above OWASP's minimum for argon2id (19 MiB, t=2,
+    /// p=1): 46 MiB and two passes, about 100 ms per hash on one current core.
+    pub const PRODUCTION: Self = Self {
+        memory_kib: 47_104,
+        iterations: 2,
+        parallelism: 1,
+    };
+
+    /// Cheap parameters for tests only ([`Config::for_tests`]); `serve`
+    /// always uses [`Argon2Params::PRODUCTION`].
+    pub const INSECURE_FOR_TESTS: Self = Self {
+        memory_kib: 1024,
+        iterations: 1,
+        parallelism: 1,
+    };
+}
+
+/// Login-throttling policy.
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottlePolicy {
+    /// Failures per account (or per trusted device) before delays start.
+    pub account_free_failures: u32,
+    /// Failures per client address before delays start.
+    pub address_free_failures: u32,
+    /// First lock duration; it doubles with every further failure.
+    pub base_lock_secs: i64,
+    /// Longest lock: whatever an attacker does, the account opens again after it.
+    pub max_lock_secs: i64,
+    /// Failures older than this are forgotten.
+    pub window_secs: i64,
+}
+
+impl Default for ThrottlePolicy {
+    fn default() -> Self {
+        Self {
+            account_free_failures: 5,
+            address_free_failures: 20,
+            base_lock_secs: 30,
+            max_lock_secs: 15 * 60,
+            window_secs: 60 * 60,
+        }
+    }
+}
+
+/// Session lifetimes.
+#[derive(Clone, Copy, Debug)]
+pub struct SessionPolicy {
+    /// A session unused for this long ends.
+    pub idle_secs: i64,
+    /// A session ends this long after login, used or not.
+    pub absolute_secs: i64,
+    /// Time allowed between a correct password and the second factor.
+    pub second_factor_secs: i64,
+}
+
+impl Default for SessionPolicy {
+    fn default() -> Self {
+        Self {
+            idle_secs: 2 * 60 * 60,
+            absolute_secs: 12 * 60 * 60,
+            second_factor_secs: 5 * 60,
+        }
+    }
+}
+
+/// The flags and environment variables of `jo-server serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "JO_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Data directory: database, keys, outbox (created on first run).
+    #[arg(long = "data", env = "JO_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+    /// SQLite database file [default: DATA/jo.sqlite3].
+    #[arg(long, env = "JO_DATABASE")]
+    pub database: Option<PathBuf>,
+    /// Directory of the ticket-signing keys [default: DATA/keys].
+    #[arg(long = "keys", env = "JO_KEYS_DIR")]
+    pub keys_dir: Option<PathBuf>,
+    /// Public base URL used in emails and to decide on Secure cookies and HSTS
+    /// [default: http://BIND].
+    #[arg(long, env = "JO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// SMTP relay host; without it, mail is written as .eml files to DATA/outbox.
+    #[arg(long, env = "JO_SMTP_HOST")]
+    pub smtp_host: Option<String>,
+    /// SMTP relay port [default: 587 with starttls, 465 with tls, 25 otherwise].
+    #[arg(long, env = "JO_SMTP_PORT")]
+    pub smtp_port: Option<u16>,
+    /// SMTP transport security.
+    #[arg(long, env = "JO_SMTP_TLS", value_enum, default_value = "starttls")]
+    pub smtp_tls: SmtpTls,
+    /// SMTP login.
+    #[arg(long, env = "JO_SMTP_USERNAME")]
+    pub smtp_username: Option<String>,
+    /// SMTP password (environment only: a flag would show in `ps`).
+    #[arg(skip)]
+    pub smtp_password: Option<Secret>,
+    /// Sender address of outgoing mail.
+    #[arg(long, env = "JO_MAIL_FROM", default_value = "JO E-Tickets <billetterie@localhost>")]
+    pub mail_from: String,
+    /// Log as JSON lines instead of text.
+    #[arg(long, env = "JO_LOG_JSON")]
+    pub log_json: bool,
+}
+
+/// Everything the application needs to start.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on.
+    pub bind: SocketAddr,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// SQLite database file.
+    pub database: PathBuf,
+    /// Ticket-signing keys directory.
+    pub keys_dir: PathBuf,
+    /// Public base URL without a trailing slash; `None` means `http://` + the bound address.
+    pub public_url: Option<String>,
+    /// SMTP relay; `None` writes mail to the outbox.
+    pub smtp: Option<SmtpSettings>,
+    /// Sender address of outgoing mail.
+    pub mail_from: String,
+    /// Password hashing cost.
+    pub argon2: Argon2Params,
+    /// Login throttling.
+    pub throttle: ThrottlePolicy,
+    /// Session lifetimes.
+    pub sessions: SessionPolicy,
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: usize,
+}
+
+impl Config {
+    /// The configuration of `jo-server serve`, with its defaults filled in.
+    pub fn from_serve_args(args: ServeArgs) -> anyhow::Result<Self> {
+        let smtp_password = std::env::var("JO_SMTP_PASSWORD").ok().map(Secret::new);
+        let smtp = match args.smtp_host {
+            None => None,
+            Some(host) => Some(SmtpSettings {
+                port: args.smtp_port.unwrap_or(match args.smtp_tls {
+                    SmtpTls::Starttls => 587,
+                    SmtpTls::Tls => 465,
+                    SmtpTls::None => 25,
+                }),
+                host,
+                tls: args.smtp_tls,
+                username: args.smtp_username,
+                password: args.smtp_password.or(smtp_password),
+            }),
+        };
+        if let Some(url) = &args.public_url {
+            check_public_url(url).context("invalid JO_PUBLIC_URL / --public-url")?;
+        }
+        Ok(Self {
+            bind: args.bind,
+            database: args.database.unwrap_or_else(|| args.data_dir.join("jo.sqlite3")),
+            keys_dir: args.keys_dir.unwrap_or_else(|| args.data_dir.join("keys")),
+            data_dir: args.data_dir,
+            public_url: args.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            smtp,
+            mail_from: args.mail_from,
+            argon2: Argon2Params::PRODUCTION,
+            throttle: ThrottlePolicy::default(),
+            sessions: SessionPolicy::default(),
+            body_limit_bytes: 64 * 1024,
+        })
+    }
+
+    /// The defaults with everything under `data_dir`.
+    pub fn for_data_dir(data_dir: PathBuf) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: data_dir.join("jo.sqlite3"),
+            keys_dir: data_dir.join("keys"),
+            data_dir,
+            public_url: None,
+            smtp: None,
+            mail_from: "JO E-Tickets <billetterie@localhost>".to_owned(),
+            argon2: Argon2Params::PRODUCTION,
+            throttle: ThrottlePolicy::default(),
+            sessions: SessionPolicy::default(),
+            body_limit_bytes: 64 * 1024,
+        }
+    }
+
+    /// A configuration for tests: everything under `data_dir`, a free port,
+    /// cheap password hashing, mail to the outbox.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            argon2: Argon2Params::INSECURE_FOR_TESTS,
+            ..Self::for_data_dir(data_dir)
+        }
+    }
+
+    /// The outbox directory of the embedded mail transport.
+    pub fn outbox_dir(&self) -> PathBuf {
+        self.data_dir.join("outbox")
+    }
+}
+
+/// Accepts `http://host[:port][/path]` or `https://…`, nothing else.
+pub fn check_public_url(url: &str) -> anyhow::Result<()> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    match rest {
+        Some(r) if !r.is_empty() && !r.starts_with('/') && !r.contains(char::is_whitespace) => {
+            Ok(())
+        }
+        _ => bail!("expected http://HOST[:PORT] or https://HOST[:PORT], got {url:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2hunter2".to_owned());
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+        assert_eq!(s.expose(), "hunter2hunter2");
+    }
+
+    #[test]
+    fn public_url_must_be_http_or_https() {
+        assert!(check_public_url("https://billets.example.fr").is_ok());
+        assert!(check_public_url("http://127.0.0.1:8080").is_ok());
+        assert!(check_public_url("javascript:alert(1)").is_err());
+        assert!(check_public_url("https://").is_err());
+        assert!(check_public_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn production_argon2_meets_owasp_minimum() {
+        let p = Argon2Params::PRODUCTION;
+        // OWASP: m=19 MiB with t=2, or m=46 MiB with t=1, p=1.
+        assert!(p.memory_kib >= 19 * 1024 && p.iterations >= 2);
+    }
+}

@@ -1,0 +1,120 @@
+//! Numbered schema migrations, tracked in `PRAGMA user_version`.
+//!
+//! Migration `n` (1-based) is `MIGRATIONS[n - 1]`. Never edit a released
+//! migration: later issues append new ones (orders, tickets, devices, scans…).
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{StoreError, StoreResult};
+
+/// The migrations, in order.
+pub const MIGRATIONS: &[&str] = &[
+    // 1: accounts and authentication.
+    r#"
+    CREATE TABLE users (
+        id                  INTEGER PRIMARY KEY,
+        username            TEXT NOT NULL UNIQUE COLLATE NOCASE,
+        email               TEXT NOT NULL UNIQUE,
+        first_name          TEXT NOT NULL,
+        last_name           TEXT NOT NULL,
+        password_hash       TEXT NOT NULL,
+        user_key            BLOB NOT NULL CHECK (length(user_key) = 32),
+        role                TEXT NOT NULL DEFAULT 'buyer' CHECK (role IN ('buyer', 'admin')),
+        email_verified_at   INTEGER,
+        totp_secret         BLOB,
+        totp_enabled        INTEGER NOT NULL DEFAULT 0 CHECK (totp_enabled IN (0, 1)),
+        totp_pending_secret BLOB,
+        totp_last_step      INTEGER NOT NULL DEFAULT 0,
+        created_at          INTEGER NOT NULL
+    ) STRICT;
+
+    -- Server-side sessions; the cookie holds a random id, the table its SHA-256.
+    CREATE TABLE sessions (
+        id_hash      BLOB PRIMARY KEY,
+        user_id      INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        stage        TEXT NOT NULL CHECK (stage IN ('second_factor', 'full')),
+        created_at   INTEGER NOT NULL,
+        last_seen_at INTEGER NOT NULL,
+        expires_at   INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX sessions_by_user ON sessions(user_id);
+
+    -- Single-use links sent by email, stored as SHA-256.
+    CREATE TABLE email_tokens (
+        token_hash BLOB PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        purpose    TEXT NOT NULL CHECK (purpose IN ('verify_email', 'reset_password')),
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER
+    ) STRICT;
+    CREATE INDEX email_tokens_by_user ON email_tokens(user_id);
+
+    -- Two-factor recovery codes, stored as SHA-256 (each has 80 random bits).
+    CREATE TABLE recovery_codes (
+        user_id   INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        code_hash BLOB NOT NULL,
+        used_at   INTEGER,
+        PRIMARY KEY (user_id, code_hash)
+    ) STRICT;
+
+    -- Failed-login counters per account, trusted device or client address.
+    CREATE TABLE login_throttle (
+        bucket          TEXT PRIMARY KEY,
+        failures        INTEGER NOT NULL,
+        last_failure_at INTEGER NOT NULL,
+        locked_until    INTEGER NOT NULL
+    ) STRICT;
+
+    -- Server-generated secrets (CSRF and device-cookie keys).
+    CREATE TABLE server_secrets (
+        name  TEXT PRIMARY KEY,
+        value BLOB NOT NULL
+    ) STRICT;
+    "#,
+];
+
+/// Applies every pending migration in one IMMEDIATE transaction, so two
+/// servers starting at once cannot both migrate.
+pub fn apply(conn: &mut Connection) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = i64::try_from(MIGRATIONS.len()).unwrap_or(i64::MAX);
+    if current > known {
+        return Err(StoreError::TooNew {
+            found: current,
+            known,
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+        tx.execute_batch(sql)?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+        tracing::info!(version = i + 1, "applied database migration");
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_are_idempotent() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        apply(&mut conn).expect("migrates");
+        apply(&mut conn).expect("second run is a no-op");
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .expect("reads");
+        assert_eq!(v, MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().expect("opens");
+        conn.pragma_update(None, "user_version", 999).expect("sets");
+        assert!(matches!(apply(&mut conn), Err(StoreError::TooNew { .. })));
+    }
+}

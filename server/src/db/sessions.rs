@@ -1,0 +1,151 @@
+//! The `sessions` aggregate: server-side login sessions.
+//!
+//! Only the SHA-256 of a session id is stored, so a copy of the database does
+//! not let anyone ride a session.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreResult;
+use super::users::{User, get};
+
+/// How far a session got through login.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// The password was right; the TOTP code is still due.
+    SecondFactor,
+    /// Fully logged in.
+    Full,
+}
+
+impl Stage {
+    fn as_str(self) -> &'static str {
+        match self {
+            Stage::SecondFactor => "second_factor",
+            Stage::Full => "full",
+        }
+    }
+}
+
+/// A live session and its user.
+#[derive(Clone, Debug)]
+pub struct SessionInfo {
+    /// The user.
+    pub user: User,
+    /// The login stage.
+    pub stage: Stage,
+    /// When the session was last used (Unix seconds).
+    pub last_seen_at: i64,
+}
+
+/// Creates a session.
+pub fn insert(
+    conn: &Connection,
+    id_hash: &[u8; 32],
+    user_id: i64,
+    stage: Stage,
+    now: i64,
+    expires_at: i64,
+) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO sessions (id_hash, user_id, stage, created_at, last_seen_at, expires_at)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
+        params![&id_hash[..], user_id, stage.as_str(), now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// The live session with this id hash: not past its absolute expiry, and used
+/// within `idle_secs`. Expired rows are deleted on the way.
+pub fn lookup(
+    conn: &Connection,
+    id_hash: &[u8; 32],
+    now: i64,
+    idle_secs: i64,
+) -> StoreResult<Option<SessionInfo>> {
+    let row: Option<(i64, String, i64, i64)> = conn
+        .query_row(
+            "SELECT user_id, stage, last_seen_at, expires_at FROM sessions WHERE id_hash = ?1",
+            [&id_hash[..]],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((user_id, stage, last_seen_at, expires_at)) = row else {
+        return Ok(None);
+    };
+    if now >= expires_at || now - last_seen_at >= idle_secs {
+        delete(conn, id_hash)?;
+        return Ok(None);
+    }
+    let stage = if stage == "full" { Stage::Full } else { Stage::SecondFactor };
+    Ok(get(conn, user_id)?.map(|user| SessionInfo {
+        user,
+        stage,
+        last_seen_at,
+    }))
+}
+
+/// Records activity (for the idle timeout).
+pub fn touch(conn: &Connection, id_hash: &[u8; 32], now: i64) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE sessions SET last_seen_at = ?2 WHERE id_hash = ?1",
+        params![&id_hash[..], now],
+    )?;
+    Ok(())
+}
+
+/// Ends a session.
+pub fn delete(conn: &Connection, id_hash: &[u8; 32]) -> StoreResult<()> {
+    conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [&id_hash[..]])?;
+    Ok(())
+}
+
+/// Ends every session of a user but `keep`.
+pub fn delete_others(conn: &Connection, user_id: i64, keep: Option<&[u8; 32]>) -> StoreResult<()> {
+    match keep {
+        Some(k) => conn.execute(
+            "DELETE FROM sessions WHERE user_id = ?1 AND id_hash <> ?2",
+            params![user_id, &k[..]],
+        )?,
+        None => conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?,
+    };
+    Ok(())
+}
+
+/// Replaces session `old` (if any) by a new one with a fresh id, atomically:
+/// used at login and at every privilege change, against session fixation.
+pub fn rotate(
+    conn: &mut Connection,
+    old: Option<&[u8; 32]>,
+    new: &[u8; 32],
+    user_id: i64,
+    stage: Stage,
+    now: i64,
+    expires_at: i64,
+) -> StoreResult<()> {
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    if let Some(old) = old {
+        delete(&tx, old)?;
+    }
+    insert(&tx, new, user_id, stage, now, expires_at)?;
+    tx.commit()?;
+    Ok(())
+}
+
+/// The absolute expiry of a session.
+pub fn expires_at(conn: &Connection, id_hash: &[u8; 32]) -> StoreResult<Option<i64>> {
+    Ok(conn
+        .query_row(
+            "SELECT expires_at FROM sessions WHERE id_hash = ?1",
+            [&id_hash[..]],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+/// Deletes expired sessions (housekeeping).
+pub fn purge_expired(conn: &Connection, now: i64, idle_secs: i64) -> StoreResult<usize> {
+    Ok(conn.execute(
+        "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2",
+        params![now, idle_secs],
+    )?)
+}

@@ -1,0 +1,245 @@
+//! [`Store`]: the async data-access API the handlers use.
+
+use std::path::Path;
+
+use super::sessions::{SessionInfo, Stage};
+use super::tokens::Purpose;
+use super::users::{Conflict, NewUser, User};
+use super::{Pool, StoreResult, now, secrets, sessions, throttle, tokens, users};
+use crate::config::ThrottlePolicy;
+
+/// The application's storage. Cheap to share behind the application state.
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Opens the SQLite database (creating and migrating it as needed).
+    pub fn open_sqlite(path: &Path) -> StoreResult<Self> {
+        // A few connections: SQLite serialises writers anyway, and readers in
+        // WAL mode need no more than there are cores to keep busy.
+        Ok(Self {
+            pool: Pool::open(path, 4)?,
+        })
+    }
+
+    // ----- users
+
+    /// Inserts an account.
+    pub async fn create_user(&self, user: NewUser) -> StoreResult<Result<i64, Conflict>> {
+        self.pool.run(move |c| users::insert(c, &user, now())).await
+    }
+
+    /// Whether a username is taken.
+    pub async fn username_taken(&self, username: String) -> StoreResult<bool> {
+        self.pool.run(move |c| users::username_taken(c, &username)).await
+    }
+
+    /// An account by id.
+    pub async fn user(&self, id: i64) -> StoreResult<Option<User>> {
+        self.pool.run(move |c| users::get(c, id)).await
+    }
+
+    /// An account by normalised email, with its password hash.
+    pub async fn user_by_email(&self, email: String) -> StoreResult<Option<(User, String)>> {
+        self.pool.run(move |c| users::find_by_email(c, &email)).await
+    }
+
+    /// An account's password hash.
+    pub async fn password_hash(&self, id: i64) -> StoreResult<Option<String>> {
+        self.pool.run(move |c| users::password_hash(c, id)).await
+    }
+
+    /// Sets a new password and ends every session of the user but `keep`.
+    pub async fn change_password(&self, id: i64, hash: String, keep: Option<[u8; 32]>) -> StoreResult<()> {
+        self.pool
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                users::set_password(&tx, id, &hash)?;
+                sessions::delete_others(&tx, id, keep.as_ref())?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Marks an email verified.
+    pub async fn mark_email_verified(&self, id: i64) -> StoreResult<()> {
+        self.pool.run(move |c| users::mark_email_verified(c, id, now())).await
+    }
+
+    /// The active TOTP secret.
+    pub async fn totp_secret(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+        self.pool.run(move |c| users::totp_secret(c, id)).await
+    }
+
+    /// The TOTP secret being enrolled.
+    pub async fn totp_pending_secret(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+        self.pool.run(move |c| users::totp_pending_secret(c, id)).await
+    }
+
+    /// Stores a TOTP secret to enrol.
+    pub async fn set_totp_pending_secret(&self, id: i64, secret: Vec<u8>) -> StoreResult<()> {
+        self.pool.run(move |c| users::set_totp_pending_secret(c, id, &secret)).await
+    }
+
+    /// Marks a TOTP time step used; false if it (or a later one) was used.
+    pub async fn use_totp_step(&self, id: i64, step: i64) -> StoreResult<bool> {
+        self.pool.run(move |c| users::use_totp_step(c, id, step)).await
+    }
+
+    /// Turns two-factor on with new recovery codes.
+    pub async fn enable_totp(&self, id: i64, step: i64, recovery: Vec<[u8; 32]>) -> StoreResult<bool> {
+        self.pool.run(move |c| users::enable_totp(c, id, step, &recovery)).await
+    }
+
+    /// Turns two-factor off.
+    pub async fn disable_totp(&self, id: i64) -> StoreResult<()> {
+        self.pool.run(move |c| users::disable_totp(c, id)).await
+    }
+
+    /// Spends a recovery code.
+    pub async fn use_recovery_code(&self, id: i64, hash: [u8; 32]) -> StoreResult<bool> {
+        self.pool.run(move |c| users::use_recovery_code(c, id, &hash, now())).await
+    }
+
+    /// Unused recovery codes left.
+    pub async fn recovery_codes_left(&self, id: i64) -> StoreResult<i64> {
+        self.pool.run(move |c| users::recovery_codes_left(c, id)).await
+    }
+
+    // ----- sessions
+
+    /// The live session with this id hash.
+    pub async fn session(&self, id_hash: [u8; 32], idle_secs: i64) -> StoreResult<Option<SessionInfo>> {
+        self.pool.run(move |c| sessions::lookup(c, &id_hash, now(), idle_secs)).await
+    }
+
+    /// Records session activity.
+    pub async fn touch_session(&self, id_hash: [u8; 32]) -> StoreResult<()> {
+        self.pool.run(move |c| sessions::touch(c, &id_hash, now())).await
+    }
+
+    /// Replaces a session by a new one (fresh id).
+    pub async fn rotate_session(
+        &self,
+        old: Option<[u8; 32]>,
+        new: [u8; 32],
+        user_id: i64,
+        stage: Stage,
+        lifetime_secs: i64,
+    ) -> StoreResult<()> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                sessions::rotate(c, old.as_ref(), &new, user_id, stage, t, t + lifetime_secs)
+            })
+            .await
+    }
+
+    /// The absolute expiry of a session.
+    pub async fn session_expires_at(&self, id_hash: [u8; 32]) -> StoreResult<Option<i64>> {
+        self.pool.run(move |c| sessions::expires_at(c, &id_hash)).await
+    }
+
+    /// Ends a session.
+    pub async fn delete_session(&self, id_hash: [u8; 32]) -> StoreResult<()> {
+        self.pool.run(move |c| sessions::delete(c, &id_hash)).await
+    }
+
+    /// Ends every session of a user but `keep`.
+    pub async fn delete_other_sessions(&self, user_id: i64, keep: Option<[u8; 32]>) -> StoreResult<()> {
+        self.pool.run(move |c| sessions::delete_others(c, user_id, keep.as_ref())).await
+    }
+
+    /// Housekeeping: deletes expired sessions.
+    pub async fn purge_expired_sessions(&self, idle_secs: i64) -> StoreResult<usize> {
+        self.pool.run(move |c| sessions::purge_expired(c, now(), idle_secs)).await
+    }
+
+    // ----- email tokens
+
+    /// Stores a new single-use token (withdrawing older ones of that purpose).
+    pub async fn create_token(&self, hash: [u8; 32], user_id: i64, purpose: Purpose, ttl_secs: i64) -> StoreResult<()> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                tokens::insert(c, &hash, user_id, purpose, t, t + ttl_secs)
+            })
+            .await
+    }
+
+    /// The user of a live token, without spending it.
+    pub async fn peek_token(&self, hash: [u8; 32], purpose: Purpose) -> StoreResult<Option<i64>> {
+        self.pool.run(move |c| tokens::peek(c, &hash, purpose, now())).await
+    }
+
+    /// Spends a token and, for a password reset, sets the new password, marks
+    /// the email verified (the link proved it), ends every session and clears
+    /// the account's throttling, all in one transaction.
+    pub async fn consume_token(
+        &self,
+        hash: [u8; 32],
+        purpose: Purpose,
+        new_password_hash: Option<String>,
+        account_bucket: Option<String>,
+    ) -> StoreResult<Option<i64>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let Some(user_id) = tokens::consume(&tx, &hash, purpose, t)? else {
+                    return Ok(None);
+                };
+                users::mark_email_verified(&tx, user_id, t)?;
+                if let Some(h) = &new_password_hash {
+                    users::set_password(&tx, user_id, h)?;
+                    sessions::delete_others(&tx, user_id, None)?;
+                }
+                if let Some(b) = &account_bucket {
+                    throttle::clear(&tx, b)?;
+                }
+                tx.commit()?;
+                Ok(Some(user_id))
+            })
+            .await
+    }
+
+    // ----- throttling
+
+    /// When the latest lock among `buckets` ends, if any is locked.
+    pub async fn throttled_until(&self, buckets: Vec<String>) -> StoreResult<Option<i64>> {
+        self.pool
+            .run(move |c| {
+                let refs: Vec<&str> = buckets.iter().map(String::as_str).collect();
+                throttle::locked_until(c, &refs, now())
+            })
+            .await
+    }
+
+    /// Counts a failed login against the account (or device) and the address.
+    pub async fn record_login_failure(&self, account: String, address: String, p: ThrottlePolicy) -> StoreResult<()> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                throttle::record_failure(&tx, &account, t, p.account_free_failures, p.base_lock_secs, p.max_lock_secs, p.window_secs)?;
+                throttle::record_failure(&tx, &address, t, p.address_free_failures, p.base_lock_secs, p.max_lock_secs, p.window_secs)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Forgets an account's (or device's) failures after a successful login.
+    pub async fn clear_throttle(&self, bucket: String) -> StoreResult<()> {
+        self.pool.run(move |c| throttle::clear(c, &bucket)).await
+    }
+
+    // ----- secrets
+
+    /// A server secret, created on first use.
+    pub async fn server_secret(&self, name: &'static str) -> StoreResult<[u8; 32]> {
+        self.pool.run(move |c| secrets::get_or_create(c, name)).await
+    }
+}

@@ -1,0 +1,174 @@
+//! Parsed form inputs: each type is built only by `parse`, so holding one
+//! means the value was checked. Errors are i18n message keys.
+
+use zxcvbn::Score;
+
+/// Largest accepted password, in characters (bounds hashing and estimator work).
+pub const PASSWORD_MAX_CHARS: usize = 128;
+/// Smallest accepted password, in characters.
+pub const PASSWORD_MIN_CHARS: usize = 12;
+
+fn has_control(s: &str) -> bool {
+    s.chars().any(char::is_control)
+}
+
+/// A normalised email address (trimmed, lower-case).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    /// Parses an email address; the error is a message key.
+    pub fn parse(input: &str) -> Result<Self, &'static str> {
+        let s = input.trim().to_lowercase();
+        if s.is_empty() {
+            return Err("err.required");
+        }
+        if s.len() > 254 || has_control(&s) || s.contains(char::is_whitespace) {
+            return Err("err.email_invalid");
+        }
+        let Some((local, domain)) = s.split_once('@') else {
+            return Err("err.email_invalid");
+        };
+        let domain_ok = domain.len() >= 3
+            && domain.contains('.')
+            && !domain.starts_with(['.', '-'])
+            && !domain.ends_with(['.', '-'])
+            && domain
+                .chars()
+                .all(|c| c.is_alphanumeric() || c == '.' || c == '-');
+        let local_ok = !local.is_empty()
+            && local.len() <= 64
+            && !local.starts_with('.')
+            && !local.ends_with('.')
+            && !local.contains("..")
+            && local
+                .chars()
+                .all(|c| c.is_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c));
+        if !(domain_ok && local_ok) {
+            return Err("err.email_invalid");
+        }
+        Ok(Self(s))
+    }
+
+    /// The address.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A username: 3–32 of `A-Z a-z 0-9 . _ -`, starting with a letter or digit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    /// Parses a username; the error is a message key.
+    pub fn parse(input: &str) -> Result<Self, &'static str> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err("err.required");
+        }
+        let ok = (3..=32).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
+        if ok { Ok(Self(s.to_owned())) } else { Err("err.username_invalid") }
+    }
+
+    /// The username.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A nom or prénom: 1–100 characters, no control characters.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PersonName(String);
+
+impl PersonName {
+    /// Parses a name; the error is a message key.
+    pub fn parse(input: &str) -> Result<Self, &'static str> {
+        let s = input.trim();
+        if s.is_empty() {
+            return Err("err.required");
+        }
+        if s.chars().count() > 100 || has_control(s) {
+            return Err("err.name_invalid");
+        }
+        Ok(Self(s.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Checks a new password against the policy: 12 to 128 characters, equal to
+/// its confirmation, and rated "safely unguessable" (score ≥ 3) by zxcvbn,
+/// which refuses common passwords and ones built from the user's own details.
+pub fn check_new_password(password: &str, confirmation: &str, user_inputs: &[&str]) -> Result<(), &'static str> {
+    let n = password.chars().count();
+    if n == 0 {
+        return Err("err.required");
+    }
+    if n < PASSWORD_MIN_CHARS {
+        return Err("err.password_short");
+    }
+    if n > PASSWORD_MAX_CHARS {
+        return Err("err.password_long");
+    }
+    let inputs: Vec<&str> = user_inputs.iter().copied().filter(|s| !s.is_empty()).collect();
+    if zxcvbn::zxcvbn(password, &inputs).score() < Score::Three {
+        return Err("err.password_weak");
+    }
+    if password != confirmation {
+        return Err("err.password_mismatch");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalised_and_checked() {
+        assert_eq!(Email::parse("  Alice@Example.FR ").expect("valid").as_str(), "alice@example.fr");
+        for bad in ["", "alice", "a@b", "a b@c.fr", "<script>@x.fr", "a@@b.fr", "a@b..", "a\u{7}b@x.fr"] {
+            assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn usernames_are_restricted() {
+        assert!(Username::parse("alice_99").is_ok());
+        for bad in ["", "ab", "<b>", "a b c", "'; DROP TABLE users;--", "_lead", &"x".repeat(33)] {
+            assert!(Username::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn names_allow_unicode_but_not_control_characters() {
+        assert!(PersonName::parse("Élodie-Anaïs").is_ok());
+        assert!(PersonName::parse("O'Brien <b>").is_ok(), "escaped on output, not refused");
+        assert!(PersonName::parse("a\u{0}b").is_err());
+        assert!(PersonName::parse(&"é".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn password_policy() {
+        assert_eq!(check_new_password("short", "short", &[]), Err("err.password_short"));
+        assert_eq!(check_new_password("password1234", "password1234", &[]), Err("err.password_weak"));
+        assert_eq!(check_new_password("azertyuiop123", "azertyuiop123", &[]), Err("err.password_weak"));
+        assert_eq!(
+            check_new_password("alice.martin2024", "alice.martin2024", &["alice.martin", "alice"]),
+            Err("err.password_weak")
+        );
+        assert_eq!(
+            check_new_password("Vélo-Seine-Marathon-42", "Vélo-Seine-Marathon-43", &[]),
+            Err("err.password_mismatch")
+        );
+        assert!(check_new_password("Vélo-Seine-Marathon-42", "Vélo-Seine-Marathon-42", &[]).is_ok());
+        let long = "x".repeat(129);
+        assert_eq!(check_new_password(&long, &long, &[]), Err("err.password_long"));
+    }
+}

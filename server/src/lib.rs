@@ -1,0 +1,34 @@
+//! The JO E-Tickets issuance server: accounts and security (this crate's
+//! foundation), then the shop, the admin console and the scanners' sync API.
+//!
+//! - [`config`]: typed settings (flags, `JO_*` variables, defaults);
+//! - [`startup`]: [`Application::build`] binds, [`Application::run_until_stopped`] serves;
+//! - [`db`]: SQLite storage behind the async [`db::Store`];
+//! - [`auth`]: argon2id, tokens, TOTP;
+//! - [`web`]: routes, templates, sessions, CSRF, security headers;
+//! - [`mail`]: SMTP or the `.eml` outbox.
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod fixtures;
+pub mod i18n;
+pub mod mail;
+pub mod startup;
+pub mod state;
+pub mod web;
+
+pub use config::Config;
+pub use startup::Application;
+
+/// Sets up structured logs (`RUST_LOG` filters; default `info`).
+pub fn init_tracing(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_target(false);
+    // try_init: tests may call this more than once.
+    let _ = if json { builder.json().try_init() } else { builder.try_init() };
+}

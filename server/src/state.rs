@@ -1,0 +1,59 @@
+//! The application state shared by every handler.
+
+use std::ops::Deref;
+use std::sync::Arc;
+
+use jo_shared::TicketSigner;
+
+use crate::auth::password::PasswordHasher;
+use crate::config::Config;
+use crate::db::Store;
+use crate::mail::Mailer;
+
+/// Everything a request may need, built once at start-up.
+pub struct App {
+    /// The configuration the server started with.
+    pub config: Config,
+    /// Storage.
+    pub store: Store,
+    /// Password hashing (argon2id), off the async threads.
+    pub hasher: PasswordHasher,
+    /// Outgoing mail (SMTP or the outbox).
+    pub mailer: Mailer,
+    /// The active ticket-signing key (never served, never logged).
+    pub signer: TicketSigner,
+    /// Key of the CSRF token MACs.
+    pub csrf_key: [u8; 32],
+    /// Key of the trusted-device cookie MACs.
+    pub device_key: [u8; 32],
+    /// Public base URL, no trailing slash.
+    pub public_url: String,
+    /// Origin (`scheme://host[:port]`) of the public URL, for Origin checks.
+    pub public_origin: String,
+    /// Whether the public URL is https: Secure cookies with `__Host-` names, HSTS.
+    pub https: bool,
+}
+
+/// Cheap-to-clone handle on [`App`].
+#[derive(Clone)]
+pub struct AppState(pub Arc<App>);
+
+impl Deref for AppState {
+    type Target = App;
+    fn deref(&self) -> &App {
+        &self.0
+    }
+}
+
+impl App {
+    /// The name of a cookie: `__Host-` prefixed over https, so that no
+    /// sibling subdomain can set or shadow it.
+    pub fn cookie_name(&self, base: &'static str) -> &'static str {
+        match (self.https, base) {
+            (true, "jo_session") => "__Host-jo_session",
+            (true, "jo_csrf") => "__Host-jo_csrf",
+            (true, "jo_device") => "__Host-jo_device",
+            _ => base,
+        }
+    }
+}

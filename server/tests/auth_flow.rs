@@ -1,0 +1,228 @@
+//! The whole account life cycle against the real server: registration, the
+//! verification mail through a real SMTP conversation, login, TOTP enrolment
+//! with codes from `oathtool`, replay refusal, recovery codes; and the
+//! command-line admin who must enrol 2FA.
+
+mod common;
+
+use common::smtp::SmtpSink;
+use common::*;
+use jo_server::config::{SmtpSettings, SmtpTls};
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn register_verify_login_enrol_totp_and_recover() {
+    let mut sink = SmtpSink::start().await;
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(SmtpSettings {
+            host: "127.0.0.1".into(),
+            port: sink.port,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+        });
+    })
+    .await;
+    let b = Browser::new(&app);
+
+    // Register: the answer does not depend on the address; the mail does.
+    let r = b.register("marie_c", "marie@example.com", GOOD_PASSWORD).await;
+    assert_redirect_to(&r, "/register/done");
+    let mail = sink.next().await;
+    assert_eq!(mail.rcpt_to, vec!["marie@example.com".to_owned()]);
+    let body = mail_body(&mail.data);
+    let token = link_token(&body, "/verify-email");
+    assert!(body.contains(&format!("{}/verify-email?token=", app.addr)), "absolute link: {body}");
+
+    // Login before verification is refused, and the link is re-sent.
+    let r = b.login("marie@example.com", GOOD_PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let resent = mail_body(&sink.next().await.data);
+    let token2 = link_token(&resent, "/verify-email");
+    assert_ne!(token, token2);
+
+    // Only the latest link works; GET shows a button, POST spends it, once.
+    let (s, _) = b.get_text(&format!("/verify-email?token={token}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "the superseded link is dead");
+    let r = b.submit(&format!("/verify-email?token={token2}"), "/verify-email", &[("token", &token2)]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = b.submit("/login", "/verify-email", &[("token", &token2)]).await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST, "single use");
+
+    // Login.
+    let before = b.cookie("jo_session");
+    let r = b.login("marie@example.com", GOOD_PASSWORD).await;
+    assert_redirect_to(&r, "/");
+    assert_ne!(b.cookie("jo_session"), before);
+    let (s, html) = b.get_text("/account").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("marie_c") && html.contains("marie@example.com"));
+
+    // Enrol TOTP: QR code and secret, confirmed by a code from oathtool.
+    let (_, html) = b.get_text("/account/2fa").await;
+    let secret = between(&html, "id=\"totp-secret\">", "<").expect("secret shown");
+    let qr = b.get("/account/2fa/qr.svg").await;
+    assert_eq!(qr.status(), StatusCode::OK);
+    assert_eq!(qr.headers()["content-type"], "image/svg+xml");
+    let r = b.submit("/account/2fa", "/account/2fa/enable", &[("code", "000000")]).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "a wrong code does not enrol");
+    if secs_left_in_step() < 3 {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
+    let session_before = b.cookie("jo_session");
+    let r = b.submit("/account/2fa", "/account/2fa/enable", &[("code", &oathtool(&secret, 0))]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_ne!(b.cookie("jo_session"), session_before, "session id rotated at privilege change");
+    let html = r.text().await.expect("body");
+    let codes: Vec<String> = html
+        .split("<li><code>")
+        .skip(1)
+        .filter_map(|s| s.split("</code>").next().map(str::to_owned))
+        .collect();
+    assert_eq!(codes.len(), 10, "ten recovery codes");
+
+    // Logout; the account is closed; login now asks for the code.
+    assert_redirect_to(&b.logout().await, "/");
+    assert_redirect_to(&b.get("/account").await, "/login");
+    let r = b.login("marie@example.com", GOOD_PASSWORD).await;
+    assert_redirect_to(&r, "/login/totp");
+    assert_redirect_to(&b.get("/account").await, "/login");
+    let r = b.submit("/login/totp", "/login/totp", &[("code", "123456")]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // The enrolment code's step is spent: use the next step's code (within the allowed drift).
+    let code = oathtool(&secret, 30);
+    let r = b.submit("/login/totp", "/login/totp", &[("code", &code)]).await;
+    assert_redirect_to(&r, "/");
+    assert_eq!(b.get("/account").await.status(), StatusCode::OK);
+
+    // The same code again, within its window: refused.
+    b.logout().await;
+    assert_redirect_to(&b.login("marie@example.com", GOOD_PASSWORD).await, "/login/totp");
+    let r = b.submit("/login/totp", "/login/totp", &[("code", &code)]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "replayed TOTP code refused");
+
+    // A recovery code works once (any case, with or without dashes).
+    let r = b.submit("/login/totp", "/login/totp", &[("code", &codes[0].to_uppercase())]).await;
+    assert_redirect_to(&r, "/");
+    b.logout().await;
+    assert_redirect_to(&b.login("marie@example.com", GOOD_PASSWORD).await, "/login/totp");
+    let r = b.submit("/login/totp", "/login/totp", &[("code", &codes[0])]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a recovery code is single-use");
+    let r = b.submit("/login/totp", "/login/totp", &[("code", &codes[1].replace('-', ""))]).await;
+    assert_redirect_to(&r, "/");
+    let (_, html) = b.get_text("/account").await;
+    assert!(html.contains("8"), "8 recovery codes left");
+}
+
+#[tokio::test]
+async fn password_reset_is_single_use_and_ends_sessions() {
+    let app = spawn_app().await;
+    let b = registered_user(&app, "reset_me", "reset@example.com").await;
+    assert_redirect_to(&b.login("reset@example.com", GOOD_PASSWORD).await, "/");
+
+    let other = Browser::new(&app);
+    let r = other.submit("/password/forgot", "/password/forgot", &[("email", "reset@example.com")]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let body = outbox_mail(&app, "reset@example.com", 1).await;
+    let token = link_token(&body, "/password/reset");
+
+    let new_password = "Un-nouveau-mot-de-passe-solide";
+    let r = other
+        .submit(
+            &format!("/password/reset?token={token}"),
+            "/password/reset",
+            &[("token", &token), ("password", "trop court"), ("password_confirm", "trop court")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.expect("body").contains("id=\"password-error\""));
+    let r = other
+        .submit(
+            &format!("/password/reset?token={token}"),
+            "/password/reset",
+            &[("token", &token), ("password", new_password), ("password_confirm", new_password)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // The old session is gone, the link is spent, only the new password works.
+    assert_redirect_to(&b.get("/account").await, "/login");
+    let (s, _) = other.get_text(&format!("/password/reset?token={token}")).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(b.login("reset@example.com", GOOD_PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_redirect_to(&b.login("reset@example.com", new_password).await, "/");
+}
+
+#[tokio::test]
+async fn changing_password_asks_the_current_one_and_ends_other_sessions() {
+    let app = spawn_app().await;
+    let laptop = registered_user(&app, "two_devices", "two@example.com").await;
+    let phone = Browser::new(&app);
+    assert_redirect_to(&laptop.login("two@example.com", GOOD_PASSWORD).await, "/");
+    assert_redirect_to(&phone.login("two@example.com", GOOD_PASSWORD).await, "/");
+    let new_password = "Velodrome-de-Saint-Quentin";
+
+    let r = laptop
+        .submit(
+            "/account",
+            "/account/password",
+            &[("current_password", "not the password"), ("password", new_password), ("password_confirm", new_password)],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.expect("body").contains("id=\"current_password-error\""));
+
+    let before = laptop.cookie("jo_session");
+    let r = laptop
+        .submit(
+            "/account",
+            "/account/password",
+            &[("current_password", GOOD_PASSWORD), ("password", new_password), ("password_confirm", new_password)],
+        )
+        .await;
+    assert_redirect_to(&r, "/account?done=password");
+    assert_ne!(laptop.cookie("jo_session"), before, "session id rotated");
+    assert_eq!(laptop.get("/account").await.status(), StatusCode::OK);
+    assert_redirect_to(&phone.get("/account").await, "/login");
+}
+
+#[tokio::test]
+async fn admin_created_on_the_command_line_must_enrol_2fa() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let data_dir = data.path().join("data");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jo-server"))
+        .args(["create-admin", "--data"])
+        .arg(&data_dir)
+        .args(["--email", "Admin@Example.com", "--username", "chef"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("runs jo-server");
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().expect("stdin");
+        writeln!(stdin, "{GOOD_PASSWORD}").expect("writes");
+    }
+    let out = child.wait_with_output().expect("waits");
+    assert!(out.status.success(), "create-admin failed");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("admin chef created"));
+
+    let app = start(jo_server::Config::for_tests(data_dir), data).await;
+    let b = Browser::new(&app);
+    assert_redirect_to(&b.login("admin@example.com", GOOD_PASSWORD).await, "/account/2fa");
+    // Every logged-in page sends the admin back to enrolment until 2FA is on.
+    assert_redirect_to(&b.get("/account").await, "/account/2fa");
+    let (_, html) = b.get_text("/account/2fa").await;
+    let secret = between(&html, "id=\"totp-secret\">", "<").expect("secret shown");
+    if secs_left_in_step() < 3 {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
+    let r = b.submit("/account/2fa", "/account/2fa/enable", &[("code", &oathtool(&secret, 0))]).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, html) = b.get_text("/account").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("Administrateur"));
+    // An admin cannot turn 2FA off.
+    let r = b.submit("/account/2fa", "/account/2fa/disable", &[("password", GOOD_PASSWORD), ("code", "000000")]).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
