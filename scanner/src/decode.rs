@@ -67,28 +67,43 @@ impl FrameDecoder {
                 let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
                 if let Some(d) = first(&crop) {
                     self.remember(&d, x, y, 1, frame);
-                    return Some(Found { text: d.text, attempt: Attempt::Region });
+                    return Some(Found {
+                        text: d.text,
+                        attempt: Attempt::Region,
+                    });
                 }
             }
         }
         let half = half(frame);
         if let Some(d) = first(&half) {
             self.remember(&d, 0, 0, 2, frame);
-            return Some(Found { text: d.text, attempt: Attempt::Half });
+            return Some(Found {
+                text: d.text,
+                attempt: Attempt::Half,
+            });
         }
         if let Some(d) = first(frame) {
             self.remember(&d, 0, 0, 1, frame);
-            return Some(Found { text: d.text, attempt: Attempt::Full });
+            return Some(Found {
+                text: d.text,
+                attempt: Attempt::Full,
+            });
         }
         let stretched = stretch(&half);
         if let Some(d) = first(&stretched) {
             self.remember(&d, 0, 0, 2, frame);
-            return Some(Found { text: d.text, attempt: Attempt::Stretched });
+            return Some(Found {
+                text: d.text,
+                attempt: Attempt::Stretched,
+            });
         }
         let binarised = binarise(&stretched);
         if let Some(d) = first(&binarised) {
             self.remember(&d, 0, 0, 2, frame);
-            return Some(Found { text: d.text, attempt: Attempt::Binarised });
+            return Some(Found {
+                text: d.text,
+                attempt: Attempt::Binarised,
+            });
         }
         self.region = None;
         None
@@ -99,8 +114,14 @@ impl FrameDecoder {
     fn remember(&mut self, d: &Decoded, ox: u32, oy: u32, scale: i32, frame: &GrayImage) {
         let xs = d.corners.map(|c| c.0 * scale + ox as i32);
         let ys = d.corners.map(|c| c.1 * scale + oy as i32);
-        let (min_x, max_x) = (xs.iter().min().copied().unwrap_or(0), xs.iter().max().copied().unwrap_or(0));
-        let (min_y, max_y) = (ys.iter().min().copied().unwrap_or(0), ys.iter().max().copied().unwrap_or(0));
+        let (min_x, max_x) = (
+            xs.iter().min().copied().unwrap_or(0),
+            xs.iter().max().copied().unwrap_or(0),
+        );
+        let (min_y, max_y) = (
+            ys.iter().min().copied().unwrap_or(0),
+            ys.iter().max().copied().unwrap_or(0),
+        );
         let mx = (max_x - min_x) / 2;
         let my = (max_y - min_y) / 2;
         let x0 = (min_x - mx).max(0) as u32;
@@ -170,7 +191,11 @@ pub fn stretch(img: &GrayImage) -> GrayImage {
 pub fn binarise(img: &GrayImage) -> GrayImage {
     let hist = histogram(img);
     let total: f64 = hist.iter().map(|&n| f64::from(n)).sum();
-    let sum_all: f64 = hist.iter().enumerate().map(|(i, &n)| i as f64 * f64::from(n)).sum();
+    let sum_all: f64 = hist
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| i as f64 * f64::from(n))
+        .sum();
     let (mut w_b, mut sum_b, mut best, mut threshold) = (0.0, 0.0, 0.0, 128u8);
     for (i, &n) in hist.iter().enumerate() {
         w_b += f64::from(n);
@@ -209,7 +234,12 @@ fn histogram(img: &GrayImage) -> [u32; 256] {
 mod tests {
     use super::*;
 
-    fn frame_with_code(text: &str, module_px: u32, at: (i64, i64), contrast: Option<(u8, u8)>) -> GrayImage {
+    fn frame_with_code(
+        text: &str,
+        module_px: u32,
+        at: (i64, i64),
+        contrast: Option<(u8, u8)>,
+    ) -> GrayImage {
         let mut sym = qr::render_image(text, module_px).expect("renders");
         if let Some((dark, light)) = contrast {
             for p in sym.pixels_mut() {

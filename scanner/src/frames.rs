@@ -40,7 +40,9 @@ pub struct FolderSource {
 }
 
 /// Extensions read as frames.
-const IMAGE_EXTENSIONS: &[&str] = &["png", "jpg", "jpeg", "bmp", "pgm", "ppm", "webp", "gif", "tif", "tiff"];
+const IMAGE_EXTENSIONS: &[&str] = &[
+    "png", "jpg", "jpeg", "bmp", "pgm", "ppm", "webp", "gif", "tif", "tiff",
+];
 
 /// Largest frame file read (bytes): a hostile file cannot exhaust memory.
 pub const MAX_FRAME_FILE_BYTES: u64 = 64 * 1024 * 1024;
@@ -59,7 +61,9 @@ impl FolderSource {
             })
             .collect();
         files.sort();
-        Ok(Self { files: files.into_iter() })
+        Ok(Self {
+            files: files.into_iter(),
+        })
     }
 }
 
@@ -73,9 +77,10 @@ impl FrameSource for FolderSource {
 /// Loads an image file as a grayscale frame, refusing oversized files and
 /// images larger than the decoder accepts.
 pub fn load_image(path: &Path) -> Result<Frame, FrameError> {
-    let label = path
-        .file_name()
-        .map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let label = path.file_name().map_or_else(
+        || path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
     let bad = |reason: String| FrameError::BadFrame {
         label: label.clone(),
         reason,

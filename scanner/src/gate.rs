@@ -71,7 +71,9 @@ impl EntryLookup for RuleLookup<'_> {
             EntryRule::Multiple { max_entries } => max_entries.max(1) as usize,
         };
         // Used up: show the latest entry (when and where it last went in).
-        (seen.len() >= allowed).then(|| seen.last().cloned()).flatten()
+        (seen.len() >= allowed)
+            .then(|| seen.last().cloned())
+            .flatten()
     }
 }
 
@@ -81,7 +83,11 @@ impl Gate {
         let keyring = store.keyring()?;
         let revocations = store.revocations()?;
         let all = store.sessions()?;
-        let served = all.iter().filter(|(_, sel)| *sel).map(|(s, _)| s.id).collect();
+        let served = all
+            .iter()
+            .filter(|(_, sel)| *sel)
+            .map(|(s, _)| s.id)
+            .collect();
         let sessions = all.into_iter().map(|(s, _)| s).collect();
         let gate = store.gate()?;
         let mut admissions: Admissions = HashMap::new();
@@ -177,7 +183,11 @@ impl Gate {
             // string limit so a hostile code cannot bloat the log.
             raw: match verdict {
                 Verdict::Admit { .. } => None,
-                _ => Some(text.chars().take(jo_shared::qr::MAX_QR_STRING_LEN + 1).collect()),
+                _ => Some(
+                    text.chars()
+                        .take(jo_shared::qr::MAX_QR_STRING_LEN + 1)
+                        .collect(),
+                ),
             },
             verdict: match verdict {
                 Verdict::Admit { .. } => ScanVerdict::Admit,
@@ -271,7 +281,10 @@ mod tests {
         let s = TicketSigner::new(SigningKey::from_bytes(&[1; 32]));
         let mut g = gate(&s);
         let code = ticket(&s, 1, 1);
-        assert!(matches!(g.scan(&code, NOW).expect("logs").verdict, Verdict::Admit { .. }));
+        assert!(matches!(
+            g.scan(&code, NOW).expect("logs").verdict,
+            Verdict::Admit { .. }
+        ));
         match g.scan(&code, NOW + 30).expect("logs").verdict {
             Verdict::AlreadyUsed { prior, .. } => {
                 assert_eq!(prior.scanned_at, NOW);
@@ -290,9 +303,18 @@ mod tests {
         let s = TicketSigner::new(SigningKey::from_bytes(&[1; 32]));
         let mut g = gate(&s);
         let code = ticket(&s, 2, 2);
-        assert!(matches!(g.scan(&code, NOW).expect("logs").verdict, Verdict::Admit { .. }));
-        assert!(matches!(g.scan(&code, NOW + 1).expect("logs").verdict, Verdict::Admit { .. }));
-        assert!(matches!(g.scan(&code, NOW + 2).expect("logs").verdict, Verdict::AlreadyUsed { .. }));
+        assert!(matches!(
+            g.scan(&code, NOW).expect("logs").verdict,
+            Verdict::Admit { .. }
+        ));
+        assert!(matches!(
+            g.scan(&code, NOW + 1).expect("logs").verdict,
+            Verdict::Admit { .. }
+        ));
+        assert!(matches!(
+            g.scan(&code, NOW + 2).expect("logs").verdict,
+            Verdict::AlreadyUsed { .. }
+        ));
     }
 
     #[test]

@@ -16,7 +16,12 @@ use jo_scanner::store::Store;
 #[command(name = "jo-scanner", version, about)]
 struct Cli {
     /// Directory of the scanner's local state (keyring, revocations, scan log).
-    #[arg(long, global = true, env = "JO_SCANNER_STATE", default_value = "jo-scanner-state")]
+    #[arg(
+        long,
+        global = true,
+        env = "JO_SCANNER_STATE",
+        default_value = "jo-scanner-state"
+    )]
     state: PathBuf,
     /// Decide as if the device clock read this Unix time (replaying a
     /// recording from another day, tests).
@@ -101,11 +106,16 @@ fn main() -> anyhow::Result<()> {
             let mut source = FolderSource::open(frames)?;
             let mut out = std::io::stdout().lock();
             let mut failed = None;
-            let summary = headless::replay(&mut gate, &mut source, || now(cli.now), |line| {
-                if let Err(e) = print_json(&mut out, line) {
-                    failed.get_or_insert(e);
-                }
-            })?;
+            let summary = headless::replay(
+                &mut gate,
+                &mut source,
+                || now(cli.now),
+                |line| {
+                    if let Err(e) = print_json(&mut out, line) {
+                        failed.get_or_insert(e);
+                    }
+                },
+            )?;
             if let Some(e) = failed {
                 return Err(e);
             }

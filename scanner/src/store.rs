@@ -181,7 +181,11 @@ impl Store {
             .conn
             .prepare("SELECT key_id, public_key, withdrawn FROM keyring")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, bool>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, bool>(2)?,
+            ))
         })?;
         for row in rows {
             let (id, key, w) = row?;
@@ -301,13 +305,20 @@ impl Store {
         let mut stmt = self
             .conn
             .prepare("SELECT ticket_id, reason FROM revocations WHERE version <= ?1")?;
-        let rows = stmt.query_map([version], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u8>(1)?)))?;
+        let rows = stmt.query_map([version], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, u8>(1)?))
+        })?;
         let mut entries = Vec::new();
         for row in rows {
             let (id, reason) = row?;
             entries.push((ticket_id(&id)?, reason));
         }
-        Ok(RevocationList::restore(version as u64, head, issued_at, entries))
+        Ok(RevocationList::restore(
+            version as u64,
+            head,
+            issued_at,
+            entries,
+        ))
     }
 
     /// Appends a scan to the log, chained to the previous one, and commits it
@@ -330,7 +341,8 @@ impl Store {
         record.seq = seq;
         record.prev_hash = prev;
         let hash = record.hash();
-        let json = serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let json =
+            serde_json::to_string(&record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         tx.execute(
             "INSERT INTO scans (seq, scan_id, record, hash) VALUES (?1, ?2, ?3, ?4)",
             params![seq as i64, record.scan_id.as_str(), json, &hash[..]],
@@ -345,10 +357,8 @@ impl Store {
             .conn
             .prepare("SELECT record FROM scans WHERE uploaded = 0 ORDER BY seq LIMIT ?1")?;
         let rows = stmt.query_map([limit as i64], |r| r.get::<_, String>(0))?;
-        rows.map(|r| {
-            serde_json::from_str(&r?).map_err(|e| StoreError::Corrupt(e.to_string()))
-        })
-        .collect()
+        rows.map(|r| serde_json::from_str(&r?).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
     }
 
     /// Number of scans waiting for upload.
@@ -364,7 +374,10 @@ impl Store {
     pub fn mark_uploaded(&mut self, ids: &[ScanId]) -> Result<()> {
         let tx = self.conn.transaction()?;
         for id in ids {
-            tx.execute("UPDATE scans SET uploaded = 1 WHERE scan_id = ?1", [id.as_str()])?;
+            tx.execute(
+                "UPDATE scans SET uploaded = 1 WHERE scan_id = ?1",
+                [id.as_str()],
+            )?;
         }
         tx.commit()?;
         Ok(())
@@ -374,10 +387,8 @@ impl Store {
     pub fn all_scans(&self) -> Result<Vec<ScanRecord>> {
         let mut stmt = self.conn.prepare("SELECT record FROM scans ORDER BY seq")?;
         let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        rows.map(|r| {
-            serde_json::from_str(&r?).map_err(|e| StoreError::Corrupt(e.to_string()))
-        })
-        .collect()
+        rows.map(|r| serde_json::from_str(&r?).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect()
     }
 
     /// Records entries other devices uploaded (learned at sync).
@@ -410,7 +421,11 @@ impl Store {
             .conn
             .prepare("SELECT ticket_id, gate, scanned_at FROM remote_entries")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
         })?;
         for row in rows {
             let (id, gate, scanned_at) = row?;
@@ -427,7 +442,9 @@ impl Store {
     pub fn get_state(&self, key: &str) -> Result<Option<String>> {
         Ok(self
             .conn
-            .query_row("SELECT value FROM sync_state WHERE key = ?1", [key], |r| r.get(0))
+            .query_row("SELECT value FROM sync_state WHERE key = ?1", [key], |r| {
+                r.get(0)
+            })
             .optional()?)
     }
 

@@ -384,7 +384,12 @@ mod tests {
         assert_eq!(ScanId::parse(a.as_str()), Some(a.clone()));
         assert_eq!(a.as_str().as_bytes()[14], b'4');
         assert!(ScanId::parse("7F1C6A5E-8A0E-4A53-9A53-2B7F6D2D2A10").is_some());
-        for bad in ["", "x", "7f1c6a5e8a0e4a539a532b7f6d2d2a10", "7f1c6a5e-8a0e-4a53-9a53-2b7f6d2d2a1g"] {
+        for bad in [
+            "",
+            "x",
+            "7f1c6a5e8a0e4a539a532b7f6d2d2a10",
+            "7f1c6a5e-8a0e-4a53-9a53-2b7f6d2d2a1g",
+        ] {
             assert!(ScanId::parse(bad).is_none(), "{bad}");
         }
         assert!(serde_json::from_str::<ScanId>("\"nope\"").is_err());
