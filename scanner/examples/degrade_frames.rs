@@ -70,18 +70,22 @@ fn homography(from: [(f32, f32); 4], to: [(f32, f32); 4]) -> [f32; 8] {
             .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
             .unwrap_or(c);
         a.swap(c, p);
-        for r in 0..8 {
-            if r != c && a[c][c] != 0.0 {
-                let f = a[r][c] / a[c][c];
-                for k in c..9 {
-                    a[r][k] -= f * a[c][k];
+        let pivot = a[c];
+        if pivot[c] == 0.0 {
+            continue;
+        }
+        for (r, row) in a.iter_mut().enumerate() {
+            if r != c {
+                let f = row[c] / pivot[c];
+                for (x, pv) in row.iter_mut().zip(pivot.iter()).skip(c) {
+                    *x -= f * pv;
                 }
             }
         }
     }
     let mut h = [0f32; 8];
-    for i in 0..8 {
-        h[i] = (a[i][8] / a[i][i]) as f32;
+    for (i, (hi, row)) in h.iter_mut().zip(a.iter()).enumerate() {
+        *hi = (row[8] / row[i]) as f32;
     }
     h
 }
