@@ -11,3 +11,5 @@ pub mod frames;
 pub mod gate;
 pub mod headless;
 pub mod store;
+pub mod synth;
+pub mod ui;
