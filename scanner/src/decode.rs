@@ -62,16 +62,17 @@ impl FrameDecoder {
     }
 
     fn attempts(&mut self, frame: &GrayImage) -> Option<Found> {
-        if let Some((x, y, w, h)) = self.region {
-            if x + w <= frame.width() && y + h <= frame.height() {
-                let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
-                if let Some(d) = first(&crop) {
-                    self.remember(&d, x, y, 1, frame);
-                    return Some(Found {
-                        text: d.text,
-                        attempt: Attempt::Region,
-                    });
-                }
+        if let Some((x, y, w, h)) = self.region
+            && x + w <= frame.width()
+            && y + h <= frame.height()
+        {
+            let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
+            if let Some(d) = first(&crop) {
+                self.remember(&d, x, y, 1, frame);
+                return Some(Found {
+                    text: d.text,
+                    attempt: Attempt::Region,
+                });
             }
         }
         let half = half(frame);

@@ -147,14 +147,15 @@ impl Gate {
     /// verdict that is not in the log is never shown.
     pub fn scan(&mut self, text: &str, now: i64) -> Result<Scan, StoreError> {
         let text = text.trim();
-        if let Some((last, at, verdict)) = &self.last {
-            if last == text && at.elapsed() < self.repeat_window {
-                return Ok(Scan {
-                    verdict: verdict.clone(),
-                    record: None,
-                    repeat: true,
-                });
-            }
+        if let Some((last, at, verdict)) = &self.last
+            && last == text
+            && at.elapsed() < self.repeat_window
+        {
+            return Ok(Scan {
+                verdict: verdict.clone(),
+                record: None,
+                repeat: true,
+            });
         }
         let lookup = RuleLookup {
             admissions: &self.admissions,
