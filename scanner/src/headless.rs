@@ -37,6 +37,10 @@ pub struct Line {
     /// Whether this is the same code as the previous frame (not a new scan).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub repeat: bool,
+    /// The logged scan's id (a new scan only): the line is printed after the
+    /// scan is durably in the log under this id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scan_id: Option<String>,
     /// Which decoding attempt read the code.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub attempt: Option<Attempt>,
@@ -72,6 +76,7 @@ pub fn process(
         used_at: None,
         used_gate: None,
         repeat: false,
+        scan_id: None,
         attempt: None,
         decode_ms: 0.0,
         total_ms: 0.0,
@@ -102,6 +107,7 @@ pub fn process(
     line.verdict = Some(scan.verdict.kind());
     line.reason = scan.verdict.reason_code().map(str::to_owned);
     line.repeat = scan.repeat;
+    line.scan_id = scan.record.as_ref().map(|r| r.scan_id.to_string());
     if let Some(t) = scan.verdict.ticket() {
         line.holder = Some(t.holder.to_string());
         line.admits = Some(t.admits);
