@@ -76,6 +76,27 @@ impl std::fmt::Display for ScanId {
 /// Path prefix of every sync API route.
 pub const API_PREFIX: &str = "/api/v1";
 
+/// The sync API's routes, written once for the server's router and the
+/// scanner's client. Every route but [`paths::ENROLL`] and [`paths::OPENAPI`]
+/// needs `Authorization: Bearer <device token>` and answers 401 without a
+/// valid one.
+pub mod paths {
+    /// `POST` [`super::EnrollRequest`] → [`super::EnrollResponse`].
+    pub const ENROLL: &str = "/api/v1/enroll";
+    /// `GET` → [`super::KeyringResponse`].
+    pub const KEYRING: &str = "/api/v1/keyring";
+    /// `GET` → [`super::SessionsResponse`].
+    pub const SESSIONS: &str = "/api/v1/sessions";
+    /// `GET ?since=V` ([`super::RevocationsQuery`]) → [`super::RevocationDelta`].
+    pub const REVOCATIONS: &str = "/api/v1/revocations";
+    /// `GET ?cursor=C` → [`super::EntriesResponse`].
+    pub const ENTRIES: &str = "/api/v1/entries";
+    /// `POST` [`super::ScanBatch`] → [`super::ScanBatchResponse`].
+    pub const SCANS: &str = "/api/v1/scans";
+    /// The OpenAPI document of the sync API.
+    pub const OPENAPI: &str = "/api/v1/openapi.json";
+}
+
 /// Error body of every non-2xx answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
