@@ -10,6 +10,7 @@ use jo_scanner::frames::{FolderSource, load_image};
 use jo_scanner::gate::Gate;
 use jo_scanner::headless;
 use jo_scanner::store::Store;
+use jo_scanner::ui::{self, AppOptions, Settings, worker::SourceChoice};
 
 /// JO E-Tickets gate scanner: verifies tickets offline and uploads its scan log when online.
 #[derive(Parser)]
@@ -27,6 +28,15 @@ struct Cli {
     /// recording from another day, tests).
     #[arg(long, global = true, hide = true)]
     now: Option<i64>,
+    /// GUI: open this camera (index in the system's list) instead of the saved choice.
+    #[arg(long, value_name = "N")]
+    camera: Option<u32>,
+    /// GUI demo: replay a folder of frames as the camera.
+    #[arg(long, env = "JO_SCANNER_FRAMES", hide = true, value_name = "DIR")]
+    demo_frames: Option<PathBuf>,
+    /// GUI: save a PNG of the window once it has settled, then quit (tests).
+    #[arg(long, hide = true, value_name = "PNG")]
+    screenshot: Option<PathBuf>,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -121,10 +131,30 @@ fn main() -> anyhow::Result<()> {
             }
             print_json(&mut out, &serde_json::json!({ "summary": summary }))?;
         }
-        None | Some(Command::Enroll { .. }) | Some(Command::Sync) => {
+        None => {
+            let gate = open_gate(&cli)?;
+            let source = match (&cli.demo_frames, cli.camera) {
+                (Some(dir), _) => Some(SourceChoice::Folder(dir.clone())),
+                (None, Some(index)) => Some(SourceChoice::Camera {
+                    index,
+                    resolution: Settings::load(&Settings::path_in(&cli.state)).resolution,
+                }),
+                (None, None) => None,
+            };
+            ui::run(
+                gate,
+                AppOptions {
+                    settings_path: Some(Settings::path_in(&cli.state)),
+                    source,
+                    fixed_now: cli.now,
+                    screenshot: cli.screenshot.clone(),
+                },
+            )?;
+        }
+        Some(Command::Enroll { .. }) | Some(Command::Sync) => {
             anyhow::bail!(
-                "the gate GUI, enroll and sync are not available in this build yet; \
-                 verify and replay work on the state in {}",
+                "enroll and sync are not available in this build yet; \
+                 the GUI, verify and replay work on the state in {}",
                 cli.state.display()
             )
         }

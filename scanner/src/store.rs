@@ -159,6 +159,18 @@ impl Store {
             .unwrap_or_default())
     }
 
+    /// The device id this scanner was enrolled under (`None` before enrolment;
+    /// a gate name set locally does not make an enrolment).
+    pub fn device_id(&self) -> Result<Option<String>> {
+        let id: Option<String> = self
+            .conn
+            .query_row("SELECT device_id FROM device WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(id.filter(|id| !id.is_empty()))
+    }
+
     /// Replaces the keyring with the synced one.
     pub fn replace_keyring(&mut self, keys: &[(KeyId, [u8; 32], bool)]) -> Result<()> {
         let tx = self.conn.transaction()?;

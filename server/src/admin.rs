@@ -1,4 +1,5 @@
-//! `jo-server create-admin`: creates an administrator from the command line.
+//! Command-line administration: `jo-server create-admin` and
+//! `jo-server enroll-code`.
 
 use anyhow::{Context, bail};
 
@@ -17,11 +18,16 @@ pub async fn create_admin(
     username: &str,
     password: Secret,
 ) -> anyhow::Result<i64> {
-    let email = Email::parse(email).map_err(|k| anyhow::anyhow!("--email: {}", crate::i18n::Lang::En.t(k)))?;
-    let username =
-        Username::parse(username).map_err(|k| anyhow::anyhow!("--username: {}", crate::i18n::Lang::En.t(k)))?;
-    check_new_password(password.expose(), password.expose(), &[username.as_str(), email.as_str()])
-        .map_err(|k| anyhow::anyhow!("password: {}", crate::i18n::Lang::En.t(k)))?;
+    let email = Email::parse(email)
+        .map_err(|k| anyhow::anyhow!("--email: {}", crate::i18n::Lang::En.t(k)))?;
+    let username = Username::parse(username)
+        .map_err(|k| anyhow::anyhow!("--username: {}", crate::i18n::Lang::En.t(k)))?;
+    check_new_password(
+        password.expose(),
+        password.expose(),
+        &[username.as_str(), email.as_str()],
+    )
+    .map_err(|k| anyhow::anyhow!("password: {}", crate::i18n::Lang::En.t(k)))?;
     let store = crate::startup::open_store(config).await?;
     let hash = PasswordHasher::new(config.argon2)?.hash(password).await?;
     let admin_name = PersonName::parse("Admin").map_err(|_| anyhow::anyhow!("name"))?;
@@ -45,10 +51,25 @@ pub async fn create_admin(
 /// Reads a password from stdin: the first line, without its line ending.
 pub fn read_password(input: &mut impl std::io::BufRead) -> anyhow::Result<Secret> {
     let mut line = zeroize::Zeroizing::new(String::new());
-    input.read_line(&mut line).context("reading the password from stdin")?;
+    input
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
     let pw = line.trim_end_matches(['\n', '\r']);
     if pw.is_empty() {
         bail!("no password on stdin (pipe it in, or set JO_ADMIN_PASSWORD)");
     }
     Ok(Secret::new(pw.to_owned()))
+}
+
+/// Creates a one-time scanner enrolment code valid `ttl_hours`, and returns it
+/// (only its hash is stored).
+pub async fn create_enrollment_code(config: &Config, ttl_hours: u32) -> anyhow::Result<String> {
+    let store = crate::startup::open_store(config).await?;
+    let code = crate::auth::tokens::random_enrollment_code()?;
+    let hash = crate::auth::tokens::hash_enrollment_code(&code)
+        .ok_or_else(|| anyhow::anyhow!("enrolment code format"))?;
+    store
+        .create_enrollment_code(hash, i64::from(ttl_hours) * 3600)
+        .await?;
+    Ok(code)
 }

@@ -174,8 +174,20 @@ pub struct ServeArgs {
     #[arg(skip)]
     pub smtp_password: Option<Secret>,
     /// Sender address of outgoing mail.
-    #[arg(long, env = "JO_MAIL_FROM", default_value = "JO E-Tickets <billetterie@localhost>")]
+    #[arg(
+        long,
+        env = "JO_MAIL_FROM",
+        default_value = "JO E-Tickets <billetterie@localhost>"
+    )]
     pub mail_from: String,
+    /// Reverse proxy whose X-Forwarded-For header gives the client address
+    /// (repeat, or comma-separate in the variable). Without it, the header is ignored.
+    #[arg(
+        long = "trusted-proxy",
+        env = "JO_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Log as JSON lines instead of text.
     #[arg(long, env = "JO_LOG_JSON")]
     pub log_json: bool,
@@ -206,6 +218,8 @@ pub struct Config {
     pub sessions: SessionPolicy,
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: usize,
+    /// Reverse proxies whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Config {
@@ -231,7 +245,9 @@ impl Config {
         }
         Ok(Self {
             bind: args.bind,
-            database: args.database.unwrap_or_else(|| args.data_dir.join("jo.sqlite3")),
+            database: args
+                .database
+                .unwrap_or_else(|| args.data_dir.join("jo.sqlite3")),
             keys_dir: args.keys_dir.unwrap_or_else(|| args.data_dir.join("keys")),
             data_dir: args.data_dir,
             public_url: args.public_url.map(|u| u.trim_end_matches('/').to_owned()),
@@ -241,6 +257,7 @@ impl Config {
             throttle: ThrottlePolicy::default(),
             sessions: SessionPolicy::default(),
             body_limit_bytes: 64 * 1024,
+            trusted_proxies: args.trusted_proxies,
         })
     }
 
@@ -258,6 +275,7 @@ impl Config {
             throttle: ThrottlePolicy::default(),
             sessions: SessionPolicy::default(),
             body_limit_bytes: 64 * 1024,
+            trusted_proxies: Vec::new(),
         }
     }
 

@@ -68,9 +68,14 @@ impl Username {
             return Err("err.required");
         }
         let ok = (3..=32).contains(&s.len())
-            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
             && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
-        if ok { Ok(Self(s.to_owned())) } else { Err("err.username_invalid") }
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err("err.username_invalid")
+        }
     }
 
     /// The username.
@@ -105,7 +110,11 @@ impl PersonName {
 /// Checks a new password against the policy: 12 to 128 characters, equal to
 /// its confirmation, and rated "safely unguessable" (score ≥ 3) by zxcvbn,
 /// which refuses common passwords and ones built from the user's own details.
-pub fn check_new_password(password: &str, confirmation: &str, user_inputs: &[&str]) -> Result<(), &'static str> {
+pub fn check_new_password(
+    password: &str,
+    confirmation: &str,
+    user_inputs: &[&str],
+) -> Result<(), &'static str> {
     let n = password.chars().count();
     if n == 0 {
         return Err("err.required");
@@ -116,7 +125,11 @@ pub fn check_new_password(password: &str, confirmation: &str, user_inputs: &[&st
     if n > PASSWORD_MAX_CHARS {
         return Err("err.password_long");
     }
-    let inputs: Vec<&str> = user_inputs.iter().copied().filter(|s| !s.is_empty()).collect();
+    let inputs: Vec<&str> = user_inputs
+        .iter()
+        .copied()
+        .filter(|s| !s.is_empty())
+        .collect();
     if zxcvbn::zxcvbn(password, &inputs).score() < Score::Three {
         return Err("err.password_weak");
     }
@@ -132,8 +145,20 @@ mod tests {
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse("  Alice@Example.FR ").expect("valid").as_str(), "alice@example.fr");
-        for bad in ["", "alice", "a@b", "a b@c.fr", "<script>@x.fr", "a@@b.fr", "a@b..", "a\u{7}b@x.fr"] {
+        assert_eq!(
+            Email::parse("  Alice@Example.FR ").expect("valid").as_str(),
+            "alice@example.fr"
+        );
+        for bad in [
+            "",
+            "alice",
+            "a@b",
+            "a b@c.fr",
+            "<script>@x.fr",
+            "a@@b.fr",
+            "a@b..",
+            "a\u{7}b@x.fr",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -141,7 +166,15 @@ mod tests {
     #[test]
     fn usernames_are_restricted() {
         assert!(Username::parse("alice_99").is_ok());
-        for bad in ["", "ab", "<b>", "a b c", "'; DROP TABLE users;--", "_lead", &"x".repeat(33)] {
+        for bad in [
+            "",
+            "ab",
+            "<b>",
+            "a b c",
+            "'; DROP TABLE users;--",
+            "_lead",
+            &"x".repeat(33),
+        ] {
             assert!(Username::parse(bad).is_err(), "{bad:?} should be refused");
         }
     }
@@ -149,26 +182,47 @@ mod tests {
     #[test]
     fn names_allow_unicode_but_not_control_characters() {
         assert!(PersonName::parse("Élodie-Anaïs").is_ok());
-        assert!(PersonName::parse("O'Brien <b>").is_ok(), "escaped on output, not refused");
+        assert!(
+            PersonName::parse("O'Brien <b>").is_ok(),
+            "escaped on output, not refused"
+        );
         assert!(PersonName::parse("a\u{0}b").is_err());
         assert!(PersonName::parse(&"é".repeat(101)).is_err());
     }
 
     #[test]
     fn password_policy() {
-        assert_eq!(check_new_password("short", "short", &[]), Err("err.password_short"));
-        assert_eq!(check_new_password("password1234", "password1234", &[]), Err("err.password_weak"));
-        assert_eq!(check_new_password("azertyuiop123", "azertyuiop123", &[]), Err("err.password_weak"));
         assert_eq!(
-            check_new_password("alice.martin2024", "alice.martin2024", &["alice.martin", "alice"]),
+            check_new_password("short", "short", &[]),
+            Err("err.password_short")
+        );
+        assert_eq!(
+            check_new_password("password1234", "password1234", &[]),
+            Err("err.password_weak")
+        );
+        assert_eq!(
+            check_new_password("azertyuiop123", "azertyuiop123", &[]),
+            Err("err.password_weak")
+        );
+        assert_eq!(
+            check_new_password(
+                "alice.martin2024",
+                "alice.martin2024",
+                &["alice.martin", "alice"]
+            ),
             Err("err.password_weak")
         );
         assert_eq!(
             check_new_password("Vélo-Seine-Marathon-42", "Vélo-Seine-Marathon-43", &[]),
             Err("err.password_mismatch")
         );
-        assert!(check_new_password("Vélo-Seine-Marathon-42", "Vélo-Seine-Marathon-42", &[]).is_ok());
+        assert!(
+            check_new_password("Vélo-Seine-Marathon-42", "Vélo-Seine-Marathon-42", &[]).is_ok()
+        );
         let long = "x".repeat(129);
-        assert_eq!(check_new_password(&long, &long, &[]), Err("err.password_long"));
+        assert_eq!(
+            check_new_password(&long, &long, &[]),
+            Err("err.password_long")
+        );
     }
 }

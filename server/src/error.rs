@@ -60,6 +60,8 @@ impl From<jo_shared::doublekey::RandomError> for AppError {
 pub struct ErrorInfo {
     /// Machine-readable code.
     pub code: &'static str,
+    /// What went wrong, in English.
+    pub message: &'static str,
 }
 
 /// The error page. It is shown in both languages: an error may happen before
@@ -80,11 +82,19 @@ impl IntoResponse for AppError {
             AppError::BadRequest => (StatusCode::BAD_REQUEST, "error.bad_request", "bad_request"),
             AppError::Forbidden => (StatusCode::FORBIDDEN, "error.forbidden", "forbidden"),
             AppError::NotFound => (StatusCode::NOT_FOUND, "error.not_found", "not_found"),
-            AppError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "error.too_large", "too_large"),
+            AppError::TooLarge => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "error.too_large",
+                "too_large",
+            ),
             AppError::Internal(e) => {
                 // The one place internal errors are logged.
                 tracing::error!(error = format!("{e:#}"), "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, "error.internal", "internal")
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "error.internal",
+                    "internal",
+                )
             }
         };
         let page = ErrorPage {
@@ -101,7 +111,10 @@ impl IntoResponse for AppError {
             body,
         )
             .into_response();
-        res.extensions_mut().insert(ErrorInfo { code });
+        res.extensions_mut().insert(ErrorInfo {
+            code,
+            message: page.en,
+        });
         res
     }
 }

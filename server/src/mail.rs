@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
-use lettre::message::header::ContentType;
 use lettre::message::Mailbox;
+use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -43,16 +43,19 @@ pub struct Mail {
 impl Mailer {
     /// The mailer the configuration asks for (creating the outbox if needed).
     pub fn new(config: &Config) -> anyhow::Result<Self> {
-        let from: Mailbox = config
-            .mail_from
-            .parse()
-            .with_context(|| format!("JO_MAIL_FROM {:?} is not a mail address", config.mail_from))?;
+        let from: Mailbox = config.mail_from.parse().with_context(|| {
+            format!("JO_MAIL_FROM {:?} is not a mail address", config.mail_from)
+        })?;
         let transport = match &config.smtp {
             Some(s) => {
                 let mut b = match s.tls {
-                    SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host),
-                    SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
-                        .context("SMTP STARTTLS settings")?,
+                    SmtpTls::None => {
+                        AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&s.host)
+                    }
+                    SmtpTls::Starttls => {
+                        AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&s.host)
+                            .context("SMTP STARTTLS settings")?
+                    }
                     SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&s.host)
                         .context("SMTP TLS settings")?,
                 };
@@ -93,7 +96,10 @@ impl Mailer {
                 tracing::info!("mail handed to the SMTP relay");
             }
             Transport::Outbox { transport, dir } => {
-                let id = transport.send(message).await.context("writing to the outbox")?;
+                let id = transport
+                    .send(message)
+                    .await
+                    .context("writing to the outbox")?;
                 tracing::info!(file = %dir.join(format!("{id}.eml")).display(), "mail written to the outbox");
             }
         }

@@ -44,6 +44,19 @@ enum Command {
         #[arg(long)]
         username: String,
     },
+    /// Print a one-time scanner enrolment code (the scanner trades it for a
+    /// device identity with `jo-scanner enroll --code CODE`).
+    EnrollCode {
+        /// Data directory.
+        #[arg(long = "data", env = "JO_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// SQLite database file [default: DATA/jo.sqlite3].
+        #[arg(long, env = "JO_DATABASE")]
+        database: Option<PathBuf>,
+        /// Hours the code stays valid.
+        #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
+        ttl_hours: u32,
+    },
 }
 
 #[tokio::main]
@@ -53,18 +66,30 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             jo_server::init_tracing(args.log_json);
             let config = Config::from_serve_args(args)?;
-            jo_server::Application::build(config).await?.run_until_stopped().await?;
+            jo_server::Application::build(config)
+                .await?
+                .run_until_stopped()
+                .await?;
         }
         Command::Keygen { keys, force } => {
             let g = jo_shared::keys::generate(&keys, force)
                 .with_context(|| format!("keygen in {}", keys.display()))?;
-            println!("signing key {} written to {}", g.key_id, g.signing_key.display());
+            println!(
+                "signing key {} written to {}",
+                g.key_id,
+                g.signing_key.display()
+            );
             println!("public keyring written to {}", g.keyring.display());
             if let Some(old) = g.rotated_from {
                 println!("rotated from key {old}: it stays in the keyring until withdrawn");
             }
         }
-        Command::CreateAdmin { data_dir, database, email, username } => {
+        Command::CreateAdmin {
+            data_dir,
+            database,
+            email,
+            username,
+        } => {
             jo_server::init_tracing(false);
             let password = match std::env::var("JO_ADMIN_PASSWORD") {
                 Ok(p) if !p.is_empty() => Secret::new(p),
@@ -75,7 +100,23 @@ async fn main() -> anyhow::Result<()> {
                 config.database = db;
             }
             let id = jo_server::admin::create_admin(&config, &email, &username, password).await?;
-            println!("admin {username} created (id {id}); two-factor enrolment is required at first login");
+            println!(
+                "admin {username} created (id {id}); two-factor enrolment is required at first login"
+            );
+        }
+        Command::EnrollCode {
+            data_dir,
+            database,
+            ttl_hours,
+        } => {
+            let mut config = Config::for_data_dir(data_dir);
+            if let Some(db) = database {
+                config.database = db;
+            }
+            let code = jo_server::admin::create_enrollment_code(&config, ttl_hours).await?;
+            // The code alone on stdout, for scripts; the explanation on stderr.
+            println!("{code}");
+            eprintln!("one-time scanner enrolment code, valid {ttl_hours} h");
         }
     }
     Ok(())

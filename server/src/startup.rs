@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::auth::password::PasswordHasher;
+use crate::auth::secretbox::SecretBox;
 use crate::config::Config;
 use crate::db::Store;
 use crate::mail::Mailer;
@@ -48,9 +49,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let signer = load_or_create_signing_key(&config.keys_dir)?;
-        crate::fixtures::load(&store).await.context("loading fixtures")?;
+        crate::fixtures::load(&store)
+            .await
+            .context("loading fixtures")?;
         let csrf_key = store.server_secret("csrf").await?;
         let device_key = store.server_secret("device_cookie").await?;
+        let secret_box = SecretBox::load_or_create(&config.data_dir.join("totp.key"))?;
         let mailer = Mailer::new(&config)?;
         let hasher = PasswordHasher::new(config.argon2)?;
 
@@ -71,6 +75,7 @@ impl Application {
             hasher,
             mailer,
             signer,
+            secret_box,
             csrf_key,
             device_key,
             public_url,
@@ -95,7 +100,10 @@ impl Application {
     }
 
     /// Serves until `stop` completes (graceful shutdown).
-    pub async fn run_until(self, stop: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
         let app = crate::web::router(self.state);
         let result = axum::serve(
@@ -136,7 +144,11 @@ async fn housekeeping(state: AppState) {
     let mut tick = tokio::time::interval(Duration::from_secs(3600));
     loop {
         tick.tick().await;
-        match state.store.purge_expired_sessions(state.config.sessions.idle_secs).await {
+        match state
+            .store
+            .purge_expired_sessions(state.config.sessions.idle_secs)
+            .await
+        {
             Ok(n) if n > 0 => tracing::info!(sessions = n, "expired sessions purged"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "session purge failed"),
@@ -178,7 +190,10 @@ mod tests {
 
     #[test]
     fn origin_strips_the_path() {
-        assert_eq!(origin_of("https://billets.example.fr/jo"), "https://billets.example.fr");
+        assert_eq!(
+            origin_of("https://billets.example.fr/jo"),
+            "https://billets.example.fr"
+        );
         assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
     }
 }

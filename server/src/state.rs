@@ -6,8 +6,10 @@ use std::sync::Arc;
 use jo_shared::TicketSigner;
 
 use crate::auth::password::PasswordHasher;
+use crate::auth::secretbox::SecretBox;
 use crate::config::Config;
 use crate::db::Store;
+use crate::error::AppError;
 use crate::mail::Mailer;
 
 /// Everything a request may need, built once at start-up.
@@ -22,6 +24,8 @@ pub struct App {
     pub mailer: Mailer,
     /// The active ticket-signing key (never served, never logged).
     pub signer: TicketSigner,
+    /// Encrypts TOTP secrets at rest.
+    pub secret_box: SecretBox,
     /// Key of the CSRF token MACs.
     pub csrf_key: [u8; 32],
     /// Key of the trusted-device cookie MACs.
@@ -55,5 +59,40 @@ impl App {
             (true, "jo_device") => "__Host-jo_device",
             _ => base,
         }
+    }
+}
+
+/// TOTP secrets, sealed in the database and opened here.
+impl App {
+    /// The active TOTP secret of a user.
+    pub async fn totp_secret(
+        &self,
+        user_id: i64,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, AppError> {
+        match self.store.totp_secret(user_id).await? {
+            Some(sealed) => Ok(Some(self.secret_box.open(user_id, &sealed)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The TOTP secret being enrolled.
+    pub async fn totp_pending_secret(
+        &self,
+        user_id: i64,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, AppError> {
+        match self.store.totp_pending_secret(user_id).await? {
+            Some(sealed) => Ok(Some(self.secret_box.open(user_id, &sealed)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores a TOTP secret to enrol.
+    pub async fn set_totp_pending_secret(
+        &self,
+        user_id: i64,
+        secret: &[u8],
+    ) -> Result<(), AppError> {
+        let sealed = self.secret_box.seal(user_id, secret)?;
+        Ok(self.store.set_totp_pending_secret(user_id, sealed).await?)
     }
 }

@@ -26,13 +26,18 @@ async fn register_verify_login_enrol_totp_and_recover() {
     let b = Browser::new(&app);
 
     // Register: the answer does not depend on the address; the mail does.
-    let r = b.register("marie_c", "marie@example.com", GOOD_PASSWORD).await;
+    let r = b
+        .register("marie_c", "marie@example.com", GOOD_PASSWORD)
+        .await;
     assert_redirect_to(&r, "/register/done");
     let mail = sink.next().await;
     assert_eq!(mail.rcpt_to, vec!["marie@example.com".to_owned()]);
     let body = mail_body(&mail.data);
     let token = link_token(&body, "/verify-email");
-    assert!(body.contains(&format!("{}/verify-email?token=", app.addr)), "absolute link: {body}");
+    assert!(
+        body.contains(&format!("{}/verify-email?token=", app.addr)),
+        "absolute link: {body}"
+    );
 
     // Login before verification is refused, and the link is re-sent.
     let r = b.login("marie@example.com", GOOD_PASSWORD).await;
@@ -44,9 +49,17 @@ async fn register_verify_login_enrol_totp_and_recover() {
     // Only the latest link works; GET shows a button, POST spends it, once.
     let (s, _) = b.get_text(&format!("/verify-email?token={token}")).await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "the superseded link is dead");
-    let r = b.submit(&format!("/verify-email?token={token2}"), "/verify-email", &[("token", &token2)]).await;
+    let r = b
+        .submit(
+            &format!("/verify-email?token={token2}"),
+            "/verify-email",
+            &[("token", &token2)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
-    let r = b.submit("/login", "/verify-email", &[("token", &token2)]).await;
+    let r = b
+        .submit("/login", "/verify-email", &[("token", &token2)])
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST, "single use");
 
     // Login.
@@ -64,15 +77,31 @@ async fn register_verify_login_enrol_totp_and_recover() {
     let qr = b.get("/account/2fa/qr.svg").await;
     assert_eq!(qr.status(), StatusCode::OK);
     assert_eq!(qr.headers()["content-type"], "image/svg+xml");
-    let r = b.submit("/account/2fa", "/account/2fa/enable", &[("code", "000000")]).await;
-    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "a wrong code does not enrol");
+    let r = b
+        .submit("/account/2fa", "/account/2fa/enable", &[("code", "000000")])
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a wrong code does not enrol"
+    );
     if secs_left_in_step() < 3 {
         tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     }
     let session_before = b.cookie("jo_session");
-    let r = b.submit("/account/2fa", "/account/2fa/enable", &[("code", &oathtool(&secret, 0))]).await;
+    let r = b
+        .submit(
+            "/account/2fa",
+            "/account/2fa/enable",
+            &[("code", &oathtool(&secret, 0))],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
-    assert_ne!(b.cookie("jo_session"), session_before, "session id rotated at privilege change");
+    assert_ne!(
+        b.cookie("jo_session"),
+        session_before,
+        "session id rotated at privilege change"
+    );
     let html = r.text().await.expect("body");
     let codes: Vec<String> = html
         .split("<li><code>")
@@ -80,6 +109,20 @@ async fn register_verify_login_enrol_totp_and_recover() {
         .filter_map(|s| s.split("</code>").next().map(str::to_owned))
         .collect();
     assert_eq!(codes.len(), 10, "ten recovery codes");
+    // At rest, the seed is sealed (XChaCha20-Poly1305) with a key outside the database.
+    let db = rusqlite::Connection::open(app.data.path().join("data/jo.sqlite3")).expect("db");
+    let stored: Vec<u8> = db
+        .query_row(
+            "SELECT totp_secret FROM users WHERE username = 'marie_c'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("row");
+    assert_eq!(
+        stored.len(),
+        1 + 24 + 20 + 16,
+        "sealed, not the raw 20-byte seed"
+    );
 
     // Logout; the account is closed; login now asks for the code.
     assert_redirect_to(&b.logout().await, "/");
@@ -87,31 +130,68 @@ async fn register_verify_login_enrol_totp_and_recover() {
     let r = b.login("marie@example.com", GOOD_PASSWORD).await;
     assert_redirect_to(&r, "/login/totp");
     assert_redirect_to(&b.get("/account").await, "/login");
-    let r = b.submit("/login/totp", "/login/totp", &[("code", "123456")]).await;
+    let r = b
+        .submit("/login/totp", "/login/totp", &[("code", "123456")])
+        .await;
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     // The enrolment code's step is spent: use the next step's code (within the allowed drift).
     let code = oathtool(&secret, 30);
-    let r = b.submit("/login/totp", "/login/totp", &[("code", &code)]).await;
+    let r = b
+        .submit("/login/totp", "/login/totp", &[("code", &code)])
+        .await;
     assert_redirect_to(&r, "/");
     assert_eq!(b.get("/account").await.status(), StatusCode::OK);
 
     // The same code again, within its window: refused.
     b.logout().await;
-    assert_redirect_to(&b.login("marie@example.com", GOOD_PASSWORD).await, "/login/totp");
-    let r = b.submit("/login/totp", "/login/totp", &[("code", &code)]).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "replayed TOTP code refused");
+    assert_redirect_to(
+        &b.login("marie@example.com", GOOD_PASSWORD).await,
+        "/login/totp",
+    );
+    let r = b
+        .submit("/login/totp", "/login/totp", &[("code", &code)])
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "replayed TOTP code refused"
+    );
 
     // A recovery code works once (any case, with or without dashes).
-    let r = b.submit("/login/totp", "/login/totp", &[("code", &codes[0].to_uppercase())]).await;
+    let r = b
+        .submit(
+            "/login/totp",
+            "/login/totp",
+            &[("code", &codes[0].to_uppercase())],
+        )
+        .await;
     assert_redirect_to(&r, "/");
     b.logout().await;
-    assert_redirect_to(&b.login("marie@example.com", GOOD_PASSWORD).await, "/login/totp");
-    let r = b.submit("/login/totp", "/login/totp", &[("code", &codes[0])]).await;
-    assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "a recovery code is single-use");
-    let r = b.submit("/login/totp", "/login/totp", &[("code", &codes[1].replace('-', ""))]).await;
+    assert_redirect_to(
+        &b.login("marie@example.com", GOOD_PASSWORD).await,
+        "/login/totp",
+    );
+    let r = b
+        .submit("/login/totp", "/login/totp", &[("code", &codes[0])])
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNAUTHORIZED,
+        "a recovery code is single-use"
+    );
+    let r = b
+        .submit(
+            "/login/totp",
+            "/login/totp",
+            &[("code", &codes[1].replace('-', ""))],
+        )
+        .await;
     assert_redirect_to(&r, "/");
     let (_, html) = b.get_text("/account").await;
-    assert!(html.contains("8"), "8 recovery codes left");
+    assert!(
+        html.contains("Codes de secours restants : 8</p>"),
+        "8 recovery codes left"
+    );
 }
 
 #[tokio::test]
@@ -121,7 +201,13 @@ async fn password_reset_is_single_use_and_ends_sessions() {
     assert_redirect_to(&b.login("reset@example.com", GOOD_PASSWORD).await, "/");
 
     let other = Browser::new(&app);
-    let r = other.submit("/password/forgot", "/password/forgot", &[("email", "reset@example.com")]).await;
+    let r = other
+        .submit(
+            "/password/forgot",
+            "/password/forgot",
+            &[("email", "reset@example.com")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let body = outbox_mail(&app, "reset@example.com", 1).await;
     let token = link_token(&body, "/password/reset");
@@ -131,25 +217,43 @@ async fn password_reset_is_single_use_and_ends_sessions() {
         .submit(
             &format!("/password/reset?token={token}"),
             "/password/reset",
-            &[("token", &token), ("password", "trop court"), ("password_confirm", "trop court")],
+            &[
+                ("token", &token),
+                ("password", "trop court"),
+                ("password_confirm", "trop court"),
+            ],
         )
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.text().await.expect("body").contains("id=\"password-error\""));
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("id=\"password-error\"")
+    );
     let r = other
         .submit(
             &format!("/password/reset?token={token}"),
             "/password/reset",
-            &[("token", &token), ("password", new_password), ("password_confirm", new_password)],
+            &[
+                ("token", &token),
+                ("password", new_password),
+                ("password_confirm", new_password),
+            ],
         )
         .await;
     assert_eq!(r.status(), StatusCode::OK);
 
     // The old session is gone, the link is spent, only the new password works.
     assert_redirect_to(&b.get("/account").await, "/login");
-    let (s, _) = other.get_text(&format!("/password/reset?token={token}")).await;
+    let (s, _) = other
+        .get_text(&format!("/password/reset?token={token}"))
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert_eq!(b.login("reset@example.com", GOOD_PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        b.login("reset@example.com", GOOD_PASSWORD).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert_redirect_to(&b.login("reset@example.com", new_password).await, "/");
 }
 
@@ -166,18 +270,31 @@ async fn changing_password_asks_the_current_one_and_ends_other_sessions() {
         .submit(
             "/account",
             "/account/password",
-            &[("current_password", "not the password"), ("password", new_password), ("password_confirm", new_password)],
+            &[
+                ("current_password", "not the password"),
+                ("password", new_password),
+                ("password_confirm", new_password),
+            ],
         )
         .await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(r.text().await.expect("body").contains("id=\"current_password-error\""));
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("id=\"current_password-error\"")
+    );
 
     let before = laptop.cookie("jo_session");
     let r = laptop
         .submit(
             "/account",
             "/account/password",
-            &[("current_password", GOOD_PASSWORD), ("password", new_password), ("password_confirm", new_password)],
+            &[
+                ("current_password", GOOD_PASSWORD),
+                ("password", new_password),
+                ("password_confirm", new_password),
+            ],
         )
         .await;
     assert_redirect_to(&r, "/account?done=password");
@@ -209,7 +326,10 @@ async fn admin_created_on_the_command_line_must_enrol_2fa() {
 
     let app = start(jo_server::Config::for_tests(data_dir), data).await;
     let b = Browser::new(&app);
-    assert_redirect_to(&b.login("admin@example.com", GOOD_PASSWORD).await, "/account/2fa");
+    assert_redirect_to(
+        &b.login("admin@example.com", GOOD_PASSWORD).await,
+        "/account/2fa",
+    );
     // Every logged-in page sends the admin back to enrolment until 2FA is on.
     assert_redirect_to(&b.get("/account").await, "/account/2fa");
     let (_, html) = b.get_text("/account/2fa").await;
@@ -217,12 +337,114 @@ async fn admin_created_on_the_command_line_must_enrol_2fa() {
     if secs_left_in_step() < 3 {
         tokio::time::sleep(std::time::Duration::from_secs(4)).await;
     }
-    let r = b.submit("/account/2fa", "/account/2fa/enable", &[("code", &oathtool(&secret, 0))]).await;
+    let r = b
+        .submit(
+            "/account/2fa",
+            "/account/2fa/enable",
+            &[("code", &oathtool(&secret, 0))],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     let (s, html) = b.get_text("/account").await;
     assert_eq!(s, StatusCode::OK);
     assert!(html.contains("Administrateur"));
     // An admin cannot turn 2FA off.
-    let r = b.submit("/account/2fa", "/account/2fa/disable", &[("password", GOOD_PASSWORD), ("code", "000000")]).await;
+    let r = b
+        .submit(
+            "/account/2fa",
+            "/account/2fa/disable",
+            &[("password", GOOD_PASSWORD), ("code", "000000")],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_buyer_turns_2fa_off_with_password_and_code() {
+    let app = spawn_app().await;
+    let b = registered_user(&app, "no_more_2fa", "off@example.com").await;
+    assert_redirect_to(&b.login("off@example.com", GOOD_PASSWORD).await, "/");
+    let (_, html) = b.get_text("/account/2fa").await;
+    let secret = between(&html, "id=\"totp-secret\">", "<").expect("secret shown");
+    if secs_left_in_step() < 3 {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
+    let r = b
+        .submit(
+            "/account/2fa",
+            "/account/2fa/enable",
+            &[("code", &oathtool(&secret, 0))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Wrong password, or a spent code: refused, errors next to the fields.
+    let r = b
+        .submit(
+            "/account/2fa",
+            "/account/2fa/disable",
+            &[
+                ("password", "not it at all"),
+                ("code", &oathtool(&secret, 30)),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        r.text()
+            .await
+            .expect("body")
+            .contains("id=\"password-error\"")
+    );
+    let r = b
+        .submit(
+            "/account/2fa",
+            "/account/2fa/disable",
+            &[("password", GOOD_PASSWORD), ("code", &oathtool(&secret, 0))],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the enrolment code is spent"
+    );
+    assert!(r.text().await.expect("body").contains("id=\"code-error\""));
+
+    let r = b
+        .submit(
+            "/account/2fa",
+            "/account/2fa/disable",
+            &[
+                ("password", GOOD_PASSWORD),
+                ("code", &oathtool(&secret, 30)),
+            ],
+        )
+        .await;
+    assert_redirect_to(&r, "/account");
+    let (_, html) = b.get_text("/account").await;
+    assert!(html.contains("désactivée"));
+    b.logout().await;
+    assert_redirect_to(&b.login("off@example.com", GOOD_PASSWORD).await, "/");
+}
+
+#[tokio::test]
+async fn sessions_expire_when_idle_and_at_their_absolute_limit() {
+    let idle = spawn_app_with(|c| c.sessions.idle_secs = 2).await;
+    let b = registered_user(&idle, "idle_user", "idle@example.com").await;
+    assert_redirect_to(&b.login("idle@example.com", GOOD_PASSWORD).await, "/");
+    assert_eq!(b.get("/account").await.status(), StatusCode::OK);
+    tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
+    assert_redirect_to(&b.get("/account").await, "/login");
+
+    // Whole seconds: a 3 s limit lasts more than 2 s and less than 4 s.
+    let absolute = spawn_app_with(|c| c.sessions.absolute_secs = 3).await;
+    let b = registered_user(&absolute, "busy_user", "busy@example.com").await;
+    assert_redirect_to(&b.login("busy@example.com", GOOD_PASSWORD).await, "/");
+    // Activity does not extend the absolute limit.
+    for _ in 0..4 {
+        assert_eq!(b.get("/account").await.status(), StatusCode::OK);
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_redirect_to(&b.get("/account").await, "/login");
 }

@@ -2,5 +2,6 @@
 //! tokens, TOTP, recovery codes. No HTTP here; see `web` for the flows.
 
 pub mod password;
+pub mod secretbox;
 pub mod tokens;
 pub mod totp;

@@ -32,6 +32,20 @@ impl PasswordHasher {
         })
     }
 
+    /// Whether a stored hash was made with lower costs or another algorithm,
+    /// and should be replaced at the next successful login.
+    pub fn needs_rehash(&self, phc: &str) -> bool {
+        let Ok(parsed) = PasswordHash::new(phc) else {
+            return false;
+        };
+        let current = self.argon.params();
+        parsed.algorithm != Algorithm::Argon2id.ident()
+            || Params::try_from(&parsed).map_or(true, |p| {
+                // Upgrades only: a hash stronger than today's settings stays.
+                p.m_cost() < current.m_cost() || p.t_cost() < current.t_cost()
+            })
+    }
+
     /// The argon2id PHC string of `password`.
     pub async fn hash(&self, password: Secret) -> anyhow::Result<String> {
         let _permit = self.permits.acquire().await?;
@@ -48,7 +62,11 @@ impl PasswordHasher {
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
         let ok = tokio::task::spawn_blocking(move || {
             PasswordHash::new(&hash)
-                .map(|parsed| argon.verify_password(password.expose().as_bytes(), &parsed).is_ok())
+                .map(|parsed| {
+                    argon
+                        .verify_password(password.expose().as_bytes(), &parsed)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await?;
@@ -77,8 +95,16 @@ mod tests {
         let hash = h.hash(pw()).await.expect("hash");
         assert!(hash.starts_with("$argon2id$v=19$"));
         assert!(h.verify(pw(), Some(hash.clone())).await.expect("verify"));
-        assert!(!h.verify(Secret::new("wrong".into()), Some(hash)).await.expect("verify"));
+        assert!(
+            !h.verify(Secret::new("wrong".into()), Some(hash))
+                .await
+                .expect("verify")
+        );
         assert!(!h.verify(pw(), None).await.expect("verify"));
-        assert!(!h.verify(pw(), Some("not a phc string".into())).await.expect("verify"));
+        assert!(
+            !h.verify(pw(), Some("not a phc string".into()))
+                .await
+                .expect("verify")
+        );
     }
 }

@@ -24,7 +24,9 @@ pub fn hash_token(token: &str) -> [u8; 32] {
 
 /// Whether `s` looks like one of our tokens (cheap check before any lookup).
 pub fn is_token_shaped(s: &str) -> bool {
-    s.len() == 43 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// HMAC-SHA-256 of `parts` under `key`, base64url.
@@ -54,9 +56,15 @@ pub const RECOVERY_CODES: usize = 10;
 
 /// A recovery code: 16 symbols (80 random bits), shown as `xxxx-xxxx-xxxx-xxxx`.
 pub fn random_recovery_code() -> Result<String, RandomError> {
-    let mut b = zeroize::Zeroizing::new([0u8; 16]);
+    random_grouped_code(4)
+}
+
+/// A code of `groups` groups of 4 symbols of the recovery alphabet (5 bits
+/// each), dash-separated.
+fn random_grouped_code(groups: usize) -> Result<String, RandomError> {
+    let mut b = zeroize::Zeroizing::new(vec![0u8; groups * 4]);
     random_bytes(&mut b[..])?;
-    let mut out = String::with_capacity(19);
+    let mut out = String::with_capacity(groups * 5);
     for (i, byte) in b.iter().enumerate() {
         if i > 0 && i % 4 == 0 {
             out.push('-');
@@ -67,15 +75,35 @@ pub fn random_recovery_code() -> Result<String, RandomError> {
     Ok(out)
 }
 
-/// Canonical form of a typed recovery code (case, dashes and spaces ignored),
-/// or `None` if it cannot be one.
-pub fn normalize_recovery_code(input: &str) -> Option<String> {
+/// Canonical form of a typed grouped code of `len` symbols, or `None`.
+fn normalize_grouped_code(input: &str, len: usize) -> Option<String> {
     let s: String = input
         .chars()
         .filter(|c| !matches!(c, '-' | ' '))
         .map(|c| c.to_ascii_lowercase())
         .collect();
-    (s.len() == 16 && s.bytes().all(|b| RECOVERY_ALPHABET.contains(&b))).then_some(s)
+    (s.len() == len && s.bytes().all(|b| RECOVERY_ALPHABET.contains(&b))).then_some(s)
+}
+
+/// A one-time scanner enrolment code: 20 symbols (100 random bits), shown
+/// as `xxxx-xxxx-xxxx-xxxx-xxxx`.
+pub fn random_enrollment_code() -> Result<String, RandomError> {
+    random_grouped_code(5)
+}
+
+/// The stored hash of a typed enrolment code, or `None` if it cannot be one.
+pub fn hash_enrollment_code(input: &str) -> Option<[u8; 32]> {
+    let n = normalize_grouped_code(input, 20)?;
+    let mut h = Sha256::new();
+    h.update(b"jo-enrollment-code-v1");
+    h.update(n.as_bytes());
+    Some(h.finalize().into())
+}
+
+/// Canonical form of a typed recovery code (case, dashes and spaces ignored),
+/// or `None` if it cannot be one.
+pub fn normalize_recovery_code(input: &str) -> Option<String> {
+    normalize_grouped_code(input, 16)
 }
 
 /// The stored hash of a normalised recovery code, salted with the user id.
@@ -110,6 +138,16 @@ mod tests {
         assert!(normalize_recovery_code("abc").is_none());
         assert!(normalize_recovery_code("' OR 1=1 --aaaaaaaaaa").is_none());
         assert_ne!(hash_recovery_code(1, &n), hash_recovery_code(2, &n));
+        let e = random_enrollment_code().expect("random");
+        assert_eq!(e.len(), 24);
+        assert_eq!(
+            hash_enrollment_code(&e),
+            hash_enrollment_code(&e.to_uppercase().replace('-', ""))
+        );
+        assert!(
+            hash_enrollment_code(&code).is_none(),
+            "a recovery code is not an enrolment code"
+        );
     }
 
     #[test]

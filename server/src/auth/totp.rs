@@ -42,7 +42,9 @@ pub fn otpauth_url(secret: &[u8], account: &str) -> Option<String> {
 
 /// The secret in base32, for typing into an app by hand.
 pub fn secret_base32(secret: &[u8]) -> String {
-    totp_rs::Secret::Raw(secret.to_vec()).to_encoded().to_string()
+    totp_rs::Secret::Raw(secret.to_vec())
+        .to_encoded()
+        .to_string()
 }
 
 /// The code of time step `step`.
@@ -78,7 +80,10 @@ mod tests {
     fn rfc6238_sha1_vector() {
         // RFC 6238 appendix B, SHA-1 seed, T = 59 s: 94287082 (8 digits) -> 287082.
         let secret = b"12345678901234567890";
-        assert_eq!(code_at_step(secret, 59 / STEP_SECS).as_deref(), Some("287082"));
+        assert_eq!(
+            code_at_step(secret, 59 / STEP_SECS).as_deref(),
+            Some("287082")
+        );
         assert_eq!(matching_step(secret, "287082", 59), Some(1));
         assert_eq!(matching_step(secret, "287082", 59 + 30), Some(1));
         assert_eq!(matching_step(secret, "287082", 59 + 90), None);

@@ -72,6 +72,27 @@ pub const MIGRATIONS: &[&str] = &[
         value BLOB NOT NULL
     ) STRICT;
     "#,
+    // 2: gate scanner devices and their one-time enrolment codes.
+    r#"
+    -- A device is created when it redeems an enrolment code.
+    CREATE TABLE devices (
+        id          TEXT PRIMARY KEY,
+        label       TEXT NOT NULL,
+        public_key  BLOB NOT NULL CHECK (length(public_key) = 32),
+        token_hash  BLOB NOT NULL UNIQUE,
+        enrolled_at INTEGER NOT NULL,
+        revoked_at  INTEGER
+    ) STRICT;
+
+    -- One-time enrolment codes, stored as SHA-256 (each has 100 random bits).
+    CREATE TABLE enrollment_codes (
+        code_hash  BLOB PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL,
+        used_at    INTEGER,
+        device_id  TEXT REFERENCES devices(id)
+    ) STRICT;
+    "#,
 ];
 
 /// Applies every pending migration in one IMMEDIATE transaction, so two
@@ -86,10 +107,18 @@ pub fn apply(conn: &mut Connection) -> StoreResult<()> {
             known,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(usize::try_from(current).unwrap_or(0)) {
+    for (i, sql) in MIGRATIONS
+        .iter()
+        .enumerate()
+        .skip(usize::try_from(current).unwrap_or(0))
+    {
         tx.execute_batch(sql)?;
         // PRAGMA takes no bound parameters; the value is our own integer.
-        tx.pragma_update(None, "user_version", i64::try_from(i + 1).unwrap_or(i64::MAX))?;
+        tx.pragma_update(
+            None,
+            "user_version",
+            i64::try_from(i + 1).unwrap_or(i64::MAX),
+        )?;
         tracing::info!(version = i + 1, "applied database migration");
     }
     tx.commit()?;

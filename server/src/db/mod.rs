@@ -3,17 +3,18 @@
 //!
 //! Handlers only see [`Store`] and the plain domain structs it returns; the SQL
 //! lives in one module per aggregate (`users`, `sessions`, `tokens`,
-//! `throttle`, `secrets`), whose functions take a `&Connection` so they also
+//! `throttle`, `secrets`, `devices`), whose functions take a `&Connection` so they also
 //! work inside a transaction. A PostgreSQL backend for multi-node deployments
 //! would implement the same `Store` methods without touching any handler.
 //!
 //! SQLite calls block, so they run on tokio's blocking pool, on one of a few
 //! pooled connections (WAL lets readers proceed while one writer writes).
 
+pub mod devices;
 pub mod migrations;
-mod store;
 pub mod secrets;
 pub mod sessions;
+mod store;
 pub mod throttle;
 pub mod tokens;
 pub mod users;
@@ -137,7 +138,11 @@ impl Pool {
             .acquire()
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
-        let taken = self.idle.lock().map_err(|e| StoreError::Task(e.to_string()))?.pop();
+        let taken = self
+            .idle
+            .lock()
+            .map_err(|e| StoreError::Task(e.to_string()))?
+            .pop();
         let mut conn = match taken {
             Some(c) => c,
             // A connection is lost only if a query panicked; replace it.

@@ -15,7 +15,11 @@ pub fn get_or_create(conn: &Connection, name: &str) -> StoreResult<[u8; 32]> {
         params![name, &fresh[..]],
     )?;
     let value: Option<Vec<u8>> = conn
-        .query_row("SELECT value FROM server_secrets WHERE name = ?1", [name], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM server_secrets WHERE name = ?1",
+            [name],
+            |r| r.get(0),
+        )
         .optional()?;
     value
         .and_then(|v| <[u8; 32]>::try_from(v.as_slice()).ok())

@@ -76,7 +76,11 @@ pub fn lookup(
         delete(conn, id_hash)?;
         return Ok(None);
     }
-    let stage = if stage == "full" { Stage::Full } else { Stage::SecondFactor };
+    let stage = if stage == "full" {
+        Stage::Full
+    } else {
+        Stage::SecondFactor
+    };
     Ok(get(conn, user_id)?.map(|user| SessionInfo {
         user,
         stage,

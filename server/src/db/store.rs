@@ -2,10 +2,11 @@
 
 use std::path::Path;
 
+use super::devices::NewDevice;
 use super::sessions::{SessionInfo, Stage};
 use super::tokens::Purpose;
 use super::users::{Conflict, NewUser, User};
-use super::{Pool, StoreResult, now, secrets, sessions, throttle, tokens, users};
+use super::{Pool, StoreResult, devices, now, secrets, sessions, throttle, tokens, users};
 use crate::config::ThrottlePolicy;
 
 /// The application's storage. Cheap to share behind the application state.
@@ -32,7 +33,9 @@ impl Store {
 
     /// Whether a username is taken.
     pub async fn username_taken(&self, username: String) -> StoreResult<bool> {
-        self.pool.run(move |c| users::username_taken(c, &username)).await
+        self.pool
+            .run(move |c| users::username_taken(c, &username))
+            .await
     }
 
     /// An account by id.
@@ -42,7 +45,9 @@ impl Store {
 
     /// An account by normalised email, with its password hash.
     pub async fn user_by_email(&self, email: String) -> StoreResult<Option<(User, String)>> {
-        self.pool.run(move |c| users::find_by_email(c, &email)).await
+        self.pool
+            .run(move |c| users::find_by_email(c, &email))
+            .await
     }
 
     /// An account's password hash.
@@ -51,7 +56,12 @@ impl Store {
     }
 
     /// Sets a new password and ends every session of the user but `keep`.
-    pub async fn change_password(&self, id: i64, hash: String, keep: Option<[u8; 32]>) -> StoreResult<()> {
+    pub async fn change_password(
+        &self,
+        id: i64,
+        hash: String,
+        keep: Option<[u8; 32]>,
+    ) -> StoreResult<()> {
         self.pool
             .run(move |c| {
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -63,9 +73,18 @@ impl Store {
             .await
     }
 
+    /// Replaces a password hash by an equivalent one (same password, new costs).
+    pub async fn set_password_hash(&self, id: i64, hash: String) -> StoreResult<()> {
+        self.pool
+            .run(move |c| users::set_password(c, id, &hash))
+            .await
+    }
+
     /// Marks an email verified.
     pub async fn mark_email_verified(&self, id: i64) -> StoreResult<()> {
-        self.pool.run(move |c| users::mark_email_verified(c, id, now())).await
+        self.pool
+            .run(move |c| users::mark_email_verified(c, id, now()))
+            .await
     }
 
     /// The active TOTP secret.
@@ -75,22 +94,35 @@ impl Store {
 
     /// The TOTP secret being enrolled.
     pub async fn totp_pending_secret(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
-        self.pool.run(move |c| users::totp_pending_secret(c, id)).await
+        self.pool
+            .run(move |c| users::totp_pending_secret(c, id))
+            .await
     }
 
     /// Stores a TOTP secret to enrol.
     pub async fn set_totp_pending_secret(&self, id: i64, secret: Vec<u8>) -> StoreResult<()> {
-        self.pool.run(move |c| users::set_totp_pending_secret(c, id, &secret)).await
+        self.pool
+            .run(move |c| users::set_totp_pending_secret(c, id, &secret))
+            .await
     }
 
     /// Marks a TOTP time step used; false if it (or a later one) was used.
     pub async fn use_totp_step(&self, id: i64, step: i64) -> StoreResult<bool> {
-        self.pool.run(move |c| users::use_totp_step(c, id, step)).await
+        self.pool
+            .run(move |c| users::use_totp_step(c, id, step))
+            .await
     }
 
     /// Turns two-factor on with new recovery codes.
-    pub async fn enable_totp(&self, id: i64, step: i64, recovery: Vec<[u8; 32]>) -> StoreResult<bool> {
-        self.pool.run(move |c| users::enable_totp(c, id, step, &recovery)).await
+    pub async fn enable_totp(
+        &self,
+        id: i64,
+        step: i64,
+        recovery: Vec<[u8; 32]>,
+    ) -> StoreResult<bool> {
+        self.pool
+            .run(move |c| users::enable_totp(c, id, step, &recovery))
+            .await
     }
 
     /// Turns two-factor off.
@@ -100,24 +132,36 @@ impl Store {
 
     /// Spends a recovery code.
     pub async fn use_recovery_code(&self, id: i64, hash: [u8; 32]) -> StoreResult<bool> {
-        self.pool.run(move |c| users::use_recovery_code(c, id, &hash, now())).await
+        self.pool
+            .run(move |c| users::use_recovery_code(c, id, &hash, now()))
+            .await
     }
 
     /// Unused recovery codes left.
     pub async fn recovery_codes_left(&self, id: i64) -> StoreResult<i64> {
-        self.pool.run(move |c| users::recovery_codes_left(c, id)).await
+        self.pool
+            .run(move |c| users::recovery_codes_left(c, id))
+            .await
     }
 
     // ----- sessions
 
     /// The live session with this id hash.
-    pub async fn session(&self, id_hash: [u8; 32], idle_secs: i64) -> StoreResult<Option<SessionInfo>> {
-        self.pool.run(move |c| sessions::lookup(c, &id_hash, now(), idle_secs)).await
+    pub async fn session(
+        &self,
+        id_hash: [u8; 32],
+        idle_secs: i64,
+    ) -> StoreResult<Option<SessionInfo>> {
+        self.pool
+            .run(move |c| sessions::lookup(c, &id_hash, now(), idle_secs))
+            .await
     }
 
     /// Records session activity.
     pub async fn touch_session(&self, id_hash: [u8; 32]) -> StoreResult<()> {
-        self.pool.run(move |c| sessions::touch(c, &id_hash, now())).await
+        self.pool
+            .run(move |c| sessions::touch(c, &id_hash, now()))
+            .await
     }
 
     /// Replaces a session by a new one (fresh id).
@@ -139,7 +183,9 @@ impl Store {
 
     /// The absolute expiry of a session.
     pub async fn session_expires_at(&self, id_hash: [u8; 32]) -> StoreResult<Option<i64>> {
-        self.pool.run(move |c| sessions::expires_at(c, &id_hash)).await
+        self.pool
+            .run(move |c| sessions::expires_at(c, &id_hash))
+            .await
     }
 
     /// Ends a session.
@@ -148,19 +194,33 @@ impl Store {
     }
 
     /// Ends every session of a user but `keep`.
-    pub async fn delete_other_sessions(&self, user_id: i64, keep: Option<[u8; 32]>) -> StoreResult<()> {
-        self.pool.run(move |c| sessions::delete_others(c, user_id, keep.as_ref())).await
+    pub async fn delete_other_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<[u8; 32]>,
+    ) -> StoreResult<()> {
+        self.pool
+            .run(move |c| sessions::delete_others(c, user_id, keep.as_ref()))
+            .await
     }
 
     /// Housekeeping: deletes expired sessions.
     pub async fn purge_expired_sessions(&self, idle_secs: i64) -> StoreResult<usize> {
-        self.pool.run(move |c| sessions::purge_expired(c, now(), idle_secs)).await
+        self.pool
+            .run(move |c| sessions::purge_expired(c, now(), idle_secs))
+            .await
     }
 
     // ----- email tokens
 
     /// Stores a new single-use token (withdrawing older ones of that purpose).
-    pub async fn create_token(&self, hash: [u8; 32], user_id: i64, purpose: Purpose, ttl_secs: i64) -> StoreResult<()> {
+    pub async fn create_token(
+        &self,
+        hash: [u8; 32],
+        user_id: i64,
+        purpose: Purpose,
+        ttl_secs: i64,
+    ) -> StoreResult<()> {
         self.pool
             .run(move |c| {
                 let t = now();
@@ -171,7 +231,9 @@ impl Store {
 
     /// The user of a live token, without spending it.
     pub async fn peek_token(&self, hash: [u8; 32], purpose: Purpose) -> StoreResult<Option<i64>> {
-        self.pool.run(move |c| tokens::peek(c, &hash, purpose, now())).await
+        self.pool
+            .run(move |c| tokens::peek(c, &hash, purpose, now()))
+            .await
     }
 
     /// Spends a token and, for a password reset, sets the new password, marks
@@ -218,15 +280,58 @@ impl Store {
     }
 
     /// Counts a failed login against the account (or device) and the address.
-    pub async fn record_login_failure(&self, account: String, address: String, p: ThrottlePolicy) -> StoreResult<()> {
+    pub async fn record_login_failure(
+        &self,
+        account: String,
+        address: String,
+        p: ThrottlePolicy,
+    ) -> StoreResult<()> {
         self.pool
             .run(move |c| {
                 let t = now();
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                throttle::record_failure(&tx, &account, t, p.account_free_failures, p.base_lock_secs, p.max_lock_secs, p.window_secs)?;
-                throttle::record_failure(&tx, &address, t, p.address_free_failures, p.base_lock_secs, p.max_lock_secs, p.window_secs)?;
+                throttle::record_failure(
+                    &tx,
+                    &account,
+                    t,
+                    p.account_free_failures,
+                    p.base_lock_secs,
+                    p.max_lock_secs,
+                    p.window_secs,
+                )?;
+                throttle::record_failure(
+                    &tx,
+                    &address,
+                    t,
+                    p.address_free_failures,
+                    p.base_lock_secs,
+                    p.max_lock_secs,
+                    p.window_secs,
+                )?;
                 tx.commit()?;
                 Ok(())
+            })
+            .await
+    }
+
+    /// Counts a message to `bucket` and says whether it may be sent: at most
+    /// `free` per `window_secs`, then one per growing delay (mail bombing defence).
+    pub async fn allow_message(
+        &self,
+        bucket: String,
+        free: u32,
+        window_secs: i64,
+    ) -> StoreResult<bool> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                if throttle::locked_until(&tx, &[&bucket], t)?.is_some() {
+                    return Ok(false);
+                }
+                throttle::record_failure(&tx, &bucket, t, free, 300, window_secs, window_secs)?;
+                tx.commit()?;
+                Ok(true)
             })
             .await
     }
@@ -236,10 +341,46 @@ impl Store {
         self.pool.run(move |c| throttle::clear(c, &bucket)).await
     }
 
+    // ----- devices
+
+    /// Stores a new scanner enrolment code (its hash), valid `ttl_secs`.
+    pub async fn create_enrollment_code(
+        &self,
+        code_hash: [u8; 32],
+        ttl_secs: i64,
+    ) -> StoreResult<()> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                devices::insert_code(c, &code_hash, t, t + ttl_secs)
+            })
+            .await
+    }
+
+    /// Spends an enrolment code and creates the device; false if the code is not live.
+    pub async fn redeem_enrollment_code(
+        &self,
+        code_hash: [u8; 32],
+        device: NewDevice,
+    ) -> StoreResult<bool> {
+        self.pool
+            .run(move |c| devices::redeem(c, &code_hash, &device, now()))
+            .await
+    }
+
+    /// The live device holding a bearer token (by its hash).
+    pub async fn device_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<String>> {
+        self.pool
+            .run(move |c| devices::by_token(c, &token_hash))
+            .await
+    }
+
     // ----- secrets
 
     /// A server secret, created on first use.
     pub async fn server_secret(&self, name: &'static str) -> StoreResult<[u8; 32]> {
-        self.pool.run(move |c| secrets::get_or_create(c, name)).await
+        self.pool
+            .run(move |c| secrets::get_or_create(c, name))
+            .await
     }
 }

@@ -83,15 +83,27 @@ mod tests {
         }
         assert_eq!(locked_until(&c, &["a:x"], now + 5).expect("reads"), None);
         record_failure(&c, "a:x", now + 5, 5, 30, 900, 3600).expect("records");
-        assert_eq!(locked_until(&c, &["a:x"], now + 5).expect("reads"), Some(now + 35));
+        assert_eq!(
+            locked_until(&c, &["a:x"], now + 5).expect("reads"),
+            Some(now + 35)
+        );
         record_failure(&c, "a:x", now + 6, 5, 30, 900, 3600).expect("records");
-        assert_eq!(locked_until(&c, &["a:x"], now + 6).expect("reads"), Some(now + 66));
+        assert_eq!(
+            locked_until(&c, &["a:x"], now + 6).expect("reads"),
+            Some(now + 66)
+        );
         for i in 0..100 {
             record_failure(&c, "a:x", now + 7 + i, 5, 30, 900, 3600).expect("records");
         }
         // Capped: never longer than max_secs after the last failure.
-        assert_eq!(locked_until(&c, &["a:x"], now + 106).expect("reads"), Some(now + 106 + 900));
-        assert_eq!(locked_until(&c, &["a:x"], now + 106 + 900).expect("reads"), None);
+        assert_eq!(
+            locked_until(&c, &["a:x"], now + 106).expect("reads"),
+            Some(now + 106 + 900)
+        );
+        assert_eq!(
+            locked_until(&c, &["a:x"], now + 106 + 900).expect("reads"),
+            None
+        );
         clear(&c, "a:x").expect("clears");
         assert_eq!(locked_until(&c, &["a:x"], now + 107).expect("reads"), None);
     }

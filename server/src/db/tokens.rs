@@ -46,7 +46,12 @@ pub fn insert(
 }
 
 /// The user of a live (unused, unexpired) token, without spending it.
-pub fn peek(conn: &Connection, hash: &[u8; 32], purpose: Purpose, now: i64) -> StoreResult<Option<i64>> {
+pub fn peek(
+    conn: &Connection,
+    hash: &[u8; 32],
+    purpose: Purpose,
+    now: i64,
+) -> StoreResult<Option<i64>> {
     Ok(conn
         .query_row(
             "SELECT user_id FROM email_tokens
@@ -59,7 +64,12 @@ pub fn peek(conn: &Connection, hash: &[u8; 32], purpose: Purpose, now: i64) -> S
 
 /// Spends a live token, returning its user; `None` if unknown, used or expired.
 /// A single UPDATE, so two concurrent uses cannot both succeed.
-pub fn consume(conn: &Connection, hash: &[u8; 32], purpose: Purpose, now: i64) -> StoreResult<Option<i64>> {
+pub fn consume(
+    conn: &Connection,
+    hash: &[u8; 32],
+    purpose: Purpose,
+    now: i64,
+) -> StoreResult<Option<i64>> {
     Ok(conn
         .query_row(
             "UPDATE email_tokens SET used_at = ?3

@@ -23,7 +23,11 @@ impl Role {
 
     fn parse(s: &str) -> Self {
         // The column has a CHECK constraint; anything unexpected gets the least privilege.
-        if s == "admin" { Role::Admin } else { Role::Buyer }
+        if s == "admin" {
+            Role::Admin
+        } else {
+            Role::Buyer
+        }
     }
 }
 
@@ -129,7 +133,11 @@ pub fn insert(conn: &Connection, u: &NewUser, now: i64) -> StoreResult<Result<i6
                 [&u.email],
                 |r| r.get(0),
             )?;
-            Ok(Err(if email_taken { Conflict::Email } else { Conflict::Username }))
+            Ok(Err(if email_taken {
+                Conflict::Email
+            } else {
+                Conflict::Username
+            }))
         }
         Err(e) => Err(e.into()),
     }
@@ -169,13 +177,18 @@ pub fn find_by_email(conn: &Connection, email: &str) -> StoreResult<Option<(User
 /// The password hash of an account.
 pub fn password_hash(conn: &Connection, id: i64) -> StoreResult<Option<String>> {
     Ok(conn
-        .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| r.get(0))
+        .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
+            r.get(0)
+        })
         .optional()?)
 }
 
 /// Replaces the password hash.
 pub fn set_password(conn: &Connection, id: i64, hash: &str) -> StoreResult<()> {
-    conn.execute("UPDATE users SET password_hash = ?1 WHERE id = ?2", params![hash, id])?;
+    conn.execute(
+        "UPDATE users SET password_hash = ?1 WHERE id = ?2",
+        params![hash, id],
+    )?;
     Ok(())
 }
 
@@ -203,9 +216,11 @@ pub fn totp_secret(conn: &Connection, id: i64) -> StoreResult<Option<Vec<u8>>> {
 /// The secret being enrolled (shown as a QR code until confirmed).
 pub fn totp_pending_secret(conn: &Connection, id: i64) -> StoreResult<Option<Vec<u8>>> {
     Ok(conn
-        .query_row("SELECT totp_pending_secret FROM users WHERE id = ?1", [id], |r| {
-            r.get::<_, Option<Vec<u8>>>(0)
-        })
+        .query_row(
+            "SELECT totp_pending_secret FROM users WHERE id = ?1",
+            [id],
+            |r| r.get::<_, Option<Vec<u8>>>(0),
+        )
         .optional()?
         .flatten())
 }
@@ -273,7 +288,12 @@ pub fn disable_totp(conn: &mut Connection, id: i64) -> StoreResult<()> {
 }
 
 /// Spends a recovery code; false if it is unknown or used.
-pub fn use_recovery_code(conn: &Connection, id: i64, hash: &[u8; 32], now: i64) -> StoreResult<bool> {
+pub fn use_recovery_code(
+    conn: &Connection,
+    id: i64,
+    hash: &[u8; 32],
+    now: i64,
+) -> StoreResult<bool> {
     let n = conn.execute(
         "UPDATE recovery_codes SET used_at = ?3
          WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",

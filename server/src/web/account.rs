@@ -7,7 +7,9 @@ use axum::routing::{get, post};
 use axum::{Form, Router};
 use serde::Deserialize;
 
-use crate::auth::tokens::{RECOVERY_CODES, hash_recovery_code, normalize_recovery_code, random_recovery_code};
+use crate::auth::tokens::{
+    RECOVERY_CODES, hash_recovery_code, normalize_recovery_code, random_recovery_code,
+};
 use crate::auth::totp;
 use crate::config::Secret;
 use crate::db::now;
@@ -18,7 +20,9 @@ use crate::error::{AppError, Result};
 use crate::state::AppState;
 use crate::web::auth::{account_bucket, check_second_factor, redirect_with_cookies};
 use crate::web::ctx::PageCtx;
-use crate::web::pages::{AccountPage, FieldErrors, RecoveryCodesPage, TwofaManagePage, TwofaSetupPage, render};
+use crate::web::pages::{
+    AccountPage, FieldErrors, RecoveryCodesPage, TwofaManagePage, TwofaSetupPage, render,
+};
 use crate::web::session::{self, CurrentUser};
 
 /// `/account…`.
@@ -37,7 +41,14 @@ struct Done {
     done: Option<String>,
 }
 
-async fn account_page(state: &AppState, ctx: &PageCtx, me: &CurrentUser, status: StatusCode, errors: FieldErrors, notice: &'static str) -> Result<Response> {
+async fn account_page(
+    state: &AppState,
+    ctx: &PageCtx,
+    me: &CurrentUser,
+    status: StatusCode,
+    errors: FieldErrors,
+    notice: &'static str,
+) -> Result<Response> {
     let recovery_left = state.store.recovery_codes_left(me.user.id).await?;
     render(
         status,
@@ -52,12 +63,25 @@ async fn account_page(state: &AppState, ctx: &PageCtx, me: &CurrentUser, status:
     )
 }
 
-async fn account(State(state): State<AppState>, ctx: PageCtx, me: CurrentUser, Query(q): Query<Done>) -> Result<Response> {
+async fn account(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    me: CurrentUser,
+    Query(q): Query<Done>,
+) -> Result<Response> {
     let notice = match q.done.as_deref() {
         Some("password") => "account.password_changed",
         _ => "",
     };
-    account_page(&state, &ctx, &me, StatusCode::OK, FieldErrors::default(), notice).await
+    account_page(
+        &state,
+        &ctx,
+        &me,
+        StatusCode::OK,
+        FieldErrors::default(),
+        notice,
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -70,40 +94,89 @@ struct PasswordForm {
     password_confirm: String,
 }
 
-async fn change_password(State(state): State<AppState>, ctx: PageCtx, me: CurrentUser, Form(f): Form<PasswordForm>) -> Result<Response> {
+async fn change_password(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    me: CurrentUser,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response> {
     let bucket = account_bucket(&me.user.email);
     let mut errors = FieldErrors::default();
-    if state.store.throttled_until(vec![bucket.clone()]).await?.is_some() {
+    if state
+        .store
+        .throttled_until(vec![bucket.clone()])
+        .await?
+        .is_some()
+    {
         errors.add("current_password", "login.throttled");
         return account_page(&state, &ctx, &me, StatusCode::TOO_MANY_REQUESTS, errors, "").await;
     }
     let hash = state.store.password_hash(me.user.id).await?;
-    if !state.hasher.verify(Secret::new(f.current_password), hash).await? {
+    if !state
+        .hasher
+        .verify(Secret::new(f.current_password), hash)
+        .await?
+    {
         // Counts like a failed login: a stolen session must not become a password oracle.
         let t = state.config.throttle;
-        state.store.record_login_failure(bucket.clone(), format!("u:{}", me.user.id), t).await?;
+        state
+            .store
+            .record_login_failure(bucket.clone(), format!("u:{}", me.user.id), t)
+            .await?;
         errors.add("current_password", "err.current_password");
     }
     let u = &me.user;
-    if let Err(e) = check_new_password(&f.password, &f.password_confirm, &[&u.username, &u.email, &u.first_name, &u.last_name]) {
-        errors.add(if e == "err.password_mismatch" { "password_confirm" } else { "password" }, e);
+    if let Err(e) = check_new_password(
+        &f.password,
+        &f.password_confirm,
+        &[&u.username, &u.email, &u.first_name, &u.last_name],
+    ) {
+        errors.add(
+            if e == "err.password_mismatch" {
+                "password_confirm"
+            } else {
+                "password"
+            },
+            e,
+        );
     }
     if !errors.is_empty() {
-        return account_page(&state, &ctx, &me, StatusCode::UNPROCESSABLE_ENTITY, errors, "").await;
+        return account_page(
+            &state,
+            &ctx,
+            &me,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            errors,
+            "",
+        )
+        .await;
     }
     let new_hash = state.hasher.hash(Secret::new(f.password)).await?;
     // Ends every session, this one included, then opens a fresh one here.
-    state.store.change_password(me.user.id, new_hash, None).await?;
+    state
+        .store
+        .change_password(me.user.id, new_hash, None)
+        .await?;
     let (cookie, _) = session::start(&state, None, me.user.id, Stage::Full).await?;
-    tracing::info!(user_id = me.user.id, "password changed; other sessions ended");
-    Ok(redirect_with_cookies("/account?done=password", vec![cookie]))
+    tracing::info!(
+        user_id = me.user.id,
+        "password changed; other sessions ended"
+    );
+    Ok(redirect_with_cookies(
+        "/account?done=password",
+        vec![cookie],
+    ))
 }
 
 async fn twofa(State(state): State<AppState>, ctx: PageCtx, me: CurrentUser) -> Result<Response> {
     if me.user.totp_enabled {
         return render(
             StatusCode::OK,
-            &TwofaManagePage { ctx: &ctx, errors: FieldErrors::default(), is_admin: me.user.role == Role::Admin },
+            &TwofaManagePage {
+                ctx: &ctx,
+                errors: FieldErrors::default(),
+                is_admin: me.user.role == Role::Admin,
+            },
         );
     }
     setup_page(&state, &ctx, &me, StatusCode::OK, FieldErrors::default()).await
@@ -111,12 +184,18 @@ async fn twofa(State(state): State<AppState>, ctx: PageCtx, me: CurrentUser) -> 
 
 /// The enrolment page; keeps the pending secret across reloads so a code
 /// from an app that already scanned it still works.
-async fn setup_page(state: &AppState, ctx: &PageCtx, me: &CurrentUser, status: StatusCode, errors: FieldErrors) -> Result<Response> {
-    let secret = match state.store.totp_pending_secret(me.user.id).await? {
+async fn setup_page(
+    state: &AppState,
+    ctx: &PageCtx,
+    me: &CurrentUser,
+    status: StatusCode,
+    errors: FieldErrors,
+) -> Result<Response> {
+    let secret = match state.totp_pending_secret(me.user.id).await? {
         Some(s) => s,
         None => {
-            let s = totp::new_secret()?;
-            state.store.set_totp_pending_secret(me.user.id, s.clone()).await?;
+            let s = zeroize::Zeroizing::new(totp::new_secret()?);
+            state.set_totp_pending_secret(me.user.id, &s).await?;
             s
         }
     };
@@ -135,7 +214,10 @@ async fn twofa_qr(State(state): State<AppState>, me: CurrentUser) -> Result<Resp
     if me.user.totp_enabled {
         return Err(AppError::NotFound);
     }
-    let secret = state.store.totp_pending_secret(me.user.id).await?.ok_or(AppError::NotFound)?;
+    let secret = state
+        .totp_pending_secret(me.user.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     let url = totp::otpauth_url(&secret, &me.user.username)
         .ok_or_else(|| anyhow::anyhow!("cannot build the otpauth URL"))?;
     let svg = jo_shared::qr::render_svg(&url).map_err(|e| anyhow::anyhow!("otpauth QR: {e}"))?;
@@ -148,11 +230,16 @@ struct CodeForm {
     code: String,
 }
 
-async fn twofa_enable(State(state): State<AppState>, ctx: PageCtx, me: CurrentUser, Form(f): Form<CodeForm>) -> Result<Response> {
+async fn twofa_enable(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    me: CurrentUser,
+    Form(f): Form<CodeForm>,
+) -> Result<Response> {
     if me.user.totp_enabled {
         return Ok(Redirect::to("/account/2fa").into_response());
     }
-    let Some(secret) = state.store.totp_pending_secret(me.user.id).await? else {
+    let Some(secret) = state.totp_pending_secret(me.user.id).await? else {
         return Ok(Redirect::to("/account/2fa").into_response());
     };
     let now_secs = u64::try_from(now()).unwrap_or(0);
@@ -165,7 +252,8 @@ async fn twofa_enable(State(state): State<AppState>, ctx: PageCtx, me: CurrentUs
     let mut hashes = Vec::with_capacity(RECOVERY_CODES);
     for _ in 0..RECOVERY_CODES {
         let code = random_recovery_code()?;
-        let normalized = normalize_recovery_code(&code).ok_or_else(|| anyhow::anyhow!("recovery code format"))?;
+        let normalized = normalize_recovery_code(&code)
+            .ok_or_else(|| anyhow::anyhow!("recovery code format"))?;
         hashes.push(hash_recovery_code(me.user.id, &normalized));
         codes.push(code);
     }
@@ -175,7 +263,8 @@ async fn twofa_enable(State(state): State<AppState>, ctx: PageCtx, me: CurrentUs
         return Ok(Redirect::to("/account/2fa").into_response());
     }
     // A privilege change: new session id.
-    let (cookie, _) = session::start(&state, Some(me.session_hash), me.user.id, Stage::Full).await?;
+    let (cookie, _) =
+        session::start(&state, Some(me.session_hash), me.user.id, Stage::Full).await?;
     tracing::info!(user_id = me.user.id, "two-factor authentication turned on");
     let mut res = render(StatusCode::OK, &RecoveryCodesPage { ctx: &ctx, codes })?;
     res.headers_mut().append(header::SET_COOKIE, cookie);
@@ -190,7 +279,12 @@ struct DisableForm {
     code: String,
 }
 
-async fn twofa_disable(State(state): State<AppState>, ctx: PageCtx, me: CurrentUser, Form(f): Form<DisableForm>) -> Result<Response> {
+async fn twofa_disable(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    me: CurrentUser,
+    Form(f): Form<DisableForm>,
+) -> Result<Response> {
     if me.user.role == Role::Admin {
         return Err(AppError::Forbidden);
     }
@@ -199,7 +293,12 @@ async fn twofa_disable(State(state): State<AppState>, ctx: PageCtx, me: CurrentU
     }
     let bucket = account_bucket(&me.user.email);
     let mut errors = FieldErrors::default();
-    if state.store.throttled_until(vec![bucket.clone()]).await?.is_some() {
+    if state
+        .store
+        .throttled_until(vec![bucket.clone()])
+        .await?
+        .is_some()
+    {
         errors.add("password", "login.throttled");
     } else {
         let hash = state.store.password_hash(me.user.id).await?;
@@ -211,14 +310,25 @@ async fn twofa_disable(State(state): State<AppState>, ctx: PageCtx, me: CurrentU
             errors.add("code", "totp.bad_code");
         }
         if !code_ok {
-            state.store.record_login_failure(bucket, format!("u:{}", me.user.id), state.config.throttle).await?;
+            state
+                .store
+                .record_login_failure(bucket, format!("u:{}", me.user.id), state.config.throttle)
+                .await?;
         }
     }
     if !errors.is_empty() {
-        return render(StatusCode::UNPROCESSABLE_ENTITY, &TwofaManagePage { ctx: &ctx, errors, is_admin: false });
+        return render(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &TwofaManagePage {
+                ctx: &ctx,
+                errors,
+                is_admin: false,
+            },
+        );
     }
     state.store.disable_totp(me.user.id).await?;
-    let (cookie, _) = session::start(&state, Some(me.session_hash), me.user.id, Stage::Full).await?;
+    let (cookie, _) =
+        session::start(&state, Some(me.session_hash), me.user.id, Stage::Full).await?;
     tracing::info!(user_id = me.user.id, "two-factor authentication turned off");
     Ok(redirect_with_cookies("/account", vec![cookie]))
 }

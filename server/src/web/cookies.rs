@@ -26,7 +26,13 @@ pub enum SameSite {
 
 /// A `Set-Cookie` value: Path=/, HttpOnly, and Secure over https.
 /// `max_age_secs` `None` makes a browser-session cookie; `Some(0)` deletes it.
-pub fn set(name: &str, value: &str, max_age_secs: Option<i64>, same_site: SameSite, secure: bool) -> HeaderValue {
+pub fn set(
+    name: &str,
+    value: &str,
+    max_age_secs: Option<i64>,
+    same_site: SameSite,
+    secure: bool,
+) -> HeaderValue {
     let mut s = format!("{name}={value}; Path=/; HttpOnly");
     s.push_str(match same_site {
         SameSite::Strict => "; SameSite=Strict",
@@ -55,7 +61,10 @@ mod tests {
     #[test]
     fn reads_among_several_cookies() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=1; jo_session=abc; b=2"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; jo_session=abc; b=2"),
+        );
         assert_eq!(get(&h, "jo_session"), Some("abc"));
         assert_eq!(get(&h, "jo"), None);
     }
@@ -63,6 +72,9 @@ mod tests {
     #[test]
     fn set_cookie_attributes() {
         let v = set("x", "y", None, SameSite::Strict, true);
-        assert_eq!(v.to_str().expect("ascii"), "x=y; Path=/; HttpOnly; SameSite=Strict; Secure");
+        assert_eq!(
+            v.to_str().expect("ascii"),
+            "x=y; Path=/; HttpOnly; SameSite=Strict; Secure"
+        );
     }
 }

@@ -40,10 +40,10 @@ pub fn fresh_cookie(state: &AppState) -> Result<axum::http::HeaderValue, AppErro
 }
 
 fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
-    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
-        if site == "cross-site" || site == "same-site" {
-            return false;
-        }
+    if let Some(site) = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok())
+        && (site == "cross-site" || site == "same-site")
+    {
+        return false;
     }
     let Some(origin) = headers.get(header::ORIGIN) else {
         // Older clients send no Origin; the token still protects them.
@@ -57,9 +57,13 @@ fn same_origin(headers: &HeaderMap, state: &AppState) -> bool {
     }
     // The site reached under another name than the public URL (e.g. localhost):
     // the browser sets Host itself, so Origin == scheme://Host is same-origin.
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
     !host.is_empty()
-        && (origin.strip_prefix("http://") == Some(host) || origin.strip_prefix("https://") == Some(host))
+        && (origin.strip_prefix("http://") == Some(host)
+            || origin.strip_prefix("https://") == Some(host))
 }
 
 /// The value of field `name` in an urlencoded body (our tokens need no decoding).
@@ -99,8 +103,17 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         // A fresh cookie means the request came without one: it cannot carry a valid token.
-        if fresh || !urlencoded || !same_origin(req.headers(), &state) {
-            tracing::warn!(path = %req.uri().path(), "request refused by CSRF protection");
+        let refusal = if fresh {
+            Some("no CSRF cookie")
+        } else if !urlencoded {
+            Some("not an urlencoded form")
+        } else if !same_origin(req.headers(), &state) {
+            Some("cross-origin request")
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            tracing::warn!(path = %req.uri().path(), reason, "request refused by CSRF protection");
             return AppError::Forbidden.into_response();
         }
         let (parts, body) = req.into_parts();
@@ -116,15 +129,20 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     }
     req.extensions_mut().insert(CsrfToken(token));
     let mut res = next.run(req).await;
-    let handler_set_it = res
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .any(|v| v.as_bytes().starts_with(format!("{cookie_name}=").as_bytes()));
+    let handler_set_it = res.headers().get_all(header::SET_COOKIE).iter().any(|v| {
+        v.as_bytes()
+            .starts_with(format!("{cookie_name}=").as_bytes())
+    });
     if fresh && !handler_set_it {
         res.headers_mut().append(
             header::SET_COOKIE,
-            cookies::set(cookie_name, &cookie_value, None, cookies::SameSite::Strict, state.https),
+            cookies::set(
+                cookie_name,
+                &cookie_value,
+                None,
+                cookies::SameSite::Strict,
+                state.https,
+            ),
         );
     }
     res

@@ -47,7 +47,11 @@ impl PageCtx {
 
     /// Link that switches to the other language and comes back here.
     pub fn lang_switch_href(&self) -> String {
-        format!("/lang/{}?next={}", self.lang.other().code(), percent_encode(&self.path))
+        format!(
+            "/lang/{}?next={}",
+            self.lang.other().code(),
+            percent_encode(&self.path)
+        )
     }
 }
 

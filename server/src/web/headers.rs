@@ -23,16 +23,27 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     put(header::CONTENT_SECURITY_POLICY, CSP);
     put(header::X_CONTENT_TYPE_OPTIONS, "nosniff");
     put(header::X_FRAME_OPTIONS, "DENY");
-    // Email links carry tokens in their query: never leak a URL to another site.
-    put(header::REFERRER_POLICY, "no-referrer");
-    put(HeaderName::from_static("cross-origin-opener-policy"), "same-origin");
-    put(HeaderName::from_static("cross-origin-resource-policy"), "same-origin");
+    // Email links carry tokens in their query: never leak a URL to another
+    // site. Not `no-referrer`: with it, browsers send `Origin: null` on form
+    // posts, which would defeat the Origin check of the CSRF layer.
+    put(header::REFERRER_POLICY, "same-origin");
+    put(
+        HeaderName::from_static("cross-origin-opener-policy"),
+        "same-origin",
+    );
+    put(
+        HeaderName::from_static("cross-origin-resource-policy"),
+        "same-origin",
+    );
     put(
         HeaderName::from_static("permissions-policy"),
         "camera=(), microphone=(), geolocation=(), payment=()",
     );
     if state.https {
-        put(header::STRICT_TRANSPORT_SECURITY, "max-age=63072000; includeSubDomains");
+        put(
+            header::STRICT_TRANSPORT_SECURITY,
+            "max-age=63072000; includeSubDomains",
+        );
     }
     if !is_static {
         put(header::CACHE_CONTROL, "no-store");

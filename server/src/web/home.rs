@@ -1,7 +1,7 @@
 //! The home page, the language switch and the health check.
 
 use axum::Router;
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -48,9 +48,19 @@ pub fn safe_local_path(next: Option<&str>) -> &str {
     }
 }
 
-async fn switch_lang(Path(code): Path<String>, Query(q): Query<Next>) -> Result<Response> {
+async fn switch_lang(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    Query(q): Query<Next>,
+) -> Result<Response> {
     let lang = Lang::from_code(&code).ok_or(AppError::NotFound)?;
-    let cookie = cookies::set(LANG_COOKIE, lang.code(), Some(365 * 24 * 3600), cookies::SameSite::Lax, false);
+    let cookie = cookies::set(
+        LANG_COOKIE,
+        lang.code(),
+        Some(365 * 24 * 3600),
+        cookies::SameSite::Lax,
+        state.https,
+    );
     Ok((
         [(header::SET_COOKIE, cookie)],
         Redirect::to(safe_local_path(q.next.as_deref())),
@@ -65,7 +75,13 @@ mod tests {
     #[test]
     fn open_redirects_are_refused() {
         assert_eq!(safe_local_path(Some("/account")), "/account");
-        for bad in ["//evil.example", "/\\evil.example", "https://evil.example", "javascript:x", "/a\r\nSet-Cookie: x"] {
+        for bad in [
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "javascript:x",
+            "/a\r\nSet-Cookie: x",
+        ] {
             assert_eq!(safe_local_path(Some(bad)), "/", "{bad}");
         }
         assert_eq!(safe_local_path(None), "/");

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod assets;
 pub mod auth;
+pub mod client;
 pub mod cookies;
 pub mod csrf;
 pub mod ctx;
@@ -12,14 +13,16 @@ pub mod home;
 pub mod pages;
 pub mod session;
 
+use axum::Json;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
-use axum::middleware::from_fn_with_state;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::error::AppError;
+use crate::error::{AppError, ErrorInfo};
 use crate::state::AppState;
 
 /// The whole application.
@@ -32,6 +35,7 @@ pub fn router(state: AppState) -> Router {
         .merge(assets::router())
         .fallback(|| async { AppError::NotFound })
         .layer(from_fn_with_state(state.clone(), csrf::layer))
+        .layer(from_fn(api_errors))
         .layer(DefaultBodyLimit::max(limit))
         .layer(RequestBodyLimitLayer::new(limit))
         .layer(from_fn_with_state(state.clone(), headers::layer))
@@ -42,4 +46,21 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// Under `/api/`, error pages become the sync API's JSON error body
+/// ([`jo_shared::api::ApiError`]), with the same status.
+async fn api_errors(req: axum::extract::Request, next: Next) -> Response {
+    let api = req.uri().path().starts_with("/api/");
+    let res = next.run(req).await;
+    match res.extensions().get::<ErrorInfo>().copied() {
+        Some(info) if api => {
+            let body = jo_shared::api::ApiError {
+                error: info.code.to_owned(),
+                message: info.message.to_owned(),
+            };
+            (res.status(), Json(body)).into_response()
+        }
+        _ => res,
+    }
 }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, missing_docs)]
 
+pub mod browser;
 pub mod smtp;
 
 use std::path::{Path, PathBuf};
@@ -32,7 +33,9 @@ impl Drop for TestApp {
 
 /// Starts the server with the test configuration, changed by `tweak`.
 pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
-    jo_server::init_tracing(false);
+    if std::env::var_os("RUST_LOG").is_some() {
+        jo_server::init_tracing(false);
+    }
     let data = tempfile::tempdir().expect("tempdir");
     let mut config = Config::for_tests(data.path().join("data"));
     tweak(&mut config);
@@ -41,7 +44,9 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Starts the server on an existing data directory.
 pub async fn start(config: Config, data: tempfile::TempDir) -> TestApp {
-    let app = Application::build(config).await.expect("application builds");
+    let app = Application::build(config)
+        .await
+        .expect("application builds");
     let port = app.port();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -82,7 +87,11 @@ impl Browser {
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
-        Self { client, jar, base: app.addr.clone() }
+        Self {
+            client,
+            jar,
+            base: app.addr.clone(),
+        }
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -116,7 +125,25 @@ impl Browser {
         let token = csrf_of(&html);
         let mut form: Vec<(&str, &str)> = fields.to_vec();
         form.push(("csrf", &token));
-        self.client.post(self.url(action)).form(&form).send().await.expect("POST")
+        self.client
+            .post(self.url(action))
+            .form(&form)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// Logs in through a reverse proxy that reports the client as `ip`.
+    pub async fn login_from(&self, ip: &str, email: &str, password: &str) -> Response {
+        let (_, html) = self.get_text("/login").await;
+        let token = csrf_of(&html);
+        self.client
+            .post(self.url("/login"))
+            .header("x-forwarded-for", ip)
+            .form(&[("email", email), ("password", password), ("csrf", &token)])
+            .send()
+            .await
+            .expect("POST")
     }
 
     pub async fn register(&self, username: &str, email: &str, password: &str) -> Response {
@@ -136,7 +163,12 @@ impl Browser {
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Response {
-        self.submit("/login", "/login", &[("email", email), ("password", password)]).await
+        self.submit(
+            "/login",
+            "/login",
+            &[("email", email), ("password", password)],
+        )
+        .await
     }
 
     pub async fn logout(&self) -> Response {
@@ -165,7 +197,11 @@ pub fn location(r: &Response) -> String {
 }
 
 pub fn assert_redirect_to(r: &Response, to: &str) {
-    assert_eq!(r.status(), StatusCode::SEE_OTHER, "expected a redirect to {to}");
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "expected a redirect to {to}"
+    );
     assert_eq!(location(r), to);
 }
 
@@ -177,7 +213,9 @@ pub fn mail_body(raw: &str) -> String {
     let head_lc = head.to_ascii_lowercase();
     if head_lc.contains("content-transfer-encoding: base64") {
         let joined: String = body.split_whitespace().collect();
-        let bytes = base64::engine::general_purpose::STANDARD.decode(joined).expect("base64 body");
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(joined)
+            .expect("base64 body");
         String::from_utf8(bytes).expect("utf-8 body")
     } else if head_lc.contains("content-transfer-encoding: quoted-printable") {
         let soft = body.replace("=\n", "");
@@ -218,7 +256,10 @@ pub async fn outbox_mail(app: &TestApp, to: &str, seen: usize) -> String {
         if let Ok(entries) = std::fs::read_dir(&dir) {
             for e in entries.flatten() {
                 let text = std::fs::read_to_string(e.path()).unwrap_or_default();
-                if text.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))) {
+                if text
+                    .lines()
+                    .any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))
+                {
                     found.push((e.metadata().and_then(|m| m.modified()).ok(), text));
                 }
             }
@@ -232,6 +273,24 @@ pub async fn outbox_mail(app: &TestApp, to: &str, seen: usize) -> String {
     panic!("no mail #{seen} for {to} in {}", dir.display());
 }
 
+/// How many mails to `to` are in the outbox.
+pub fn outbox_count(app: &TestApp, to: &str) -> usize {
+    let dir = app.data.path().join("data").join("outbox");
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter(|e| {
+                    std::fs::read_to_string(e.path())
+                        .unwrap_or_default()
+                        .lines()
+                        .any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
 /// Registers, verifies through the outbox link, and returns a logged-out browser.
 pub async fn registered_user(app: &TestApp, username: &str, email: &str) -> Browser {
     let b = Browser::new(app);
@@ -239,7 +298,13 @@ pub async fn registered_user(app: &TestApp, username: &str, email: &str) -> Brow
     assert_redirect_to(&r, "/register/done");
     let body = outbox_mail(app, email, 0).await;
     let token = link_token(&body, "/verify-email");
-    let r = b.submit(&format!("/verify-email?token={token}"), "/verify-email", &[("token", &token)]).await;
+    let r = b
+        .submit(
+            &format!("/verify-email?token={token}"),
+            "/verify-email",
+            &[("token", &token)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::OK);
     b
 }
@@ -252,11 +317,24 @@ pub fn oathtool(secret: &str, offset_secs: i64) -> String {
         .expect("clock")
         .as_secs() as i64;
     let out = std::process::Command::new("oathtool")
-        .args(["--totp", "-b", secret, "-N", &format!("@{}", now + offset_secs)])
+        .args([
+            "--totp",
+            "-b",
+            secret,
+            "-N",
+            &format!("@{}", now + offset_secs),
+        ])
         .output()
         .expect("oathtool is needed for this test: apt-get install oathtool");
-    assert!(out.status.success(), "oathtool failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).expect("utf-8").trim().to_owned()
+    assert!(
+        out.status.success(),
+        "oathtool failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("utf-8")
+        .trim()
+        .to_owned()
 }
 
 /// Seconds left in the current 30-second TOTP step.

@@ -26,12 +26,16 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts a sink on a free port.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind SMTP sink");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind SMTP sink");
         let port = listener.local_addr().expect("addr").port();
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             loop {
-                let Ok((sock, _)) = listener.accept().await else { return };
+                let Ok((sock, _)) = listener.accept().await else {
+                    return;
+                };
                 let tx = tx.clone();
                 tokio::spawn(async move {
                     let (r, mut w) = sock.into_split();
@@ -42,13 +46,20 @@ impl SmtpSink {
                         let upper = line.to_ascii_uppercase();
                         let reply: &[u8] = if upper.starts_with("EHLO") {
                             b"250-sink.test\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
-                        } else if upper.starts_with("HELO") || upper.starts_with("MAIL FROM") || upper.starts_with("NOOP") {
+                        } else if upper.starts_with("HELO")
+                            || upper.starts_with("MAIL FROM")
+                            || upper.starts_with("NOOP")
+                        {
                             b"250 OK\r\n"
                         } else if upper.starts_with("RSET") {
                             rcpt.clear();
                             b"250 OK\r\n"
                         } else if upper.starts_with("RCPT TO:") {
-                            let addr = line[8..].trim().trim_start_matches('<').trim_end_matches('>').to_owned();
+                            let addr = line[8..]
+                                .trim()
+                                .trim_start_matches('<')
+                                .trim_end_matches('>')
+                                .to_owned();
                             rcpt.push(addr);
                             b"250 OK\r\n"
                         } else if upper == "DATA" {
@@ -61,7 +72,10 @@ impl SmtpSink {
                                 data.push_str(l.strip_prefix('.').unwrap_or(&l));
                                 data.push('\n');
                             }
-                            let _ = tx.send(Received { rcpt_to: std::mem::take(&mut rcpt), data });
+                            let _ = tx.send(Received {
+                                rcpt_to: std::mem::take(&mut rcpt),
+                                data,
+                            });
                             b"250 queued\r\n"
                         } else if upper.starts_with("QUIT") {
                             let _ = w.write_all(b"221 bye\r\n").await;

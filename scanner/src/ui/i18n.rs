@@ -1,0 +1,346 @@
+//! The gate screen's words, in French (the default) and English.
+//!
+//! Everything the staff read goes through [`Texts`] or the functions here, so a
+//! language switch changes the whole screen at once and a test can check both.
+
+use jo_shared::revocation::RevocationReason;
+use jo_shared::verify::Refusal;
+use serde::{Deserialize, Serialize};
+
+/// The screen's language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Lang {
+    /// Français (default: the Games' staff speak French first).
+    #[default]
+    Fr,
+    /// English.
+    En,
+}
+
+impl Lang {
+    /// The other language (the Ctrl+L switch).
+    pub fn toggled(self) -> Self {
+        match self {
+            Self::Fr => Self::En,
+            Self::En => Self::Fr,
+        }
+    }
+
+    /// The fixed texts of this language.
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Self::Fr => &FR,
+            Self::En => &EN,
+        }
+    }
+}
+
+/// Fixed texts of the screen.
+#[derive(Debug)]
+pub struct Texts {
+    /// Between a label and its value: French sets a space before the colon.
+    pub colon: &'static str,
+    /// Name of the switch button: the *other* language, as its speakers write it.
+    pub switch_language: &'static str,
+    /// Verdict heading for an admission (followed by the number of people).
+    pub admit: &'static str,
+    /// Verdict heading for a refusal.
+    pub refused: &'static str,
+    /// Verdict heading for a ticket already used.
+    pub already_used: &'static str,
+    /// Shown when no verdict is on screen.
+    pub ready: &'static str,
+    /// Under [`Self::ready`].
+    pub ready_hint: &'static str,
+    /// "person" (singular).
+    pub person: &'static str,
+    /// "people" (plural).
+    pub people: &'static str,
+    /// Label before the holder's name.
+    pub holder: &'static str,
+    /// Label before the session.
+    pub session: &'static str,
+    /// Label before the earlier entry's time.
+    pub used_at: &'static str,
+    /// Session not known to this device.
+    pub unknown_session: &'static str,
+    /// Marks a verdict typed in rather than read by the camera.
+    pub via_manual: &'static str,
+    /// Marks a code entered again within the repeat window.
+    pub repeat: &'static str,
+    /// Counters heading.
+    pub counters: &'static str,
+    /// Counter: people admitted.
+    pub admitted_people: &'static str,
+    /// Counter: refusals.
+    pub refused_count: &'static str,
+    /// Counter: already used.
+    pub used_count: &'static str,
+    /// Last scans heading.
+    pub last_scans: &'static str,
+    /// No scan yet.
+    pub no_scans: &'static str,
+    /// Sync heading.
+    pub sync: &'static str,
+    /// Device not enrolled with a server.
+    pub not_enrolled: &'static str,
+    /// Server reachable.
+    pub online: &'static str,
+    /// Server not reachable.
+    pub offline: &'static str,
+    /// Label before the last sync time.
+    pub last_sync: &'static str,
+    /// No sync yet.
+    pub never: &'static str,
+    /// Label before the number of scans waiting for upload.
+    pub pending: &'static str,
+    /// Shown next to a running sync's progress bar.
+    pub syncing: &'static str,
+    /// Manual entry label.
+    pub manual_entry: &'static str,
+    /// Manual entry placeholder.
+    pub manual_hint: &'static str,
+    /// Manual entry button.
+    pub submit: &'static str,
+    /// Camera heading.
+    pub camera: &'static str,
+    /// Choice: no camera (manual entry only).
+    pub no_camera: &'static str,
+    /// Camera status: opening.
+    pub camera_starting: &'static str,
+    /// Camera status: unavailable (followed by why).
+    pub camera_unavailable: &'static str,
+    /// Shown under an unavailable camera.
+    pub camera_fallback: &'static str,
+    /// A folder of frames replayed as the camera (followed by the folder).
+    pub replay: &'static str,
+    /// Folder replay finished.
+    pub replay_ended: &'static str,
+    /// Resolution picker label.
+    pub resolution: &'static str,
+    /// Button: list cameras again.
+    pub refresh: &'static str,
+    /// Gate label in the top bar.
+    pub gate: &'static str,
+    /// Sessions served, top bar.
+    pub sessions_served: &'static str,
+    /// The log could not be written: the staff must not admit.
+    pub log_failed: &'static str,
+    /// Help window title.
+    pub help: &'static str,
+    /// Help lines: shortcut and what it does.
+    pub help_lines: [(&'static str, &'static str); 5],
+}
+
+/// Français.
+pub const FR: Texts = Texts {
+    colon: " : ",
+    switch_language: "English",
+    admit: "ADMIS",
+    refused: "REFUSÉ",
+    already_used: "DÉJÀ UTILISÉ",
+    ready: "Prêt",
+    ready_hint: "Présentez le QR code du billet à la caméra",
+    person: "personne",
+    people: "personnes",
+    holder: "Titulaire",
+    session: "Épreuve",
+    used_at: "Entré à",
+    unknown_session: "épreuve inconnue",
+    via_manual: "saisie manuelle",
+    repeat: "même code, déjà compté",
+    counters: "Compteurs",
+    admitted_people: "Personnes admises",
+    refused_count: "Refusés",
+    used_count: "Déjà utilisés",
+    last_scans: "Derniers passages",
+    no_scans: "Aucun passage pour l'instant",
+    sync: "Synchronisation",
+    not_enrolled: "Appareil non enrôlé",
+    online: "En ligne",
+    offline: "Hors ligne",
+    last_sync: "Dernière synchro",
+    never: "jamais",
+    pending: "Passages à envoyer",
+    syncing: "Synchronisation en cours",
+    manual_entry: "Saisie manuelle",
+    manual_hint: "Code du billet si le QR ne se lit pas",
+    submit: "Valider",
+    camera: "Caméra",
+    no_camera: "Aucune (saisie manuelle)",
+    camera_starting: "Ouverture de la caméra…",
+    camera_unavailable: "Caméra indisponible",
+    camera_fallback: "La saisie manuelle reste possible.",
+    replay: "Relecture",
+    replay_ended: "Relecture terminée",
+    resolution: "Résolution",
+    refresh: "Actualiser",
+    gate: "Porte",
+    sessions_served: "Épreuves",
+    log_failed: "JOURNAL INDISPONIBLE — NE PAS ADMETTRE",
+    help: "Aide",
+    help_lines: [
+        ("Entrée", "valider la saisie manuelle"),
+        ("Ctrl+M", "aller à la saisie manuelle"),
+        ("Échap", "effacer le verdict"),
+        ("Ctrl+L", "English / français"),
+        ("F1", "afficher ou masquer l'aide"),
+    ],
+};
+
+/// English.
+pub const EN: Texts = Texts {
+    colon: ": ",
+    switch_language: "Français",
+    admit: "ADMIT",
+    refused: "REFUSED",
+    already_used: "ALREADY USED",
+    ready: "Ready",
+    ready_hint: "Hold the ticket's QR code up to the camera",
+    person: "person",
+    people: "people",
+    holder: "Holder",
+    session: "Session",
+    used_at: "Entered at",
+    unknown_session: "unknown session",
+    via_manual: "typed in",
+    repeat: "same code, already counted",
+    counters: "Counters",
+    admitted_people: "People admitted",
+    refused_count: "Refused",
+    used_count: "Already used",
+    last_scans: "Last scans",
+    no_scans: "No scans yet",
+    sync: "Sync",
+    not_enrolled: "Device not enrolled",
+    online: "Online",
+    offline: "Offline",
+    last_sync: "Last sync",
+    never: "never",
+    pending: "Scans waiting to upload",
+    syncing: "Syncing",
+    manual_entry: "Manual entry",
+    manual_hint: "Ticket code when the QR won't read",
+    submit: "Check",
+    camera: "Camera",
+    no_camera: "None (manual entry)",
+    camera_starting: "Opening the camera…",
+    camera_unavailable: "Camera unavailable",
+    camera_fallback: "Manual entry still works.",
+    replay: "Replay",
+    replay_ended: "Replay finished",
+    resolution: "Resolution",
+    refresh: "Refresh",
+    gate: "Gate",
+    sessions_served: "Sessions",
+    log_failed: "LOG UNAVAILABLE — DO NOT ADMIT",
+    help: "Help",
+    help_lines: [
+        ("Enter", "check the typed code"),
+        ("Ctrl+M", "go to manual entry"),
+        ("Esc", "clear the verdict"),
+        ("Ctrl+L", "français / English"),
+        ("F1", "show or hide this help"),
+    ],
+};
+
+/// Why a ticket was refused, in words the staff can say to the holder.
+pub fn refusal_text(lang: Lang, refusal: &Refusal) -> String {
+    let fr = lang == Lang::Fr;
+    match refusal {
+        Refusal::BadEncoding => pick(fr, "Ce code n'est pas un billet", "Not a ticket code"),
+        Refusal::UnsupportedVersion { version } => {
+            if fr {
+                format!("Format de billet inconnu (v{version})")
+            } else {
+                format!("Unknown ticket format (v{version})")
+            }
+        }
+        Refusal::Malformed => pick(fr, "Billet mal formé", "Malformed ticket"),
+        Refusal::UnknownKey => pick(
+            fr,
+            "Signé par une clé inconnue (synchroniser ?)",
+            "Signed by an unknown key (sync needed?)",
+        ),
+        Refusal::WithdrawnKey => pick(fr, "Clé de signature retirée", "Signing key withdrawn"),
+        Refusal::BadSignature => pick(
+            fr,
+            "Signature invalide : billet falsifié ou modifié",
+            "Invalid signature: forged or altered ticket",
+        ),
+        Refusal::WrongSession => pick(fr, "Pas pour cette épreuve", "Wrong session for this gate"),
+        Refusal::NotYetValid => pick(fr, "Pas encore valable", "Not valid yet"),
+        Refusal::Expired => pick(fr, "Billet expiré", "Ticket expired"),
+        Refusal::Revoked { reason } => {
+            let why = revocation_text(lang, *reason);
+            if fr {
+                format!("Billet révoqué : {why}")
+            } else {
+                format!("Ticket revoked: {why}")
+            }
+        }
+    }
+}
+
+fn revocation_text(lang: Lang, reason: RevocationReason) -> &'static str {
+    let fr = lang == Lang::Fr;
+    match reason {
+        RevocationReason::Refunded => pickstr(fr, "remboursé", "refunded"),
+        RevocationReason::SessionCancelled => pickstr(fr, "épreuve annulée", "session cancelled"),
+        RevocationReason::Reissued => pickstr(fr, "remplacé par un autre billet", "reissued"),
+        RevocationReason::Fraud => pickstr(fr, "fraude", "fraud"),
+        RevocationReason::Other => pickstr(fr, "autre motif", "other reason"),
+    }
+}
+
+fn pick(fr: bool, french: &str, english: &str) -> String {
+    pickstr(fr, french, english).to_owned()
+}
+
+fn pickstr<'a>(fr: bool, french: &'a str, english: &'a str) -> &'a str {
+    if fr { french } else { english }
+}
+
+/// "1 personne", "4 people".
+pub fn people(lang: Lang, n: u8) -> String {
+    let t = lang.texts();
+    format!("{n} {}", if n == 1 { t.person } else { t.people })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_has_distinct_words_in_both_languages() {
+        let all = [
+            Refusal::BadEncoding,
+            Refusal::UnsupportedVersion { version: 9 },
+            Refusal::Malformed,
+            Refusal::UnknownKey,
+            Refusal::WithdrawnKey,
+            Refusal::BadSignature,
+            Refusal::WrongSession,
+            Refusal::NotYetValid,
+            Refusal::Expired,
+            Refusal::Revoked {
+                reason: RevocationReason::Refunded,
+            },
+        ];
+        for lang in [Lang::Fr, Lang::En] {
+            let words: std::collections::BTreeSet<String> =
+                all.iter().map(|r| refusal_text(lang, r)).collect();
+            assert_eq!(words.len(), all.len(), "{lang:?}");
+        }
+        assert_ne!(
+            refusal_text(Lang::Fr, &Refusal::Expired),
+            refusal_text(Lang::En, &Refusal::Expired)
+        );
+    }
+
+    #[test]
+    fn people_agree_in_number() {
+        assert_eq!(people(Lang::Fr, 1), "1 personne");
+        assert_eq!(people(Lang::En, 4), "4 people");
+    }
+}

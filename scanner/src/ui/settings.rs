@@ -1,0 +1,120 @@
+//! The gate screen's persisted settings: language and camera choice.
+//!
+//! Kept apart from runtime handles (worker, channels, textures) and stored as
+//! a small JSON file in the state directory, so that a restarted laptop comes
+//! back in the same language with the same camera.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::i18n::Lang;
+
+/// File name of the settings inside the state directory.
+pub const SETTINGS_FILE: &str = "gui-settings.json";
+
+/// A camera resolution, in pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resolution {
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
+}
+
+/// Resolutions offered in the picker: 720p reads a phone held at arm's
+/// length; 480p is for slow laptops; 1080p for codes held far away.
+pub const RESOLUTIONS: [Resolution; 3] = [
+    Resolution {
+        width: 640,
+        height: 480,
+    },
+    Resolution {
+        width: 1280,
+        height: 720,
+    },
+    Resolution {
+        width: 1920,
+        height: 1080,
+    },
+];
+
+impl Default for Resolution {
+    fn default() -> Self {
+        RESOLUTIONS[1]
+    }
+}
+
+impl std::fmt::Display for Resolution {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}×{}", self.width, self.height)
+    }
+}
+
+/// What the staff chose, kept across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Screen language.
+    pub lang: Lang,
+    /// Camera index (`None`: manual entry only).
+    pub camera: Option<u32>,
+    /// Requested camera resolution.
+    pub resolution: Resolution,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            lang: Lang::Fr,
+            camera: Some(0),
+            resolution: Resolution::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// The settings file of a state directory.
+    pub fn path_in(state_dir: &Path) -> PathBuf {
+        state_dir.join(SETTINGS_FILE)
+    }
+
+    /// Loads settings; a missing or unreadable file gives the defaults, since
+    /// a gate must open whatever happened to a preference file.
+    pub fn load(path: &Path) -> Self {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| serde_json::from_str(&s).ok())
+            .unwrap_or_default()
+    }
+
+    /// Saves settings (write to a temporary file, then rename, so a crash
+    /// never leaves half a file).
+    pub fn save(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        let tmp = path.with_extension("json.tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_round_trip_and_bad_files_give_defaults() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = Settings::path_in(dir.path());
+        assert_eq!(Settings::load(&path), Settings::default());
+        let s = Settings {
+            lang: Lang::En,
+            camera: None,
+            resolution: RESOLUTIONS[0],
+        };
+        s.save(&path).expect("saves");
+        assert_eq!(Settings::load(&path), s);
+        std::fs::write(&path, "{not json").expect("write");
+        assert_eq!(Settings::load(&path), Settings::default());
+    }
+}

@@ -1,0 +1,499 @@
+//! The panels of the gate screen. Each `*_ui` function draws from plain data
+//! and returns what the staff asked for; none of them talks to the worker.
+
+use std::collections::VecDeque;
+
+use eframe::egui::{self, Color32, RichText};
+
+use super::i18n::{self, Lang};
+use super::settings::{RESOLUTIONS, Resolution, Settings};
+use super::worker::{CameraStatus, Counters, GateInfo, Outcome, SyncStatus, VerdictView, Via};
+use super::{camera::CameraInfo, manual_entry_id};
+
+/// Admit: a green that white text reads on from a distance.
+pub const GREEN: Color32 = Color32::from_rgb(0x1b, 0x7f, 0x3b);
+/// Refused.
+pub const RED: Color32 = Color32::from_rgb(0xb7, 0x1c, 0x1c);
+/// Already used: amber, with dark text.
+pub const AMBER: Color32 = Color32::from_rgb(0xf2, 0xa9, 0x00);
+/// Text on amber.
+const INK_ON_AMBER: Color32 = Color32::from_rgb(0x20, 0x18, 0x00);
+/// Neutral background of the verdict panel when no verdict is shown.
+const IDLE: Color32 = Color32::from_rgb(0x26, 0x2a, 0x33);
+
+/// What the camera panel asks for.
+pub enum CameraPick {
+    /// A camera (or none) and a resolution.
+    Choice(Option<u32>, Resolution),
+    /// List the cameras again.
+    Refresh,
+}
+
+/// Local wall-clock time of a Unix time: "14:32:05" today, "24/11 14:32" otherwise.
+pub fn local_time(unix: i64) -> String {
+    use chrono::{Local, TimeZone};
+    match Local.timestamp_opt(unix, 0).single() {
+        Some(t) if t.date_naive() == Local::now().date_naive() => t.format("%H:%M:%S").to_string(),
+        Some(t) => t.format("%d/%m %H:%M").to_string(),
+        None => unix.to_string(),
+    }
+}
+
+/// Top bar: app, gate, sessions served, help and language buttons. Returns
+/// `true` when the language button was clicked.
+pub fn top_bar_ui(ui: &mut egui::Ui, lang: Lang, gate: &GateInfo, show_help: &mut bool) -> bool {
+    let t = lang.texts();
+    let mut toggle = false;
+    egui::Panel::top("top-bar")
+        .frame(egui::Frame::side_top_panel(ui.style()).inner_margin(egui::Margin::symmetric(12, 8)))
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                ui.label(RichText::new("JO E-Tickets").strong().size(22.0));
+                ui.separator();
+                // Gate names usually say "Porte 3" themselves; only an unnamed
+                // gate needs the word.
+                let name = if gate.name.is_empty() {
+                    format!("{}{}—", t.gate, t.colon)
+                } else {
+                    gate.name.clone()
+                };
+                ui.label(RichText::new(name).size(22.0).strong());
+                ui.separator();
+                let sessions = if gate.sessions.is_empty() {
+                    "—".to_owned()
+                } else {
+                    gate.sessions.join(" | ")
+                };
+                ui.label(
+                    RichText::new(format!("{}{}{sessions}", t.sessions_served, t.colon)).weak(),
+                );
+                ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                    if ui
+                        .button(format!("{} (Ctrl+L)", t.switch_language))
+                        .clicked()
+                    {
+                        toggle = true;
+                    }
+                    if ui.button(format!("{} (F1)", t.help)).clicked() {
+                        *show_help = !*show_help;
+                    }
+                });
+            });
+        });
+    toggle
+}
+
+/// Bottom bar: manual entry. Returns the code when submitted (button or Enter).
+pub fn manual_entry_ui(ui: &mut egui::Ui, lang: Lang, code: &mut String) -> Option<String> {
+    let t = lang.texts();
+    let mut submitted = None;
+    egui::Panel::bottom("manual-entry-bar")
+        .frame(
+            egui::Frame::side_top_panel(ui.style()).inner_margin(egui::Margin::symmetric(12, 10)),
+        )
+        .show(ui, |ui| {
+            ui.with_layout(egui::Layout::left_to_right(egui::Align::Center), |ui| {
+                let label =
+                    ui.label(RichText::new(format!("{} (Ctrl+M)", t.manual_entry)).strong());
+                let field_width = (ui.available_width() - 160.0).max(120.0);
+                let field = ui
+                    .add(
+                        egui::TextEdit::singleline(code)
+                            .id(manual_entry_id())
+                            .hint_text(t.manual_hint)
+                            .font(egui::TextStyle::Monospace)
+                            .desired_width(field_width),
+                    )
+                    .labelled_by(label.id);
+                let enter = field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                let clicked = ui.button(RichText::new(t.submit).strong()).clicked();
+                if (enter || clicked) && !code.trim().is_empty() {
+                    submitted = Some(std::mem::take(code).trim().to_owned());
+                    // Keep the cursor there for the next code.
+                    field.request_focus();
+                }
+            });
+        });
+    submitted
+}
+
+/// Left panel: camera preview, status and picker.
+pub fn camera_panel_ui(
+    ui: &mut egui::Ui,
+    lang: Lang,
+    settings: &Settings,
+    status: Option<&CameraStatus>,
+    cameras: &[CameraInfo],
+    preview: Option<&egui::TextureHandle>,
+    picked: &mut Option<CameraPick>,
+) {
+    let t = lang.texts();
+    egui::Panel::left("camera-panel")
+        .resizable(false)
+        .exact_size(440.0)
+        .show(ui, |ui| {
+            ui.add_space(8.0);
+            ui.heading(t.camera);
+            let width = ui.available_width();
+            let box_size = egui::vec2(width, width * 0.75);
+            match preview {
+                Some(tex) => {
+                    ui.add(
+                        egui::Image::from_texture(tex)
+                            .max_size(box_size)
+                            .maintain_aspect_ratio(true),
+                    );
+                }
+                None => {
+                    let (rect, _) = ui.allocate_exact_size(box_size, egui::Sense::hover());
+                    ui.painter().rect_filled(rect, 6.0, Color32::from_gray(20));
+                    ui.painter().text(
+                        rect.center(),
+                        egui::Align2::CENTER_CENTER,
+                        t.camera,
+                        egui::FontId::proportional(22.0),
+                        Color32::from_gray(90),
+                    );
+                }
+            }
+            ui.add_space(4.0);
+            camera_status_ui(ui, lang, status);
+            ui.add_space(8.0);
+            camera_picker_ui(ui, lang, settings, cameras, picked);
+        });
+}
+
+fn camera_status_ui(ui: &mut egui::Ui, lang: Lang, status: Option<&CameraStatus>) {
+    let t = lang.texts();
+    match status {
+        None | Some(CameraStatus::Starting) => {
+            ui.horizontal(|ui| {
+                ui.spinner();
+                ui.label(t.camera_starting);
+            });
+        }
+        Some(CameraStatus::Off) => {
+            ui.label(t.no_camera);
+        }
+        Some(CameraStatus::Live { name }) => {
+            dot_label(ui, GREEN, RichText::new(name).color(GREEN));
+        }
+        Some(CameraStatus::Replay { dir }) => {
+            let name = dir.file_name().map_or_else(
+                || dir.display().to_string(),
+                |n| n.to_string_lossy().into_owned(),
+            );
+            dot_label(
+                ui,
+                GREEN,
+                RichText::new(format!("{}{}{name}", t.replay, t.colon)).color(GREEN),
+            );
+        }
+        Some(CameraStatus::Ended) => {
+            ui.label(t.replay_ended);
+        }
+        Some(CameraStatus::Unavailable { why }) => {
+            ui.label(
+                RichText::new(format!("{}{}{why}", t.camera_unavailable, t.colon))
+                    .color(AMBER)
+                    .strong(),
+            );
+            ui.label(t.camera_fallback);
+        }
+    }
+}
+
+fn camera_picker_ui(
+    ui: &mut egui::Ui,
+    lang: Lang,
+    settings: &Settings,
+    cameras: &[CameraInfo],
+    picked: &mut Option<CameraPick>,
+) {
+    let t = lang.texts();
+    let name_of = |index: u32| {
+        cameras
+            .iter()
+            .find(|c| c.index == index)
+            .map_or_else(|| format!("#{index}"), |c| format!("#{index} {}", c.name))
+    };
+    let mut camera = settings.camera;
+    let mut resolution = settings.resolution;
+    egui::Grid::new("camera-picker")
+        .num_columns(2)
+        .show(ui, |ui| {
+            let label = ui.label(t.camera);
+            egui::ComboBox::from_id_salt("camera-choice")
+                .width(260.0)
+                .selected_text(camera.map_or_else(|| t.no_camera.to_owned(), name_of))
+                .show_ui(ui, |ui| {
+                    ui.selectable_value(&mut camera, None, t.no_camera);
+                    let mut indexes: Vec<u32> = cameras.iter().map(|c| c.index).collect();
+                    if let Some(i) = settings.camera
+                        && !indexes.contains(&i)
+                    {
+                        indexes.push(i);
+                    }
+                    for i in indexes {
+                        ui.selectable_value(&mut camera, Some(i), name_of(i));
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            ui.end_row();
+            let label = ui.label(t.resolution);
+            egui::ComboBox::from_id_salt("camera-resolution")
+                .width(260.0)
+                .selected_text(resolution.to_string())
+                .show_ui(ui, |ui| {
+                    for r in RESOLUTIONS {
+                        ui.selectable_value(&mut resolution, r, r.to_string());
+                    }
+                })
+                .response
+                .labelled_by(label.id);
+            ui.end_row();
+        });
+    if ui.button(t.refresh).clicked() {
+        *picked = Some(CameraPick::Refresh);
+    }
+    if camera != settings.camera || resolution != settings.resolution {
+        *picked = Some(CameraPick::Choice(camera, resolution));
+    }
+}
+
+/// Right panel: counters, sync state, last scans.
+pub fn side_panel_ui(
+    ui: &mut egui::Ui,
+    lang: Lang,
+    counters: &Counters,
+    sync: &SyncStatus,
+    pending: u64,
+    last: &VecDeque<VerdictView>,
+) {
+    let t = lang.texts();
+    egui::Panel::right("side-panel")
+        .resizable(false)
+        .exact_size(340.0)
+        .show(ui, |ui| {
+            ui.add_space(8.0);
+            ui.heading(t.counters);
+            egui::Grid::new("counters")
+                .num_columns(2)
+                .spacing([16.0, 4.0])
+                .show(ui, |ui| {
+                    for (label, n, color) in [
+                        (t.admitted_people, counters.admitted_people, GREEN),
+                        (t.refused_count, counters.refused, RED),
+                        (t.used_count, counters.used, AMBER),
+                    ] {
+                        ui.label(label);
+                        ui.label(
+                            RichText::new(n.to_string())
+                                .size(28.0)
+                                .strong()
+                                .color(color),
+                        );
+                        ui.end_row();
+                    }
+                });
+            ui.separator();
+            sync_ui(ui, lang, sync, pending);
+            ui.separator();
+            ui.heading(t.last_scans);
+            if last.is_empty() {
+                ui.label(RichText::new(t.no_scans).weak());
+            }
+            for v in last {
+                last_scan_ui(ui, lang, v);
+            }
+        });
+}
+
+/// Sync state: online/offline, enrolment, last sync, scans waiting, progress.
+pub fn sync_ui(ui: &mut egui::Ui, lang: Lang, sync: &SyncStatus, pending: u64) {
+    let t = lang.texts();
+    ui.heading(t.sync);
+    let (state, color) = if sync.online {
+        (t.online, GREEN)
+    } else {
+        (t.offline, AMBER)
+    };
+    dot_label(ui, color, RichText::new(state).color(color).strong());
+    if !sync.enrolled {
+        ui.label(t.not_enrolled);
+    }
+    let last = sync
+        .last_sync_at
+        .map_or_else(|| t.never.to_owned(), local_time);
+    ui.label(format!("{}{}{last}", t.last_sync, t.colon));
+    ui.label(format!("{}{}{pending}", t.pending, t.colon));
+    if let Some(p) = sync.progress {
+        let fraction = if p.total == 0 {
+            0.0
+        } else {
+            p.done as f32 / p.total as f32
+        };
+        ui.add(
+            egui::ProgressBar::new(fraction).text(format!("{} {}/{}", t.syncing, p.done, p.total)),
+        );
+    }
+}
+
+fn outcome_heading(lang: Lang, outcome: &Outcome) -> (String, Color32) {
+    let t = lang.texts();
+    match outcome {
+        Outcome::Admit { admits } => (format!("{} {admits}", t.admit), GREEN),
+        Outcome::Refused { .. } => (t.refused.to_owned(), RED),
+        Outcome::Used { .. } => (t.already_used.to_owned(), AMBER),
+    }
+}
+
+fn last_scan_ui(ui: &mut egui::Ui, lang: Lang, v: &VerdictView) {
+    let (heading, color) = outcome_heading(lang, &v.outcome);
+    let detail = match &v.outcome {
+        Outcome::Refused { reason } if v.holder.is_none() => i18n::refusal_text(lang, reason),
+        _ => v.holder.clone().unwrap_or_default(),
+    };
+    ui.horizontal(|ui| {
+        ui.label(RichText::new(local_time(v.scanned_at)).monospace().weak());
+        let ink = if color == AMBER {
+            INK_ON_AMBER
+        } else {
+            Color32::WHITE
+        };
+        egui::Frame::new()
+            .fill(color)
+            .corner_radius(4.0)
+            .inner_margin(egui::Margin::symmetric(6, 2))
+            .show(ui, |ui| {
+                ui.label(RichText::new(heading).color(ink).strong().size(14.0));
+            });
+        ui.add(egui::Label::new(detail).truncate());
+    });
+}
+
+/// The big verdict, filling the centre.
+pub fn verdict_ui(
+    ui: &mut egui::Ui,
+    lang: Lang,
+    view: Option<&VerdictView>,
+    log_failed: Option<&str>,
+) {
+    let t = lang.texts();
+    let (fill, ink) = match (log_failed, view.map(|v| &v.outcome)) {
+        (Some(_), _) => (RED, Color32::WHITE),
+        (None, None) => (IDLE, Color32::from_gray(200)),
+        (None, Some(Outcome::Admit { .. })) => (GREEN, Color32::WHITE),
+        (None, Some(Outcome::Refused { .. })) => (RED, Color32::WHITE),
+        (None, Some(Outcome::Used { .. })) => (AMBER, INK_ON_AMBER),
+    };
+    egui::CentralPanel::default()
+        .frame(egui::Frame::new().fill(fill).inner_margin(24))
+        .show(ui, |ui| {
+            ui.vertical_centered(|ui| {
+                ui.add_space((ui.available_height() * 0.12).min(80.0));
+                if let Some(why) = log_failed {
+                    big(ui, t.log_failed, 44.0, ink);
+                    ui.label(RichText::new(why).color(ink).size(20.0));
+                    return;
+                }
+                let Some(v) = view else {
+                    big(ui, t.ready, 72.0, ink);
+                    ui.label(RichText::new(t.ready_hint).color(ink).size(26.0));
+                    return;
+                };
+                let (heading, _) = outcome_heading(lang, &v.outcome);
+                // "DÉJÀ UTILISÉ" is twice as long as "ADMIS 2": keep it on one line.
+                let size = if matches!(v.outcome, Outcome::Used { .. }) {
+                    72.0
+                } else {
+                    96.0
+                };
+                big(ui, &heading, size, ink);
+                match &v.outcome {
+                    Outcome::Admit { admits } => {
+                        line(ui, &i18n::people(lang, *admits), 34.0, ink);
+                    }
+                    Outcome::Refused { reason } => {
+                        line(ui, &i18n::refusal_text(lang, reason), 36.0, ink);
+                    }
+                    Outcome::Used { at, gate } => {
+                        let gate = if gate.is_empty() {
+                            "—"
+                        } else {
+                            gate.as_str()
+                        };
+                        line(
+                            ui,
+                            &format!("{} {} — {gate}", t.used_at, local_time(*at)),
+                            36.0,
+                            ink,
+                        );
+                    }
+                }
+                ui.add_space(24.0);
+                if let Some(holder) = &v.holder {
+                    ui.label(RichText::new(t.holder).color(ink).size(20.0));
+                    line(ui, holder, 48.0, ink);
+                }
+                if let Some(id) = v.session_id {
+                    let session = v
+                        .session
+                        .clone()
+                        .unwrap_or_else(|| format!("{} (n° {id})", t.unknown_session));
+                    ui.add_space(8.0);
+                    ui.label(RichText::new(t.session).color(ink).size(20.0));
+                    ui.add(egui::Label::new(RichText::new(session).color(ink).size(26.0)).wrap());
+                }
+                ui.add_space(16.0);
+                let mut footer = vec![local_time(v.scanned_at)];
+                if v.via == Via::Manual {
+                    footer.push(t.via_manual.to_owned());
+                }
+                if v.repeat {
+                    footer.push(t.repeat.to_owned());
+                }
+                if let Some(seq) = v.seq {
+                    footer.push(format!("#{seq}"));
+                }
+                ui.label(RichText::new(footer.join(" · ")).color(ink).size(16.0));
+            });
+        });
+}
+
+/// A coloured status dot, then a label (painted: the default fonts have no "●").
+fn dot_label(ui: &mut egui::Ui, color: Color32, text: RichText) {
+    ui.horizontal(|ui| {
+        let (rect, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
+        ui.painter().circle_filled(rect.center(), 6.0, color);
+        ui.label(text);
+    });
+}
+
+fn big(ui: &mut egui::Ui, text: &str, size: f32, ink: Color32) {
+    ui.add(egui::Label::new(RichText::new(text).size(size).strong().color(ink)).wrap());
+}
+
+fn line(ui: &mut egui::Ui, text: &str, size: f32, ink: Color32) {
+    ui.add(egui::Label::new(RichText::new(text).size(size).color(ink)).wrap());
+}
+
+/// The shortcuts, in a window (F1).
+pub fn help_ui(ctx: &egui::Context, lang: Lang, open: &mut bool) {
+    let t = lang.texts();
+    egui::Window::new(t.help)
+        .open(open)
+        .collapsible(false)
+        .resizable(false)
+        .anchor(egui::Align2::CENTER_CENTER, egui::Vec2::ZERO)
+        .show(ctx, |ui| {
+            egui::Grid::new("help").num_columns(2).show(ui, |ui| {
+                for (key, what) in t.help_lines {
+                    ui.label(RichText::new(key).monospace().strong());
+                    ui.label(what);
+                    ui.end_row();
+                }
+            });
+        });
+}

@@ -1,0 +1,329 @@
+//! The gate screen, driven with egui_kittest: codes typed in or replayed from
+//! a folder go through the real worker, gate and SQLite log, and the screen
+//! shows each verdict, the counters, the offline state and both languages.
+
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use ed25519_dalek::SigningKey;
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use jo_scanner::gate::Gate;
+use jo_scanner::store::Store;
+use jo_scanner::ui::worker::{SourceChoice, SyncProgress, SyncStatus, UiEvent};
+use jo_scanner::ui::{AppOptions, ScannerApp};
+use jo_shared::api::{EntryRule, GateSession, ScanVerdict};
+use jo_shared::qr;
+use jo_shared::signing::{KeyId, TicketSigner};
+use jo_shared::ticket::{HolderName, TicketId, TicketPayload};
+
+const SERVED: u32 = 101;
+const NOT_SERVED: u32 = 202;
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs() as i64
+}
+
+fn signer() -> TicketSigner {
+    TicketSigner::new(SigningKey::from_bytes(&[7; 32]))
+}
+
+/// A signed ticket string valid around now.
+fn ticket(s: &TicketSigner, id: u8, session_id: u32, admits: u8, holder: &str) -> String {
+    let payload = TicketPayload {
+        key_id: KeyId([0; 4]),
+        ticket_id: TicketId([id; 10]),
+        session_id,
+        admits,
+        valid_from: (now() - 3600) as u32,
+        valid_minutes: 600,
+        holder: HolderName::new(holder).expect("short name"),
+    };
+    qr::encode_string(&s.sign_ticket(&payload).expect("signs"))
+}
+
+fn session(id: u32, title: &str) -> GateSession {
+    GateSession {
+        id,
+        sport: "Athlétisme".into(),
+        title: title.into(),
+        venue: "Stade de France".into(),
+        starts_at: now(),
+        ends_at: now() + 7200,
+        doors_open_at: now() - 3600,
+        entry_rule: EntryRule::Single,
+    }
+}
+
+/// A gate on a store in `dir` that trusts the test key and serves one session.
+fn gate(s: &TicketSigner, dir: &Path, repeat_window: Duration) -> Gate {
+    let mut store = Store::open(dir).expect("store");
+    store
+        .replace_keyring(&[(s.key_id(), *s.verifying_key().as_bytes(), false)])
+        .expect("keyring");
+    store
+        .replace_sessions(&[
+            session(SERVED, "Finale 100 m"),
+            session(NOT_SERVED, "Saut à la perche"),
+        ])
+        .expect("sessions");
+    store.select_sessions(&[SERVED]).expect("select");
+    store.set_gate("Porte 3").expect("gate");
+    let mut g = Gate::load(store).expect("loads");
+    g.set_repeat_window(repeat_window);
+    g
+}
+
+fn harness(app: ScannerApp) -> Harness<'static, ScannerApp> {
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut ScannerApp| app.main_ui(ui), app)
+}
+
+fn app(gate: Gate, source: SourceChoice) -> ScannerApp {
+    ScannerApp::new(
+        gate,
+        AppOptions {
+            source: Some(source),
+            ..AppOptions::default()
+        },
+    )
+    .expect("worker starts")
+}
+
+/// Steps frames until a widget labelled with `text` shows (the worker answers
+/// on its own thread).
+fn wait_for(h: &mut Harness<'_, ScannerApp>, text: &str) {
+    let start = Instant::now();
+    loop {
+        h.step();
+        if shows(h, text) {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "{text:?} never showed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Types a code in the manual entry field and presses Enter.
+fn type_code(h: &mut Harness<'_, ScannerApp>, code: &str) {
+    h.get_by_label_contains("Saisie manuelle").focus();
+    h.step();
+    h.get_by_label_contains("Saisie manuelle").type_text(code);
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+}
+
+fn shows(h: &Harness<'_, ScannerApp>, text: &str) -> bool {
+    h.query_all_by_label_contains(text).next().is_some()
+}
+
+#[test]
+fn typed_ticket_is_admitted_with_holder_and_session_then_already_used_at_this_gate() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let mut h = harness(app(
+        gate(&s, dir.path(), Duration::ZERO),
+        SourceChoice::None,
+    ));
+    wait_for(&mut h, "Prêt");
+    let code = ticket(&s, 1, SERVED, 2, "Léa Martin");
+
+    type_code(&mut h, &code);
+    wait_for(&mut h, "ADMIS 2");
+    assert!(shows(&h, "2 personnes"));
+    assert!(shows(&h, "Léa Martin"));
+    assert!(shows(&h, "Finale 100 m"));
+    assert!(shows(&h, "saisie manuelle"));
+
+    type_code(&mut h, &code);
+    wait_for(&mut h, "DÉJÀ UTILISÉ");
+    assert!(shows(&h, "— Porte 3"), "the earlier entry's gate is shown");
+    assert!(shows(&h, "Entré à"));
+    assert!(shows(&h, "Léa Martin"));
+
+    // Both scans are in the durable log, the second as used.
+    let log = Store::open(dir.path())
+        .expect("store")
+        .all_scans()
+        .expect("log");
+    let verdicts: Vec<_> = log.iter().map(|r| r.verdict).collect();
+    assert_eq!(verdicts, [ScanVerdict::Admit, ScanVerdict::Used]);
+}
+
+#[test]
+fn garbage_is_refused_with_its_reason_and_counted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let mut h = harness(app(
+        gate(&s, dir.path(), Duration::ZERO),
+        SourceChoice::None,
+    ));
+    h.step();
+    h.get_by_label_contains("Saisie manuelle").focus();
+    h.step();
+    h.get_by_label_contains("Saisie manuelle")
+        .type_text("this is not a ticket!");
+    h.step();
+    // The button submits too.
+    h.get_by_label("Valider").click();
+    wait_for(&mut h, "REFUSÉ");
+    assert!(shows(&h, "Ce code n'est pas un billet"));
+    // No holder for a refused, unauthenticated code.
+    assert!(!shows(&h, "Titulaire"));
+}
+
+#[test]
+fn ticket_for_another_session_is_refused_as_wrong_session() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let mut h = harness(app(
+        gate(&s, dir.path(), Duration::ZERO),
+        SourceChoice::None,
+    ));
+    h.step();
+    type_code(&mut h, &ticket(&s, 2, NOT_SERVED, 1, "Jo Bloggs"));
+    wait_for(&mut h, "REFUSÉ");
+    assert!(shows(&h, "Pas pour cette épreuve"));
+    // The ticket is authentic: its holder and session are shown for the staff.
+    assert!(shows(&h, "Jo Bloggs"));
+    assert!(shows(&h, "Saut à la perche"));
+}
+
+#[test]
+fn offline_and_not_enrolled_are_shown_with_scans_waiting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let mut h = harness(app(
+        gate(&s, dir.path(), Duration::ZERO),
+        SourceChoice::None,
+    ));
+    wait_for(&mut h, "Hors ligne");
+    assert!(shows(&h, "Appareil non enrôlé"));
+    assert!(shows(&h, "Passages à envoyer : 0"));
+    type_code(&mut h, &ticket(&s, 3, SERVED, 4, "Famille Dupont"));
+    wait_for(&mut h, "ADMIS 4");
+    wait_for(&mut h, "Passages à envoyer : 1");
+}
+
+#[test]
+fn language_switch_changes_the_texts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let mut h = harness(app(
+        gate(&s, dir.path(), Duration::ZERO),
+        SourceChoice::None,
+    ));
+    type_code(&mut h, &ticket(&s, 4, SERVED, 1, "Ana Silva"));
+    wait_for(&mut h, "ADMIS 1");
+    assert!(shows(&h, "1 personne"));
+
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::L);
+    h.step();
+    wait_for(&mut h, "ADMIT 1");
+    assert!(shows(&h, "1 person"));
+    assert!(shows(&h, "Offline"));
+    assert!(shows(&h, "Manual entry"));
+    assert!(!shows(&h, "ADMIS"));
+
+    // And back with the button, which names the other language.
+    h.get_by_label_contains("Français").click();
+    h.step();
+    wait_for(&mut h, "ADMIS 1");
+}
+
+#[test]
+fn escape_clears_the_verdict_and_f1_shows_the_shortcuts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let mut h = harness(app(
+        gate(&s, dir.path(), Duration::ZERO),
+        SourceChoice::None,
+    ));
+    type_code(&mut h, &ticket(&s, 5, SERVED, 1, "Ana Silva"));
+    wait_for(&mut h, "ADMIS 1");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    wait_for(&mut h, "Prêt");
+    // Gone from the verdict panel (the last scans list keeps it).
+    assert!(!shows(&h, "Titulaire"));
+    assert!(!shows(&h, "1 personne"));
+
+    h.key_press(egui::Key::F1);
+    h.step();
+    wait_for(&mut h, "effacer le verdict");
+}
+
+#[test]
+fn missing_camera_is_shown_and_manual_entry_keeps_working() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let camera = SourceChoice::Camera {
+        index: 99,
+        resolution: Default::default(),
+    };
+    let mut h = harness(app(gate(&s, dir.path(), Duration::ZERO), camera));
+    wait_for(&mut h, "Caméra indisponible");
+    assert!(shows(&h, "La saisie manuelle reste possible."));
+    type_code(&mut h, &ticket(&s, 6, SERVED, 2, "Léa Martin"));
+    wait_for(&mut h, "ADMIS 2");
+}
+
+#[test]
+fn a_code_held_over_many_frames_is_one_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let frames = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let code = ticket(&s, 7, SERVED, 2, "Léa Martin");
+    let symbol = qr::render_image(&code, 6).expect("renders");
+    for i in 0..6 {
+        let mut frame = image::GrayImage::from_pixel(640, 480, image::Luma([200]));
+        image::imageops::overlay(&mut frame, &symbol, 120 + i * 4, 60);
+        frame
+            .save(frames.path().join(format!("frame-{i:02}.png")))
+            .expect("png");
+    }
+    // The gate's own repeat window is off: only the worker's hold tracking
+    // keeps the held code from being scanned again.
+    let source = SourceChoice::Folder(frames.path().to_path_buf());
+    let mut h = harness(app(gate(&s, dir.path(), Duration::ZERO), source));
+    wait_for(&mut h, "ADMIS 2");
+    wait_for(&mut h, "Relecture terminée");
+    assert!(!shows(&h, "DÉJÀ UTILISÉ"));
+    let log = Store::open(dir.path())
+        .expect("store")
+        .all_scans()
+        .expect("log");
+    assert_eq!(log.len(), 1, "one scan for the whole hold");
+    assert_eq!(log[0].verdict, ScanVerdict::Admit);
+}
+
+#[test]
+fn sync_panel_shows_what_the_sync_side_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let app = app(gate(&s, dir.path(), Duration::ZERO), SourceChoice::None);
+    let notifier = app.notifier();
+    let mut h = harness(app);
+    wait_for(&mut h, "Hors ligne");
+    assert!(shows(&h, "Dernière synchro : jamais"));
+    // What the sync worker will send while a large sync runs.
+    assert!(notifier.send(UiEvent::Sync(SyncStatus {
+        enrolled: true,
+        online: true,
+        last_sync_at: Some(now()),
+        progress: Some(SyncProgress { done: 3, total: 10 }),
+    })));
+    wait_for(&mut h, "En ligne");
+    assert!(shows(&h, "Synchronisation en cours 3/10"));
+    assert!(!shows(&h, "Appareil non enrôlé"));
+    assert!(!shows(&h, "jamais"));
+}

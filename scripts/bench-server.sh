@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Server benchmark: argon2id cost, home-page throughput and p99 latency, RSS.
+# Usage: scripts/bench-server.sh [seconds] [connections]
+# Builds in release mode; runs the server as its own process (to measure its
+# RSS) on a temporary data dir; uses oha if installed, else the bundled Rust
+# load generator (server/benches/load.rs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+CONNS=${2:-16}
+
+echo "== build (release)"
+cargo build --release -p jo-server --bins --benches --quiet
+cargo bench -p jo-server --bench argon2 --no-run --quiet 2>/dev/null || true
+
+echo "== argon2id"
+cargo bench -p jo-server --bench argon2 --quiet 2>/dev/null | grep argon2id
+
+DATA=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+RUST_LOG=warn ./target/release/jo-server serve --data "$DATA/data" --bind "127.0.0.1:$PORT" &
+PID=$!
+cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"; }
+trap cleanup EXIT
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$PID/status"; }
+echo "== server RSS at idle: $(rss_kib) KiB"
+
+PEAK=0
+( while kill -0 "$PID" 2>/dev/null; do r=$(rss_kib); echo "$r"; sleep 0.2; done ) > "$DATA/rss.log" &
+SAMPLER=$!
+
+echo "== load: GET / for ${SECS}s, ${CONNS} connections, $(nproc) cores"
+if command -v oha >/dev/null; then
+  oha -z "${SECS}s" -c "$CONNS" --no-tui "http://127.0.0.1:$PORT/" | grep -E "Requests/sec|99.00%|Success rate"
+else
+  JO_BENCH_URL="http://127.0.0.1:$PORT/" JO_BENCH_SECS="$SECS" JO_BENCH_CONNECTIONS="$CONNS" \
+    cargo bench -p jo-server --bench load --quiet 2>/dev/null | grep "req/s"
+fi
+kill "$SAMPLER" 2>/dev/null || true
+PEAK=$(sort -n "$DATA/rss.log" | tail -1)
+echo "== server RSS under load: peak ${PEAK} KiB; after: $(rss_kib) KiB"

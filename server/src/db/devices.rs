@@ -1,0 +1,117 @@
+//! The `devices` aggregate: gate scanners and their one-time enrolment codes.
+//!
+//! An admin creates a code (`jo-server enroll-code`); the scanner redeems it
+//! once, giving its public key, and gets a device id and a bearer token of
+//! which the server keeps only the SHA-256.
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::StoreResult;
+
+/// Stores a new enrolment code hash.
+pub fn insert_code(
+    conn: &Connection,
+    code_hash: &[u8; 32],
+    now: i64,
+    expires_at: i64,
+) -> StoreResult<()> {
+    conn.execute(
+        "INSERT INTO enrollment_codes (code_hash, created_at, expires_at) VALUES (?1, ?2, ?3)",
+        params![&code_hash[..], now, expires_at],
+    )?;
+    Ok(())
+}
+
+/// A device being enrolled.
+pub struct NewDevice {
+    /// Random id given to the device.
+    pub id: String,
+    /// Label for the admin console.
+    pub label: String,
+    /// The device's Ed25519 public key.
+    pub public_key: [u8; 32],
+    /// SHA-256 of its bearer token.
+    pub token_hash: [u8; 32],
+}
+
+/// Spends a live code and creates the device, atomically; false if the code
+/// is unknown, used or expired.
+pub fn redeem(
+    conn: &mut Connection,
+    code_hash: &[u8; 32],
+    device: &NewDevice,
+    now: i64,
+) -> StoreResult<bool> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let live: Option<i64> = tx
+        .query_row(
+            "SELECT 1 FROM enrollment_codes WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
+            params![&code_hash[..], now],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if live.is_none() {
+        return Ok(false);
+    }
+    tx.execute(
+        "INSERT INTO devices (id, label, public_key, token_hash, enrolled_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![device.id, device.label, &device.public_key[..], &device.token_hash[..], now],
+    )?;
+    tx.execute(
+        "UPDATE enrollment_codes SET used_at = ?2, device_id = ?3 WHERE code_hash = ?1",
+        params![&code_hash[..], now, device.id],
+    )?;
+    tx.commit()?;
+    Ok(true)
+}
+
+/// The id of the live (not revoked) device holding this token hash.
+pub fn by_token(conn: &Connection, token_hash: &[u8; 32]) -> StoreResult<Option<String>> {
+    Ok(conn
+        .query_row(
+            "SELECT id FROM devices WHERE token_hash = ?1 AND revoked_at IS NULL",
+            [&token_hash[..]],
+            |r| r.get(0),
+        )
+        .optional()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(id: &str) -> NewDevice {
+        NewDevice {
+            id: id.into(),
+            label: "Porte A".into(),
+            public_key: [1; 32],
+            token_hash: [id.len() as u8; 32],
+        }
+    }
+
+    #[test]
+    fn a_code_enrols_one_device_once_before_it_expires() {
+        let mut c = Connection::open_in_memory().expect("opens");
+        crate::db::migrations::apply(&mut c).expect("migrates");
+        insert_code(&c, &[7; 32], 100, 200).expect("inserts");
+        insert_code(&c, &[8; 32], 100, 150).expect("inserts");
+        assert!(
+            !redeem(&mut c, &[9; 32], &device("x"), 110).expect("runs"),
+            "unknown code"
+        );
+        assert!(
+            !redeem(&mut c, &[8; 32], &device("xy"), 150).expect("runs"),
+            "expired code"
+        );
+        assert!(redeem(&mut c, &[7; 32], &device("dev1"), 110).expect("runs"));
+        assert!(
+            !redeem(&mut c, &[7; 32], &device("dev22"), 111).expect("runs"),
+            "used code"
+        );
+        assert_eq!(
+            by_token(&c, &[4; 32]).expect("reads").as_deref(),
+            Some("dev1")
+        );
+        assert_eq!(by_token(&c, &[5; 32]).expect("reads"), None);
+    }
+}

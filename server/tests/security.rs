@@ -1,0 +1,648 @@
+//! Attacks on the account pages: password guessing, account enumeration,
+//! CSRF, XSS, SQL injection, session theft after logout, oversized bodies;
+//! and the security headers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use jo_server::config::Argon2Params;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn failed_logins_are_throttled_but_never_lock_the_owner_out_for_good() {
+    let app = spawn_app_with(|c| {
+        c.throttle.base_lock_secs = 1;
+        c.throttle.max_lock_secs = 2;
+    })
+    .await;
+    let owner = registered_user(&app, "victime", "victime@example.com").await;
+    // The owner logged in before from this browser: it holds a trusted-device cookie.
+    assert_redirect_to(
+        &owner.login("victime@example.com", GOOD_PASSWORD).await,
+        "/",
+    );
+    owner.logout().await;
+
+    let attacker = Browser::new(&app);
+    for _ in 0..5 {
+        let r = attacker
+            .login("victime@example.com", "wrong password!!")
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = attacker
+        .login("victime@example.com", "wrong password!!")
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // Now locked: even the right password gets the throttled answer, without being checked.
+    let r = attacker.login("victime@example.com", GOOD_PASSWORD).await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().await.expect("body").contains("Trop de tentatives"));
+
+    // The owner's trusted browser has its own counter: not locked out.
+    assert_redirect_to(
+        &owner.login("victime@example.com", GOOD_PASSWORD).await,
+        "/",
+    );
+
+    // And the lock is temporary (capped at max_lock_secs).
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_redirect_to(
+        &attacker.login("victime@example.com", GOOD_PASSWORD).await,
+        "/",
+    );
+}
+
+#[tokio::test]
+async fn one_client_address_guessing_many_accounts_is_throttled() {
+    let app = spawn_app_with(|c| {
+        c.throttle.address_free_failures = 3;
+        // The test client plays a reverse proxy reporting client addresses.
+        c.trusted_proxies = vec!["127.0.0.1".parse().expect("ip")];
+    })
+    .await;
+    let regular = registered_user(&app, "habitue", "habitue@example.com").await;
+    assert_redirect_to(
+        &regular
+            .login_from("203.0.113.7", "habitue@example.com", GOOD_PASSWORD)
+            .await,
+        "/",
+    );
+    regular.logout().await;
+
+    let attacker = Browser::new(&app);
+    for i in 0..4 {
+        let r = attacker
+            .login_from(
+                "203.0.113.7",
+                &format!("user{i}@example.com"),
+                "wrong password!!",
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = attacker
+        .login_from(
+            "203.0.113.7",
+            "someone.else@example.com",
+            "wrong password!!",
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the address is locked"
+    );
+
+    // Other addresses are not affected, and a forged X-Forwarded-For prefix does not help.
+    let r = attacker
+        .login_from(
+            "198.51.100.9",
+            "someone.else@example.com",
+            "wrong password!!",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = attacker
+        .login_from(
+            "198.51.100.1, 203.0.113.7",
+            "x@example.com",
+            "wrong password!!",
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+
+    // A returning user behind the same address (same NAT) still gets in from their trusted browser.
+    assert_redirect_to(
+        &regular
+            .login_from("203.0.113.7", "habitue@example.com", GOOD_PASSWORD)
+            .await,
+        "/",
+    );
+}
+
+#[tokio::test]
+async fn known_and_unknown_emails_get_identical_answers() {
+    // Real (production) argon2 cost, so that timing would show a shortcut.
+    let app = spawn_app_with(|c| c.argon2 = Argon2Params::PRODUCTION).await;
+    registered_user(&app, "connu", "connu@example.com").await;
+    let b = Browser::new(&app);
+
+    // Login: same status and same page (but for the echoed address), same time.
+    let mut times = [Duration::ZERO; 2];
+    let mut pages = Vec::new();
+    for round in 0..3 {
+        for (i, email) in ["connu@example.com", "inconnu@example.com"]
+            .iter()
+            .enumerate()
+        {
+            let (_, html) = b.get_text("/login").await;
+            let token = csrf_of(&html);
+            let start = Instant::now();
+            let r = b
+                .client
+                .post(b.url("/login"))
+                .form(&[
+                    ("email", *email),
+                    ("password", "wrong password!!"),
+                    ("csrf", &token),
+                ])
+                .send()
+                .await
+                .expect("POST");
+            let status = r.status();
+            let body = r.text().await.expect("body");
+            times[i] += start.elapsed();
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+            if round == 0 {
+                pages.push(body.replace(email, "EMAIL"));
+            }
+        }
+    }
+    assert_eq!(
+        pages[0], pages[1],
+        "login answers differ for known and unknown emails"
+    );
+    let (known, unknown) = (times[0].as_secs_f64(), times[1].as_secs_f64());
+    assert!(
+        known / unknown < 1.5 && unknown / known < 1.5,
+        "login timing differs: known {known:.3}s vs unknown {unknown:.3}s"
+    );
+
+    // Password reset: same answer.
+    let mut answers = Vec::new();
+    for email in ["connu@example.com", "inconnu@example.com"] {
+        let r = b
+            .submit("/password/forgot", "/password/forgot", &[("email", email)])
+            .await;
+        answers.push((r.status(), r.text().await.expect("body")));
+    }
+    assert_eq!(answers[0], answers[1], "reset answers differ");
+
+    // Registration with a taken email: same redirect as a new one.
+    let r = b
+        .register("autre_nom", "connu@example.com", GOOD_PASSWORD)
+        .await;
+    assert_redirect_to(&r, "/register/done");
+    let r = b
+        .register("nouveau_nom", "nouveau@example.com", GOOD_PASSWORD)
+        .await;
+    assert_redirect_to(&r, "/register/done");
+    // The owner of the taken address is told by mail instead.
+    let body = outbox_mail(&app, "connu@example.com", 2).await;
+    assert!(body.contains("déjà un compte"), "{body}");
+}
+
+#[tokio::test]
+async fn csrf_token_missing_or_wrong_is_refused() {
+    let app = spawn_app().await;
+    registered_user(&app, "csrf_user", "csrf@example.com").await;
+    let b = Browser::new(&app);
+    let (_, html) = b.get_text("/login").await;
+    let token = csrf_of(&html);
+    assert_eq!(token.len(), 43);
+    let creds = [("email", "csrf@example.com"), ("password", GOOD_PASSWORD)];
+
+    let post = |fields: Vec<(&'static str, String)>| {
+        let b = &b;
+        async move {
+            b.client
+                .post(b.url("/login"))
+                .form(&fields)
+                .send()
+                .await
+                .expect("POST")
+                .status()
+        }
+    };
+    let base: Vec<(&str, String)> = creds.iter().map(|(k, v)| (*k, v.to_string())).collect();
+
+    assert_eq!(
+        post(base.clone()).await,
+        StatusCode::FORBIDDEN,
+        "missing token"
+    );
+    let mut wrong = base.clone();
+    wrong.push(("csrf", "A".repeat(43)));
+    assert_eq!(post(wrong).await, StatusCode::FORBIDDEN, "wrong token");
+
+    // The right token from another browser (another cookie) does not work either.
+    let other = Browser::new(&app);
+    let other_token = csrf_of(&other.get_text("/login").await.1);
+    let mut foreign = base.clone();
+    foreign.push(("csrf", other_token));
+    assert_eq!(
+        post(foreign).await,
+        StatusCode::FORBIDDEN,
+        "token of another browser"
+    );
+
+    // A token without its cookie.
+    let bare = reqwest::Client::new();
+    let mut with_token = base.clone();
+    with_token.push(("csrf", token.clone()));
+    let s = bare
+        .post(b.url("/login"))
+        .form(&with_token)
+        .send()
+        .await
+        .expect("POST")
+        .status();
+    assert_eq!(s, StatusCode::FORBIDDEN, "no cookie");
+
+    // A cross-site request carrying the right cookie and token (as a forged form would).
+    let s = b
+        .client
+        .post(b.url("/login"))
+        .header("origin", "https://evil.example")
+        .form(&with_token)
+        .send()
+        .await
+        .expect("POST")
+        .status();
+    assert_eq!(s, StatusCode::FORBIDDEN, "cross-origin");
+
+    // Logout is a state change too.
+    let s = b
+        .client
+        .post(b.url("/logout"))
+        .form(&[("x", "y")])
+        .send()
+        .await
+        .expect("POST")
+        .status();
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // With everything right, it goes through.
+    let s = b
+        .client
+        .post(b.url("/login"))
+        .header("origin", app.addr.clone())
+        .form(&with_token)
+        .send()
+        .await
+        .expect("POST");
+    assert_redirect_to(&s, "/");
+}
+
+const XSS: &str = "<script>alert(1)</script>\"'><img src=x onerror=alert(2)>";
+/// `XSS` as askama escapes it (numeric character references).
+const XSS_ESCAPED: &str =
+    "&#60;script&#62;alert(1)&#60;/script&#62;&#34;&#39;&#62;&#60;img src=x onerror=alert(2)&#62;";
+
+#[tokio::test]
+async fn xss_payloads_in_every_field_come_back_escaped() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    // Invalid everywhere: every field is echoed back with its error.
+    let r = b
+        .submit(
+            "/register",
+            "/register",
+            &[
+                ("username", XSS),
+                ("email", XSS),
+                ("first_name", &format!("{XSS}{}", "x".repeat(100))),
+                ("last_name", XSS),
+                ("password", XSS),
+                ("password_confirm", XSS),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.expect("body");
+    assert!(!html.contains("<script>alert"), "raw payload in page");
+    assert!(!html.contains("<img src=x"), "raw payload in page");
+    assert!(
+        html.contains(&format!("value=\"{XSS_ESCAPED}\"")),
+        "escaped payload expected"
+    );
+    for field in ["username", "email", "first_name", "password"] {
+        assert!(
+            html.contains(&format!("id=\"{field}-error\"")),
+            "error next to {field}"
+        );
+    }
+
+    // Valid names that are payloads: stored, then shown escaped on the account page.
+    let r = b
+        .submit(
+            "/register",
+            "/register",
+            &[
+                ("username", "xss_user"),
+                ("email", "xss@example.com"),
+                ("first_name", XSS),
+                ("last_name", XSS),
+                ("password", GOOD_PASSWORD),
+                ("password_confirm", GOOD_PASSWORD),
+            ],
+        )
+        .await;
+    assert_redirect_to(&r, "/register/done");
+    let token = link_token(
+        &outbox_mail(&app, "xss@example.com", 0).await,
+        "/verify-email",
+    );
+    b.submit(
+        &format!("/verify-email?token={token}"),
+        "/verify-email",
+        &[("token", &token)],
+    )
+    .await;
+    assert_redirect_to(&b.login("xss@example.com", GOOD_PASSWORD).await, "/");
+    let (_, html) = b.get_text("/account").await;
+    assert!(!html.contains("<script>alert") && !html.contains("<img src=x"));
+    assert!(html.contains(XSS_ESCAPED));
+
+    // Login and reset forms echo the address escaped too.
+    let r = b
+        .submit("/login", "/login", &[("email", XSS), ("password", "x")])
+        .await;
+    let html = r.text().await.expect("body");
+    assert!(!html.contains("<script>alert") && html.contains(XSS_ESCAPED));
+    let r = b
+        .submit("/password/forgot", "/password/forgot", &[("email", XSS)])
+        .await;
+    let html = r.text().await.expect("body");
+    assert!(!html.contains("<script>alert") && html.contains(XSS_ESCAPED));
+    // Reflected through the language switch: the path is encoded.
+    let (_, html) = b.get_text("/%3Cscript%3E").await;
+    assert!(!html.contains("<script>"));
+}
+
+#[tokio::test]
+async fn sql_metacharacters_in_every_field_are_harmless() {
+    let app = spawn_app().await;
+    let sql = "'; DROP TABLE users; --";
+    let b = Browser::new(&app);
+    let r = b
+        .submit(
+            "/register",
+            "/register",
+            &[
+                ("username", "o.brien"),
+                ("email", "o'brien@example.com"),
+                ("first_name", sql),
+                ("last_name", "\" OR \"1\"=\"1"),
+                ("password", "Robert'); DROP TABLE users;--"),
+                ("password_confirm", "Robert'); DROP TABLE users;--"),
+            ],
+        )
+        .await;
+    assert_redirect_to(&r, "/register/done");
+    let token = link_token(
+        &outbox_mail(&app, "o'brien@example.com", 0).await,
+        "/verify-email",
+    );
+    b.submit(
+        &format!("/verify-email?token={token}"),
+        "/verify-email",
+        &[("token", &token)],
+    )
+    .await;
+
+    // Injection attempts on login and reset change nothing.
+    for email in ["' OR '1'='1", "o'brien@example.com' --", "\" OR 1=1 --"] {
+        let r = b.login(email, "' OR '1'='1").await;
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{email}");
+        let r = b
+            .submit("/password/forgot", "/password/forgot", &[("email", email)])
+            .await;
+        assert!(r.status().is_client_error() || r.status() == StatusCode::OK);
+    }
+    let (s, _) = b.get_text("/verify-email?token=' OR 1=1 --").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let r = b
+        .submit("/login", "/verify-email", &[("token", "x' OR '1'='1")])
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+
+    // The account (and the table) are intact, the values stored verbatim.
+    assert_redirect_to(
+        &b.login("o'brien@example.com", "Robert'); DROP TABLE users;--")
+            .await,
+        "/",
+    );
+    let (_, html) = b.get_text("/account").await;
+    assert!(
+        html.contains("&#39;; DROP TABLE users; --")
+            || html.contains("&#x27;; DROP TABLE users; --"),
+        "{html}"
+    );
+    let other = registered_user(&app, "still_works", "still@example.com").await;
+    assert_redirect_to(&other.login("still@example.com", GOOD_PASSWORD).await, "/");
+}
+
+#[tokio::test]
+async fn security_headers_are_on_every_response() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    let mut responses = vec![
+        b.get("/").await,
+        b.get("/login").await,
+        b.get("/static/style.css").await,
+        b.get("/no/such/page").await,
+    ];
+    responses.push(
+        b.client
+            .post(b.url("/login"))
+            .form(&[("a", "b")])
+            .send()
+            .await
+            .expect("POST"),
+    );
+    for r in &responses {
+        let h = r.headers();
+        let csp = h["content-security-policy"].to_str().expect("ascii");
+        assert!(csp.contains("default-src 'self'"), "{csp}");
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert!(!csp.contains("unsafe-inline"));
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["referrer-policy"], "same-origin");
+        assert!(
+            h.get("strict-transport-security").is_none(),
+            "no HSTS over plain http"
+        );
+    }
+    assert_eq!(responses[3].status(), StatusCode::NOT_FOUND);
+    assert_eq!(responses[1].headers()["cache-control"], "no-store");
+    // Pages carry no inline script and load nothing from elsewhere.
+    let html = b.get_text("/register").await.1;
+    assert!(!html.contains("<script") && !html.contains("http://") && !html.contains("https://"));
+
+    // Behind https: HSTS and Secure, __Host- cookies.
+    let https = spawn_app_with(|c| c.public_url = Some("https://billets.example.fr".into())).await;
+    let r = reqwest::get(format!("{}/login", https.addr))
+        .await
+        .expect("GET");
+    assert!(
+        r.headers()["strict-transport-security"]
+            .to_str()
+            .expect("ascii")
+            .contains("max-age=")
+    );
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        cookie.starts_with("__Host-jo_csrf=")
+            && cookie.contains("; Secure")
+            && cookie.contains("HttpOnly"),
+        "{cookie}"
+    );
+}
+
+#[tokio::test]
+async fn a_logged_out_session_id_no_longer_works() {
+    let app = spawn_app().await;
+    let b = registered_user(&app, "leaver", "leaver@example.com").await;
+    // A session id planted before login is not kept (fixation).
+    b.jar.add_cookie_str(
+        "jo_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA; Path=/",
+        &b.url("/").parse().expect("url"),
+    );
+    assert_redirect_to(&b.login("leaver@example.com", GOOD_PASSWORD).await, "/");
+    let sid = b.cookie("jo_session").expect("session cookie");
+    assert_ne!(sid, "A".repeat(43));
+
+    let thief = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let steal = || {
+        thief
+            .get(b.url("/account"))
+            .header("cookie", format!("jo_session={sid}"))
+            .send()
+    };
+    assert_eq!(
+        steal().await.expect("GET").status(),
+        StatusCode::OK,
+        "the copied id works while logged in"
+    );
+    assert_redirect_to(&b.logout().await, "/");
+    assert_redirect_to(&steal().await.expect("GET"), "/login");
+}
+
+#[tokio::test]
+async fn weak_passwords_and_bad_fields_get_errors_next_to_them() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    let r = b
+        .register("ok_name", "ok@example.com", "password1234")
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.expect("body");
+    assert!(html.contains("id=\"password-error\"") && html.contains("trop facile à deviner"));
+    assert!(html.contains("aria-invalid=\"true\""));
+    assert!(html.contains("value=\"ok_name\""), "valid fields are kept");
+
+    registered_user(&app, "taken_name", "first@example.com").await;
+    let r = b
+        .register("Taken_Name", "second@example.com", GOOD_PASSWORD)
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(r.text().await.expect("body").contains("déjà pris"));
+
+    // English on request.
+    let r = b
+        .client
+        .get(b.url("/register"))
+        .header("accept-language", "en-GB,en;q=0.9")
+        .send()
+        .await
+        .expect("GET");
+    assert!(r.text().await.expect("body").contains("Create an account"));
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    let (_, html) = b.get_text("/login").await;
+    let token = csrf_of(&html);
+    let big = "x".repeat(200 * 1024);
+    let r = b
+        .client
+        .post(b.url("/login"))
+        .form(&[("email", big.as_str()), ("password", "x"), ("csrf", &token)])
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+#[tokio::test]
+async fn api_errors_are_json_and_pages_are_html() {
+    let app = spawn_app().await;
+    let r = reqwest::get(format!("{}/api/v1/no-such-route", app.addr))
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let body: jo_shared::api::ApiError =
+        serde_json::from_str(&r.text().await.expect("body")).expect("ApiError body");
+    assert_eq!(body.error, "not_found");
+    let r = reqwest::get(format!("{}/no-such-page", app.addr))
+        .await
+        .expect("GET");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/html")
+    );
+}
+
+#[tokio::test]
+async fn the_forms_cannot_flood_a_mailbox() {
+    let app = spawn_app().await;
+    registered_user(&app, "flooded", "flood@example.com").await;
+    let b = Browser::new(&app);
+    for _ in 0..10 {
+        let r = b
+            .submit(
+                "/password/forgot",
+                "/password/forgot",
+                &[("email", "flood@example.com")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::OK, "the answer never changes");
+    }
+    for _ in 0..5 {
+        assert_redirect_to(
+            &b.register("flood_again", "flood@example.com", GOOD_PASSWORD)
+                .await,
+            "/register/done",
+        );
+    }
+    // Background work settles.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        outbox_count(&app, "flood@example.com"),
+        6,
+        "verification + 5 resets, then nothing for a while"
+    );
+    // The links already delivered keep working: refused requests do not replace them.
+    // (Each new link replaces the previous one: exactly the last delivered one is live.)
+    let mut live = 0;
+    for i in 1..=5 {
+        let token = link_token(
+            &outbox_mail(&app, "flood@example.com", i).await,
+            "/password/reset",
+        );
+        if b.get_text(&format!("/password/reset?token={token}"))
+            .await
+            .0
+            == StatusCode::OK
+        {
+            live += 1;
+        }
+    }
+    assert_eq!(live, 1);
+}
