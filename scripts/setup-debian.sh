@@ -11,6 +11,8 @@ packages=(
   poppler-utils                # PDF tests: pdftoppm renders ticket PDFs
   chromium chromium-driver     # browser tests: the shop in a real headless browser
   xvfb                         # scanner GUI screenshots
+  libgl1 libegl1 libgl1-mesa-dri          # the scanner GUI's OpenGL (Mesa llvmpipe under Xvfb)
+  libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon0 libxkbcommon-x11-0  # its X11 windowing
   libclang-dev                 # bindgen for the webcam backend (V4L)
   python3 python3-venv         # SMTP sink and API fuzzer used by tests
   curl ca-certificates

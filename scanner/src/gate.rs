@@ -20,7 +20,9 @@ use crate::store::{Store, StoreError};
 /// Clock skew tolerated between the issuing server and this device.
 pub const DEFAULT_SKEW_SECS: i64 = 300;
 
-/// How long the same code in front of the camera counts as one scan.
+/// The same code seen again within this time of its last sighting is the same
+/// presentation (held up to the camera; the decoder misses frames now and then),
+/// not a new scan.
 pub const DEFAULT_REPEAT_WINDOW: Duration = Duration::from_secs(4);
 
 /// A decision, as shown and logged.
@@ -147,10 +149,13 @@ impl Gate {
     /// verdict that is not in the log is never shown.
     pub fn scan(&mut self, text: &str, now: i64) -> Result<Scan, StoreError> {
         let text = text.trim();
-        if let Some((last, at, verdict)) = &self.last
+        if let Some((last, seen, verdict)) = &mut self.last
             && last == text
-            && at.elapsed() < self.repeat_window
+            && seen.elapsed() < self.repeat_window
         {
+            // The window slides with each sighting: a code held up to the
+            // camera for a minute is still one presentation.
+            *seen = Instant::now();
             return Ok(Scan {
                 verdict: verdict.clone(),
                 record: None,
@@ -330,6 +335,26 @@ mod tests {
         assert!(again.repeat && again.record.is_none());
         assert!(matches!(again.verdict, Verdict::Admit { .. }));
         assert_eq!(g.store().all_scans().expect("log").len(), 1);
+    }
+
+    #[test]
+    fn the_repeat_window_slides_while_the_code_is_held() {
+        let s = TicketSigner::new(SigningKey::from_bytes(&[1; 32]));
+        let mut g = gate(&s);
+        g.set_repeat_window(Duration::from_millis(300));
+        let code = ticket(&s, 5, 1);
+        assert!(!g.scan(&code, NOW).expect("logs").repeat);
+        // Seen every 200 ms for 1 s: longer than the window, never a gap as long.
+        for _ in 0..5 {
+            std::thread::sleep(Duration::from_millis(200));
+            assert!(g.scan(&code, NOW).expect("logs").repeat);
+        }
+        // Taken away longer than the window, then shown again: a new scan.
+        std::thread::sleep(Duration::from_millis(400));
+        let again = g.scan(&code, NOW).expect("logs");
+        assert!(!again.repeat);
+        assert!(matches!(again.verdict, Verdict::AlreadyUsed { .. }));
+        assert_eq!(g.store().all_scans().expect("log").len(), 2);
     }
 
     #[test]

@@ -241,7 +241,7 @@ fn language_switch_changes_the_texts() {
 }
 
 #[test]
-fn escape_clears_the_verdict_and_f1_shows_the_shortcuts() {
+fn keyboard_shortcuts_clear_the_verdict_show_help_and_focus_manual_entry() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = signer();
     let mut h = harness(app(
@@ -260,6 +260,13 @@ fn escape_clears_the_verdict_and_f1_shows_the_shortcuts() {
     h.key_press(egui::Key::F1);
     h.step();
     wait_for(&mut h, "effacer le verdict");
+
+    // Ctrl+M puts the cursor in the manual entry field.
+    assert!(!h.get_by_label_contains("Saisie manuelle").is_focused());
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::M);
+    h.step();
+    h.step();
+    assert!(h.get_by_label_contains("Saisie manuelle").is_focused());
 }
 
 #[test]
@@ -291,10 +298,11 @@ fn a_code_held_over_many_frames_is_one_scan() {
             .save(frames.path().join(format!("frame-{i:02}.png")))
             .expect("png");
     }
-    // The gate's own repeat window is off: only the worker's hold tracking
-    // keeps the held code from being scanned again.
+    // The gate's repeat window, as in production, is what keeps a held code
+    // from being scanned again on every frame.
     let source = SourceChoice::Folder(frames.path().to_path_buf());
-    let mut h = harness(app(gate(&s, dir.path(), Duration::ZERO), source));
+    let window = jo_scanner::gate::DEFAULT_REPEAT_WINDOW;
+    let mut h = harness(app(gate(&s, dir.path(), window), source));
     wait_for(&mut h, "ADMIS 2");
     wait_for(&mut h, "Relecture terminée");
     assert!(!shows(&h, "DÉJÀ UTILISÉ"));

@@ -23,10 +23,6 @@ use crate::decode::FrameDecoder;
 use crate::frames::{FolderSource, Frame, FrameError, FrameSource};
 use crate::gate::{Gate, Scan};
 
-/// A code seen again within this gap is the same code still held up to the
-/// camera (the decoder misses a frame now and then), not a new presentation.
-pub const HOLD_GAP: Duration = Duration::from_millis(1500);
-
 /// Pace of a folder replay, so that a demo looks like a camera.
 pub const REPLAY_FRAME_INTERVAL: Duration = Duration::from_millis(100);
 
@@ -340,7 +336,6 @@ pub struct Worker {
     events: Notifier,
     fixed_now: Option<i64>,
     counters: Counters,
-    held: Option<(String, Instant)>,
     last_preview: Option<Instant>,
     /// The camera chosen but unavailable, and when to try it again.
     camera_retry: Option<(u32, Resolution, Instant)>,
@@ -366,7 +361,6 @@ impl Worker {
             events,
             fixed_now,
             counters: Counters::default(),
-            held: None,
             last_preview: None,
             camera_retry: None,
         }
@@ -517,7 +511,6 @@ impl Worker {
 
     fn set_source(&mut self, choice: SourceChoice) {
         self.source = None;
-        self.held = None;
         self.camera_retry = None;
         self.decoder = FrameDecoder::new();
         let camera = match &choice {
@@ -587,7 +580,6 @@ impl Worker {
                     .camera
                     .map(|(i, r)| (i, r, Instant::now() + CAMERA_RETRY));
                 self.source = None;
-                self.held = None;
                 self.events
                     .send(UiEvent::Camera(CameraStatus::Unavailable { why }));
             }
@@ -609,15 +601,8 @@ impl Worker {
         let Some(found) = found else {
             return;
         };
-        if let Some((text, seen)) = &mut self.held
-            && *text == found.text
-            && seen.elapsed() < HOLD_GAP
-        {
-            *seen = Instant::now();
-            self.events.send(UiEvent::Held);
-            return;
-        }
-        self.held = Some((found.text.clone(), Instant::now()));
+        // A code still held up to the camera comes back from the gate as a
+        // repeat (its window slides with each sighting): not a new scan.
         self.scan(&found.text, Via::Camera);
     }
 
