@@ -2,6 +2,7 @@
 //! connections busy on `JO_BENCH_URL` for `JO_BENCH_SECS` seconds and prints
 //! requests/s and latency percentiles. Used by `scripts/bench-server.sh`
 //! (no oha/wrk needed). Without `JO_BENCH_URL` it starts the server in-process.
+//! `JO_BENCH_COOKIE` (e.g. `jo_session=…`) is sent with every request.
 
 #![allow(missing_docs)]
 
@@ -40,7 +41,14 @@ fn main() -> anyhow::Result<()> {
                 url
             }
         };
-        let client = reqwest::Client::builder().pool_max_idle_per_host(connections).build()?;
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Ok(cookie) = std::env::var("JO_BENCH_COOKIE") {
+            headers.insert(reqwest::header::COOKIE, cookie.parse()?);
+        }
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(connections)
+            .default_headers(headers)
+            .build()?;
         // Warm-up.
         for _ in 0..50 {
             client.get(&url).send().await?.bytes().await?;

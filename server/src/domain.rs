@@ -139,6 +139,23 @@ pub fn check_new_password(
     Ok(())
 }
 
+/// [`check_new_password`] on the blocking pool: the estimator can take tens
+/// of milliseconds on long inputs, too long for an async worker thread.
+pub async fn check_new_password_off_thread(
+    password: &str,
+    confirmation: &str,
+    user_inputs: &[&str],
+) -> anyhow::Result<Result<(), &'static str>> {
+    let password = zeroize::Zeroizing::new(password.to_owned());
+    let confirmation = zeroize::Zeroizing::new(confirmation.to_owned());
+    let inputs: Vec<String> = user_inputs.iter().map(|s| (*s).to_owned()).collect();
+    Ok(tokio::task::spawn_blocking(move || {
+        let refs: Vec<&str> = inputs.iter().map(String::as_str).collect();
+        check_new_password(&password, &confirmation, &refs)
+    })
+    .await?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -282,6 +282,12 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Change password",
     ),
     (
+        "account.profile_saved",
+        "Profil enregistré.",
+        "Profile saved.",
+    ),
+    ("account.save_profile", "Enregistrer", "Save"),
+    (
         "account.password_changed",
         "Mot de passe changé. Vos autres sessions ont été fermées.",
         "Password changed. Your other sessions were closed.",
@@ -518,7 +524,14 @@ mod tests {
     fn every_key_used_exists() {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let mut texts = Vec::new();
-        for dir in ["templates", "src", "src/web", "src/auth"] {
+        for dir in [
+            "templates",
+            "src",
+            "src/web",
+            "src/web/auth",
+            "src/auth",
+            "src/db",
+        ] {
             for entry in std::fs::read_dir(root.join(dir)).expect("dir") {
                 let path = entry.expect("entry").path();
                 if path.is_file() {

@@ -448,3 +448,31 @@ async fn sessions_expire_when_idle_and_at_their_absolute_limit() {
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     assert_redirect_to(&b.get("/account").await, "/login");
 }
+
+#[tokio::test]
+async fn the_profile_names_can_be_changed() {
+    let app = spawn_app().await;
+    let b = registered_user(&app, "renamed", "renamed@example.com").await;
+    assert_redirect_to(&b.login("renamed@example.com", GOOD_PASSWORD).await, "/");
+    let r = b
+        .submit(
+            "/account",
+            "/account/profile",
+            &[("first_name", "   "), ("last_name", "Sklodowska")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = r.text().await.expect("body");
+    assert!(html.contains("id=\"first_name-error\"") && html.contains("value=\"Sklodowska\""));
+    let r = b
+        .submit(
+            "/account",
+            "/account/profile",
+            &[("first_name", "Maria"), ("last_name", "Skłodowska-Curie")],
+        )
+        .await;
+    assert_redirect_to(&r, "/account?done=profile");
+    let (_, html) = b.get_text("/account?done=profile").await;
+    assert!(html.contains("Profil enregistré"));
+    assert!(html.contains("value=\"Maria\"") && html.contains("value=\"Skłodowska-Curie\""));
+}

@@ -80,6 +80,18 @@ impl Store {
             .await
     }
 
+    /// Replaces a user's prénom and nom.
+    pub async fn set_names(
+        &self,
+        id: i64,
+        first_name: String,
+        last_name: String,
+    ) -> StoreResult<()> {
+        self.pool
+            .run(move |c| users::set_names(c, id, &first_name, &last_name))
+            .await
+    }
+
     /// Marks an email verified.
     pub async fn mark_email_verified(&self, id: i64) -> StoreResult<()> {
         self.pool

@@ -183,6 +183,15 @@ pub fn password_hash(conn: &Connection, id: i64) -> StoreResult<Option<String>> 
         .optional()?)
 }
 
+/// Replaces the prénom and nom.
+pub fn set_names(conn: &Connection, id: i64, first_name: &str, last_name: &str) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE users SET first_name = ?1, last_name = ?2 WHERE id = ?3",
+        params![first_name, last_name, id],
+    )?;
+    Ok(())
+}
+
 /// Replaces the password hash.
 pub fn set_password(conn: &Connection, id: i64, hash: &str) -> StoreResult<()> {
     conn.execute(

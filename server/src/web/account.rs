@@ -15,7 +15,7 @@ use crate::config::Secret;
 use crate::db::now;
 use crate::db::sessions::Stage;
 use crate::db::users::Role;
-use crate::domain::check_new_password;
+use crate::domain::{PersonName, check_new_password_off_thread};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 use crate::web::auth::{account_bucket, check_second_factor, redirect_with_cookies};
@@ -29,6 +29,7 @@ use crate::web::session::{self, CurrentUser};
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/account", get(account))
+        .route("/account/profile", post(update_profile))
         .route("/account/password", post(change_password))
         .route("/account/2fa", get(twofa))
         .route("/account/2fa/qr.svg", get(twofa_qr))
@@ -48,6 +49,7 @@ async fn account_page(
     status: StatusCode,
     errors: FieldErrors,
     notice: &'static str,
+    names: Option<(&str, &str)>,
 ) -> Result<Response> {
     let recovery_left = state.store.recovery_codes_left(me.user.id).await?;
     render(
@@ -58,6 +60,8 @@ async fn account_page(
             user: &me.user,
             is_admin: me.user.role == Role::Admin,
             recovery_left,
+            first_name: names.map_or(me.user.first_name.as_str(), |n| n.0),
+            last_name: names.map_or(me.user.last_name.as_str(), |n| n.1),
             notice,
         },
     )
@@ -71,6 +75,7 @@ async fn account(
 ) -> Result<Response> {
     let notice = match q.done.as_deref() {
         Some("password") => "account.password_changed",
+        Some("profile") => "account.profile_saved",
         _ => "",
     };
     account_page(
@@ -80,8 +85,56 @@ async fn account(
         StatusCode::OK,
         FieldErrors::default(),
         notice,
+        None,
     )
     .await
+}
+
+#[derive(Deserialize)]
+struct ProfileForm {
+    #[serde(default)]
+    first_name: String,
+    #[serde(default)]
+    last_name: String,
+}
+
+/// `POST /account/profile`: prénom and nom.
+async fn update_profile(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    me: CurrentUser,
+    Form(f): Form<ProfileForm>,
+) -> Result<Response> {
+    let mut errors = FieldErrors::default();
+    let first = PersonName::parse(&f.first_name)
+        .map_err(|e| errors.add("first_name", e))
+        .ok();
+    let last = PersonName::parse(&f.last_name)
+        .map_err(|e| errors.add("last_name", e))
+        .ok();
+    let (Some(first), Some(last)) = (first, last) else {
+        let echo = |s: &str| s.chars().take(200).collect::<String>();
+        let (first, last) = (echo(&f.first_name), echo(&f.last_name));
+        return account_page(
+            &state,
+            &ctx,
+            &me,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            errors,
+            "",
+            Some((&first, &last)),
+        )
+        .await;
+    };
+    state
+        .store
+        .set_names(
+            me.user.id,
+            first.as_str().to_owned(),
+            last.as_str().to_owned(),
+        )
+        .await?;
+    Ok(Redirect::to("/account?done=profile").into_response())
 }
 
 #[derive(Deserialize)]
@@ -109,7 +162,16 @@ async fn change_password(
         .is_some()
     {
         errors.add("current_password", "login.throttled");
-        return account_page(&state, &ctx, &me, StatusCode::TOO_MANY_REQUESTS, errors, "").await;
+        return account_page(
+            &state,
+            &ctx,
+            &me,
+            StatusCode::TOO_MANY_REQUESTS,
+            errors,
+            "",
+            None,
+        )
+        .await;
     }
     let hash = state.store.password_hash(me.user.id).await?;
     if !state
@@ -126,11 +188,13 @@ async fn change_password(
         errors.add("current_password", "err.current_password");
     }
     let u = &me.user;
-    if let Err(e) = check_new_password(
+    if let Err(e) = check_new_password_off_thread(
         &f.password,
         &f.password_confirm,
         &[&u.username, &u.email, &u.first_name, &u.last_name],
-    ) {
+    )
+    .await?
+    {
         errors.add(
             if e == "err.password_mismatch" {
                 "password_confirm"
@@ -148,6 +212,7 @@ async fn change_password(
             StatusCode::UNPROCESSABLE_ENTITY,
             errors,
             "",
+            None,
         )
         .await;
     }

@@ -79,7 +79,11 @@ fn form_field<'a>(body: &'a [u8], name: &str) -> Option<&'a str> {
 
 /// The middleware.
 pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if req.uri().path().starts_with("/api/") {
+    let path = req.uri().path();
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    // The API authenticates with bearer tokens; static files need no token
+    // (and must not carry a Set-Cookie, being cacheable).
+    if path.starts_with("/api/") || (safe && (path.starts_with("/static/") || path == "/healthz")) {
         return next.run(req).await;
     }
     let cookie_name = state.cookie_name("jo_csrf");
@@ -94,7 +98,6 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
         },
     };
     let token = token_for(&state.csrf_key, &cookie_value);
-    let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     let mut req = req;
     if !safe {
         let urlencoded = req

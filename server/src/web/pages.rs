@@ -156,6 +156,10 @@ pub struct AccountPage<'a> {
     pub is_admin: bool,
     /// Unused recovery codes.
     pub recovery_left: i64,
+    /// Prénom shown in the profile form.
+    pub first_name: &'a str,
+    /// Nom shown in the profile form.
+    pub last_name: &'a str,
     /// Message key of a success notice, or empty.
     pub notice: &'static str,
 }

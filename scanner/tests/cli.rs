@@ -4,7 +4,28 @@
 
 use std::process::Command;
 
-use jo_e2e::{binary, describe, fixtures_dir, run};
+use std::path::PathBuf;
+use std::process::Output;
+
+const BIN: &str = env!("CARGO_BIN_EXE_jo-scanner");
+
+fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures")
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+fn describe(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
 use jo_scanner::store::Store;
 use jo_shared::api::{EntryRule, GateSession, ScanVerdict};
 use jo_shared::keys;
@@ -71,7 +92,7 @@ fn verify_prints_one_json_line_per_image_and_logs_every_scan() {
     std::fs::write(&not_image, b"not a picture").expect("write");
 
     let run_verify = |extra: &[&std::path::Path]| {
-        let mut cmd = Command::new(binary("jo-scanner"));
+        let mut cmd = Command::new(BIN);
         cmd.arg("--state")
             .arg(state.path())
             .arg("--now")
@@ -151,5 +172,18 @@ fn verify_prints_one_json_line_per_image_and_logs_every_scan() {
     for pair in log.windows(2) {
         assert_eq!(pair[1].prev_hash, hex::encode(pair[0].hash()));
         assert_eq!(pair[1].seq, pair[0].seq + 1);
+    }
+}
+
+#[test]
+fn help_lists_the_subcommands_and_the_state_option() {
+    let out = run(Command::new(BIN).arg("--help"));
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for w in ["enroll", "sync", "verify", "replay", "--state"] {
+        assert!(
+            text.contains(w),
+            "jo-scanner --help does not mention {w}:\n{text}"
+        );
     }
 }
