@@ -195,14 +195,7 @@ async fn change_password(
     )
     .await?
     {
-        errors.add(
-            if e == "err.password_mismatch" {
-                "password_confirm"
-            } else {
-                "password"
-            },
-            e,
-        );
+        errors.add_password_error(e);
     }
     if !errors.is_empty() {
         return account_page(

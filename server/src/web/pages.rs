@@ -20,6 +20,17 @@ impl FieldErrors {
         }
     }
 
+    /// Records a new-password check failure next to the field it is about:
+    /// a mismatch under the confirmation, anything else under the password.
+    pub fn add_password_error(&mut self, key: &'static str) {
+        let field = if key == "err.password_mismatch" {
+            "password_confirm"
+        } else {
+            "password"
+        };
+        self.add(field, key);
+    }
+
     /// The message key of `field`'s error.
     pub fn get(&self, field: &str) -> Option<&'static str> {
         self.0.iter().find(|(f, _)| *f == field).map(|(_, k)| *k)

@@ -81,14 +81,7 @@ pub(super) async fn submit(
     )
     .await?
     {
-        errors.add(
-            if e == "err.password_mismatch" {
-                "password_confirm"
-            } else {
-                "password"
-            },
-            e,
-        );
+        errors.add_password_error(e);
     }
     // Usernames are public handles (not login names), so saying one is taken reveals nothing useful.
     if let Some(u) = &username

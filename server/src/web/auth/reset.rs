@@ -156,14 +156,7 @@ pub(super) async fn submit(
     .await?
     {
         let mut errors = FieldErrors::default();
-        errors.add(
-            if e == "err.password_mismatch" {
-                "password_confirm"
-            } else {
-                "password"
-            },
-            e,
-        );
+        errors.add_password_error(e);
         return render(
             StatusCode::UNPROCESSABLE_ENTITY,
             &ResetPage {
