@@ -19,6 +19,7 @@ pub mod i18n;
 pub mod mail;
 pub mod startup;
 pub mod state;
+pub mod tickets;
 pub mod web;
 
 pub use config::Config;

@@ -93,6 +93,14 @@ pub const MIGRATIONS: &[&str] = &[
         device_id  TEXT REFERENCES devices(id)
     ) STRICT;
     "#,
+    // 3: the programme, offers, orders, tickets, revocation list, scans.
+    include_str!("migrations/0003_programme_tickets_sync.sql"),
+    // 4: the shop's carts and payments.
+    include_str!("migrations/0004_shop.sql"),
+    // 5: the sync API's own state.
+    include_str!("migrations/0005_sync.sql"),
+    // 6: the admin console (audit log).
+    include_str!("migrations/0006_admin.sql"),
 ];
 
 /// Applies every pending migration in one IMMEDIATE transaction, so two

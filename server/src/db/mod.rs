@@ -12,6 +12,7 @@
 
 pub mod devices;
 pub mod migrations;
+pub mod revocations;
 pub mod secrets;
 pub mod sessions;
 mod store;

@@ -1,0 +1,1 @@
+-- shop: reserved; filled by the shop module's schema (no statement yet).

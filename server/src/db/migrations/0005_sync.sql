@@ -1,0 +1,1 @@
+-- sync: reserved; filled by the sync module's schema (no statement yet).

@@ -1,0 +1,1 @@
+-- admin: reserved; filled by the admin module's schema (no statement yet).

@@ -1,0 +1,183 @@
+//! The revocation list: the one place that writes it.
+//!
+//! Every revocation (refund, cancelled session, re-issue, fraud) goes through
+//! [`revoke`], inside the caller's transaction, so that a ticket's status and
+//! its entry in the signed list scanners sync can never disagree. Each row
+//! keeps the hash-chain head after it ([`jo_shared::revocation`]), so the list
+//! is resumed from its last row and signed without replaying it.
+
+use jo_shared::revocation::{ListBuilder, RevocationEntry, RevocationReason};
+use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
+use rusqlite::{Connection, OptionalExtension, params};
+
+use super::StoreResult;
+
+/// The list's current version (0 when empty) and chain head.
+pub fn state(conn: &Connection) -> StoreResult<(u64, [u8; 32])> {
+    let last: Option<(i64, Vec<u8>)> = conn
+        .query_row(
+            "SELECT version, head FROM revocations ORDER BY version DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    Ok(match last {
+        Some((v, head)) => (
+            u64::try_from(v).unwrap_or(0),
+            head.try_into().unwrap_or([0; 32]),
+        ),
+        None => (0, [0; 32]),
+    })
+}
+
+/// Revokes `ticket_id`: marks the ticket revoked (when the server issued it)
+/// and appends it to the list. Revoking a ticket already on the list is a
+/// no-op returning `None`; otherwise the new entry's version.
+///
+/// Call inside a transaction: the caller's other writes (refund, session
+/// cancellation, re-issue) and the list entry commit together.
+pub fn revoke(
+    conn: &Connection,
+    ticket_id: &TicketId,
+    reason: RevocationReason,
+    note: &str,
+    now: i64,
+) -> StoreResult<Option<u64>> {
+    let listed: Option<i64> = conn
+        .query_row(
+            "SELECT version FROM revocations WHERE ticket_id = ?1",
+            [&ticket_id.0[..]],
+            |r| r.get(0),
+        )
+        .optional()?;
+    conn.execute(
+        "UPDATE tickets SET status = 'revoked' WHERE ticket_id = ?1",
+        [&ticket_id.0[..]],
+    )?;
+    if listed.is_some() {
+        return Ok(None);
+    }
+    let (version, head) = state(conn)?;
+    let mut builder = ListBuilder::resume(version, head);
+    let entry = builder.push(*ticket_id, reason, now);
+    conn.execute(
+        "INSERT INTO revocations (version, ticket_id, reason, revoked_at, head, note)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            i64::try_from(entry.version).unwrap_or(i64::MAX),
+            &ticket_id.0[..],
+            entry.reason,
+            now,
+            &builder.head()[..],
+            note
+        ],
+    )?;
+    Ok(Some(entry.version))
+}
+
+/// The entries after `since`, in order, at most `limit` of them.
+pub fn entries_since(
+    conn: &Connection,
+    since: u64,
+    limit: usize,
+) -> StoreResult<Vec<RevocationEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT version, ticket_id, reason, revoked_at FROM revocations
+         WHERE version > ?1 ORDER BY version LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(
+        params![
+            i64::try_from(since).unwrap_or(i64::MAX),
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        ],
+        |r| {
+            let id: Vec<u8> = r.get(1)?;
+            let mut tid = [0u8; TICKET_ID_LEN];
+            if id.len() == TICKET_ID_LEN {
+                tid.copy_from_slice(&id);
+            }
+            Ok(RevocationEntry {
+                version: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                ticket_id: TicketId(tid),
+                reason: r.get(2)?,
+                revoked_at: r.get(3)?,
+            })
+        },
+    )?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The chain head after `version` (the zero head for version 0), to sign a
+/// partial delta's end state.
+pub fn head_at(conn: &Connection, version: u64) -> StoreResult<Option<[u8; 32]>> {
+    if version == 0 {
+        return Ok(Some([0; 32]));
+    }
+    let head: Option<Vec<u8>> = conn
+        .query_row(
+            "SELECT head FROM revocations WHERE version = ?1",
+            [i64::try_from(version).unwrap_or(i64::MAX)],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(head.and_then(|h| h.try_into().ok()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jo_shared::revocation::{RevocationDelta, RevocationList};
+    use jo_shared::{Keyring, TicketSigner};
+
+    #[test]
+    fn revocations_form_a_list_the_shared_crate_accepts() {
+        let mut c = Connection::open_in_memory().expect("opens");
+        crate::db::migrations::apply(&mut c).expect("migrates");
+        let signer = TicketSigner::generate().expect("key");
+        let mut keyring = Keyring::new();
+        keyring.add(signer.verifying_key()).expect("adds");
+
+        assert_eq!(state(&c).expect("reads").0, 0);
+        for i in 0..5u8 {
+            let v =
+                revoke(&c, &TicketId([i; 10]), RevocationReason::Fraud, "", 100).expect("revokes");
+            assert_eq!(v, Some(u64::from(i) + 1));
+        }
+        assert_eq!(
+            revoke(&c, &TicketId([2; 10]), RevocationReason::Refunded, "", 101).expect("runs"),
+            None,
+            "a ticket is listed once"
+        );
+        let (version, head) = state(&c).expect("reads");
+        assert_eq!(version, 5);
+
+        // A device with nothing, then a device at version 2, both catch up.
+        for since in [0u64, 2] {
+            let mut list = RevocationList::new();
+            if since > 0 {
+                let first = RevocationDelta {
+                    from_version: 0,
+                    entries: entries_since(&c, 0, since as usize).expect("reads"),
+                    state: jo_shared::revocation::SignedListState::sign(
+                        &signer,
+                        since,
+                        head_at(&c, since).expect("reads").expect("exists"),
+                        100,
+                    ),
+                };
+                list.apply(&first, &keyring).expect("applies");
+            }
+            let delta = RevocationDelta {
+                from_version: since,
+                entries: entries_since(&c, since, 1000).expect("reads"),
+                state: jo_shared::revocation::SignedListState::sign(&signer, version, head, 100),
+            };
+            list.apply(&delta, &keyring).expect("applies");
+            assert_eq!(list.len(), 5);
+            assert_eq!(
+                list.lookup(&TicketId([3; 10])),
+                Some(RevocationReason::Fraud)
+            );
+        }
+    }
+}
