@@ -5,10 +5,13 @@
 //! - [`startup`]: [`Application::build`] binds, [`Application::run_until_stopped`] serves;
 //! - [`db`]: SQLite storage behind the async [`db::Store`];
 //! - [`auth`]: argon2id, tokens, TOTP;
-//! - [`web`]: routes, templates, sessions, CSRF, security headers;
+//! - [`web`]: routes, templates, sessions, CSRF, security headers; the shop
+//!   ([`web::shop`]) and the admin console ([`web::admin`]);
+//! - [`api`]: the scanners' sync API under `/api/v1/`;
 //! - [`mail`]: SMTP or the `.eml` outbox.
 
 pub mod admin;
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod db;

@@ -11,7 +11,9 @@ use crate::config::ThrottlePolicy;
 
 /// The application's storage. Cheap to share behind the application state.
 pub struct Store {
-    pool: Pool,
+    // Visible to the other `db` modules, which add their own `impl Store`
+    // blocks (catalogue, orders, sync, admin) next to their SQL.
+    pub(super) pool: Pool,
 }
 
 impl Store {

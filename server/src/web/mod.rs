@@ -2,6 +2,7 @@
 //! request goes through (tracing, security headers, body limit, CSRF).
 
 pub mod account;
+pub mod admin;
 pub mod assets;
 pub mod auth;
 pub mod client;
@@ -12,6 +13,7 @@ pub mod headers;
 pub mod home;
 pub mod pages;
 pub mod session;
+pub mod shop;
 
 use axum::Json;
 use axum::Router;
@@ -33,6 +35,9 @@ pub fn router(state: AppState) -> Router {
         .merge(auth::router())
         .merge(account::router())
         .merge(assets::router())
+        .merge(shop::router())
+        .merge(admin::router())
+        .merge(crate::api::router())
         .fallback(|| async { AppError::NotFound })
         .layer(from_fn_with_state(state.clone(), csrf::layer))
         .layer(from_fn(api_errors))
