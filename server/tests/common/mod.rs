@@ -3,6 +3,10 @@
 
 #![allow(dead_code, missing_docs)]
 
+pub mod admin;
+pub mod api;
+pub mod shop;
+
 pub mod browser;
 pub mod smtp;
 
