@@ -93,6 +93,9 @@ pub mod paths {
     pub const ENTRIES: &str = "/api/v1/entries";
     /// `POST` [`super::ScanBatch`] → [`super::ScanBatchResponse`].
     pub const SCANS: &str = "/api/v1/scans";
+    /// `POST` (no body) → [`super::TokenResponse`]: a new token replaces the
+    /// one used for this call, which stops working.
+    pub const TOKEN: &str = "/api/v1/token";
     /// The OpenAPI document of the sync API.
     pub const OPENAPI: &str = "/api/v1/openapi.json";
 }
@@ -127,6 +130,50 @@ pub struct EnrollResponse {
     pub token: String,
     /// Server time, Unix seconds, so the device can measure its clock skew.
     pub server_time: i64,
+}
+
+/// Answer to a token roll.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// The new bearer token.
+    pub token: String,
+}
+
+/// What an admin's enrolment QR code carries: the server to talk to and the
+/// one-time code. Text form: `JO-ENROLL:1:<code>:<server url>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnrollmentInvite {
+    /// Base URL of the server (`http://` or `https://`, no trailing slash).
+    pub server_url: String,
+    /// The one-time enrolment code.
+    pub code: String,
+}
+
+/// Prefix of an enrolment QR's text.
+pub const ENROLLMENT_QR_PREFIX: &str = "JO-ENROLL:1:";
+
+impl EnrollmentInvite {
+    /// The text to put in the QR code.
+    pub fn to_qr_text(&self) -> String {
+        format!("{ENROLLMENT_QR_PREFIX}{}:{}", self.code, self.server_url)
+    }
+
+    /// Reads an enrolment QR's text; `None` unless it is one, with a code of
+    /// letters, digits and dashes and an http(s) URL, both of sane length.
+    pub fn parse(text: &str) -> Option<Self> {
+        let rest = text.trim().strip_prefix(ENROLLMENT_QR_PREFIX)?;
+        let (code, url) = rest.split_once(':')?;
+        let code_ok = !code.is_empty()
+            && code.len() <= 64
+            && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+        let url_ok = (url.starts_with("http://") || url.starts_with("https://"))
+            && url.len() <= 512
+            && !url.chars().any(|c| c.is_control() || c.is_whitespace());
+        (code_ok && url_ok).then(|| Self {
+            server_url: url.trim_end_matches('/').to_owned(),
+            code: code.to_owned(),
+        })
+    }
 }
 
 /// One public key of the keyring.
@@ -339,6 +386,10 @@ pub struct ScanBatch {
     pub records: Vec<ScanRecord>,
     /// Device signature (Ed25519, hex) over [`batch_message`] for the last record.
     pub signature: String,
+    /// Records still waiting on the device after this batch, for the admin
+    /// console's "pending uploads".
+    #[serde(default)]
+    pub pending: u64,
 }
 
 /// Answer to an upload.
@@ -421,6 +472,7 @@ mod tests {
         let batch = ScanBatch {
             records: vec![record()],
             signature: "00".repeat(64),
+            pending: 3,
         };
         let json = serde_json::to_string(&batch).expect("serializes");
         assert_eq!(
@@ -431,5 +483,26 @@ mod tests {
             serde_json::from_str(r#"{"rule":"multiple","max_entries":3}"#).expect("parses");
         assert_eq!(rule, EntryRule::Multiple { max_entries: 3 });
         assert!(serde_json::from_str::<ScanRecord>(r#"{"scan_id":1}"#).is_err());
+    }
+
+    #[test]
+    fn enrollment_invites_round_trip_and_refuse_anything_else() {
+        let inv = EnrollmentInvite {
+            server_url: "https://billets.example.fr:8443".into(),
+            code: "ABCD-EFGH-1234".into(),
+        };
+        assert_eq!(EnrollmentInvite::parse(&inv.to_qr_text()), Some(inv));
+        for bad in [
+            "",
+            "JO-ENROLL:1:",
+            "JO-ENROLL:1:abc",
+            "JO-ENROLL:1::https://x",
+            "JO-ENROLL:2:abc:https://x",
+            "JO-ENROLL:1:abc:ftp://x",
+            "JO-ENROLL:1:a b:https://x",
+            "JO-ENROLL:1:abc:https://x y",
+        ] {
+            assert_eq!(EnrollmentInvite::parse(bad), None, "{bad}");
+        }
     }
 }
