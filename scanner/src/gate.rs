@@ -37,6 +37,19 @@ pub struct Scan {
     pub repeat: bool,
 }
 
+/// What a background sync hands to the gate (see [`Gate::install`]).
+#[derive(Debug, Clone)]
+pub struct Synced {
+    /// The keyring as synced.
+    pub keyring: Keyring,
+    /// Every session, with whether this gate serves it.
+    pub sessions: Vec<(GateSession, bool)>,
+    /// The revocation list, when it changed.
+    pub revocations: Option<RevocationList>,
+    /// Entries other gates uploaded since the last sync.
+    pub entries: Vec<jo_shared::api::RemoteEntry>,
+}
+
 /// Admissions of one ticket, oldest first.
 type Admissions = HashMap<TicketId, Vec<PriorEntry>>;
 
@@ -137,6 +150,51 @@ impl Gate {
         *self = Self::load(store)?;
         self.repeat_window = window;
         Ok(())
+    }
+
+    /// Takes what a background sync brought, without rereading the store (a
+    /// large revocation list would hold up scanning): the keyring and the
+    /// sessions as synced, the list when it changed, and other gates' new
+    /// entries, merged with this gate's own admissions.
+    pub fn install(&mut self, synced: Synced) {
+        self.keyring = synced.keyring;
+        self.served = synced
+            .sessions
+            .iter()
+            .filter(|(_, sel)| *sel)
+            .map(|(s, _)| s.id)
+            .collect();
+        self.sessions = synced.sessions.into_iter().map(|(s, _)| s).collect();
+        if let Some(list) = synced.revocations {
+            self.revocations = list;
+        }
+        for e in synced.entries {
+            let seen = self.admissions.entry(e.ticket_id).or_default();
+            seen.push(PriorEntry {
+                scanned_at: e.scanned_at,
+                gate: e.gate,
+            });
+            seen.sort_by_key(|p| p.scanned_at);
+        }
+    }
+
+    /// Sets the gate's name and the sessions it serves, in the store and here.
+    pub fn configure(&mut self, gate: &str, sessions: &[u32]) -> Result<(), StoreError> {
+        self.store.set_gate(gate)?;
+        self.store.select_sessions(sessions)?;
+        self.gate = gate.to_owned();
+        self.served = self
+            .sessions
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| sessions.contains(id))
+            .collect();
+        Ok(())
+    }
+
+    /// Whether the gate holds any key to verify tickets with.
+    pub fn has_keys(&self) -> bool {
+        !self.keyring.entries().is_empty()
     }
 
     /// The sessions known, for display.

@@ -11,5 +11,6 @@ pub mod frames;
 pub mod gate;
 pub mod headless;
 pub mod store;
+pub mod sync;
 pub mod synth;
 pub mod ui;

@@ -10,6 +10,7 @@ use jo_scanner::frames::{FolderSource, load_image};
 use jo_scanner::gate::Gate;
 use jo_scanner::headless;
 use jo_scanner::store::Store;
+use jo_scanner::sync;
 use jo_scanner::ui::{self, AppOptions, Settings, worker::SourceChoice};
 
 /// JO E-Tickets gate scanner: verifies tickets offline and uploads its scan log when online.
@@ -51,9 +52,24 @@ enum Command {
         /// The one-time enrolment code.
         #[arg(long)]
         code: String,
+        /// Name of this device in the admin console (default: the host name).
+        #[arg(long)]
+        label: Option<String>,
     },
-    /// Synchronise now: keyring, sessions, revocations, entries down; scan log up.
+    /// Synchronise now: keyring, sessions, revocations, entries down; scan log
+    /// up. Prints a JSON report; exits non-zero when the server could not be
+    /// reached or refused the device (nothing scanned is lost either way).
     Sync,
+    /// Set the gate's name and the sessions it serves (ids as synced; none
+    /// given: every synced session).
+    Configure {
+        /// Gate name shown in "already used at …" on other gates.
+        #[arg(long)]
+        gate: String,
+        /// A session this gate serves (repeatable).
+        #[arg(long = "session", value_name = "ID")]
+        sessions: Vec<u32>,
+    },
     /// Decode and verify images through the gate pipeline (each is a logged
     /// scan); one JSON object per line.
     Verify {
@@ -73,6 +89,15 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// This machine's name, the default device label.
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "jo-scanner".to_owned())
 }
 
 fn open_gate(cli: &Cli) -> anyhow::Result<Gate> {
@@ -148,15 +173,93 @@ fn main() -> anyhow::Result<()> {
                     source,
                     fixed_now: cli.now,
                     screenshot: cli.screenshot.clone(),
+                    sync_state: Some(cli.state.clone()),
+                    sync_interval: None,
                 },
             )?;
         }
-        Some(Command::Enroll { .. }) | Some(Command::Sync) => {
-            anyhow::bail!(
-                "enroll and sync are not available in this build yet; \
-                 the GUI, verify and replay work on the state in {}",
-                cli.state.display()
-            )
+        Some(Command::Enroll {
+            server,
+            code,
+            label,
+        }) => {
+            let mut store = Store::open(&cli.state)
+                .with_context(|| format!("opening scanner state in {}", cli.state.display()))?;
+            let label = label.clone().unwrap_or_else(host_name);
+            let answer = sync::enroll(&mut store, server, code, &label)
+                .with_context(|| format!("enrolling with {server}"))?;
+            print_json(
+                &mut std::io::stdout().lock(),
+                &serde_json::json!({
+                    "enrolled": true,
+                    "device_id": answer.device_id,
+                    "server": server.trim().trim_end_matches('/'),
+                    "skew_secs": unix_now() - answer.server_time,
+                }),
+            )?;
+        }
+        Some(Command::Sync) => {
+            let mut store = Store::open(&cli.state)
+                .with_context(|| format!("opening scanner state in {}", cli.state.display()))?;
+            let mut list = store.revocations()?;
+            let report = sync::sync_once(&mut store, &mut list, &mut |_, _| {});
+            let pending = store.pending_count()?;
+            let mut out = std::io::stdout().lock();
+            match report {
+                Ok(r) => print_json(
+                    &mut out,
+                    &serde_json::json!({
+                        "ok": true,
+                        "keyring_changed": r.keyring_changed,
+                        "sessions_changed": r.sessions_changed,
+                        "revocations_added": r.revocations_added,
+                        "revocation_version": list.version(),
+                        "entries_added": r.entries.len(),
+                        "uploaded": r.uploaded,
+                        "duplicates": r.duplicates,
+                        "conflicts": r.conflicts,
+                        "pending": pending,
+                        "skew_secs": r.skew_secs,
+                    }),
+                )?,
+                Err(e) => {
+                    print_json(
+                        &mut out,
+                        &serde_json::json!({
+                            "ok": false,
+                            "error": e.to_string(),
+                            "pending": pending,
+                        }),
+                    )?;
+                    anyhow::bail!("sync failed: {e}");
+                }
+            }
+        }
+        Some(Command::Configure { gate, sessions }) => {
+            let gate = gate.trim();
+            anyhow::ensure!(
+                !gate.is_empty() && gate.chars().count() <= 64,
+                "the gate name must have 1 to 64 characters"
+            );
+            let mut store = Store::open(&cli.state)
+                .with_context(|| format!("opening scanner state in {}", cli.state.display()))?;
+            let known: Vec<u32> = store.sessions()?.iter().map(|(s, _)| s.id).collect();
+            if let Some(unknown) = sessions.iter().find(|id| !known.contains(id)) {
+                anyhow::bail!(
+                    "session {unknown} is not among the synced sessions {known:?}; run `jo-scanner sync` first"
+                );
+            }
+            let chosen = if sessions.is_empty() {
+                &known
+            } else {
+                sessions
+            };
+            store.set_gate(gate)?;
+            store.select_sessions(chosen)?;
+            print_json(
+                &mut std::io::stdout().lock(),
+                &serde_json::json!({ "gate": gate, "sessions": chosen }),
+            )?;
         }
     }
     Ok(())

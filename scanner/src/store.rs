@@ -107,6 +107,29 @@ pub struct KnownEntry {
     pub gate: String,
 }
 
+/// This device's server enrolment.
+#[derive(Clone)]
+pub struct Enrollment {
+    /// Server base URL, no trailing slash.
+    pub server_url: String,
+    /// The id the server gave this device.
+    pub device_id: String,
+    /// Bearer token of the sync API.
+    pub token: String,
+    /// The device's Ed25519 secret key (signs upload batches).
+    pub secret_key: [u8; 32],
+}
+
+impl std::fmt::Debug for Enrollment {
+    // The token and key stay out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enrollment")
+            .field("server_url", &self.server_url)
+            .field("device_id", &self.device_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// The local store.
 pub struct Store {
     conn: Connection,
@@ -115,11 +138,26 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the store in `dir` and applies migrations.
     pub fn open(dir: &Path) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Dir {
+        let dir_err = |source| StoreError::Dir {
             path: dir.display().to_string(),
             source,
-        })?;
-        let conn = Connection::open(dir.join(DB_FILE))?;
+        };
+        std::fs::create_dir_all(dir).map_err(dir_err)?;
+        // The database holds the device's private key and API token: owner only.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .map_err(dir_err)?;
+        }
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+                .map_err(dir_err)?;
+        }
         Self::init(conn)
     }
 
@@ -169,6 +207,53 @@ impl Store {
             })
             .optional()?;
         Ok(id.filter(|id| !id.is_empty()))
+    }
+
+    /// The server enrolment, if this device has one.
+    pub fn enrollment(&self) -> Result<Option<Enrollment>> {
+        let row: Option<(String, String, String, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT server_url, device_id, token, secret_key FROM device WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .optional()?;
+        let Some((server_url, device_id, token, key)) = row else {
+            return Ok(None);
+        };
+        if device_id.is_empty() {
+            return Ok(None);
+        }
+        let key: [u8; 32] = key
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("device key length".into()))?;
+        Ok(Some(Enrollment {
+            server_url,
+            device_id,
+            token,
+            secret_key: key,
+        }))
+    }
+
+    /// Saves a new enrolment (keeping the gate name), replacing any earlier one.
+    pub fn save_enrollment(&mut self, e: &Enrollment, now: i64) -> Result<()> {
+        self.conn.execute(
+            "INSERT INTO device (id, server_url, device_id, token, secret_key, gate, enrolled_at)
+             VALUES (1, ?1, ?2, ?3, ?4, '', ?5)
+             ON CONFLICT (id) DO UPDATE SET server_url = excluded.server_url,
+                device_id = excluded.device_id, token = excluded.token,
+                secret_key = excluded.secret_key, enrolled_at = excluded.enrolled_at",
+            params![e.server_url, e.device_id, e.token, &e.secret_key[..], now],
+        )?;
+        Ok(())
+    }
+
+    /// Replaces the API token (after a roll).
+    pub fn set_token(&mut self, token: &str) -> Result<()> {
+        self.conn
+            .execute("UPDATE device SET token = ?1 WHERE id = 1", [token])?;
+        Ok(())
     }
 
     /// Replaces the keyring with the synced one.

@@ -329,9 +329,23 @@ fn sync_panel_shows_what_the_sync_side_reports() {
         online: true,
         last_sync_at: Some(now()),
         progress: Some(SyncProgress { done: 3, total: 10 }),
+        ..SyncStatus::default()
     })));
     wait_for(&mut h, "En ligne");
     assert!(shows(&h, "Synchronisation en cours 3/10"));
     assert!(!shows(&h, "Appareil non enrôlé"));
     assert!(!shows(&h, "jamais"));
+    // A revoked device and a wrong clock are said on screen.
+    assert!(notifier.send(UiEvent::Sync(SyncStatus {
+        enrolled: true,
+        online: true,
+        revoked: true,
+        skew_secs: Some(-240),
+        ..SyncStatus::default()
+    })));
+    wait_for(&mut h, "révoqué");
+    assert!(shows(
+        &h,
+        "Décalage d'horloge : -240 s — L'heure de cet appareil est fausse : réglez-la."
+    ));
 }

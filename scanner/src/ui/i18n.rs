@@ -38,6 +38,50 @@ impl Lang {
 /// Fixed texts of the screen.
 #[derive(Debug)]
 pub struct Texts {
+    /// Opens the gate set-up window.
+    pub setup: &'static str,
+    /// Title of the gate set-up window.
+    pub setup_title: &'static str,
+    /// Gate name field.
+    pub gate_name: &'static str,
+    /// Shown when the gate name is empty.
+    pub gate_name_needed: &'static str,
+    /// No session synced yet.
+    pub no_sessions_yet: &'static str,
+    /// Save button.
+    pub save: &'static str,
+    /// Close button.
+    pub close: &'static str,
+    /// Title of the enrolment screen.
+    pub enroll_title: &'static str,
+    /// Explains enrolment.
+    pub enroll_intro: &'static str,
+    /// Explains the enrolment QR.
+    pub enroll_qr_hint: &'static str,
+    /// Server URL field.
+    pub server_url: &'static str,
+    /// Enrolment code field.
+    pub enroll_code: &'static str,
+    /// Device label field.
+    pub device_label: &'static str,
+    /// Enrol button.
+    pub enroll_button: &'static str,
+    /// While enrolling.
+    pub enrolling: &'static str,
+    /// Before the reason of a failed enrolment.
+    pub enroll_failed: &'static str,
+    /// Opens the enrolment window from the sync panel.
+    pub enroll_open: &'static str,
+    /// Sync now button.
+    pub sync_now: &'static str,
+    /// The server refuses this device.
+    pub revoked: &'static str,
+    /// Before the measured clock difference.
+    pub skew: &'static str,
+    /// Shown when the device clock is far from the server's.
+    pub skew_warning: &'static str,
+    /// Before the last sync error.
+    pub sync_error: &'static str,
     /// Between a label and its value: French sets a space before the colon.
     pub colon: &'static str,
     /// Name of the switch button: the *other* language, as its speakers write it.
@@ -134,6 +178,28 @@ pub struct Texts {
 
 /// Français.
 pub const FR: Texts = Texts {
+    setup: "Porte et épreuves",
+    setup_title: "Porte et épreuves servies",
+    gate_name: "Nom de la porte",
+    gate_name_needed: "Donnez un nom à la porte.",
+    no_sessions_yet: "Aucune épreuve synchronisée pour l'instant.",
+    save: "Enregistrer",
+    close: "Fermer",
+    enroll_title: "Enrôler cet appareil",
+    enroll_intro: "Saisissez l'adresse du serveur et le code à usage unique donné par un administrateur.",
+    enroll_qr_hint: "Ou présentez à la caméra le QR d'enrôlement affiché par l'administrateur.",
+    server_url: "Adresse du serveur",
+    enroll_code: "Code d'enrôlement",
+    device_label: "Nom de cet appareil",
+    enroll_button: "Enrôler",
+    enrolling: "Enrôlement en cours…",
+    enroll_failed: "Échec de l'enrôlement",
+    enroll_open: "Enrôler…",
+    sync_now: "Synchroniser",
+    revoked: "Appareil refusé par le serveur (révoqué) : la vérification continue hors ligne, rien n'est synchronisé. Enrôlez-le à nouveau.",
+    skew: "Décalage d'horloge",
+    skew_warning: "L'heure de cet appareil est fausse : réglez-la.",
+    sync_error: "Dernière erreur",
     colon: " : ",
     switch_language: "English",
     admit: "ADMIS",
@@ -190,6 +256,28 @@ pub const FR: Texts = Texts {
 
 /// English.
 pub const EN: Texts = Texts {
+    setup: "Gate and sessions",
+    setup_title: "Gate and sessions served",
+    gate_name: "Gate name",
+    gate_name_needed: "Give the gate a name.",
+    no_sessions_yet: "No session synced yet.",
+    save: "Save",
+    close: "Close",
+    enroll_title: "Enrol this device",
+    enroll_intro: "Type the server address and the one-time code an administrator gave you.",
+    enroll_qr_hint: "Or hold the administrator's enrolment QR code up to the camera.",
+    server_url: "Server address",
+    enroll_code: "Enrolment code",
+    device_label: "This device's name",
+    enroll_button: "Enrol",
+    enrolling: "Enrolling…",
+    enroll_failed: "Enrolment failed",
+    enroll_open: "Enrol…",
+    sync_now: "Sync now",
+    revoked: "Device refused by the server (revoked): checking goes on offline, nothing syncs. Enrol it again.",
+    skew: "Clock difference",
+    skew_warning: "This device's clock is wrong: set it.",
+    sync_error: "Last error",
     colon: ": ",
     switch_language: "Français",
     admit: "ADMIT",

@@ -10,6 +10,7 @@
 pub mod camera;
 pub mod i18n;
 pub mod settings;
+pub mod sync_worker;
 mod view;
 pub mod worker;
 
@@ -24,6 +25,7 @@ use eframe::egui;
 use crate::gate::Gate;
 pub use i18n::Lang;
 pub use settings::Settings;
+use sync_worker::{SyncHandle, SyncRequest};
 use worker::{
     CameraStatus, Command, Counters, GateInfo, Notifier, SourceChoice, SyncStatus, UiEvent,
     VerdictView, Worker, WorkerHandle,
@@ -55,6 +57,35 @@ pub struct AppOptions {
     pub fixed_now: Option<i64>,
     /// Save a PNG of the window once the screen has settled, then quit.
     pub screenshot: Option<PathBuf>,
+    /// The state directory: when set, a background thread enrols and syncs
+    /// with the server through its own connection to the store there.
+    pub sync_state: Option<PathBuf>,
+    /// Time between syncs while online (default [`sync_worker::SYNC_INTERVAL`]).
+    pub sync_interval: Option<Duration>,
+}
+
+/// The enrolment form.
+#[derive(Default)]
+struct EnrollForm {
+    server: String,
+    code: String,
+    label: String,
+    /// Waiting for the server's answer.
+    busy: bool,
+    /// Why the last attempt failed.
+    error: Option<String>,
+    /// Opened from the sync panel (a device enrolled before, or with keys).
+    open: bool,
+}
+
+/// The gate set-up window (gate name, sessions served).
+#[derive(Default)]
+struct SetupForm {
+    open: bool,
+    gate: String,
+    served: Vec<u32>,
+    /// Opened once automatically after the first sync brought sessions.
+    offered: bool,
 }
 
 /// A verdict on screen.
@@ -79,6 +110,8 @@ struct ScreenState {
     preview: Option<egui::TextureHandle>,
     manual: String,
     show_help: bool,
+    enroll: EnrollForm,
+    setup: SetupForm,
 }
 
 /// Screenshot request of `--screenshot`.
@@ -94,6 +127,7 @@ pub struct ScannerApp {
     settings: Settings,
     settings_path: Option<PathBuf>,
     worker: WorkerHandle,
+    sync: Option<SyncHandle>,
     events: Receiver<UiEvent>,
     notifier: Notifier,
     ctx: Arc<OnceLock<egui::Context>>,
@@ -114,10 +148,20 @@ impl ScannerApp {
         let source = options.source.unwrap_or_else(|| source_of(&settings));
         let worker = Worker::new(gate, notifier.clone(), options.fixed_now).spawn(source)?;
         worker.send(Command::ListCameras);
+        let sync = match options.sync_state {
+            Some(dir) => Some(sync_worker::spawn(
+                dir,
+                notifier.clone(),
+                worker.sender(),
+                options.sync_interval.unwrap_or(sync_worker::SYNC_INTERVAL),
+            )?),
+            None => None,
+        };
         Ok(Self {
             settings,
             settings_path: options.settings_path,
             worker,
+            sync,
             events,
             notifier,
             ctx,
@@ -151,9 +195,21 @@ impl ScannerApp {
         self.shortcuts_ui(ui);
 
         let lang = self.settings.lang;
-        if view::top_bar_ui(ui, lang, &self.screen.gate, &mut self.screen.show_help) {
+        let mut open_setup = false;
+        if view::top_bar_ui(
+            ui,
+            lang,
+            &self.screen.gate,
+            &mut self.screen.show_help,
+            &mut open_setup,
+        ) {
             self.set_lang(lang.toggled());
         }
+        if open_setup {
+            self.open_setup();
+        }
+        self.enroll_step(ui);
+        self.setup_step(ui);
         if let Some(text) = view::manual_entry_ui(ui, lang, &mut self.screen.manual) {
             self.worker.send(Command::Manual(text));
         }
@@ -180,6 +236,7 @@ impl ScannerApp {
             }
             None => {}
         }
+        let mut sync_action = None;
         view::side_panel_ui(
             ui,
             lang,
@@ -187,7 +244,18 @@ impl ScannerApp {
             &self.screen.sync,
             self.screen.pending,
             &self.screen.last_scans,
+            self.sync.is_some(),
+            &mut sync_action,
         );
+        match sync_action {
+            Some(view::SyncAction::Now) => {
+                if let Some(s) = &self.sync {
+                    s.send(SyncRequest::Now);
+                }
+            }
+            Some(view::SyncAction::Enroll) => self.screen.enroll.open = true,
+            None => {}
+        }
         let shown = self
             .screen
             .verdict
@@ -221,6 +289,7 @@ impl ScannerApp {
     }
 
     fn apply(&mut self, ctx: &egui::Context, event: UiEvent) {
+        let enrolling = self.needs_enrollment() || self.screen.enroll.open;
         let s = &mut self.screen;
         match event {
             UiEvent::Gate(info) => s.gate = info,
@@ -265,6 +334,129 @@ impl ScannerApp {
                 s.verdict = None;
                 s.log_failed = Some(why);
             }
+            UiEvent::Invite(invite) => {
+                // Only while enrolling: a stray enrolment code at a working
+                // gate must not re-enrol the device behind the staff's back.
+                if enrolling {
+                    s.enroll.server = invite.server_url;
+                    s.enroll.code = invite.code;
+                    s.enroll.error = None;
+                }
+            }
+            UiEvent::Enrolled(result) => {
+                s.enroll.busy = false;
+                match result {
+                    Ok(_) => {
+                        s.enroll.open = false;
+                        s.enroll.error = None;
+                        s.enroll.code.clear();
+                        s.sync.enrolled = true;
+                        s.sync.revoked = false;
+                    }
+                    Err(why) => s.enroll.error = Some(why),
+                }
+            }
+        }
+        // Once sessions arrive after enrolment, ask which this gate serves.
+        let s = &mut self.screen;
+        if s.sync.enrolled
+            && s.gate.name.is_empty()
+            && !s.gate.choices.is_empty()
+            && !s.setup.offered
+        {
+            s.setup.offered = true;
+            self.open_setup();
+        }
+    }
+
+    /// First run: no enrolment and no key to verify with.
+    fn needs_enrollment(&self) -> bool {
+        self.sync.is_some() && !self.screen.sync.enrolled && !self.screen.gate.has_keys
+    }
+
+    fn open_setup(&mut self) {
+        let s = &mut self.screen;
+        s.setup.open = true;
+        s.setup.gate = s.gate.name.clone();
+        s.setup.served = s
+            .gate
+            .choices
+            .iter()
+            .filter(|c| c.served)
+            .map(|c| c.id)
+            .collect();
+    }
+
+    fn enroll_step(&mut self, ui: &mut egui::Ui) {
+        if !(self.needs_enrollment() || self.screen.enroll.open) {
+            return;
+        }
+        let lang = self.settings.lang;
+        let f = &mut self.screen.enroll;
+        let mut submit = false;
+        let mut close = false;
+        view::enroll_ui(
+            ui.ctx(),
+            lang,
+            &mut f.server,
+            &mut f.code,
+            &mut f.label,
+            f.busy,
+            f.error.as_deref(),
+            &mut submit,
+            &mut close,
+        );
+        if close {
+            f.open = false;
+        }
+        if submit && !f.busy {
+            match &self.sync {
+                Some(sync) => {
+                    f.busy = true;
+                    f.error = None;
+                    let label = if f.label.trim().is_empty() {
+                        "jo-scanner".to_owned()
+                    } else {
+                        f.label.trim().to_owned()
+                    };
+                    sync.send(SyncRequest::Enroll {
+                        server: f.server.trim().to_owned(),
+                        code: f.code.trim().to_owned(),
+                        label,
+                    });
+                }
+                None => f.error = Some("no state directory".into()),
+            }
+        }
+    }
+
+    fn setup_step(&mut self, ui: &mut egui::Ui) {
+        if !self.screen.setup.open {
+            return;
+        }
+        let lang = self.settings.lang;
+        let s = &mut self.screen;
+        let mut save = false;
+        let mut close = false;
+        view::setup_ui(
+            ui.ctx(),
+            lang,
+            &s.gate.choices,
+            &mut s.setup.gate,
+            &mut s.setup.served,
+            &mut save,
+            &mut close,
+        );
+        if save && !s.setup.gate.trim().is_empty() {
+            let gate: String = s.setup.gate.trim().chars().take(64).collect();
+            self.worker.send(Command::Configure {
+                gate,
+                sessions: s.setup.served.clone(),
+            });
+            s.setup.open = false;
+        }
+        if close {
+            s.setup.open = false;
         }
     }
 

@@ -7,7 +7,9 @@ use eframe::egui::{self, Color32, RichText};
 
 use super::i18n::{self, Lang};
 use super::settings::{RESOLUTIONS, Resolution, Settings};
-use super::worker::{CameraStatus, Counters, GateInfo, Outcome, SyncStatus, VerdictView, Via};
+use super::worker::{
+    CameraStatus, Counters, GateInfo, Outcome, SessionChoice, SyncStatus, VerdictView, Via,
+};
 use super::{camera::CameraInfo, manual_entry_id};
 
 /// Admit: a green that white text reads on from a distance.
@@ -41,7 +43,13 @@ pub fn local_time(unix: i64) -> String {
 
 /// Top bar: app, gate, sessions served, help and language buttons. Returns
 /// `true` when the language button was clicked.
-pub fn top_bar_ui(ui: &mut egui::Ui, lang: Lang, gate: &GateInfo, show_help: &mut bool) -> bool {
+pub fn top_bar_ui(
+    ui: &mut egui::Ui,
+    lang: Lang,
+    gate: &GateInfo,
+    show_help: &mut bool,
+    open_setup: &mut bool,
+) -> bool {
     let t = lang.texts();
     let mut toggle = false;
     egui::Panel::top("top-bar")
@@ -76,6 +84,9 @@ pub fn top_bar_ui(ui: &mut egui::Ui, lang: Lang, gate: &GateInfo, show_help: &mu
                     }
                     if ui.button(format!("{} (F1)", t.help)).clicked() {
                         *show_help = !*show_help;
+                    }
+                    if ui.button(t.setup).clicked() {
+                        *open_setup = true;
                     }
                 });
             });
@@ -262,7 +273,17 @@ fn camera_picker_ui(
     }
 }
 
+/// What the sync panel's buttons ask for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncAction {
+    /// Sync now.
+    Now,
+    /// Open the enrolment window.
+    Enroll,
+}
+
 /// Right panel: counters, sync state, last scans.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
 pub fn side_panel_ui(
     ui: &mut egui::Ui,
     lang: Lang,
@@ -270,6 +291,8 @@ pub fn side_panel_ui(
     sync: &SyncStatus,
     pending: u64,
     last: &VecDeque<VerdictView>,
+    can_sync: bool,
+    action: &mut Option<SyncAction>,
 ) {
     let t = lang.texts();
     egui::Panel::right("side-panel")
@@ -299,6 +322,17 @@ pub fn side_panel_ui(
                 });
             ui.separator();
             sync_ui(ui, lang, sync, pending);
+            if can_sync {
+                ui.horizontal(|ui| {
+                    if sync.enrolled && !sync.revoked {
+                        if ui.button(t.sync_now).clicked() {
+                            *action = Some(SyncAction::Now);
+                        }
+                    } else if ui.button(t.enroll_open).clicked() {
+                        *action = Some(SyncAction::Enroll);
+                    }
+                });
+            }
             ui.separator();
             ui.heading(t.last_scans);
             if last.is_empty() {
@@ -322,6 +356,30 @@ pub fn sync_ui(ui: &mut egui::Ui, lang: Lang, sync: &SyncStatus, pending: u64) {
     dot_label(ui, color, RichText::new(state).color(color).strong());
     if !sync.enrolled {
         ui.label(t.not_enrolled);
+    }
+    if sync.revoked {
+        ui.label(RichText::new(t.revoked).color(RED).strong());
+    }
+    if let Some(skew) = sync.skew_secs {
+        // Tickets are checked against this clock: past a minute, say so loudly.
+        if skew.abs() > 60 {
+            ui.label(
+                RichText::new(format!(
+                    "{}{}{skew:+} s — {}",
+                    t.skew, t.colon, t.skew_warning
+                ))
+                .color(AMBER)
+                .strong(),
+            );
+        } else {
+            ui.label(RichText::new(format!("{}{}{skew:+} s", t.skew, t.colon)).weak());
+        }
+    }
+    if let Some(err) = &sync.error {
+        ui.add(
+            egui::Label::new(RichText::new(format!("{}{}{err}", t.sync_error, t.colon)).weak())
+                .wrap(),
+        );
     }
     let last = sync
         .last_sync_at
@@ -496,4 +554,151 @@ pub fn help_ui(ctx: &egui::Context, lang: Lang, open: &mut bool) {
                 }
             });
         });
+}
+
+/// The enrolment window: server address, one-time code, device name. Sets
+/// `submit` when the button is clicked (or Enter pressed in the code field),
+/// `close` when closed.
+#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+pub fn enroll_ui(
+    ctx: &egui::Context,
+    lang: Lang,
+    server: &mut String,
+    code: &mut String,
+    label: &mut String,
+    busy: bool,
+    error: Option<&str>,
+    submit: &mut bool,
+    close: &mut bool,
+) {
+    let t = lang.texts();
+    let mut open = true;
+    egui::Window::new(t.enroll_title)
+        .id(egui::Id::unique("enroll-window"))
+        .collapsible(false)
+        .resizable(false)
+        .anchor(egui::Align2::CENTER_CENTER, egui::vec2(0.0, 0.0))
+        .open(&mut open)
+        .show(ctx, |ui| {
+            ui.set_width(520.0);
+            ui.label(t.enroll_intro);
+            ui.label(RichText::new(t.enroll_qr_hint).weak());
+            ui.add_space(6.0);
+            egui::Grid::new("enroll-grid")
+                .num_columns(2)
+                .spacing([12.0, 8.0])
+                .show(ui, |ui| {
+                    ui.label(t.server_url);
+                    ui.add(
+                        egui::TextEdit::singleline(server)
+                            .hint_text("https://billets.example.fr")
+                            .desired_width(320.0),
+                    );
+                    ui.end_row();
+                    ui.label(t.enroll_code);
+                    let code_field = ui.add(egui::TextEdit::singleline(code).desired_width(320.0));
+                    if code_field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
+                        *submit = true;
+                    }
+                    ui.end_row();
+                    ui.label(t.device_label);
+                    ui.add(
+                        egui::TextEdit::singleline(label)
+                            .hint_text("Porte A — poste 1")
+                            .desired_width(320.0),
+                    );
+                    ui.end_row();
+                });
+            ui.add_space(6.0);
+            ui.horizontal(|ui| {
+                let ready = !server.trim().is_empty() && !code.trim().is_empty() && !busy;
+                if ui
+                    .add_enabled(ready, egui::Button::new(t.enroll_button))
+                    .clicked()
+                {
+                    *submit = true;
+                }
+                if busy {
+                    ui.spinner();
+                    ui.label(t.enrolling);
+                }
+            });
+            if let Some(e) = error {
+                ui.label(
+                    RichText::new(format!("{}{}{e}", t.enroll_failed, t.colon))
+                        .color(RED)
+                        .strong(),
+                );
+            }
+        });
+    if !open {
+        *close = true;
+    }
+}
+
+/// The gate set-up window: the gate's name and the sessions it serves.
+pub fn setup_ui(
+    ctx: &egui::Context,
+    lang: Lang,
+    choices: &[SessionChoice],
+    gate: &mut String,
+    served: &mut Vec<u32>,
+    save: &mut bool,
+    close: &mut bool,
+) {
+    let t = lang.texts();
+    let mut open = true;
+    egui::Window::new(t.setup_title)
+        .id(egui::Id::unique("setup-window"))
+        .collapsible(false)
+        .anchor(egui::Align2::CENTER_CENTER, egui::vec2(0.0, 0.0))
+        .open(&mut open)
+        .show(ctx, |ui| {
+            ui.set_width(560.0);
+            ui.horizontal(|ui| {
+                ui.label(t.gate_name);
+                ui.add(
+                    egui::TextEdit::singleline(gate)
+                        .hint_text("Porte A")
+                        .desired_width(300.0),
+                );
+            });
+            if gate.trim().is_empty() {
+                ui.label(RichText::new(t.gate_name_needed).color(AMBER));
+            }
+            ui.separator();
+            ui.label(RichText::new(t.sessions_served).strong());
+            if choices.is_empty() {
+                ui.label(RichText::new(t.no_sessions_yet).weak());
+            }
+            egui::ScrollArea::vertical()
+                .max_height(360.0)
+                .show(ui, |ui| {
+                    for c in choices {
+                        let mut on = served.contains(&c.id);
+                        if ui.checkbox(&mut on, &c.label).changed() {
+                            if on {
+                                served.push(c.id);
+                            } else {
+                                served.retain(|id| *id != c.id);
+                            }
+                        }
+                    }
+                });
+            ui.separator();
+            ui.horizontal(|ui| {
+                if ui
+                    .add_enabled(!gate.trim().is_empty(), egui::Button::new(t.save))
+                    .clicked()
+                {
+                    *save = true;
+                }
+                if ui.button(t.close).clicked() {
+                    *close = true;
+                }
+            });
+        });
+    if !open {
+        *close = true;
+    }
 }

@@ -14,14 +14,14 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use eframe::egui;
-use jo_shared::api::{GateSession, ScanRecord, ScanVerdict};
+use jo_shared::api::{EnrollmentInvite, GateSession, ScanRecord, ScanVerdict};
 use jo_shared::verify::{Refusal, Verdict};
 
 use super::camera::{self, CameraInfo};
 use super::settings::Resolution;
 use crate::decode::FrameDecoder;
 use crate::frames::{FolderSource, Frame, FrameError, FrameSource};
-use crate::gate::{Gate, Scan};
+use crate::gate::{Gate, Scan, Synced};
 
 /// Pace of a folder replay, so that a demo looks like a camera.
 pub const REPLAY_FRAME_INTERVAL: Duration = Duration::from_millis(100);
@@ -67,6 +67,15 @@ pub enum Command {
     ListCameras,
     /// Reload the gate's state from the store (after a sync changed it).
     Reload,
+    /// Take what a background sync brought (no store reread).
+    Synced(Box<Synced>),
+    /// Set the gate's name and the sessions it serves.
+    Configure {
+        /// Gate name.
+        gate: String,
+        /// Session ids served.
+        sessions: Vec<u32>,
+    },
     /// Stop the worker.
     Shutdown,
 }
@@ -210,6 +219,13 @@ pub struct SyncProgress {
 pub struct SyncStatus {
     /// The device holds a server enrolment.
     pub enrolled: bool,
+    /// The server refused this device (revoked, or its token is no longer
+    /// valid): scanning goes on offline, but nothing syncs until it is enrolled again.
+    pub revoked: bool,
+    /// Device clock minus server clock, seconds, when measured.
+    pub skew_secs: Option<i64>,
+    /// Why the last attempt failed, when it did.
+    pub error: Option<String>,
     /// The server answered the last attempt.
     pub online: bool,
     /// End of the last successful sync, Unix seconds.
@@ -251,6 +267,21 @@ pub struct GateInfo {
     pub name: String,
     /// Sessions this gate serves, as labels.
     pub sessions: Vec<String>,
+    /// Every synced session, for the gate set-up window.
+    pub choices: Vec<SessionChoice>,
+    /// Whether any key to verify tickets with is known (false on a first run).
+    pub has_keys: bool,
+}
+
+/// A session the gate may serve.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionChoice {
+    /// Session id.
+    pub id: u32,
+    /// Label (sport, title, venue, start).
+    pub label: String,
+    /// Whether this gate serves it.
+    pub served: bool,
 }
 
 /// What the worker tells the UI.
@@ -276,6 +307,10 @@ pub enum UiEvent {
     Sync(SyncStatus),
     /// The scan could not be logged: no verdict exists, the staff must not admit.
     LogFailed(String),
+    /// An admin's enrolment QR code was held up to the camera.
+    Invite(EnrollmentInvite),
+    /// An enrolment attempt ended: `Ok` with the device id, or why not.
+    Enrolled(Result<String, String>),
 }
 
 /// Sends events to the UI and wakes it. Cheap to clone: give one to each
@@ -314,6 +349,11 @@ impl WorkerHandle {
     /// Sends a command; a worker that has stopped is reported as `false`.
     pub fn send(&self, command: Command) -> bool {
         self.commands.send(command).is_ok()
+    }
+
+    /// A sender for other threads (the sync thread hands its results over).
+    pub fn sender(&self) -> Sender<Command> {
+        self.commands.clone()
     }
 }
 
@@ -428,19 +468,36 @@ impl Worker {
         }
     }
 
-    /// Sends what the UI shows before any scan: gate, totals, sync state.
-    pub fn announce(&mut self) {
+    /// Sends the gate's identity and sessions (after a sync or a set-up).
+    fn announce_gate(&mut self) {
         let store = self.gate.store();
         let name = store.gate().unwrap_or_default();
-        let sessions = store
-            .sessions()
-            .map(|all| {
-                all.iter()
-                    .filter(|(_, served)| *served)
-                    .map(|(s, _)| session_label(s))
-                    .collect()
+        let all = store.sessions().unwrap_or_default();
+        let sessions = all
+            .iter()
+            .filter(|(_, served)| *served)
+            .map(|(s, _)| session_label(s))
+            .collect();
+        let choices = all
+            .iter()
+            .map(|(s, served)| SessionChoice {
+                id: s.id,
+                label: session_label(s),
+                served: *served,
             })
-            .unwrap_or_default();
+            .collect();
+        self.events.send(UiEvent::Gate(GateInfo {
+            name,
+            sessions,
+            choices,
+            has_keys: self.gate.has_keys(),
+        }));
+    }
+
+    /// Sends what the UI shows before any scan: gate, totals, sync state.
+    pub fn announce(&mut self) {
+        self.announce_gate();
+        let store = self.gate.store();
         match store.all_scans() {
             Ok(log) => self.counters = Counters::of_log(&log),
             Err(e) => {
@@ -449,11 +506,16 @@ impl Worker {
         }
         let enrolled = store.device_id().ok().flatten().is_some();
         let pending = store.pending_count().unwrap_or(0);
-        self.events.send(UiEvent::Gate(GateInfo { name, sessions }));
         self.events.send(UiEvent::Counters(self.counters));
         self.events.send(UiEvent::Pending(pending));
+        let last_sync_at = store
+            .get_state(crate::sync::LAST_SYNC_AT)
+            .ok()
+            .flatten()
+            .and_then(|v| v.parse().ok());
         self.events.send(UiEvent::Sync(SyncStatus {
             enrolled,
+            last_sync_at,
             ..SyncStatus::default()
         }));
     }
@@ -477,6 +539,16 @@ impl Worker {
                     self.events.send(UiEvent::LogFailed(e.to_string()));
                 }
                 self.announce();
+            }
+            Command::Synced(synced) => {
+                self.gate.install(*synced);
+                self.announce_gate();
+            }
+            Command::Configure { gate, sessions } => {
+                if let Err(e) = self.gate.configure(&gate, &sessions) {
+                    self.events.send(UiEvent::LogFailed(e.to_string()));
+                }
+                self.announce_gate();
             }
             Command::Shutdown => return false,
         }
@@ -607,6 +679,12 @@ impl Worker {
     }
 
     fn scan(&mut self, text: &str, via: Via) {
+        // An admin's enrolment code is not a ticket: hand it to the
+        // enrolment screen, and keep the one-time code out of the scan log.
+        if let Some(invite) = EnrollmentInvite::parse(text) {
+            self.events.send(UiEvent::Invite(invite));
+            return;
+        }
         let now = self.now();
         let scan = match self.gate.scan(text, now) {
             Ok(scan) => scan,

@@ -1,0 +1,205 @@
+//! The background sync thread: enrols when asked, then syncs whenever the
+//! server is reachable — at start, every [`SYNC_INTERVAL`], and on demand —
+//! backing off exponentially while it is not. It never touches the scanning
+//! thread's state directly: it commits to the store through its own
+//! connection and hands the new data over with [`Command::Synced`].
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
+use std::time::{Duration, Instant};
+
+use super::worker::{Command, Notifier, SyncProgress, SyncStatus, UiEvent};
+use crate::gate::Synced;
+use crate::store::Store;
+use crate::sync::{self, Backoff, SyncError};
+
+/// Time between syncs while online: short, so that a ticket admitted at
+/// another gate is refused here within seconds.
+pub const SYNC_INTERVAL: Duration = Duration::from_secs(10);
+
+/// First wait after a failure; doubles up to [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_secs(2);
+
+/// Longest wait between attempts while offline.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// Wait before asking again once the server refused this device.
+const REFUSED_RETRY: Duration = Duration::from_secs(300);
+
+/// What the UI asks of the sync thread.
+#[derive(Debug)]
+pub enum SyncRequest {
+    /// Sync now (the "Sync now" button).
+    Now,
+    /// Enrol with a server.
+    Enroll {
+        /// Server base URL.
+        server: String,
+        /// One-time code.
+        code: String,
+        /// Device label.
+        label: String,
+    },
+    /// Stop.
+    Shutdown,
+}
+
+/// The UI's handle on the sync thread.
+pub struct SyncHandle {
+    requests: Sender<SyncRequest>,
+}
+
+impl SyncHandle {
+    /// Sends a request; `false` if the thread has stopped.
+    pub fn send(&self, request: SyncRequest) -> bool {
+        self.requests.send(request).is_ok()
+    }
+}
+
+impl Drop for SyncHandle {
+    fn drop(&mut self) {
+        // Not joined: a request in flight may take up to its timeout, and the
+        // store is safe to abandon mid-transaction (SQLite rolls it back).
+        let _ = self.requests.send(SyncRequest::Shutdown);
+    }
+}
+
+/// Starts the sync thread on the store in `state_dir`.
+pub fn spawn(
+    state_dir: PathBuf,
+    events: Notifier,
+    gate: Sender<Command>,
+    interval: Duration,
+) -> std::io::Result<SyncHandle> {
+    let (tx, rx) = channel();
+    std::thread::Builder::new()
+        .name("scanner-sync".into())
+        .spawn(move || run(&state_dir, &events, &gate, &rx, interval))?;
+    Ok(SyncHandle { requests: tx })
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn run(
+    dir: &std::path::Path,
+    events: &Notifier,
+    gate: &Sender<Command>,
+    requests: &Receiver<SyncRequest>,
+    interval: Duration,
+) {
+    let mut status = SyncStatus::default();
+    let mut store = match Store::open(dir) {
+        Ok(s) => s,
+        Err(e) => {
+            status.error = Some(e.to_string());
+            events.send(UiEvent::Sync(status));
+            return;
+        }
+    };
+    // The thread's own copy of the list, kept across syncs: only deltas are
+    // applied, and the gate gets a copy when it changes.
+    let mut list = match store.revocations() {
+        Ok(l) => l,
+        Err(e) => {
+            status.error = Some(e.to_string());
+            events.send(UiEvent::Sync(status));
+            return;
+        }
+    };
+    status.enrolled = matches!(store.enrollment(), Ok(Some(_)));
+    status.last_sync_at = store
+        .get_state(sync::LAST_SYNC_AT)
+        .ok()
+        .flatten()
+        .and_then(|v| v.parse().ok());
+    let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
+    let mut next = Instant::now();
+    loop {
+        match requests.recv_timeout(next.saturating_duration_since(Instant::now())) {
+            Ok(SyncRequest::Now) | Err(RecvTimeoutError::Timeout) => {}
+            Ok(SyncRequest::Enroll {
+                server,
+                code,
+                label,
+            }) => {
+                let result = sync::enroll(&mut store, &server, &code, &label);
+                match result {
+                    Ok(answer) => {
+                        status.enrolled = true;
+                        status.revoked = false;
+                        status.error = None;
+                        backoff.reset();
+                        events.send(UiEvent::Enrolled(Ok(answer.device_id)));
+                    }
+                    Err(e) => {
+                        events.send(UiEvent::Enrolled(Err(e.to_string())));
+                        events.send(UiEvent::Sync(status.clone()));
+                        continue;
+                    }
+                }
+            }
+            Ok(SyncRequest::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if !status.enrolled {
+            // Nothing to do until someone enrols the device.
+            next = Instant::now() + Duration::from_secs(3600);
+            events.send(UiEvent::Sync(status.clone()));
+            continue;
+        }
+        status.progress = Some(SyncProgress { done: 0, total: 0 });
+        events.send(UiEvent::Sync(status.clone()));
+        let shown = status.clone();
+        let mut report = sync::SyncReport::default();
+        let result = sync::sync_into(&mut store, &mut list, &mut report, &mut |done, total| {
+            let mut s = shown.clone();
+            s.progress = Some(SyncProgress { done, total });
+            events.send(UiEvent::Sync(s));
+        });
+        status.progress = None;
+        // Whatever was stored, even by a sync cut short, goes to the gate now.
+        if report.changes_decisions() {
+            match (store.keyring(), store.sessions()) {
+                (Ok(keyring), Ok(sessions)) => {
+                    let synced = Synced {
+                        keyring,
+                        sessions,
+                        revocations: (report.revocations_added > 0).then(|| list.clone()),
+                        entries: std::mem::take(&mut report.entries),
+                    };
+                    let _ = gate.send(Command::Synced(Box::new(synced)));
+                }
+                (Err(e), _) | (_, Err(e)) => status.error = Some(e.to_string()),
+            }
+        }
+        if let Ok(n) = store.pending_count() {
+            events.send(UiEvent::Pending(n));
+        }
+        status.skew_secs = report.skew_secs.or(status.skew_secs);
+        match result {
+            Ok(()) => {
+                backoff.reset();
+                status.online = true;
+                status.revoked = false;
+                status.error = None;
+                status.last_sync_at = Some(unix_now());
+                next = Instant::now() + interval;
+            }
+            Err(SyncError::Unauthorized) => {
+                status.online = true;
+                status.revoked = true;
+                status.error = None;
+                next = Instant::now() + REFUSED_RETRY;
+            }
+            Err(e) => {
+                status.online = !matches!(e, SyncError::Offline(_));
+                status.error = Some(e.to_string());
+                next = Instant::now() + backoff.next_delay();
+            }
+        }
+        events.send(UiEvent::Sync(status.clone()));
+    }
+}
