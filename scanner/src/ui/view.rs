@@ -588,25 +588,30 @@ pub fn enroll_ui(
                 .num_columns(2)
                 .spacing([12.0, 8.0])
                 .show(ui, |ui| {
-                    ui.label(t.server_url);
+                    // Labelled fields: screen readers (and UI tests) find them by name.
+                    let l = ui.label(t.server_url);
                     ui.add(
                         egui::TextEdit::singleline(server)
                             .hint_text("https://billets.example.fr")
                             .desired_width(320.0),
-                    );
+                    )
+                    .labelled_by(l.id);
                     ui.end_row();
-                    ui.label(t.enroll_code);
-                    let code_field = ui.add(egui::TextEdit::singleline(code).desired_width(320.0));
+                    let l = ui.label(t.enroll_code);
+                    let code_field = ui
+                        .add(egui::TextEdit::singleline(code).desired_width(320.0))
+                        .labelled_by(l.id);
                     if code_field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter)) {
                         *submit = true;
                     }
                     ui.end_row();
-                    ui.label(t.device_label);
+                    let l = ui.label(t.device_label);
                     ui.add(
                         egui::TextEdit::singleline(label)
                             .hint_text("Porte A — poste 1")
                             .desired_width(320.0),
-                    );
+                    )
+                    .labelled_by(l.id);
                     ui.end_row();
                 });
             ui.add_space(6.0);
@@ -656,12 +661,13 @@ pub fn setup_ui(
         .show(ctx, |ui| {
             ui.set_width(560.0);
             ui.horizontal(|ui| {
-                ui.label(t.gate_name);
+                let l = ui.label(t.gate_name);
                 ui.add(
                     egui::TextEdit::singleline(gate)
                         .hint_text("Porte A")
                         .desired_width(300.0),
-                );
+                )
+                .labelled_by(l.id);
             });
             if gate.trim().is_empty() {
                 ui.label(RichText::new(t.gate_name_needed).color(AMBER));
