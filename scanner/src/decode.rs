@@ -46,7 +46,14 @@ pub struct Found {
 #[derive(Debug, Default)]
 pub struct FrameDecoder {
     region: Option<(u32, u32, u32, u32)>,
+    /// The last code was large enough to read its region at half scale.
+    big: bool,
 }
+
+/// Side, in frame pixels, above which a code is read at half scale in its
+/// region: tickets are QR version 10 at most (57 modules), so 240 px keeps
+/// more than 2 px per module after halving.
+const BIG_CODE_SIDE: i32 = 240;
 
 impl FrameDecoder {
     /// A decoder with no region yet.
@@ -67,8 +74,15 @@ impl FrameDecoder {
             && y + h <= frame.height()
         {
             let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
+            // A large code keeps modules of several pixels at half scale,
+            // where rqrr works on a quarter of the pixels.
+            let (crop, scale) = if self.big {
+                (half(&crop), 2)
+            } else {
+                (crop, 1)
+            };
             if let Some(d) = first(&crop) {
-                self.remember(&d, x, y, 1, frame);
+                self.remember(&d, x, y, scale, frame);
                 return Some(Found {
                     text: d.text,
                     attempt: Attempt::Region,
@@ -81,13 +95,6 @@ impl FrameDecoder {
             return Some(Found {
                 text: d.text,
                 attempt: Attempt::Half,
-            });
-        }
-        if let Some(d) = first(frame) {
-            self.remember(&d, 0, 0, 1, frame);
-            return Some(Found {
-                text: d.text,
-                attempt: Attempt::Full,
             });
         }
         let stretched = stretch(&half);
@@ -104,6 +111,13 @@ impl FrameDecoder {
             return Some(Found {
                 text: d.text,
                 attempt: Attempt::Binarised,
+            });
+        }
+        if let Some(d) = first(frame) {
+            self.remember(&d, 0, 0, 1, frame);
+            return Some(Found {
+                text: d.text,
+                attempt: Attempt::Full,
             });
         }
         self.region = None;
@@ -125,6 +139,7 @@ impl FrameDecoder {
         );
         let mx = (max_x - min_x) / 2;
         let my = (max_y - min_y) / 2;
+        self.big = (max_x - min_x).min(max_y - min_y) >= BIG_CODE_SIDE;
         let x0 = (min_x - mx).max(0) as u32;
         let y0 = (min_y - my).max(0) as u32;
         let x1 = ((max_x + mx).max(0) as u32).min(frame.width());

@@ -139,6 +139,57 @@ impl Default for SessionPolicy {
     }
 }
 
+/// The shop's timings.
+#[derive(Clone, Copy, Debug)]
+pub struct ShopPolicy {
+    /// How long an unpaid order holds its seats.
+    pub hold_secs: i64,
+    /// How often expired holds are swept (their seats return on sale).
+    pub sweep_secs: u64,
+}
+
+impl Default for ShopPolicy {
+    fn default() -> Self {
+        Self {
+            hold_secs: 15 * 60,
+            sweep_secs: 30,
+        }
+    }
+}
+
+/// The scanners' sync API limits.
+#[derive(Clone, Copy, Debug)]
+pub struct ApiPolicy {
+    /// Largest body of a scan upload, in bytes (other routes, enrolment
+    /// included, keep the site's cap).
+    pub body_limit_bytes: usize,
+    /// Most records in one uploaded batch.
+    pub max_batch_records: usize,
+    /// Requests a device may make per second, on average.
+    pub rate_per_sec: u32,
+    /// Requests a device may make in a burst.
+    pub rate_burst: u32,
+    /// A scan whose device time is this much older than its arrival is a
+    /// late upload (flagged for admins).
+    pub late_upload_secs: i64,
+    /// A scan whose device time is this much ahead of the server's is flagged
+    /// as a late upload too (a device clock far off).
+    pub future_tolerance_secs: i64,
+}
+
+impl Default for ApiPolicy {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 8 * 1024 * 1024,
+            max_batch_records: 1000,
+            rate_per_sec: 10,
+            rate_burst: 50,
+            late_upload_secs: 60 * 60,
+            future_tolerance_secs: 5 * 60,
+        }
+    }
+}
+
 /// The flags and environment variables of `jo-server serve`.
 #[derive(Clone, Debug, clap::Args)]
 pub struct ServeArgs {
@@ -191,6 +242,15 @@ pub struct ServeArgs {
     /// Log as JSON lines instead of text.
     #[arg(long, env = "JO_LOG_JSON")]
     pub log_json: bool,
+    /// Minutes an unpaid order holds its seats.
+    #[arg(long, env = "JO_HOLD_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(u16).range(1..=1440))]
+    pub hold_minutes: u16,
+    /// Sync API: requests per second each scanner device may make on average.
+    #[arg(long, env = "JO_API_RATE_PER_SEC", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub api_rate_per_sec: u32,
+    /// Sync API: requests each scanner device may make in a burst.
+    #[arg(long, env = "JO_API_RATE_BURST", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub api_rate_burst: u32,
 }
 
 /// Everything the application needs to start.
@@ -220,6 +280,10 @@ pub struct Config {
     pub body_limit_bytes: usize,
     /// Reverse proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Shop timings (seat holds).
+    pub shop: ShopPolicy,
+    /// Sync API limits.
+    pub api: ApiPolicy,
 }
 
 impl Config {
@@ -258,6 +322,15 @@ impl Config {
             sessions: SessionPolicy::default(),
             body_limit_bytes: 64 * 1024,
             trusted_proxies: args.trusted_proxies,
+            shop: ShopPolicy {
+                hold_secs: i64::from(args.hold_minutes) * 60,
+                ..ShopPolicy::default()
+            },
+            api: ApiPolicy {
+                rate_per_sec: args.api_rate_per_sec,
+                rate_burst: args.api_rate_burst,
+                ..ApiPolicy::default()
+            },
         })
     }
 
@@ -276,6 +349,8 @@ impl Config {
             sessions: SessionPolicy::default(),
             body_limit_bytes: 64 * 1024,
             trusted_proxies: Vec::new(),
+            shop: ShopPolicy::default(),
+            api: ApiPolicy::default(),
         }
     }
 

@@ -20,6 +20,7 @@ pub mod error;
 pub mod fixtures;
 pub mod i18n;
 pub mod mail;
+pub mod shop;
 pub mod startup;
 pub mod state;
 pub mod tickets;

@@ -40,6 +40,16 @@ pub struct Mail {
     pub body: String,
 }
 
+/// A file attached to a mail (e.g. the PDF tickets of an order).
+pub struct Attachment {
+    /// File name shown to the recipient.
+    pub filename: String,
+    /// MIME type, e.g. `application/pdf`.
+    pub content_type: &'static str,
+    /// The file.
+    pub bytes: Vec<u8>,
+}
+
 impl Mailer {
     /// The mailer the configuration asks for (creating the outbox if needed).
     pub fn new(config: &Config) -> anyhow::Result<Self> {
@@ -90,6 +100,34 @@ impl Mailer {
             .header(ContentType::TEXT_PLAIN)
             .body(mail.body)
             .context("building the message")?;
+        self.deliver(message).await
+    }
+
+    /// Sends one message with attachments now (multipart/mixed: the text,
+    /// then each file).
+    pub async fn send_with_attachments(
+        &self,
+        mail: Mail,
+        attachments: Vec<Attachment>,
+    ) -> anyhow::Result<()> {
+        use lettre::message::{MultiPart, SinglePart};
+        let to: Mailbox = mail.to.parse().context("recipient address")?;
+        let mut parts = MultiPart::mixed().singlepart(SinglePart::plain(mail.body));
+        for a in attachments {
+            let ct = ContentType::parse(a.content_type).context("attachment content type")?;
+            parts =
+                parts.singlepart(lettre::message::Attachment::new(a.filename).body(a.bytes, ct));
+        }
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(mail.subject)
+            .multipart(parts)
+            .context("building the message")?;
+        self.deliver(message).await
+    }
+
+    async fn deliver(&self, message: Message) -> anyhow::Result<()> {
         match &self.transport {
             Transport::Smtp(t) => {
                 t.send(message).await.context("SMTP delivery")?;

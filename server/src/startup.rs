@@ -105,6 +105,9 @@ impl Application {
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
+        let holds = tokio::spawn(crate::web::shop::expire_holds_periodically(
+            self.state.clone(),
+        ));
         let app = crate::web::router(self.state);
         let result = axum::serve(
             self.listener,
@@ -113,6 +116,7 @@ impl Application {
         .with_graceful_shutdown(stop)
         .await;
         housekeeping.abort();
+        holds.abort();
         tracing::info!("server stopped");
         result.context("serving HTTP")
     }

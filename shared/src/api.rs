@@ -101,6 +101,7 @@ pub mod paths {
 }
 
 /// Error body of every non-2xx answer.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     /// Stable machine-readable code (`unauthorized`, `bad_request`, …).
@@ -110,18 +111,23 @@ pub struct ApiError {
 }
 
 /// `POST /api/v1/enroll`: trade a one-time enrolment code for a device identity.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {
     /// The one-time code an admin created.
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub code: String,
     /// The device's own Ed25519 public key (32 bytes, base64url), with which it
     /// signs its upload batches.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[A-Za-z0-9_-]{43}$"))]
     pub device_public_key: String,
     /// A label for the admin console (e.g. the laptop's name).
+    #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub label: String,
 }
 
 /// Answer to a successful enrolment.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollResponse {
     /// The device's id.
@@ -133,6 +139,7 @@ pub struct EnrollResponse {
 }
 
 /// Answer to a token roll.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TokenResponse {
     /// The new bearer token.
@@ -177,6 +184,7 @@ impl EnrollmentInvite {
 }
 
 /// One public key of the keyring.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyInfo {
     /// The key's id.
@@ -188,6 +196,7 @@ pub struct KeyInfo {
 }
 
 /// `GET /api/v1/keyring`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyringResponse {
     /// Every key, active or withdrawn.
@@ -195,6 +204,7 @@ pub struct KeyringResponse {
 }
 
 /// How often one ticket may enter its session.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "rule", rename_all = "snake_case")]
 pub enum EntryRule {
@@ -208,6 +218,7 @@ pub enum EntryRule {
 }
 
 /// A session as a gate device needs it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GateSession {
     /// Session id (as in ticket payloads).
@@ -229,6 +240,7 @@ pub struct GateSession {
 }
 
 /// `GET /api/v1/sessions`: the sessions this device serves.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionsResponse {
     /// Sessions.
@@ -236,6 +248,7 @@ pub struct SessionsResponse {
 }
 
 /// `GET /api/v1/revocations?since=V` answers a [`RevocationDelta`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RevocationsQuery {
     /// The version the device holds (0 for none).
@@ -243,6 +256,7 @@ pub struct RevocationsQuery {
 }
 
 /// An entry another device uploaded.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteEntry {
     /// The ticket admitted.
@@ -258,6 +272,7 @@ pub struct RemoteEntry {
 }
 
 /// `GET /api/v1/entries?cursor=C`: entries other devices uploaded after `cursor`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EntriesResponse {
     /// Entries, oldest first.
@@ -269,6 +284,7 @@ pub struct EntriesResponse {
 }
 
 /// `admit`, `refuse` or `used`, as logged.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ScanVerdict {
@@ -291,6 +307,7 @@ impl ScanVerdict {
 }
 
 /// One line of a device's scan log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanRecord {
     /// Unique scan id, the key of idempotent upload.
@@ -298,6 +315,7 @@ pub struct ScanRecord {
     /// Position in the device's log, from 1, without gaps.
     pub seq: u64,
     /// Hash of the previous record (hex; 64 zeros for the first).
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{64}$"))]
     pub prev_hash: String,
     /// The ticket, when the code was a decodable ticket.
     pub ticket_id: Option<TicketId>,
@@ -380,11 +398,13 @@ pub fn batch_message(device_id: &str, last_seq: u64, last_hash: &[u8; 32]) -> Ve
 }
 
 /// `POST /api/v1/scans`: a batch of the device's log.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanBatch {
     /// Records in log order.
     pub records: Vec<ScanRecord>,
     /// Device signature (Ed25519, hex) over [`batch_message`] for the last record.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{128}$"))]
     pub signature: String,
     /// Records still waiting on the device after this batch, for the admin
     /// console's "pending uploads".
@@ -393,6 +413,7 @@ pub struct ScanBatch {
 }
 
 /// Answer to an upload.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScanBatchResponse {
     /// Records stored now.
@@ -403,6 +424,170 @@ pub struct ScanBatchResponse {
     pub conflicts: u32,
     /// Server time, Unix seconds.
     pub server_time: i64,
+}
+
+/// OpenAPI schemas of the wire types whose JSON form is written by hand
+/// (hex or text newtypes, and the revocation list types of
+/// [`crate::revocation`]): what their `Serialize` impls produce.
+#[cfg(feature = "openapi")]
+mod schemas {
+    use utoipa::openapi::schema::{
+        ArrayBuilder, KnownFormat, ObjectBuilder, Schema, SchemaFormat, Type,
+    };
+    use utoipa::openapi::{Ref, RefOr};
+    use utoipa::{PartialSchema, ToSchema};
+
+    use super::{RevocationDelta, RevocationEntry, ScanId, SignedListState};
+    use crate::signing::KeyId;
+    use crate::ticket::TicketId;
+
+    fn hex_string(digits: usize, what: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::String)
+            .pattern(Some(format!("^[0-9a-fA-F]{{{digits}}}$")))
+            .description(Some(what))
+    }
+
+    fn unsigned(format: KnownFormat, what: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(format)))
+            .minimum(Some(0))
+            .description(Some(what))
+    }
+
+    fn signed(what: &str) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(Type::Integer)
+            .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+            .description(Some(what))
+    }
+
+    impl PartialSchema for TicketId {
+        fn schema() -> RefOr<Schema> {
+            hex_string(20, "Ticket id: 10 bytes, hex.").into()
+        }
+    }
+    impl ToSchema for TicketId {}
+
+    impl PartialSchema for KeyId {
+        fn schema() -> RefOr<Schema> {
+            hex_string(8, "Signing key id: 4 bytes, hex.").into()
+        }
+    }
+    impl ToSchema for KeyId {}
+
+    impl PartialSchema for ScanId {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some(
+                    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$",
+                ))
+                .description(Some("Scan id: a UUID made by the device."))
+                .into()
+        }
+    }
+    impl ToSchema for ScanId {}
+
+    impl PartialSchema for RevocationEntry {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .description(Some("One entry of the revocation list."))
+                .property(
+                    "version",
+                    unsigned(KnownFormat::Int64, "Position in the list, from 1."),
+                )
+                .required("version")
+                .property("ticket_id", Ref::from_schema_name(TicketId::name()))
+                .required("ticket_id")
+                .property(
+                    "reason",
+                    unsigned(KnownFormat::Int32, "Reason code (0 other, 1 refunded, 2 session cancelled, 3 reissued, 4 fraud).")
+                        .maximum(Some(255)),
+                )
+                .required("reason")
+                .property("revoked_at", signed("When it was revoked, Unix seconds."))
+                .required("revoked_at")
+                .into()
+        }
+    }
+    impl ToSchema for RevocationEntry {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((TicketId::name().into_owned(), TicketId::schema()));
+        }
+    }
+
+    impl PartialSchema for SignedListState {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .description(Some("The revocation list state, signed by the server."))
+                .property(
+                    "version",
+                    unsigned(KnownFormat::Int64, "Number of entries."),
+                )
+                .required("version")
+                .property(
+                    "head",
+                    hex_string(64, "Chain head after the last entry, hex."),
+                )
+                .required("head")
+                .property(
+                    "issued_at",
+                    signed("When the server signed it, Unix seconds."),
+                )
+                .required("issued_at")
+                .property("key_id", Ref::from_schema_name(KeyId::name()))
+                .required("key_id")
+                .property("signature", hex_string(128, "Ed25519 signature, hex."))
+                .required("signature")
+                .into()
+        }
+    }
+    impl ToSchema for SignedListState {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((KeyId::name().into_owned(), KeyId::schema()));
+        }
+    }
+
+    impl PartialSchema for RevocationDelta {
+        fn schema() -> RefOr<Schema> {
+            ObjectBuilder::new()
+                .description(Some(
+                    "Entries after `from_version` and the signed state they lead to.",
+                ))
+                .property(
+                    "from_version",
+                    unsigned(
+                        KnownFormat::Int64,
+                        "The version the delta starts from (0: the full list).",
+                    ),
+                )
+                .required("from_version")
+                .property(
+                    "entries",
+                    ArrayBuilder::new().items(Ref::from_schema_name(RevocationEntry::name())),
+                )
+                .required("entries")
+                .property("state", Ref::from_schema_name(SignedListState::name()))
+                .required("state")
+                .into()
+        }
+    }
+    impl ToSchema for RevocationDelta {
+        fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+            schemas.push((
+                RevocationEntry::name().into_owned(),
+                RevocationEntry::schema(),
+            ));
+            schemas.push((
+                SignedListState::name().into_owned(),
+                SignedListState::schema(),
+            ));
+            RevocationEntry::schemas(schemas);
+            SignedListState::schemas(schemas);
+        }
+    }
 }
 
 #[cfg(test)]

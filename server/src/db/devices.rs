@@ -76,6 +76,69 @@ pub fn by_token(conn: &Connection, token_hash: &[u8; 32]) -> StoreResult<Option<
         .optional()?)
 }
 
+/// A live device as the sync API authenticates it.
+#[derive(Debug, Clone)]
+pub struct AuthDevice {
+    /// The device id.
+    pub id: String,
+    /// Its Ed25519 public key, which verifies its upload batches.
+    pub public_key: [u8; 32],
+    /// When it last synced (Unix seconds), if ever.
+    pub last_sync_at: Option<i64>,
+}
+
+/// The live (not revoked) device holding this token hash, with what the API
+/// needs of it. Unknown and revoked devices look alike: `None`.
+pub fn authenticate(conn: &Connection, token_hash: &[u8; 32]) -> StoreResult<Option<AuthDevice>> {
+    let row: Option<(String, Vec<u8>, Option<i64>)> = conn
+        .prepare_cached(
+            "SELECT id, public_key, last_sync_at FROM devices
+             WHERE token_hash = ?1 AND revoked_at IS NULL",
+        )?
+        .query_row([&token_hash[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    Ok(row.and_then(|(id, key, last_sync_at)| {
+        Some(AuthDevice {
+            id,
+            public_key: key.try_into().ok()?,
+            last_sync_at,
+        })
+    }))
+}
+
+/// Replaces a live device's token hash, only if `old_hash` is still its
+/// token (two concurrent rolls: one wins). False if nothing changed.
+pub fn roll_token(
+    conn: &Connection,
+    id: &str,
+    old_hash: &[u8; 32],
+    new_hash: &[u8; 32],
+) -> StoreResult<bool> {
+    let n = conn.execute(
+        "UPDATE devices SET token_hash = ?3
+         WHERE id = ?1 AND token_hash = ?2 AND revoked_at IS NULL",
+        params![id, &old_hash[..], &new_hash[..]],
+    )?;
+    Ok(n == 1)
+}
+
+/// Revokes a device: its token stops working at once. False if it was
+/// unknown or already revoked.
+pub fn revoke(conn: &Connection, id: &str, now: i64) -> StoreResult<bool> {
+    let n = conn.execute(
+        "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+        params![id, now],
+    )?;
+    Ok(n == 1)
+}
+
+/// Records that a device talked to the sync API.
+pub fn touch(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
+    conn.prepare_cached("UPDATE devices SET last_sync_at = ?2 WHERE id = ?1")?
+        .execute(params![id, now])?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,5 +176,18 @@ mod tests {
             Some("dev1")
         );
         assert_eq!(by_token(&c, &[5; 32]).expect("reads"), None);
+
+        let d = authenticate(&c, &[4; 32]).expect("reads").expect("live");
+        assert_eq!((d.id.as_str(), d.public_key), ("dev1", [1; 32]));
+        assert!(roll_token(&c, "dev1", &[4; 32], &[6; 32]).expect("rolls"));
+        assert!(
+            !roll_token(&c, "dev1", &[4; 32], &[7; 32]).expect("runs"),
+            "the old token cannot roll again"
+        );
+        assert!(authenticate(&c, &[4; 32]).expect("reads").is_none());
+        assert!(authenticate(&c, &[6; 32]).expect("reads").is_some());
+        assert!(revoke(&c, "dev1", 120).expect("revokes"));
+        assert!(!revoke(&c, "dev1", 121).expect("runs"), "already revoked");
+        assert!(authenticate(&c, &[6; 32]).expect("reads").is_none());
     }
 }

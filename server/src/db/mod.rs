@@ -10,12 +10,16 @@
 //! SQLite calls block, so they run on tokio's blocking pool, on one of a few
 //! pooled connections (WAL lets readers proceed while one writer writes).
 
+pub mod admin;
+pub mod catalogue;
 pub mod devices;
 pub mod migrations;
+pub mod orders;
 pub mod revocations;
 pub mod secrets;
 pub mod sessions;
 mod store;
+pub mod sync;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

@@ -1,5 +1,321 @@
-//! Messages of the shop pages: `(key, français, English)`, keys prefixed `shop.`
-//! (or another prefix of this area) and unique across every table.
+//! Messages of the shop pages: `(key, français, English)`, keys prefixed
+//! `shop.`, `cart.`, `orders.`, `pay.`, `tickets.` (and the shop's `nav.` and
+//! `mail.` entries), unique across every table.
 
 /// The shop area's messages.
-pub const MESSAGES: &[(&str, &str, &str)] = &[];
+pub const MESSAGES: &[(&str, &str, &str)] = &[
+    ("nav.sessions", "Épreuves", "Events"),
+    ("nav.cart", "Panier", "Cart"),
+    ("nav.tickets", "Mes billets", "My tickets"),
+    // Home
+    (
+        "shop.home_games",
+        "Les Jeux reviennent à Paris et en Île-de-France : athlétisme au Stade de France, natation à La Défense Arena, escrime au Grand Palais, beach-volley au pied de la tour Eiffel… Choisissez vos épreuves parmi plus de vingt sports.",
+        "The Games are back in Paris and the Île-de-France: athletics at the Stade de France, swimming at La Défense Arena, fencing at the Grand Palais, beach volleyball below the Eiffel Tower… Pick your events among more than twenty sports.",
+    ),
+    (
+        "shop.home_facts",
+        "Les Jeux en bref",
+        "The Games at a glance",
+    ),
+    ("shop.home_fact_sports", "26 sports", "26 sports"),
+    (
+        "shop.home_fact_sports_text",
+        "Des séries du matin aux finales du soir.",
+        "From morning heats to evening finals.",
+    ),
+    ("shop.home_fact_venues", "20 sites", "20 venues"),
+    (
+        "shop.home_fact_venues_text",
+        "Stade de France, Bercy, Roland-Garros, Versailles, Marseille…",
+        "Stade de France, Bercy, Roland-Garros, Versailles, Marseille…",
+    ),
+    (
+        "shop.home_fact_offers",
+        "Solo, Duo, Famille",
+        "Solo, Duo, Famille",
+    ),
+    (
+        "shop.home_fact_offers_text",
+        "Un billet pour 1, 2 ou 4 personnes, tarif réduit pour les familles.",
+        "One ticket for 1, 2 or 4 people, with a lower price for families.",
+    ),
+    ("shop.home_how", "Comment ça marche", "How it works"),
+    (
+        "shop.home_step1",
+        "Choisissez une épreuve et une offre, ajoutez-les au panier.",
+        "Pick an event and an offer, add them to your cart.",
+    ),
+    (
+        "shop.home_step2",
+        "Connectez-vous (ou créez un compte) et validez la commande : vos places sont réservées pendant le paiement.",
+        "Log in (or create an account) and check out: your seats are held while you pay.",
+    ),
+    (
+        "shop.home_step3",
+        "Payez en ligne ; vos billets arrivent aussitôt dans « Mes billets » et par courriel, en PDF.",
+        "Pay online; your tickets appear at once in \"My tickets\" and by email, as a PDF.",
+    ),
+    (
+        "shop.home_step4",
+        "Le jour J, présentez le QR code à l'entrée, sur votre téléphone ou imprimé.",
+        "On the day, show the QR code at the gate, on your phone or printed.",
+    ),
+    // Catalogue
+    ("shop.sessions_title", "Les épreuves", "Events"),
+    ("shop.filters", "Filtrer les épreuves", "Filter the events"),
+    ("shop.sport", "Sport", "Sport"),
+    ("shop.date", "Date", "Date"),
+    ("shop.venue", "Site", "Venue"),
+    ("shop.all_sports", "Tous les sports", "All sports"),
+    ("shop.all_dates", "Toutes les dates", "All dates"),
+    ("shop.all_venues", "Tous les sites", "All venues"),
+    ("shop.filter", "Filtrer", "Filter"),
+    ("shop.clear_filters", "Effacer les filtres", "Clear filters"),
+    ("shop.sessions_found", "épreuve(s)", "event(s)"),
+    (
+        "shop.no_sessions",
+        "Aucune épreuve ne correspond à ces filtres.",
+        "No event matches these filters.",
+    ),
+    ("shop.from", "À partir de", "From"),
+    ("shop.per_seat", "la place", "a seat"),
+    ("shop.sold_out", "Complet", "Sold out"),
+    ("shop.few_left", "Dernières places :", "Last seats:"),
+    ("shop.on_sale", "En vente", "On sale"),
+    ("shop.back_to_list", "← Toutes les épreuves", "← All events"),
+    ("shop.seats_left", "Places restantes", "Seats left"),
+    ("shop.offers", "Offres", "Offers"),
+    (
+        "shop.no_offers",
+        "Aucune offre n'est en vente pour le moment.",
+        "No offer is on sale at the moment.",
+    ),
+    ("shop.admits", "Admet", "Admits"),
+    ("shop.person", "personne", "person"),
+    ("shop.people", "personnes", "people"),
+    ("shop.add_to_cart", "Ajouter au panier", "Add to cart"),
+    (
+        "shop.not_enough_seats",
+        "Plus assez de places pour cette offre",
+        "Not enough seats left for this offer",
+    ),
+    ("shop.see_sessions", "Voir les épreuves", "See the events"),
+    // Cart
+    ("cart.title", "Mon panier", "My cart"),
+    ("cart.quantity", "Quantité", "Quantity"),
+    ("cart.update", "Mettre à jour", "Update"),
+    ("cart.remove", "Retirer", "Remove"),
+    ("cart.total", "Total", "Total"),
+    ("cart.checkout", "Commander", "Check out"),
+    ("cart.added", "Ajouté au panier.", "Added to your cart."),
+    ("cart.updated", "Panier mis à jour.", "Cart updated."),
+    (
+        "cart.is_empty",
+        "Votre panier est vide.",
+        "Your cart is empty.",
+    ),
+    (
+        "cart.empty",
+        "Votre panier est vide : ajoutez une épreuve avant de commander.",
+        "Your cart is empty: add an event before checking out.",
+    ),
+    (
+        "cart.login_to_checkout",
+        "Connectez-vous pour commander : votre panier sera conservé.",
+        "Log in to check out: your cart will be kept.",
+    ),
+    (
+        "cart.fix_lines",
+        "Retirez ou modifiez les lignes signalées pour commander.",
+        "Remove or change the lines marked to check out.",
+    ),
+    (
+        "cart.checkout_refused",
+        "Commande impossible : rien n'a été réservé ni débité.",
+        "The order could not be placed: nothing was held or charged.",
+    ),
+    (
+        "cart.err_sold_out",
+        "complet, il ne reste pas assez de places.",
+        "sold out, not enough seats left.",
+    ),
+    ("cart.seats_left_now", "Places restantes :", "Seats left:"),
+    (
+        "cart.err_offer_inactive",
+        "cette offre n'est plus proposée.",
+        "this offer is no longer available.",
+    ),
+    (
+        "cart.err_session_closed",
+        "cette épreuve n'est plus en vente.",
+        "this event is no longer on sale.",
+    ),
+    (
+        "cart.err_full",
+        "Votre panier est plein (10 lignes au plus).",
+        "Your cart is full (10 lines at most).",
+    ),
+    // Orders
+    ("orders.title", "Commande", "Order"),
+    ("orders.number", "Commande n°", "Order no."),
+    ("orders.session", "Épreuve", "Event"),
+    ("orders.status", "État", "Status"),
+    (
+        "orders.status_pending",
+        "en attente de paiement",
+        "awaiting payment",
+    ),
+    ("orders.status_paid", "payée", "paid"),
+    ("orders.status_expired", "expirée", "expired"),
+    ("orders.status_refunded", "remboursée", "refunded"),
+    (
+        "orders.paid_notice",
+        "Paiement accepté : vos billets sont prêts et vous ont été envoyés par courriel.",
+        "Payment accepted: your tickets are ready and were sent to you by email.",
+    ),
+    (
+        "orders.expired_notice",
+        "Le délai de paiement est dépassé : les places ont été remises en vente. Rien n'a été débité.",
+        "The time to pay ran out: the seats went back on sale. Nothing was charged.",
+    ),
+    (
+        "orders.refunded_notice",
+        "Cette commande a été remboursée.",
+        "This order was refunded.",
+    ),
+    // Payment
+    ("pay.title", "Paiement", "Payment"),
+    ("pay.go", "Payer", "Pay"),
+    (
+        "pay.hold_until",
+        "Places réservées jusqu'à",
+        "Seats held until",
+    ),
+    (
+        "pay.hold_explain",
+        "Passé ce délai, elles sont remises en vente.",
+        "After that, they go back on sale.",
+    ),
+    ("pay.card", "Carte bancaire", "Card"),
+    (
+        "pay.simulated",
+        "Paiement simulé : aucune carte réelle n'est débitée. Le numéro de carte et le cryptogramme ne sont jamais conservés.",
+        "Simulated payment: no real card is charged. The card number and security code are never stored.",
+    ),
+    ("pay.card_holder", "Titulaire de la carte", "Cardholder"),
+    ("pay.card_number", "Numéro de carte", "Card number"),
+    (
+        "pay.card_number_hint",
+        "16 chiffres, espaces permis.",
+        "16 digits, spaces allowed.",
+    ),
+    ("pay.card_expiry", "Date d'expiration", "Expiry date"),
+    ("pay.card_expiry_hint", "MM/AA", "MM/YY"),
+    ("pay.card_cvv", "Cryptogramme", "Security code"),
+    (
+        "pay.card_cvv_hint",
+        "3 chiffres au dos de la carte (4 pour American Express).",
+        "3 digits on the back of the card (4 for American Express).",
+    ),
+    ("pay.submit", "Payer", "Pay"),
+    ("pay.test_cards", "Cartes de test", "Test cards"),
+    ("pay.card_ok", "paiement accepté", "payment accepted"),
+    (
+        "pay.declined_funds",
+        "Paiement refusé : provision insuffisante. Rien n'a été débité ; essayez une autre carte.",
+        "Payment declined: insufficient funds. Nothing was charged; try another card.",
+    ),
+    (
+        "pay.declined_card",
+        "Paiement refusé par votre banque. Rien n'a été débité ; essayez une autre carte.",
+        "Payment declined by your bank. Nothing was charged; try another card.",
+    ),
+    (
+        "pay.declined_network",
+        "Erreur réseau chez le prestataire de paiement. Rien n'a été débité ; réessayez.",
+        "Network error at the payment provider. Nothing was charged; please try again.",
+    ),
+    (
+        "pay.in_progress",
+        "Un paiement est déjà en cours pour cette commande ; rechargez la commande dans un instant.",
+        "A payment is already in progress for this order; reload the order in a moment.",
+    ),
+    (
+        "pay.err_card_number",
+        "Numéro de carte invalide.",
+        "Invalid card number.",
+    ),
+    (
+        "pay.err_expiry_format",
+        "Date invalide : saisissez MM/AA.",
+        "Invalid date: enter MM/YY.",
+    ),
+    (
+        "pay.err_expired",
+        "Cette carte a expiré.",
+        "This card has expired.",
+    ),
+    (
+        "pay.err_cvv",
+        "Cryptogramme invalide.",
+        "Invalid security code.",
+    ),
+    (
+        "pay.err_holder",
+        "Saisissez le nom inscrit sur la carte.",
+        "Enter the name shown on the card.",
+    ),
+    // Tickets
+    (
+        "tickets.none",
+        "Vous n'avez pas encore de billet.",
+        "You have no ticket yet.",
+    ),
+    ("tickets.holder", "Titulaire", "Holder"),
+    ("tickets.date", "Date", "Date"),
+    ("tickets.doors", "Ouverture des portes", "Doors open"),
+    ("tickets.venue", "Lieu", "Venue"),
+    ("tickets.admits", "Nombre de personnes", "Admits"),
+    ("tickets.offer", "Offre", "Offer"),
+    ("tickets.order", "Commande", "Order"),
+    ("tickets.ref", "Billet n°", "Ticket no."),
+    ("tickets.pdf", "Billet PDF", "PDF ticket"),
+    (
+        "tickets.order_pdf",
+        "Tous les billets (PDF)",
+        "All tickets (PDF)",
+    ),
+    ("tickets.orders", "Mes commandes", "My orders"),
+    ("tickets.revoked", "Billet révoqué", "Ticket revoked"),
+    ("tickets.qr_alt", "QR code du billet :", "Ticket QR code:"),
+    ("tickets.pdf_kind", "Billet électronique", "E-ticket"),
+    (
+        "tickets.pdf_show",
+        "Présentez ce QR code à l'entrée",
+        "Show this QR code at the gate",
+    ),
+    (
+        "tickets.pdf_footer",
+        "Billet nominatif : une pièce d'identité peut être demandée. Ne partagez pas ce QR code.",
+        "Personal ticket: an ID may be requested. Do not share this QR code.",
+    ),
+    // Confirmation mail
+    (
+        "mail.tickets_subject",
+        "Vos billets – commande",
+        "Your tickets – order",
+    ),
+    ("mail.tickets_hello", "Bonjour", "Hello"),
+    (
+        "mail.tickets_thanks",
+        "Merci pour votre commande",
+        "Thank you for your order",
+    ),
+    ("mail.tickets_count", "Nombre de billets :", "Tickets:"),
+    (
+        "mail.tickets_body",
+        "Vos billets sont joints à ce courriel (PDF). Ils sont aussi dans « Mes billets » :",
+        "Your tickets are attached to this email (PDF). They are also in \"My tickets\":",
+    ),
+];

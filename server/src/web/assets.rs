@@ -17,6 +17,11 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../static/style.css"),
     ),
     (
+        "admin.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../static/admin.css"),
+    ),
+    (
         "logo.svg",
         "image/svg+xml",
         include_bytes!("../../static/logo.svg"),

@@ -21,7 +21,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::Request;
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
-use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::error::{AppError, ErrorInfo};
@@ -42,7 +41,8 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), csrf::layer))
         .layer(from_fn(api_errors))
         .layer(DefaultBodyLimit::max(limit))
-        .layer(RequestBodyLimitLayer::new(limit))
+        // The sync API takes larger bodies (scan batches) than the site.
+        .layer(from_fn_with_state(state.clone(), crate::api::body_limit))
         .layer(from_fn_with_state(state.clone(), headers::layer))
         .layer(
             // Log the path only: queries carry single-use tokens.

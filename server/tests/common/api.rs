@@ -1,1 +1,316 @@
-//! Test helpers for the api tests.
+//! Helpers for the sync API tests: an enrolled device that keeps its own
+//! hash chain and signs its batches like the scanner does, typed JSON calls
+//! over HTTP, and direct seeding of the programme and tickets in SQLite.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jo_shared::TicketSigner;
+use jo_shared::api::{
+    ApiError, EnrollRequest, EnrollResponse, ScanBatch, ScanId, ScanRecord, ScanVerdict,
+    batch_message, paths,
+};
+use jo_shared::ticket::TicketId;
+use reqwest::{Client, Response, StatusCode, header};
+use rusqlite::{Connection, params};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use super::TestApp;
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs() as i64
+}
+
+/// A one-time enrolment code, made the way `jo-server enroll-code` makes it.
+pub async fn enrollment_code(app: &TestApp) -> String {
+    let config = jo_server::Config::for_tests(app.data.path().join("data"));
+    jo_server::admin::create_enrollment_code(&config, 1)
+        .await
+        .expect("enrolment code")
+}
+
+/// A connection to the running server's database.
+pub fn db(app: &TestApp) -> Connection {
+    let c = Connection::open(app.data.path().join("data").join("jo.sqlite3")).expect("opens");
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    c.pragma_update(None, "foreign_keys", "ON").expect("fks");
+    c
+}
+
+/// Inserts a scheduled session `id` (sport, venue, `max_entries` > 1 means
+/// re-entry allowed) that runs from an hour ago to five hours from now.
+pub fn seed_session(c: &Connection, id: u32, max_entries: u32) {
+    let t = now();
+    c.execute(
+        "INSERT OR IGNORE INTO sports (name) VALUES ('Sport de test')",
+        [],
+    )
+    .expect("sport");
+    c.execute(
+        "INSERT OR IGNORE INTO venues (name, city) VALUES ('Arène de test', 'Paris')",
+        [],
+    )
+    .expect("venue");
+    c.execute(
+        "INSERT INTO game_sessions (id, code, sport_id, venue_id, title, starts_at, ends_at,
+             doors_open_at, capacity, base_price_cents, entry_rule, max_entries, created_at, updated_at)
+         VALUES (?1, ?2, (SELECT id FROM sports WHERE name = 'Sport de test'),
+             (SELECT id FROM venues WHERE name = 'Arène de test'), ?3, ?4, ?5, ?6, 100000, 1000,
+             ?7, ?8, ?4, ?4)",
+        params![
+            id,
+            format!("TEST-{id}"),
+            format!("Épreuve {id}"),
+            t - 3600,
+            t + 5 * 3600,
+            t - 7200,
+            if max_entries > 1 { "multiple" } else { "single" },
+            max_entries
+        ],
+    )
+    .expect("session");
+}
+
+/// Issues `n` tickets for `session` (one paid order of a test buyer) and
+/// returns their ids.
+pub fn seed_tickets(c: &Connection, session: u32, n: usize) -> Vec<TicketId> {
+    let t = now();
+    c.execute(
+        "INSERT OR IGNORE INTO users (username, email, first_name, last_name, password_hash,
+             user_key, created_at)
+         VALUES ('sync-buyer', 'sync-buyer@example.fr', 'Marie', 'Curie', 'x', zeroblob(32), ?1)",
+        [t],
+    )
+    .expect("user");
+    let user: i64 = c
+        .query_row(
+            "SELECT id FROM users WHERE username = 'sync-buyer'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("user id");
+    c.execute(
+        "INSERT OR IGNORE INTO offers (name, seats, price_percent, created_at, updated_at)
+         VALUES ('Test sync', 1, 100, ?1, ?1)",
+        [t],
+    )
+    .expect("offer");
+    let offer: i64 = c
+        .query_row("SELECT id FROM offers WHERE name = 'Test sync'", [], |r| {
+            r.get(0)
+        })
+        .expect("offer id");
+    let mut number = [0u8; 8];
+    jo_shared::doublekey::random_bytes(&mut number).expect("random");
+    c.execute(
+        "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at,
+             paid_at, purchase_key)
+         VALUES (?1, ?2, 'paid', 0, ?3, ?3, ?3, randomblob(32))",
+        params![hex::encode(number), user, t],
+    )
+    .expect("order");
+    let order = c.last_insert_rowid();
+    c.execute(
+        "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity,
+             unit_price_cents)
+         VALUES (?1, ?2, ?3, 'Test sync', 1, ?4, 0)",
+        params![order, session, offer, n as i64],
+    )
+    .expect("order line");
+    let line = c.last_insert_rowid();
+    (0..n)
+        .map(|i| {
+            let mut id = [0u8; 10];
+            jo_shared::doublekey::random_bytes(&mut id).expect("random");
+            c.execute(
+                "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id,
+                     offer_id, holder, admits, key_id, valid_from, valid_minutes, qr, issued_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'MARIE CURIE', 1, zeroblob(4), ?8, 600, '', ?8)",
+                params![&id[..], order, line, i as i64, user, session, offer, t],
+            )
+            .expect("ticket");
+            TicketId(id)
+        })
+        .collect()
+}
+
+/// Conflict kinds recorded for a device, sorted.
+pub fn conflict_kinds(c: &Connection, device_id: &str) -> Vec<String> {
+    let mut stmt = c
+        .prepare("SELECT kind FROM scan_conflicts WHERE device_id = ?1 ORDER BY kind")
+        .expect("prepares");
+    stmt.query_map([device_id], |r| r.get(0))
+        .expect("queries")
+        .collect::<Result<_, _>>()
+        .expect("reads")
+}
+
+/// Scans stored for a device.
+pub fn stored_scans(c: &Connection, device_id: &str) -> i64 {
+    c.query_row(
+        "SELECT count(*) FROM scans WHERE device_id = ?1",
+        [device_id],
+        |r| r.get(0),
+    )
+    .expect("counts")
+}
+
+/// An enrolled scanner: its key, its token, and its hash chain.
+pub struct ApiDevice {
+    pub id: String,
+    pub token: String,
+    pub key: TicketSigner,
+    pub base: String,
+    pub client: Client,
+    pub gate: String,
+    /// Last position and hash of its log.
+    pub seq: u64,
+    pub last_hash: [u8; 32],
+}
+
+/// A POST of JSON, any token.
+pub async fn post_json(
+    client: &Client,
+    url: &str,
+    token: Option<&str>,
+    body: &impl Serialize,
+) -> Response {
+    let mut req = client
+        .post(url)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(serde_json::to_vec(body).expect("serializes"));
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    req.send().await.expect("POST")
+}
+
+/// The JSON body of a response, after checking its status.
+pub async fn json_of<T: DeserializeOwned>(r: Response, status: StatusCode) -> T {
+    let got = r.status();
+    let body = r.bytes().await.expect("body");
+    assert_eq!(
+        got,
+        status,
+        "unexpected status; body: {}",
+        String::from_utf8_lossy(&body)
+    );
+    serde_json::from_slice(&body)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)))
+}
+
+/// The [`ApiError`] of a response, after checking its status.
+pub async fn api_error(r: Response, status: StatusCode) -> ApiError {
+    json_of(r, status).await
+}
+
+impl ApiDevice {
+    /// Enrols a new device with a fresh code.
+    pub async fn enroll(app: &TestApp, gate: &str) -> Self {
+        let code = enrollment_code(app).await;
+        let key = TicketSigner::generate().expect("key");
+        let client = Client::new();
+        let r = post_json(
+            &client,
+            &format!("{}{}", app.addr, paths::ENROLL),
+            None,
+            &EnrollRequest {
+                code,
+                device_public_key: URL_SAFE_NO_PAD.encode(key.verifying_key().as_bytes()),
+                label: format!("Laptop {gate}"),
+            },
+        )
+        .await;
+        let e: EnrollResponse = json_of(r, StatusCode::OK).await;
+        assert!((e.server_time - now()).abs() < 60);
+        Self {
+            id: e.device_id,
+            token: e.token,
+            key,
+            base: app.addr.clone(),
+            client,
+            gate: gate.to_owned(),
+            seq: 0,
+            last_hash: [0; 32],
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// GET with this device's token.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET")
+    }
+
+    /// GET, expecting 200 and a `T`.
+    pub async fn get_ok<T: DeserializeOwned>(&self, path: &str) -> T {
+        json_of(self.get(path).await, StatusCode::OK).await
+    }
+
+    /// The next record of this device's log (not uploaded yet).
+    pub fn record(
+        &mut self,
+        verdict: ScanVerdict,
+        ticket: Option<TicketId>,
+        session: Option<u32>,
+        scanned_at: i64,
+    ) -> ScanRecord {
+        self.seq += 1;
+        let r = ScanRecord {
+            scan_id: ScanId::generate().expect("random"),
+            seq: self.seq,
+            prev_hash: hex::encode(self.last_hash),
+            ticket_id: ticket,
+            session_id: session,
+            raw: (verdict != ScanVerdict::Admit).then(|| "JO1-illisible".to_owned()),
+            verdict,
+            reason: (verdict != ScanVerdict::Admit).then(|| "bad_signature".to_owned()),
+            admits: u8::from(verdict == ScanVerdict::Admit),
+            gate: self.gate.clone(),
+            scanned_at,
+        };
+        self.last_hash = r.hash();
+        r
+    }
+
+    /// An admission of `ticket` now.
+    pub fn admit(&mut self, ticket: TicketId, session: u32) -> ScanRecord {
+        self.record(ScanVerdict::Admit, Some(ticket), Some(session), now())
+    }
+
+    /// A batch of `records`, signed with this device's key.
+    pub fn batch(&self, records: Vec<ScanRecord>) -> ScanBatch {
+        let last = records.last().expect("a record");
+        let sig = self
+            .key
+            .sign(&batch_message(&self.id, last.seq, &last.hash()));
+        ScanBatch {
+            records,
+            signature: hex::encode(sig),
+            pending: 0,
+        }
+    }
+
+    /// POSTs a batch.
+    pub async fn upload(&self, batch: &ScanBatch) -> Response {
+        post_json(
+            &self.client,
+            &self.url(paths::SCANS),
+            Some(&self.token),
+            batch,
+        )
+        .await
+    }
+}

@@ -1,0 +1,327 @@
+//! Shop benchmark (`cargo bench -p jo-server --bench shop`, or
+//! `scripts/bench-shop.sh`): starts the server in-process on a temporary
+//! data directory and prints
+//!
+//! 1. completed checkouts per second, end to end over HTTP: add to cart,
+//!    checkout (order + seat hold), payment page, payment (simulated gateway,
+//!    purchase key, ticket signing, one transaction), then the ticket's QR
+//!    PNG — `JO_BENCH_BUYERS` buyers in parallel for `JO_BENCH_SECS`;
+//! 2. the latency of the session list page under an open-loop load of
+//!    `JO_BENCH_RATE` requests/s (default 1,000) for `JO_BENCH_SECS`: p50, p99, max;
+//! 3. the time to generate a one-ticket PDF.
+//!
+//! The client runs in the same process on its own small runtime, so on a
+//! 2-core machine the figures include the load generator's cost.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use jo_server::config::Secret;
+use jo_server::db::Store;
+use jo_server::db::users::{NewUser, Role};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let i = s.find(start)? + start.len();
+    let j = s[i..].find(end)? + i;
+    Some(&s[i..j])
+}
+
+fn pct(sorted: &[u64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 * p).ceil() as usize).clamp(1, sorted.len()) - 1;
+    sorted[i] as f64 / 1000.0
+}
+
+const PASSWORD: &str = "Bench-Password-Seine-2024!";
+
+fn main() -> anyhow::Result<()> {
+    let secs: u64 = env_or("JO_BENCH_SECS", 10);
+    let buyers: usize = env_or("JO_BENCH_BUYERS", 32);
+    let rate: u64 = env_or("JO_BENCH_RATE", 1000);
+    let dir = tempfile::tempdir()?;
+    let mut config = jo_server::Config::for_tests(dir.path().join("data"));
+    // Production password hashing would only slow the set-up logins.
+    config.argon2 = jo_server::config::Argon2Params::INSECURE_FOR_TESTS;
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let app = server_rt.block_on(jo_server::Application::build(config.clone()))?;
+    let base = format!("http://127.0.0.1:{}", app.port());
+    std::thread::spawn(move || {
+        let _ = server_rt.block_on(app.run_until_stopped());
+    });
+
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    client_rt.block_on(async move {
+        // ----- set-up: buyers with sessions; big sessions so nothing sells out
+        let store = Store::open_sqlite(&config.database)?;
+        let hasher = jo_server::auth::password::PasswordHasher::new(config.argon2)?;
+        let hash = hasher.hash(Secret::new(PASSWORD.to_owned())).await?;
+        let conn = rusqlite::Connection::open(&config.database)?;
+        conn.execute("UPDATE game_sessions SET capacity = 10000000", [])?;
+        let (session_id, solo): (i64, i64) = conn.query_row(
+            "SELECT (SELECT id FROM game_sessions WHERE code = 'ATH01'), (SELECT id FROM offers WHERE name = 'Solo')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        let mut clients = Vec::new();
+        for i in 0..buyers {
+            let email = format!("bench{i}@example.com");
+            store
+                .create_user(NewUser {
+                    username: format!("bench{i}"),
+                    email: email.clone(),
+                    first_name: "Élodie".into(),
+                    last_name: "Martin".into(),
+                    password_hash: hash.clone(),
+                    user_key: jo_shared::doublekey::UserKey::generate()?,
+                    role: Role::Buyer,
+                    email_verified: true,
+                })
+                .await?
+                .map_err(|_| anyhow::anyhow!("user exists"))?;
+            let client = reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?;
+            let page = client.get(format!("{base}/login")).send().await?.text().await?;
+            let csrf = between(&page, "name=\"csrf\" value=\"", "\"").unwrap_or("").to_owned();
+            let r = client
+                .post(format!("{base}/login"))
+                .form(&[("email", email.as_str()), ("password", PASSWORD), ("csrf", &csrf)])
+                .send()
+                .await?;
+            anyhow::ensure!(r.status() == 303, "login failed: {}", r.status());
+            // Login rotates the CSRF cookie: read the token again.
+            let page = client.get(format!("{base}/cart")).send().await?.text().await?;
+            let csrf = between(&page, "name=\"csrf\" value=\"", "\"").unwrap_or("").to_owned();
+            clients.push((client, csrf));
+        }
+
+        // ----- 1. checkouts per second, end to end
+        let done = Arc::new(AtomicU64::new(0));
+        let failed = Arc::new(AtomicU64::new(0));
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let started = Instant::now();
+        let mut tasks = Vec::new();
+        for (client, csrf) in clients.clone() {
+            let (base, done, failed) = (base.clone(), done.clone(), failed.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut lat_us = Vec::new();
+                while Instant::now() < deadline {
+                    let t0 = Instant::now();
+                    match one_checkout(&client, &base, &csrf, session_id, solo).await {
+                        Ok(()) => {
+                            done.fetch_add(1, Ordering::Relaxed);
+                            lat_us.push(t0.elapsed().as_micros() as u64);
+                        }
+                        Err(e) => {
+                            if failed.fetch_add(1, Ordering::Relaxed) == 0 {
+                                eprintln!("checkout failed: {e:#}");
+                            }
+                        }
+                    }
+                }
+                lat_us
+            }));
+        }
+        let mut lat = Vec::new();
+        for t in tasks {
+            lat.extend(t.await?);
+        }
+        let elapsed = started.elapsed().as_secs_f64();
+        lat.sort_unstable();
+        let n = done.load(Ordering::Relaxed);
+        println!(
+            "checkouts end to end (cart + order + hold + payment + signing + QR PNG): {n} in {elapsed:.1} s = {:.0}/s \
+             with {buyers} buyers; per checkout p50 {:.1} ms, p99 {:.1} ms; {} failed",
+            n as f64 / elapsed,
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            failed.load(Ordering::Relaxed)
+        );
+        let tickets: i64 = conn.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))?;
+        println!("  tickets signed and stored: {tickets}");
+
+        // ----- 2. session list latency at a fixed rate (open loop)
+        let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
+        for _ in 0..50 {
+            client.get(format!("{base}/sessions")).send().await?.bytes().await?;
+        }
+        let interval = Duration::from_nanos(1_000_000_000 / rate.max(1));
+        let total = rate * secs;
+        let mut handles = Vec::with_capacity(total as usize);
+        let t_start = Instant::now();
+        for i in 0..total {
+            let due = t_start + interval * u32::try_from(i).unwrap_or(u32::MAX);
+            tokio::time::sleep_until(due.into()).await;
+            let client = client.clone();
+            let url = format!("{base}/sessions");
+            handles.push(tokio::spawn(async move {
+                // Latency from the scheduled time: a late send counts against us.
+                match client.get(url).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        Some(due.elapsed().as_micros() as u64)
+                    }
+                    _ => None,
+                }
+            }));
+        }
+        let mut lat = Vec::with_capacity(handles.len());
+        let mut errors = 0;
+        for h in handles {
+            match h.await? {
+                Some(l) => lat.push(l),
+                None => errors += 1,
+            }
+        }
+        let achieved = lat.len() as f64 / t_start.elapsed().as_secs_f64();
+        lat.sort_unstable();
+        println!(
+            "GET /sessions at {rate} req/s for {secs} s: {} ok ({achieved:.0}/s), {errors} errors; \
+             latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            lat.len(),
+            pct(&lat, 0.5),
+            pct(&lat, 0.99),
+            pct(&lat, 1.0)
+        );
+        anyhow::Ok(())
+    })?;
+
+    // ----- 3. PDF generation per ticket
+    let signer = jo_shared::TicketSigner::generate()?;
+    let issued = jo_server::tickets::issue(
+        &signer,
+        &jo_shared::doublekey::UserKey::generate()?,
+        &jo_shared::doublekey::PurchaseKey::generate()?,
+        &jo_server::tickets::TicketSpec {
+            index: 0,
+            session_id: 1,
+            admits: 4,
+            valid_from: 1_900_000_000,
+            valid_until: 1_900_010_000,
+            holder: "Élodie Martin-Dupont de la Tour",
+        },
+    )?;
+    let ticket = jo_server::shop::pdf::PdfTicket {
+        title: "Finale 100 m hommes".into(),
+        sport: "Athlétisme".into(),
+        venue: "Stade de France, Saint-Denis".into(),
+        when: "dimanche 4 août 2024, 21:50".into(),
+        doors: "20:20".into(),
+        holder: issued.holder.clone(),
+        admits: 4,
+        offer: "Famille".into(),
+        order_number: "ABCDE-12345".into(),
+        ticket_ref: issued.ticket_id.to_hex(),
+        qr: issued.qr,
+    };
+    let runs = 2000;
+    let t0 = Instant::now();
+    let mut size = 0;
+    for _ in 0..runs {
+        size =
+            jo_server::shop::pdf::render(std::slice::from_ref(&ticket), jo_server::i18n::Lang::Fr)?
+                .len();
+    }
+    let per = t0.elapsed().as_secs_f64() / f64::from(runs);
+    println!(
+        "PDF ticket: {:.0} µs per one-ticket PDF ({size} bytes), one core",
+        per * 1e6
+    );
+    Ok(())
+}
+
+async fn one_checkout(
+    client: &reqwest::Client,
+    base: &str,
+    csrf: &str,
+    session_id: i64,
+    offer_id: i64,
+) -> anyhow::Result<()> {
+    let (sid, oid) = (session_id.to_string(), offer_id.to_string());
+    let r = client
+        .post(format!("{base}/cart/add"))
+        .form(&[
+            ("csrf", csrf),
+            ("session_id", &sid),
+            ("offer_id", &oid),
+            ("quantity", "1"),
+        ])
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 303, "add: {}", r.status());
+    let r = client
+        .post(format!("{base}/checkout"))
+        .form(&[("csrf", csrf)])
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 303, "checkout: {}", r.status());
+    let pay_path = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let page = client
+        .get(format!("{base}{pay_path}"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let idem = between(&page, "name=\"idem\" value=\"", "\"")
+        .unwrap_or("")
+        .to_owned();
+    let r = client
+        .post(format!("{base}{pay_path}"))
+        .form(&[
+            ("csrf", csrf),
+            ("idem", &idem),
+            ("card_holder", "Élodie Martin"),
+            ("card_number", "4242424242424242"),
+            ("card_expiry", "12/39"),
+            ("card_cvv", "123"),
+        ])
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 303, "pay: {}", r.status());
+    let order_path = r
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let page = client
+        .get(format!("{base}{order_path}"))
+        .send()
+        .await?
+        .text()
+        .await?;
+    let ticket = between(&page, "href=\"/tickets/", "/ticket.pdf")
+        .ok_or_else(|| anyhow::anyhow!("no ticket on the order page"))?
+        .to_owned();
+    let r = client
+        .get(format!("{base}/tickets/{ticket}/qr.png"))
+        .send()
+        .await?;
+    anyhow::ensure!(r.status() == 200, "qr: {}", r.status());
+    r.bytes().await?;
+    Ok(())
+}

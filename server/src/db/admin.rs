@@ -1,0 +1,1811 @@
+//! The admin console's queries and actions.
+//!
+//! Every state-changing action takes the acting admin ([`Actor`]) and writes
+//! its audit row inside the action's own transaction: an action and its
+//! audit entry commit together or not at all. Dashboard and scan figures
+//! read the rollup tables of migration 6 (`sales_daily`, `scan_stats`),
+//! maintained by triggers, so they stay fast on millions of rows.
+
+use jo_shared::doublekey::{PurchaseKey, UserKey};
+use jo_shared::revocation::RevocationReason;
+use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::{Store, StoreError, StoreResult, is_unique_violation, now, revocations};
+use crate::tickets::{IssueError, IssuedTicket, TicketSpec};
+
+/// Who performs an admin action, and from where (for the audit log).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// User id of the admin.
+    pub id: i64,
+    /// Username of the admin.
+    pub username: String,
+    /// Client address of the request.
+    pub ip: String,
+}
+
+/// Appends an audit entry (inside the caller's transaction).
+pub fn audit(
+    c: &Connection,
+    actor: &Actor,
+    action: &str,
+    target: &str,
+    detail: &str,
+    at: i64,
+) -> StoreResult<()> {
+    c.prepare_cached(
+        "INSERT INTO audit_log (at, actor_id, actor, action, target, detail, client_ip)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        at,
+        actor.id,
+        actor.username,
+        action,
+        target,
+        detail,
+        actor.ip
+    ])?;
+    Ok(())
+}
+
+/// One audit entry.
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    /// Row id (pagination cursor).
+    pub id: i64,
+    /// When, Unix seconds.
+    pub at: i64,
+    /// Admin's username.
+    pub actor: String,
+    /// Action code, e.g. `offer.create`.
+    pub action: String,
+    /// Target, e.g. `offer:3`.
+    pub target: String,
+    /// Details (new values, reason…).
+    pub detail: String,
+    /// Client address.
+    pub client_ip: String,
+}
+
+// ----- offers
+
+/// An offer as the console shows it.
+#[derive(Debug, Clone)]
+pub struct OfferRow {
+    /// Id.
+    pub id: i64,
+    /// Name (unique, case-insensitive).
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// People admitted by one ticket.
+    pub seats: i64,
+    /// Price per seat, percent of the session's base price.
+    pub price_percent: i64,
+    /// On sale.
+    pub active: bool,
+    /// Tickets sold (not refunded).
+    pub tickets_sold: i64,
+}
+
+/// A validated offer form.
+#[derive(Debug, Clone)]
+pub struct OfferInput {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Seats, 1..=255.
+    pub seats: i64,
+    /// Percent, 1..=1000.
+    pub price_percent: i64,
+    /// On sale.
+    pub active: bool,
+}
+
+/// An offer or session could not be saved because a unique field is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken;
+
+const OFFER_SELECT: &str = "SELECT o.id, o.name, o.description, o.seats, o.price_percent, o.active,
+        coalesce((SELECT sum(tickets) FROM sales_daily s WHERE s.offer_id = o.id), 0)
+     FROM offers o";
+
+fn offer_from_row(r: &Row<'_>) -> rusqlite::Result<OfferRow> {
+    Ok(OfferRow {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        description: r.get(2)?,
+        seats: r.get(3)?,
+        price_percent: r.get(4)?,
+        active: r.get::<_, i64>(5)? == 1,
+        tickets_sold: r.get(6)?,
+    })
+}
+
+// ----- sessions
+
+/// A session as the console shows and edits it.
+#[derive(Debug, Clone)]
+pub struct AdminSession {
+    /// Id (the session id in ticket payloads).
+    pub id: i64,
+    /// Programme code.
+    pub code: String,
+    /// Sport id.
+    pub sport_id: i64,
+    /// Sport name.
+    pub sport: String,
+    /// Venue id.
+    pub venue_id: i64,
+    /// Venue name.
+    pub venue: String,
+    /// Title.
+    pub title: String,
+    /// Start, Unix seconds.
+    pub starts_at: i64,
+    /// End, Unix seconds.
+    pub ends_at: i64,
+    /// Doors open, Unix seconds.
+    pub doors_open_at: i64,
+    /// Seats in all.
+    pub capacity: i64,
+    /// Seats sold or held by unpaid orders.
+    pub seats_taken: i64,
+    /// Base price of one seat, cents.
+    pub base_price_cents: i64,
+    /// `single` or `multiple`.
+    pub entry_rule: String,
+    /// Entries allowed per ticket (re-entry).
+    pub max_entries: i64,
+    /// `scheduled` or `cancelled`.
+    pub status: String,
+}
+
+/// A validated session form.
+#[derive(Debug, Clone)]
+pub struct SessionInput {
+    /// Programme code (unique).
+    pub code: String,
+    /// Sport id.
+    pub sport_id: i64,
+    /// Venue id.
+    pub venue_id: i64,
+    /// Title.
+    pub title: String,
+    /// Start, Unix seconds.
+    pub starts_at: i64,
+    /// End, Unix seconds.
+    pub ends_at: i64,
+    /// Doors open, Unix seconds.
+    pub doors_open_at: i64,
+    /// Seats.
+    pub capacity: i64,
+    /// Base price per seat, cents.
+    pub base_price_cents: i64,
+    /// `single` or `multiple`.
+    pub entry_rule: String,
+    /// Entries allowed per ticket.
+    pub max_entries: i64,
+}
+
+/// Why a session was not saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// The code is used by another session.
+    CodeTaken,
+    /// The capacity is below the seats already sold or held (given).
+    BelowTaken(i64),
+    /// No such session.
+    NotFound,
+    /// A cancelled session cannot be edited.
+    Cancelled,
+    /// The sport or venue does not exist.
+    BadReference,
+}
+
+const SESSION_SELECT: &str =
+    "SELECT s.id, s.code, s.sport_id, sp.name, s.venue_id, v.name, s.title,
+        s.starts_at, s.ends_at, s.doors_open_at, s.capacity, s.seats_taken, s.base_price_cents,
+        s.entry_rule, s.max_entries, s.status
+     FROM game_sessions s JOIN sports sp ON sp.id = s.sport_id JOIN venues v ON v.id = s.venue_id";
+
+fn session_from_row(r: &Row<'_>) -> rusqlite::Result<AdminSession> {
+    Ok(AdminSession {
+        id: r.get(0)?,
+        code: r.get(1)?,
+        sport_id: r.get(2)?,
+        sport: r.get(3)?,
+        venue_id: r.get(4)?,
+        venue: r.get(5)?,
+        title: r.get(6)?,
+        starts_at: r.get(7)?,
+        ends_at: r.get(8)?,
+        doors_open_at: r.get(9)?,
+        capacity: r.get(10)?,
+        seats_taken: r.get(11)?,
+        base_price_cents: r.get(12)?,
+        entry_rule: r.get(13)?,
+        max_entries: r.get(14)?,
+        status: r.get(15)?,
+    })
+}
+
+/// A buyer to tell about a cancelled session.
+#[derive(Debug, Clone)]
+pub struct AffectedBuyer {
+    /// Email address.
+    pub email: String,
+    /// Prénom.
+    pub first_name: String,
+    /// Tickets of theirs revoked.
+    pub tickets: i64,
+}
+
+/// What cancelling a session did.
+#[derive(Debug, Clone)]
+pub struct Cancelled {
+    /// The session's title.
+    pub title: String,
+    /// Tickets revoked.
+    pub revoked: usize,
+    /// Buyers to mail.
+    pub buyers: Vec<AffectedBuyer>,
+}
+
+// ----- orders and tickets
+
+/// An order found by a search.
+#[derive(Debug, Clone)]
+pub struct OrderHit {
+    /// Public order number.
+    pub number: String,
+    /// Status.
+    pub status: String,
+    /// Total, cents.
+    pub total_cents: i64,
+    /// Created, Unix seconds.
+    pub created_at: i64,
+    /// Buyer's email.
+    pub email: String,
+    /// Buyer's full name.
+    pub buyer: String,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone)]
+pub struct LineRow {
+    /// Session title.
+    pub session: String,
+    /// Offer name (as sold).
+    pub offer: String,
+    /// Quantity.
+    pub quantity: i64,
+    /// Unit price, cents.
+    pub unit_price_cents: i64,
+}
+
+/// A ticket as the console lists it.
+#[derive(Debug, Clone)]
+pub struct TicketRow {
+    /// Public ticket id, hex.
+    pub code: String,
+    /// Order number.
+    pub order_number: String,
+    /// Session title.
+    pub session: String,
+    /// Offer name.
+    pub offer: String,
+    /// Holder name.
+    pub holder: String,
+    /// People admitted.
+    pub admits: i64,
+    /// `valid` or `revoked`.
+    pub status: String,
+    /// Issued, Unix seconds.
+    pub issued_at: i64,
+    /// Code of the ticket this one replaces.
+    pub replaces: Option<String>,
+    /// Revocation reason (`fraud`, `refunded`…), when revoked.
+    pub revocation: Option<String>,
+    /// Revocation note.
+    pub note: String,
+    /// Buyer's email.
+    pub email: String,
+}
+
+/// An order with everything the console shows about it.
+#[derive(Debug, Clone)]
+pub struct OrderDetail {
+    /// The order.
+    pub order: OrderHit,
+    /// Paid, Unix seconds.
+    pub paid_at: Option<i64>,
+    /// Refunded, Unix seconds.
+    pub refunded_at: Option<i64>,
+    /// Lines.
+    pub lines: Vec<LineRow>,
+    /// Tickets.
+    pub tickets: Vec<TicketRow>,
+}
+
+/// What a refund did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// No such order.
+    NotFound,
+    /// Only a paid order can be refunded.
+    NotPaid,
+    /// Refunded; that many tickets revoked.
+    Refunded(usize),
+}
+
+/// What a re-issue did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReissueOutcome {
+    /// No such ticket.
+    NotFound,
+    /// Only a valid ticket of a paid order can be re-issued.
+    NotValid,
+    /// The new ticket's code.
+    Reissued(String),
+}
+
+/// Signs a ticket (the server key stays with the caller).
+pub type SignFn =
+    dyn Fn(&UserKey, &PurchaseKey, &TicketSpec<'_>) -> Result<IssuedTicket, IssueError> + Send;
+
+// ----- devices
+
+/// A scanner device.
+#[derive(Debug, Clone)]
+pub struct DeviceRow {
+    /// Device id.
+    pub id: String,
+    /// Label.
+    pub label: String,
+    /// Gate it reports.
+    pub gate: String,
+    /// Enrolled, Unix seconds.
+    pub enrolled_at: i64,
+    /// Last sync, Unix seconds.
+    pub last_sync_at: Option<i64>,
+    /// Scans waiting on the device at its last sync.
+    pub pending_uploads: i64,
+    /// Clock skew seen at its last sync, seconds.
+    pub clock_skew_secs: Option<i64>,
+    /// Revoked, Unix seconds.
+    pub revoked_at: Option<i64>,
+}
+
+// ----- dashboard
+
+/// Sales of one offer.
+#[derive(Debug, Clone)]
+pub struct OfferSales {
+    /// Offer name.
+    pub name: String,
+    /// Whether it is on sale.
+    pub active: bool,
+    /// Tickets sold.
+    pub tickets: i64,
+    /// Seats sold.
+    pub seats: i64,
+    /// Revenue, cents.
+    pub revenue_cents: i64,
+}
+
+/// Sales of one session.
+#[derive(Debug, Clone)]
+pub struct SessionSales {
+    /// Session id.
+    pub id: i64,
+    /// Code.
+    pub code: String,
+    /// Title.
+    pub title: String,
+    /// Sport.
+    pub sport: String,
+    /// Start, Unix seconds.
+    pub starts_at: i64,
+    /// Status.
+    pub status: String,
+    /// Capacity.
+    pub capacity: i64,
+    /// Tickets sold.
+    pub tickets: i64,
+    /// Seats sold.
+    pub seats: i64,
+    /// Revenue, cents.
+    pub revenue_cents: i64,
+}
+
+/// Sales of one sport.
+#[derive(Debug, Clone)]
+pub struct SportSales {
+    /// Sport.
+    pub sport: String,
+    /// Sessions.
+    pub sessions: i64,
+    /// Capacity of its sessions.
+    pub capacity: i64,
+    /// Seats sold.
+    pub seats: i64,
+    /// Revenue, cents.
+    pub revenue_cents: i64,
+}
+
+/// Sales of one day.
+#[derive(Debug, Clone, Copy)]
+pub struct DaySales {
+    /// Unix day (UTC).
+    pub day: i64,
+    /// Tickets sold.
+    pub tickets: i64,
+    /// Revenue, cents.
+    pub revenue_cents: i64,
+}
+
+/// Everything the dashboard shows.
+#[derive(Debug, Clone, Default)]
+pub struct Dashboard {
+    /// Per offer.
+    pub offers: Vec<OfferSales>,
+    /// Per session.
+    pub sessions: Vec<SessionSales>,
+    /// Per sport.
+    pub sports: Vec<SportSales>,
+    /// Per day.
+    pub days: Vec<DaySales>,
+}
+
+// ----- scans
+
+/// Admitted entries of one session at one gate.
+#[derive(Debug, Clone)]
+pub struct GateEntries {
+    /// Session id (0: none).
+    pub session_id: i64,
+    /// Gate.
+    pub gate: String,
+    /// Admitting scans.
+    pub scans: i64,
+    /// People admitted.
+    pub people: i64,
+}
+
+/// Scans of one verdict and reason.
+#[derive(Debug, Clone)]
+pub struct ReasonCount {
+    /// `refuse` or `used`.
+    pub verdict: String,
+    /// Reason code.
+    pub reason: String,
+    /// Scans.
+    pub scans: i64,
+}
+
+/// One stored conflict.
+#[derive(Debug, Clone)]
+pub struct ConflictRow {
+    /// Id.
+    pub id: i64,
+    /// Kind.
+    pub kind: String,
+    /// Scan id.
+    pub scan_id: String,
+    /// Device id.
+    pub device_id: String,
+    /// Ticket code, hex.
+    pub ticket: Option<String>,
+    /// Details.
+    pub detail: String,
+    /// Detected, Unix seconds.
+    pub detected_at: i64,
+}
+
+/// Everything the scans view shows.
+#[derive(Debug, Clone, Default)]
+pub struct ScansView {
+    /// Admitted entries per session and gate.
+    pub entries: Vec<GateEntries>,
+    /// People admitted per hour (Unix hours), oldest first.
+    pub hours: Vec<(i64, i64)>,
+    /// Non-admitting scans by verdict and reason.
+    pub refused: Vec<ReasonCount>,
+    /// Conflicts per kind.
+    pub conflict_counts: Vec<(String, i64)>,
+    /// The latest conflicts (of the chosen kind, if any).
+    pub conflicts: Vec<ConflictRow>,
+    /// Scans uploaded more than an hour after they were made.
+    pub late_scans: i64,
+    /// Scans in all.
+    pub total_scans: i64,
+}
+
+/// The conflict kinds, in the order the console shows them.
+pub const CONFLICT_KINDS: &[&str] = &[
+    "double_admit",
+    "admitted_after_revocation",
+    "unknown_ticket",
+    "chain_gap",
+    "chain_break",
+    "late_upload",
+];
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+fn ticket_hex(blob: Option<Vec<u8>>) -> Option<String> {
+    blob.filter(|b| b.len() == TICKET_ID_LEN).map(hex::encode)
+}
+
+fn task(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Task(e.to_string())
+}
+
+const TICKET_SELECT: &str = "SELECT t.ticket_id, o.number, s.title, ol.offer_name, t.holder, t.admits, t.status,
+        t.issued_at, (SELECT r.ticket_id FROM tickets r WHERE r.id = t.replaces), rv.reason, rv.note, u.email
+     FROM tickets t JOIN orders o ON o.id = t.order_id JOIN game_sessions s ON s.id = t.session_id
+     JOIN order_lines ol ON ol.id = t.order_line_id JOIN users u ON u.id = t.user_id
+     LEFT JOIN revocations rv ON rv.ticket_id = t.ticket_id";
+
+fn ticket_from_row(r: &Row<'_>) -> rusqlite::Result<TicketRow> {
+    let reason: Option<i64> = r.get(9)?;
+    Ok(TicketRow {
+        code: ticket_hex(r.get(0)?).unwrap_or_default(),
+        order_number: r.get(1)?,
+        session: r.get(2)?,
+        offer: r.get(3)?,
+        holder: r.get(4)?,
+        admits: r.get(5)?,
+        status: r.get(6)?,
+        issued_at: r.get(7)?,
+        replaces: ticket_hex(r.get(8)?),
+        revocation: reason.map(|c| {
+            RevocationReason::from_code(u8::try_from(c).unwrap_or(0))
+                .as_str()
+                .to_owned()
+        }),
+        note: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+        email: r.get(11)?,
+    })
+}
+
+const HIT_SELECT: &str = "SELECT o.number, o.status, o.total_cents, o.created_at, u.email,
+        u.first_name || ' ' || u.last_name
+     FROM orders o JOIN users u ON u.id = o.user_id";
+
+fn hit_from_row(r: &Row<'_>) -> rusqlite::Result<OrderHit> {
+    Ok(OrderHit {
+        number: r.get(0)?,
+        status: r.get(1)?,
+        total_cents: r.get(2)?,
+        created_at: r.get(3)?,
+        email: r.get(4)?,
+        buyer: r.get(5)?,
+    })
+}
+
+/// Searches orders: an exact ticket code (hex) or order number, else a
+/// prefix of the buyer's email, else part of the buyer's name or username.
+/// Newest first, at most `limit`.
+pub fn search_orders(c: &Connection, q: &str, limit: i64) -> StoreResult<Vec<OrderHit>> {
+    let q = q.trim();
+    if q.is_empty() {
+        let mut st = c.prepare_cached(&format!("{HIT_SELECT} ORDER BY o.id DESC LIMIT ?1"))?;
+        return Ok(st
+            .query_map([limit], hit_from_row)?
+            .collect::<Result<_, _>>()?);
+    }
+    if let Ok(id) = TicketId::from_hex(&q.to_ascii_lowercase()) {
+        let mut st = c.prepare_cached(&format!(
+            "{HIT_SELECT} WHERE o.id = (SELECT order_id FROM tickets WHERE ticket_id = ?1)"
+        ))?;
+        let hits: Vec<OrderHit> = st
+            .query_map([&id.0[..]], hit_from_row)?
+            .collect::<Result<_, _>>()?;
+        if !hits.is_empty() {
+            return Ok(hits);
+        }
+    }
+    // Order numbers are upper case; comparing exactly keeps the UNIQUE index in use.
+    let mut st = c.prepare_cached(&format!("{HIT_SELECT} WHERE o.number IN (?1, ?2)"))?;
+    let hits: Vec<OrderHit> = st
+        .query_map(params![q, q.to_ascii_uppercase()], hit_from_row)?
+        .collect::<Result<_, _>>()?;
+    if !hits.is_empty() {
+        return Ok(hits);
+    }
+    let escaped = like_escape(&q.to_lowercase());
+    let mut st = c.prepare_cached(&format!(
+        "{HIT_SELECT} WHERE o.user_id IN (
+             SELECT id FROM users WHERE email LIKE ?1 ESCAPE '\\'
+             UNION SELECT id FROM users
+             WHERE lower(first_name || ' ' || last_name) LIKE ?2 ESCAPE '\\'
+                OR lower(last_name || ' ' || first_name) LIKE ?2 ESCAPE '\\'
+                OR lower(username) LIKE ?2 ESCAPE '\\')
+         ORDER BY o.id DESC LIMIT ?3"
+    ))?;
+    Ok(st
+        .query_map(
+            params![format!("{escaped}%"), format!("%{escaped}%"), limit],
+            hit_from_row,
+        )?
+        .collect::<Result<_, _>>()?)
+}
+
+fn order_detail(c: &Connection, number: &str) -> StoreResult<Option<OrderDetail>> {
+    let head: Option<(i64, OrderHit, Option<i64>, Option<i64>)> = c
+        .query_row(
+            "SELECT o.id, o.number, o.status, o.total_cents, o.created_at, u.email,
+                    u.first_name || ' ' || u.last_name, o.paid_at, o.refunded_at
+             FROM orders o JOIN users u ON u.id = o.user_id WHERE o.number = ?1",
+            [number],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    OrderHit {
+                        number: r.get(1)?,
+                        status: r.get(2)?,
+                        total_cents: r.get(3)?,
+                        created_at: r.get(4)?,
+                        email: r.get(5)?,
+                        buyer: r.get(6)?,
+                    },
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, order, paid_at, refunded_at)) = head else {
+        return Ok(None);
+    };
+    let lines = c
+        .prepare_cached(
+            "SELECT s.title, ol.offer_name, ol.quantity, ol.unit_price_cents
+             FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
+             WHERE ol.order_id = ?1 ORDER BY ol.id",
+        )?
+        .query_map([id], |r| {
+            Ok(LineRow {
+                session: r.get(0)?,
+                offer: r.get(1)?,
+                quantity: r.get(2)?,
+                unit_price_cents: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let tickets = c
+        .prepare_cached(&format!(
+            "{TICKET_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx"
+        ))?
+        .query_map([id], ticket_from_row)?
+        .collect::<Result<_, _>>()?;
+    Ok(Some(OrderDetail {
+        order,
+        paid_at,
+        refunded_at,
+        lines,
+        tickets,
+    }))
+}
+
+fn session_by_id(c: &Connection, id: i64) -> StoreResult<Option<AdminSession>> {
+    Ok(c.query_row(
+        &format!("{SESSION_SELECT} WHERE s.id = ?1"),
+        [id],
+        session_from_row,
+    )
+    .optional()?)
+}
+
+fn references_exist(c: &Connection, input: &SessionInput) -> StoreResult<bool> {
+    let n: i64 = c.query_row(
+        "SELECT (SELECT count(*) FROM sports WHERE id = ?1) + (SELECT count(*) FROM venues WHERE id = ?2)",
+        params![input.sport_id, input.venue_id],
+        |r| r.get(0),
+    )?;
+    Ok(n == 2)
+}
+
+fn session_detail(input: &SessionInput) -> String {
+    format!(
+        "code={} title={:?} capacity={} base_price_cents={} starts_at={} entry_rule={} max_entries={}",
+        input.code,
+        input.title,
+        input.capacity,
+        input.base_price_cents,
+        input.starts_at,
+        input.entry_rule,
+        input.max_entries
+    )
+}
+
+/// Revokes every valid ticket of an order with `reason`; returns how many.
+fn revoke_order_tickets(
+    tx: &Connection,
+    order_id: i64,
+    reason: RevocationReason,
+    note: &str,
+    t: i64,
+) -> StoreResult<usize> {
+    let ids: Vec<Vec<u8>> = tx
+        .prepare_cached("SELECT ticket_id FROM tickets WHERE order_id = ?1 AND status = 'valid'")?
+        .query_map([order_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut n = 0;
+    for id in ids {
+        let Ok(tid) = <[u8; TICKET_ID_LEN]>::try_from(id.as_slice()) else {
+            continue;
+        };
+        revocations::revoke(tx, &TicketId(tid), reason, note, t)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+impl Store {
+    // ----- audit
+
+    /// Audit entries older than `before` (all when `None`), newest first.
+    pub async fn admin_audit(
+        &self,
+        before: Option<i64>,
+        limit: i64,
+    ) -> StoreResult<Vec<AuditEntry>> {
+        self.pool
+            .run(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, at, actor, action, target, detail, client_ip FROM audit_log
+                     WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
+                )?;
+                Ok(st
+                    .query_map(params![before.unwrap_or(i64::MAX), limit], |r| {
+                        Ok(AuditEntry {
+                            id: r.get(0)?,
+                            at: r.get(1)?,
+                            actor: r.get(2)?,
+                            action: r.get(3)?,
+                            target: r.get(4)?,
+                            detail: r.get(5)?,
+                            client_ip: r.get(6)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    // ----- offers
+
+    /// Every offer, fewest seats first.
+    pub async fn admin_offers(&self) -> StoreResult<Vec<OfferRow>> {
+        self.pool
+            .run(|c| {
+                let mut st =
+                    c.prepare_cached(&format!("{OFFER_SELECT} ORDER BY o.seats, o.name"))?;
+                Ok(st
+                    .query_map([], offer_from_row)?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    /// One offer.
+    pub async fn admin_offer(&self, id: i64) -> StoreResult<Option<OfferRow>> {
+        self.pool
+            .run(move |c| {
+                Ok(c.query_row(
+                    &format!("{OFFER_SELECT} WHERE o.id = ?1"),
+                    [id],
+                    offer_from_row,
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    /// Creates an offer (on sale at once if active).
+    pub async fn admin_create_offer(
+        &self,
+        actor: Actor,
+        input: OfferInput,
+    ) -> StoreResult<Result<i64, Taken>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let inserted = tx.execute(
+                    "INSERT INTO offers (name, description, seats, price_percent, active, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    params![input.name, input.description, input.seats, input.price_percent, input.active, t],
+                );
+                match inserted {
+                    Err(e) if is_unique_violation(&e) => return Ok(Err(Taken)),
+                    r => r?,
+                };
+                let id = tx.last_insert_rowid();
+                audit(
+                    &tx,
+                    &actor,
+                    "offer.create",
+                    &format!("offer:{id}"),
+                    &format!(
+                        "name={:?} seats={} price_percent={} active={}",
+                        input.name, input.seats, input.price_percent, input.active
+                    ),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(Ok(id))
+            })
+            .await
+    }
+
+    /// Edits an offer; `Ok(false)` if there is none.
+    pub async fn admin_update_offer(
+        &self,
+        actor: Actor,
+        id: i64,
+        input: OfferInput,
+    ) -> StoreResult<Result<bool, Taken>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let updated = tx.execute(
+                    "UPDATE offers SET name = ?2, description = ?3, seats = ?4, price_percent = ?5,
+                         active = ?6, updated_at = ?7 WHERE id = ?1",
+                    params![
+                        id,
+                        input.name,
+                        input.description,
+                        input.seats,
+                        input.price_percent,
+                        input.active,
+                        t
+                    ],
+                );
+                let n = match updated {
+                    Err(e) if is_unique_violation(&e) => return Ok(Err(Taken)),
+                    r => r?,
+                };
+                if n == 0 {
+                    return Ok(Ok(false));
+                }
+                audit(
+                    &tx,
+                    &actor,
+                    "offer.update",
+                    &format!("offer:{id}"),
+                    &format!(
+                        "name={:?} seats={} price_percent={} active={}",
+                        input.name, input.seats, input.price_percent, input.active
+                    ),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(Ok(true))
+            })
+            .await
+    }
+
+    /// Puts an offer on sale or withdraws it; false if there is none.
+    pub async fn admin_set_offer_active(
+        &self,
+        actor: Actor,
+        id: i64,
+        active: bool,
+    ) -> StoreResult<bool> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx.execute(
+                    "UPDATE offers SET active = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, active, t],
+                )?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                let action = if active {
+                    "offer.activate"
+                } else {
+                    "offer.deactivate"
+                };
+                audit(&tx, &actor, action, &format!("offer:{id}"), "", t)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    // ----- sessions
+
+    /// Every session, by start.
+    pub async fn admin_sessions(&self) -> StoreResult<Vec<AdminSession>> {
+        self.pool
+            .run(|c| {
+                let mut st =
+                    c.prepare_cached(&format!("{SESSION_SELECT} ORDER BY s.starts_at, s.id"))?;
+                Ok(st
+                    .query_map([], session_from_row)?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    /// One session.
+    pub async fn admin_session(&self, id: i64) -> StoreResult<Option<AdminSession>> {
+        self.pool.run(move |c| session_by_id(c, id)).await
+    }
+
+    /// Sports and venues, `(id, name)`, for the session form.
+    pub async fn admin_sports_venues(
+        &self,
+    ) -> StoreResult<(Vec<(i64, String)>, Vec<(i64, String)>)> {
+        self.pool
+            .run(|c| {
+                let sports = c
+                    .prepare_cached("SELECT id, name FROM sports ORDER BY name")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let venues = c
+                    .prepare_cached(
+                        "SELECT id, name || ' (' || city || ')' FROM venues ORDER BY name",
+                    )?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                Ok((sports, venues))
+            })
+            .await
+    }
+
+    /// Creates a session.
+    pub async fn admin_create_session(
+        &self,
+        actor: Actor,
+        input: SessionInput,
+    ) -> StoreResult<Result<i64, SessionRefusal>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if !references_exist(&tx, &input)? {
+                    return Ok(Err(SessionRefusal::BadReference));
+                }
+                let inserted = tx.execute(
+                    "INSERT INTO game_sessions (code, sport_id, venue_id, title, starts_at, ends_at,
+                         doors_open_at, capacity, base_price_cents, entry_rule, max_entries,
+                         created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                    params![
+                        input.code, input.sport_id, input.venue_id, input.title, input.starts_at,
+                        input.ends_at, input.doors_open_at, input.capacity, input.base_price_cents,
+                        input.entry_rule, input.max_entries, t
+                    ],
+                );
+                match inserted {
+                    Err(e) if is_unique_violation(&e) => return Ok(Err(SessionRefusal::CodeTaken)),
+                    r => r?,
+                };
+                let id = tx.last_insert_rowid();
+                audit(
+                    &tx,
+                    &actor,
+                    "session.create",
+                    &format!("session:{id}"),
+                    &session_detail(&input),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(Ok(id))
+            })
+            .await
+    }
+
+    /// Edits a session; its capacity never goes below the seats sold or held.
+    pub async fn admin_update_session(
+        &self,
+        actor: Actor,
+        id: i64,
+        input: SessionInput,
+    ) -> StoreResult<Result<(), SessionRefusal>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let Some(current) = session_by_id(&tx, id)? else {
+                    return Ok(Err(SessionRefusal::NotFound));
+                };
+                if current.status == "cancelled" {
+                    return Ok(Err(SessionRefusal::Cancelled));
+                }
+                // Checked in the same IMMEDIATE transaction as the update, so a
+                // sale cannot slip in between.
+                if input.capacity < current.seats_taken {
+                    return Ok(Err(SessionRefusal::BelowTaken(current.seats_taken)));
+                }
+                if !references_exist(&tx, &input)? {
+                    return Ok(Err(SessionRefusal::BadReference));
+                }
+                let updated = tx.execute(
+                    "UPDATE game_sessions SET code = ?2, sport_id = ?3, venue_id = ?4, title = ?5,
+                         starts_at = ?6, ends_at = ?7, doors_open_at = ?8, capacity = ?9,
+                         base_price_cents = ?10, entry_rule = ?11, max_entries = ?12, updated_at = ?13
+                     WHERE id = ?1",
+                    params![
+                        id, input.code, input.sport_id, input.venue_id, input.title, input.starts_at,
+                        input.ends_at, input.doors_open_at, input.capacity, input.base_price_cents,
+                        input.entry_rule, input.max_entries, t
+                    ],
+                );
+                match updated {
+                    Err(e) if is_unique_violation(&e) => return Ok(Err(SessionRefusal::CodeTaken)),
+                    r => r?,
+                };
+                audit(&tx, &actor, "session.update", &format!("session:{id}"), &session_detail(&input), t)?;
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await
+    }
+
+    /// Cancels a session: marks it cancelled and revokes every valid ticket
+    /// for it (each entering the signed revocation list), in one
+    /// transaction. `None` if there is no such scheduled session.
+    pub async fn admin_cancel_session(
+        &self,
+        actor: Actor,
+        id: i64,
+    ) -> StoreResult<Option<Cancelled>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx.execute(
+                    "UPDATE game_sessions SET status = 'cancelled', updated_at = ?2
+                     WHERE id = ?1 AND status = 'scheduled'",
+                    params![id, t],
+                )?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let title: String =
+                    tx.query_row("SELECT title FROM game_sessions WHERE id = ?1", [id], |r| r.get(0))?;
+                let buyers = tx
+                    .prepare_cached(
+                        "SELECT u.email, u.first_name, count(*) FROM tickets t JOIN users u ON u.id = t.user_id
+                         WHERE t.session_id = ?1 AND t.status = 'valid' GROUP BY u.id ORDER BY u.id",
+                    )?
+                    .query_map([id], |r| {
+                        Ok(AffectedBuyer {
+                            email: r.get(0)?,
+                            first_name: r.get(1)?,
+                            tickets: r.get(2)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let ids: Vec<Vec<u8>> = tx
+                    .prepare_cached(
+                        "SELECT ticket_id FROM tickets WHERE session_id = ?1 AND status = 'valid' ORDER BY id",
+                    )?
+                    .query_map([id], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                let mut revoked = 0;
+                for tid in ids {
+                    let Ok(tid) = <[u8; TICKET_ID_LEN]>::try_from(tid.as_slice()) else {
+                        continue;
+                    };
+                    revocations::revoke(&tx, &TicketId(tid), RevocationReason::SessionCancelled, "", t)?;
+                    revoked += 1;
+                }
+                audit(
+                    &tx,
+                    &actor,
+                    "session.cancel",
+                    &format!("session:{id}"),
+                    &format!("tickets_revoked={revoked} buyers={}", buyers.len()),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(Some(Cancelled { title, revoked, buyers }))
+            })
+            .await
+    }
+
+    // ----- orders and tickets
+
+    /// Searches orders (see [`search_orders`]).
+    pub async fn admin_search_orders(&self, q: String, limit: i64) -> StoreResult<Vec<OrderHit>> {
+        self.pool.run(move |c| search_orders(c, &q, limit)).await
+    }
+
+    /// An order by number, with its lines and tickets.
+    pub async fn admin_order(&self, number: String) -> StoreResult<Option<OrderDetail>> {
+        self.pool.run(move |c| order_detail(c, &number)).await
+    }
+
+    /// A ticket by id.
+    pub async fn admin_ticket(&self, id: TicketId) -> StoreResult<Option<TicketRow>> {
+        self.pool
+            .run(move |c| {
+                Ok(c.query_row(
+                    &format!("{TICKET_SELECT} WHERE t.ticket_id = ?1"),
+                    [&id.0[..]],
+                    ticket_from_row,
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    /// Revokes one ticket with a reason; `None` if there is no such ticket,
+    /// `Some(false)` if it was already revoked.
+    pub async fn admin_revoke_ticket(
+        &self,
+        actor: Actor,
+        id: TicketId,
+        reason: RevocationReason,
+        note: String,
+    ) -> StoreResult<Option<bool>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let status: Option<String> = tx
+                    .query_row(
+                        "SELECT status FROM tickets WHERE ticket_id = ?1",
+                        [&id.0[..]],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match status.as_deref() {
+                    None => return Ok(None),
+                    Some("revoked") => return Ok(Some(false)),
+                    Some(_) => {}
+                }
+                revocations::revoke(&tx, &id, reason, &note, t)?;
+                audit(
+                    &tx,
+                    &actor,
+                    "ticket.revoke",
+                    &format!("ticket:{}", id.to_hex()),
+                    &format!("reason={} note={note:?}", reason.as_str()),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(Some(true))
+            })
+            .await
+    }
+
+    /// Refunds a paid order: marks it (and its payment) refunded, gives its
+    /// seats back and revokes its tickets, in one transaction.
+    pub async fn admin_refund_order(
+        &self,
+        actor: Actor,
+        number: String,
+    ) -> StoreResult<RefundOutcome> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let order: Option<(i64, String)> = tx
+                    .query_row(
+                        "SELECT id, status FROM orders WHERE number = ?1",
+                        [&number],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((order_id, status)) = order else {
+                    return Ok(RefundOutcome::NotFound);
+                };
+                if status != "paid" {
+                    return Ok(RefundOutcome::NotPaid);
+                }
+                tx.execute(
+                    "UPDATE orders SET status = 'refunded', refunded_at = ?2 WHERE id = ?1",
+                    params![order_id, t],
+                )?;
+                tx.execute(
+                    "UPDATE payments SET status = 'refunded', updated_at = ?2
+                     WHERE order_id = ?1 AND status = 'succeeded'",
+                    params![order_id, t],
+                )?;
+                // The seats go back on sale (max() keeps the CHECK if a
+                // session was edited meanwhile).
+                tx.execute(
+                    "UPDATE game_sessions SET seats_taken = max(0, seats_taken - (
+                         SELECT sum(seats * quantity) FROM order_lines
+                         WHERE order_id = ?1 AND session_id = game_sessions.id))
+                     WHERE id IN (SELECT session_id FROM order_lines WHERE order_id = ?1)",
+                    [order_id],
+                )?;
+                let revoked =
+                    revoke_order_tickets(&tx, order_id, RevocationReason::Refunded, "", t)?;
+                audit(
+                    &tx,
+                    &actor,
+                    "order.refund",
+                    &format!("order:{number}"),
+                    &format!("tickets_revoked={revoked}"),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(RefundOutcome::Refunded(revoked))
+            })
+            .await
+    }
+
+    /// Re-issues a ticket: a new ticket (next derivation index of its order,
+    /// so a new secret and signature) replacing the old one, which is
+    /// revoked, in one transaction.
+    pub async fn admin_reissue_ticket(
+        &self,
+        actor: Actor,
+        id: TicketId,
+        key_id: [u8; 4],
+        sign: Box<SignFn>,
+    ) -> StoreResult<ReissueOutcome> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                #[allow(clippy::type_complexity)]
+                let old: Option<(i64, i64, i64, i64, i64, i64, String, i64, i64, i64, String, String, Option<Vec<u8>>, Vec<u8>)> = tx
+                    .query_row(
+                        "SELECT t.id, t.order_id, t.order_line_id, t.user_id, t.session_id, t.offer_id,
+                                t.holder, t.admits, t.valid_from, t.valid_minutes, t.status, o.status,
+                                o.purchase_key, u.user_key
+                         FROM tickets t JOIN orders o ON o.id = t.order_id JOIN users u ON u.id = t.user_id
+                         WHERE t.ticket_id = ?1",
+                        [&id.0[..]],
+                        |r| {
+                            Ok((
+                                r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
+                                r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?,
+                                r.get(12)?, r.get(13)?,
+                            ))
+                        },
+                    )
+                    .optional()?;
+                let Some((
+                    old_id, order_id, line_id, user_id, session_id, offer_id, holder, admits,
+                    valid_from, valid_minutes, status, order_status, purchase_key, user_key,
+                )) = old
+                else {
+                    return Ok(ReissueOutcome::NotFound);
+                };
+                if status != "valid" || order_status != "paid" {
+                    return Ok(ReissueOutcome::NotValid);
+                }
+                let user_key = UserKey::from_slice(&user_key).ok_or_else(|| task("user key length"))?;
+                let purchase_key = purchase_key
+                    .as_deref()
+                    .and_then(PurchaseKey::from_slice)
+                    .ok_or_else(|| task("purchase key of a paid order"))?;
+                let next: i64 = tx.query_row(
+                    "SELECT coalesce(max(idx), -1) + 1 FROM tickets WHERE order_id = ?1",
+                    [order_id],
+                    |r| r.get(0),
+                )?;
+                let spec = TicketSpec {
+                    index: u32::try_from(next).map_err(task)?,
+                    session_id: u32::try_from(session_id).map_err(task)?,
+                    admits: u8::try_from(admits).map_err(task)?,
+                    valid_from,
+                    valid_until: valid_from + valid_minutes * 60,
+                    holder: &holder,
+                };
+                let issued = sign(&user_key, &purchase_key, &spec).map_err(task)?;
+                tx.execute(
+                    "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id,
+                         offer_id, holder, admits, key_id, valid_from, valid_minutes, qr, status,
+                         issued_at, replaces)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14, ?15)",
+                    params![
+                        &issued.ticket_id.0[..], order_id, line_id, next, user_id, session_id, offer_id,
+                        issued.holder, admits, &key_id[..], issued.valid_from, issued.valid_minutes,
+                        issued.qr, t, old_id
+                    ],
+                )?;
+                revocations::revoke(&tx, &id, RevocationReason::Reissued, "", t)?;
+                let new_hex = issued.ticket_id.to_hex();
+                audit(
+                    &tx,
+                    &actor,
+                    "ticket.reissue",
+                    &format!("ticket:{}", id.to_hex()),
+                    &format!("new_ticket={new_hex}"),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(ReissueOutcome::Reissued(new_hex))
+            })
+            .await
+    }
+
+    // ----- devices
+
+    /// Every device, live ones first, then by enrolment.
+    pub async fn admin_devices(&self) -> StoreResult<Vec<DeviceRow>> {
+        self.pool
+            .run(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, label, gate, enrolled_at, last_sync_at, pending_uploads, clock_skew_secs, revoked_at
+                     FROM devices ORDER BY revoked_at IS NOT NULL, enrolled_at DESC",
+                )?;
+                Ok(st
+                    .query_map([], |r| {
+                        Ok(DeviceRow {
+                            id: r.get(0)?,
+                            label: r.get(1)?,
+                            gate: r.get(2)?,
+                            enrolled_at: r.get(3)?,
+                            last_sync_at: r.get(4)?,
+                            pending_uploads: r.get(5)?,
+                            clock_skew_secs: r.get(6)?,
+                            revoked_at: r.get(7)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    /// Live (unused, unexpired) enrolment codes.
+    pub async fn admin_live_codes(&self) -> StoreResult<i64> {
+        self.pool
+            .run(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM enrollment_codes WHERE used_at IS NULL AND expires_at > ?1",
+                    [now()],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+    }
+
+    /// Stores a new one-time enrolment code (its hash only).
+    pub async fn admin_create_enrollment_code(
+        &self,
+        actor: Actor,
+        code_hash: [u8; 32],
+        ttl_secs: i64,
+    ) -> StoreResult<i64> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                super::devices::insert_code(&tx, &code_hash, t, t + ttl_secs)?;
+                // The code itself never enters the log: only its expiry.
+                audit(
+                    &tx,
+                    &actor,
+                    "device.enrollment_code",
+                    "device:new",
+                    &format!("expires_at={}", t + ttl_secs),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(t + ttl_secs)
+            })
+            .await
+    }
+
+    /// Revokes a device; false if there is no such live device.
+    pub async fn admin_revoke_device(&self, actor: Actor, id: String) -> StoreResult<bool> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx.execute(
+                    "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
+                    params![id, t],
+                )?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit(&tx, &actor, "device.revoke", &format!("device:{id}"), "", t)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    // ----- dashboard
+
+    /// Sales per offer, session, sport and day, from the rollup.
+    pub async fn admin_dashboard(&self) -> StoreResult<Dashboard> {
+        self.pool
+            .run(|c| {
+                let offers = c
+                    .prepare_cached(
+                        "SELECT o.name, o.active, coalesce(sum(s.tickets), 0), coalesce(sum(s.seats), 0),
+                                coalesce(sum(s.revenue_cents), 0)
+                         FROM offers o LEFT JOIN sales_daily s ON s.offer_id = o.id
+                         GROUP BY o.id ORDER BY o.seats, o.name",
+                    )?
+                    .query_map([], |r| {
+                        Ok(OfferSales {
+                            name: r.get(0)?,
+                            active: r.get::<_, i64>(1)? == 1,
+                            tickets: r.get(2)?,
+                            seats: r.get(3)?,
+                            revenue_cents: r.get(4)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let sessions: Vec<SessionSales> = c
+                    .prepare_cached(
+                        "SELECT g.id, g.code, g.title, sp.name, g.starts_at, g.status, g.capacity,
+                                coalesce(x.tickets, 0), coalesce(x.seats, 0), coalesce(x.revenue, 0)
+                         FROM game_sessions g JOIN sports sp ON sp.id = g.sport_id
+                         LEFT JOIN (SELECT session_id, sum(tickets) AS tickets, sum(seats) AS seats,
+                                           sum(revenue_cents) AS revenue
+                                    FROM sales_daily GROUP BY session_id) x ON x.session_id = g.id
+                         ORDER BY g.starts_at, g.id",
+                    )?
+                    .query_map([], |r| {
+                        Ok(SessionSales {
+                            id: r.get(0)?,
+                            code: r.get(1)?,
+                            title: r.get(2)?,
+                            sport: r.get(3)?,
+                            starts_at: r.get(4)?,
+                            status: r.get(5)?,
+                            capacity: r.get(6)?,
+                            tickets: r.get(7)?,
+                            seats: r.get(8)?,
+                            revenue_cents: r.get(9)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                // Per sport from the per-session figures just read: no second pass over the rollup.
+                let mut sports: Vec<SportSales> = Vec::new();
+                for s in &sessions {
+                    match sports.iter_mut().find(|x| x.sport == s.sport) {
+                        Some(x) => {
+                            x.sessions += 1;
+                            x.capacity += s.capacity;
+                            x.seats += s.seats;
+                            x.revenue_cents += s.revenue_cents;
+                        }
+                        None => sports.push(SportSales {
+                            sport: s.sport.clone(),
+                            sessions: 1,
+                            capacity: s.capacity,
+                            seats: s.seats,
+                            revenue_cents: s.revenue_cents,
+                        }),
+                    }
+                }
+                sports.sort_by(|a, b| b.revenue_cents.cmp(&a.revenue_cents).then(a.sport.cmp(&b.sport)));
+                let days = c
+                    .prepare_cached(
+                        "SELECT day, sum(tickets), sum(revenue_cents) FROM sales_daily
+                         GROUP BY day ORDER BY day",
+                    )?
+                    .query_map([], |r| {
+                        Ok(DaySales {
+                            day: r.get(0)?,
+                            tickets: r.get(1)?,
+                            revenue_cents: r.get(2)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(Dashboard {
+                    offers,
+                    sessions,
+                    sports,
+                    days,
+                })
+            })
+            .await
+    }
+
+    // ----- scans
+
+    /// The scans view, for one session or all (`session` = `None`) and one
+    /// gate or all, with the
+    /// latest `conflict_limit` conflicts (of `kind`, when given).
+    pub async fn admin_scans(
+        &self,
+        session: Option<i64>,
+        gate: Option<String>,
+        kind: Option<&'static str>,
+        conflict_limit: i64,
+    ) -> StoreResult<ScansView> {
+        self.pool
+            .run(move |c| {
+                // -1 never matches a session id (ids are ≥ 1; 0 is "none"),
+                // and makes the filter one prepared statement.
+                let s = session.unwrap_or(-1);
+                let entries = c
+                    .prepare_cached(
+                        "SELECT session_id, gate, sum(scans), sum(people) FROM scan_stats
+                         WHERE verdict = 'admit' AND (?1 = -1 OR session_id = ?1) AND (?2 IS NULL OR gate = ?2)
+                         GROUP BY session_id, gate ORDER BY session_id, gate",
+                    )?
+                    .query_map(params![s, gate], |r| {
+                        Ok(GateEntries {
+                            session_id: r.get(0)?,
+                            gate: r.get(1)?,
+                            scans: r.get(2)?,
+                            people: r.get(3)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let hours = c
+                    .prepare_cached(
+                        "SELECT hour, sum(people) FROM scan_stats
+                         WHERE verdict = 'admit' AND (?1 = -1 OR session_id = ?1) AND (?2 IS NULL OR gate = ?2)
+                         GROUP BY hour ORDER BY hour",
+                    )?
+                    .query_map(params![s, gate], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let refused = c
+                    .prepare_cached(
+                        "SELECT verdict, reason, sum(scans) FROM scan_stats
+                         WHERE verdict <> 'admit' AND (?1 = -1 OR session_id = ?1) AND (?2 IS NULL OR gate = ?2)
+                         GROUP BY verdict, reason ORDER BY 3 DESC",
+                    )?
+                    .query_map(params![s, gate], |r| {
+                        Ok(ReasonCount {
+                            verdict: r.get(0)?,
+                            reason: r.get(1)?,
+                            scans: r.get(2)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let (total_scans, late_scans): (i64, i64) = c
+                    .prepare_cached(
+                        "SELECT coalesce(sum(scans), 0), coalesce(sum(late), 0) FROM scan_stats
+                         WHERE (?1 = -1 OR session_id = ?1) AND (?2 IS NULL OR gate = ?2)",
+                    )?
+                    .query_row(params![s, gate], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let conflict_counts = c
+                    .prepare_cached("SELECT kind, count(*) FROM scan_conflicts GROUP BY kind")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let conflicts = c
+                    .prepare_cached(
+                        "SELECT id, kind, scan_id, device_id, ticket_id, detail, detected_at
+                         FROM scan_conflicts WHERE (?1 IS NULL OR kind = ?1)
+                         ORDER BY detected_at DESC, id DESC LIMIT ?2",
+                    )?
+                    .query_map(params![kind, conflict_limit], |r| {
+                        Ok(ConflictRow {
+                            id: r.get(0)?,
+                            kind: r.get(1)?,
+                            scan_id: r.get(2)?,
+                            device_id: r.get(3)?,
+                            ticket: ticket_hex(r.get(4)?),
+                            detail: r.get(5)?,
+                            detected_at: r.get(6)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(ScansView {
+                    entries,
+                    hours,
+                    refused,
+                    conflict_counts,
+                    conflicts,
+                    late_scans,
+                    total_scans,
+                })
+            })
+            .await
+    }
+
+    /// Gates that scanned something, for the scans view's filter.
+    pub async fn admin_gates(&self) -> StoreResult<Vec<String>> {
+        self.pool
+            .run(|c| {
+                Ok(
+                    c.prepare_cached("SELECT DISTINCT gate FROM scan_stats ORDER BY gate")?
+                        .query_map([], |r| r.get(0))?
+                        .collect::<Result<_, _>>()?,
+                )
+            })
+            .await
+    }
+
+    /// Session titles by id (for the scans view's labels and filter).
+    pub async fn admin_session_titles(&self) -> StoreResult<Vec<(i64, String)>> {
+        self.pool
+            .run(|c| {
+                Ok(c.prepare_cached(
+                    "SELECT id, code || ' · ' || title FROM game_sessions ORDER BY starts_at, id",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    // ----- exports
+
+    /// Streams the scans (of one session, or all) as records to `sink`,
+    /// oldest first, then `None`, on a connection of its own (a long export
+    /// must not hold one of the pool's). `sink` returns false when the
+    /// reader went away.
+    pub async fn admin_export_scans(
+        &self,
+        session: Option<i64>,
+        mut sink: impl FnMut(Option<Vec<String>>) -> bool + Send + 'static,
+    ) -> StoreResult<()> {
+        let path = self.pool.path.clone();
+        tokio::task::spawn_blocking(move || -> StoreResult<()> {
+            let c = super::open_connection(&path)?;
+            let mut st = c.prepare(
+                "SELECT s.id, s.scan_id, s.device_id, d.label, s.gate, s.session_id, s.ticket_id,
+                        s.verdict, coalesce(s.reason, ''), s.admits, s.scanned_at, s.received_at
+                 FROM scans s JOIN devices d ON d.id = s.device_id
+                 WHERE (?1 = -1 OR s.session_id = ?1) ORDER BY s.id",
+            )?;
+            let mut rows = st.query([session.unwrap_or(-1)])?;
+            while let Some(r) = rows.next()? {
+                let record = vec![
+                    r.get::<_, i64>(0)?.to_string(),
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get::<_, Option<i64>>(5)?
+                        .map(|v| v.to_string())
+                        .unwrap_or_default(),
+                    ticket_hex(r.get(6)?).unwrap_or_default(),
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get::<_, i64>(9)?.to_string(),
+                    iso_utc(r.get(10)?),
+                    iso_utc(r.get(11)?),
+                ];
+                if !sink(Some(record)) {
+                    return Ok(());
+                }
+            }
+            sink(None);
+            Ok(())
+        })
+        .await
+        .map_err(task)?
+    }
+
+    /// Streams sales (one record per order line of paid and refunded
+    /// orders) to `sink`, like [`Store::admin_export_scans`].
+    pub async fn admin_export_sales(
+        &self,
+        mut sink: impl FnMut(Option<Vec<String>>) -> bool + Send + 'static,
+    ) -> StoreResult<()> {
+        let path = self.pool.path.clone();
+        tokio::task::spawn_blocking(move || -> StoreResult<()> {
+            let c = super::open_connection(&path)?;
+            let mut st = c.prepare(
+                "SELECT o.number, o.status, o.paid_at, o.refunded_at, u.email,
+                        u.first_name || ' ' || u.last_name, g.code, g.title, ol.offer_name, ol.seats,
+                        ol.quantity, ol.unit_price_cents
+                 FROM order_lines ol JOIN orders o ON o.id = ol.order_id JOIN users u ON u.id = o.user_id
+                 JOIN game_sessions g ON g.id = ol.session_id
+                 WHERE o.status IN ('paid', 'refunded') ORDER BY o.id, ol.id",
+            )?;
+            let mut rows = st.query([])?;
+            while let Some(r) = rows.next()? {
+                let quantity: i64 = r.get(10)?;
+                let unit: i64 = r.get(11)?;
+                let record = vec![
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get::<_, Option<i64>>(2)?.map(iso_utc).unwrap_or_default(),
+                    r.get::<_, Option<i64>>(3)?.map(iso_utc).unwrap_or_default(),
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get::<_, i64>(9)?.to_string(),
+                    quantity.to_string(),
+                    cents_plain(unit),
+                    cents_plain(unit.saturating_mul(quantity)),
+                ];
+                if !sink(Some(record)) {
+                    return Ok(());
+                }
+            }
+            sink(None);
+            Ok(())
+        })
+        .await
+        .map_err(task)?
+    }
+}
+
+/// `2024-08-03T17:30:00Z`.
+pub fn iso_utc(t: i64) -> String {
+    let (y, m, d) = crate::shop::time::civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
+/// `1234.50`: cents as a plain decimal for spreadsheets.
+pub fn cents_plain(c: i64) -> String {
+    let sign = if c < 0 { "-" } else { "" };
+    let a = c.unsigned_abs();
+    format!("{sign}{}.{:02}", a / 100, a % 100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_escape("a%b_c\\d"), "a\\%b\\_c\\\\d");
+        let c = Connection::open_in_memory().expect("opens");
+        let hit: i64 = c
+            .query_row(
+                "SELECT 'a%b' LIKE ?1 ESCAPE '\\'",
+                [format!("{}%", like_escape("a%"))],
+                |r| r.get(0),
+            )
+            .expect("runs");
+        assert_eq!(hit, 1);
+        let miss: i64 = c
+            .query_row(
+                "SELECT 'abc' LIKE ?1 ESCAPE '\\'",
+                [format!("{}%", like_escape("a%"))],
+                |r| r.get(0),
+            )
+            .expect("runs");
+        assert_eq!(miss, 0, "a typed % is not a wildcard");
+    }
+
+    #[test]
+    fn times_and_amounts_format_for_exports() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_utc(1_722_706_200), "2024-08-03T17:30:00Z");
+        assert_eq!(cents_plain(123_450), "1234.50");
+        assert_eq!(cents_plain(-5), "-0.05");
+    }
+
+    #[test]
+    fn the_audit_log_is_append_only() {
+        let mut c = Connection::open_in_memory().expect("opens");
+        crate::db::migrations::apply(&mut c).expect("migrates");
+        c.execute(
+            "INSERT INTO users (username, email, first_name, last_name, password_hash, user_key, role, created_at)
+             VALUES ('a', 'a@x.fr', 'A', 'B', 'h', zeroblob(32), 'admin', 0)",
+            [],
+        )
+        .expect("user");
+        let actor = Actor {
+            id: 1,
+            username: "a".into(),
+            ip: "127.0.0.1".into(),
+        };
+        audit(&c, &actor, "offer.create", "offer:1", "", 5).expect("audits");
+        assert!(c.execute("UPDATE audit_log SET actor = 'b'", []).is_err());
+        assert!(c.execute("DELETE FROM audit_log", []).is_err());
+    }
+}

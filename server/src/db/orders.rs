@@ -1,0 +1,1091 @@
+//! Carts, orders with seat holds, payments and tickets.
+//!
+//! Overselling is impossible by construction: seats are taken by one guarded
+//! `UPDATE … WHERE seats_taken + n <= capacity` inside the IMMEDIATE
+//! transaction that creates the order (and the schema's CHECK backs it). A
+//! paid order, its purchase key and its tickets are written in one
+//! transaction, so there is never a paid order without tickets nor a ticket
+//! without a paid order.
+
+use jo_shared::doublekey::{PurchaseKey, UserKey};
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+
+use super::catalogue::{SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row};
+use super::{Store, StoreError, StoreResult, is_unique_violation, now};
+use crate::shop::money::offer_price;
+use crate::tickets::{IssueError, IssuedTicket, TicketSpec};
+
+/// Most tickets of one offer for one session in a cart line.
+pub const MAX_LINE_QUANTITY: i64 = 10;
+/// Most lines in a cart.
+pub const MAX_CART_LINES: i64 = 10;
+
+/// Whose cart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CartOwner {
+    /// A logged-in buyer.
+    User(i64),
+    /// An anonymous visitor: the SHA-256 of their cart cookie.
+    Anonymous([u8; 32]),
+}
+
+/// A cart line with what the cart page shows.
+#[derive(Debug, Clone)]
+pub struct CartLine {
+    /// The session.
+    pub session: SessionRow,
+    /// Offer id.
+    pub offer_id: i64,
+    /// Offer name.
+    pub offer_name: String,
+    /// People one ticket admits.
+    pub offer_seats: i64,
+    /// Whether the offer is still on sale.
+    pub offer_active: bool,
+    /// Tickets.
+    pub quantity: i64,
+    /// Price of one ticket now, cents.
+    pub unit_price_cents: i64,
+}
+
+impl CartLine {
+    /// Seats the line needs.
+    pub fn seats_needed(&self) -> i64 {
+        self.offer_seats * self.quantity
+    }
+
+    /// Price of the line, cents.
+    pub fn total_cents(&self) -> i64 {
+        self.unit_price_cents.saturating_mul(self.quantity)
+    }
+}
+
+/// Why a cart change was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CartRefusal {
+    /// No such session, or not on sale (cancelled, started).
+    SessionClosed,
+    /// No such offer, or inactive.
+    OfferInactive,
+    /// Not enough seats left for even this.
+    SoldOut,
+    /// Too many lines.
+    CartFull,
+}
+
+/// What is wrong with one line at checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineProblem {
+    /// Session title.
+    pub title: String,
+    /// Offer name.
+    pub offer: String,
+    /// What is wrong.
+    pub kind: ProblemKind,
+}
+
+/// Kinds of [`LineProblem`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProblemKind {
+    /// Not enough seats left (`left` seats remain).
+    SoldOut {
+        /// Seats left.
+        left: i64,
+    },
+    /// The offer was withdrawn.
+    OfferInactive,
+    /// The session is cancelled or started.
+    SessionClosed,
+}
+
+/// Outcome of a checkout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CheckoutOutcome {
+    /// Order created pending, seats held; its public number.
+    Created(String),
+    /// The cart is empty.
+    Empty,
+    /// Nothing was held: these lines cannot be bought.
+    Refused(Vec<LineProblem>),
+}
+
+/// Status of an order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    /// Waiting for payment; seats held.
+    Pending,
+    /// Paid; tickets issued.
+    Paid,
+    /// Hold expired unpaid; seats returned.
+    Expired,
+    /// Refunded.
+    Refunded,
+}
+
+impl OrderStatus {
+    fn parse(s: &str) -> Self {
+        match s {
+            "paid" => Self::Paid,
+            "expired" => Self::Expired,
+            "refunded" => Self::Refunded,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// One line of an order.
+#[derive(Debug, Clone)]
+pub struct OrderLine {
+    /// Session id.
+    pub session_id: i64,
+    /// Session title.
+    pub title: String,
+    /// Venue name.
+    pub venue: String,
+    /// Session start.
+    pub starts_at: i64,
+    /// Offer name (as bought).
+    pub offer_name: String,
+    /// Seats per ticket.
+    pub seats: i64,
+    /// Tickets.
+    pub quantity: i64,
+    /// Price of one ticket, cents.
+    pub unit_price_cents: i64,
+}
+
+/// An order of the current buyer.
+#[derive(Debug, Clone)]
+pub struct Order {
+    /// Row id (never shown).
+    pub id: i64,
+    /// Public number.
+    pub number: String,
+    /// Status.
+    pub status: OrderStatus,
+    /// Total, cents.
+    pub total_cents: i64,
+    /// Created, Unix seconds.
+    pub created_at: i64,
+    /// End of the seat hold, Unix seconds.
+    pub hold_expires_at: i64,
+    /// Paid, Unix seconds.
+    pub paid_at: Option<i64>,
+    /// Lines.
+    pub lines: Vec<OrderLine>,
+}
+
+/// How a payment attempt starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentStart {
+    /// Go on and charge: the attempt's row id and the amount.
+    Charge {
+        /// Payment row id.
+        payment_id: i64,
+        /// Amount, cents.
+        amount_cents: i64,
+    },
+    /// This idempotency key was used already: its recorded result.
+    Replay(PaymentResult),
+    /// The order is paid already (by another attempt).
+    AlreadyPaid,
+    /// The hold expired; the order can no longer be paid.
+    Expired,
+    /// Another attempt for this order is being charged right now.
+    InProgress,
+    /// No such order for this buyer, or the key belongs to another order.
+    NotFound,
+}
+
+/// The recorded result of a payment attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentResult {
+    /// Paid, tickets issued.
+    Paid,
+    /// Declined with this reason code.
+    Declined(String),
+    /// Charged, but the seats were gone (hold expired and resold): refunded.
+    Refunded,
+    /// Still being charged.
+    Processing,
+    /// Failed on our side; nothing kept.
+    Failed,
+}
+
+/// A ticket as the buyer sees it.
+#[derive(Debug, Clone)]
+pub struct TicketView {
+    /// Public ticket id, hex (used in URLs).
+    pub ticket_hex: String,
+    /// Order number.
+    pub order_number: String,
+    /// Session id.
+    pub session_id: i64,
+    /// Session title.
+    pub title: String,
+    /// Sport.
+    pub sport: String,
+    /// Venue.
+    pub venue: String,
+    /// City.
+    pub city: String,
+    /// Session start.
+    pub starts_at: i64,
+    /// Doors open.
+    pub doors_open_at: i64,
+    /// Holder as signed.
+    pub holder: String,
+    /// People admitted.
+    pub admits: i64,
+    /// Offer name.
+    pub offer_name: String,
+    /// `valid` or `revoked`.
+    pub status: String,
+    /// The signed QR string.
+    pub qr: String,
+}
+
+/// Signs one ticket (given the server key by the caller).
+pub type Signer = Box<
+    dyn Fn(&UserKey, &PurchaseKey, &TicketSpec<'_>) -> Result<IssuedTicket, IssueError>
+        + Send
+        + 'static,
+>;
+
+/// An order number: 10 characters of Crockford base32 (50 random bits),
+/// grouped `XXXXX-XXXXX`.
+fn new_order_number() -> StoreResult<String> {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut bytes = [0u8; 10];
+    jo_shared::doublekey::random_bytes(&mut bytes).map_err(|e| StoreError::Task(e.to_string()))?;
+    let mut s = String::with_capacity(11);
+    for (i, b) in bytes.iter().enumerate() {
+        if i == 5 {
+            s.push('-');
+        }
+        s.push(char::from(ALPHABET[usize::from(b & 31)]));
+    }
+    Ok(s)
+}
+
+// ----- carts
+
+fn cart_id(c: &Connection, owner: CartOwner) -> StoreResult<Option<i64>> {
+    Ok(match owner {
+        CartOwner::User(u) => c
+            .prepare_cached("SELECT id FROM carts WHERE user_id = ?1")?
+            .query_row([u], |r| r.get(0))
+            .optional()?,
+        CartOwner::Anonymous(h) => c
+            .prepare_cached("SELECT id FROM carts WHERE token_hash = ?1")?
+            .query_row([&h[..]], |r| r.get(0))
+            .optional()?,
+    })
+}
+
+fn cart_id_or_create(c: &Connection, owner: CartOwner, t: i64) -> StoreResult<i64> {
+    if let Some(id) = cart_id(c, owner)? {
+        return Ok(id);
+    }
+    match owner {
+        CartOwner::User(u) => c.execute(
+            "INSERT INTO carts (user_id, created_at, updated_at) VALUES (?1, ?2, ?2)",
+            params![u, t],
+        )?,
+        CartOwner::Anonymous(h) => c.execute(
+            "INSERT INTO carts (token_hash, created_at, updated_at) VALUES (?1, ?2, ?2)",
+            params![&h[..], t],
+        )?,
+    };
+    Ok(c.last_insert_rowid())
+}
+
+fn cart_lines_of(c: &Connection, cart: i64) -> StoreResult<Vec<CartLine>> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS}, o.id, o.name, o.seats, o.active, o.price_percent, cl.quantity
+         FROM cart_lines cl JOIN {SESSION_FROM}
+         JOIN offers o ON o.id = cl.offer_id
+         WHERE s.id = cl.session_id AND
+         cl.cart_id = ?1 ORDER BY s.starts_at, o.seats"
+    );
+    let mut st = c.prepare_cached(&sql)?;
+    let rows = st
+        .query_map([cart], |r| {
+            let session = session_from_row(r)?;
+            let seats: i64 = r.get(17)?;
+            let percent: i64 = r.get(19)?;
+            Ok(CartLine {
+                unit_price_cents: offer_price(session.base_price_cents, seats, percent)
+                    .map_or(i64::MAX, |p| p.0),
+                session,
+                offer_id: r.get(15)?,
+                offer_name: r.get(16)?,
+                offer_seats: seats,
+                offer_active: r.get(18)?,
+                quantity: r.get(20)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(rows)
+}
+
+/// Adds `quantity` tickets (capped per line) of an offer for a session.
+fn cart_add(
+    c: &mut Connection,
+    owner: CartOwner,
+    session_id: i64,
+    offer_id: i64,
+    quantity: i64,
+) -> StoreResult<Result<(), CartRefusal>> {
+    let t = now();
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let session: Option<(String, i64, i64, i64)> = tx
+        .query_row(
+            "SELECT status, starts_at, capacity, seats_taken FROM game_sessions WHERE id = ?1",
+            [session_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((status, starts_at, capacity, taken)) = session else {
+        return Ok(Err(CartRefusal::SessionClosed));
+    };
+    if status != "scheduled" || starts_at <= t {
+        return Ok(Err(CartRefusal::SessionClosed));
+    }
+    let offer: Option<(i64, bool)> = tx
+        .query_row(
+            "SELECT seats, active FROM offers WHERE id = ?1",
+            [offer_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((seats, true)) = offer else {
+        return Ok(Err(CartRefusal::OfferInactive));
+    };
+    if capacity - taken < seats {
+        return Ok(Err(CartRefusal::SoldOut));
+    }
+    let cart = cart_id_or_create(&tx, owner, t)?;
+    let lines: i64 = tx.query_row(
+        "SELECT count(*) FROM cart_lines WHERE cart_id = ?1 AND NOT (session_id = ?2 AND offer_id = ?3)",
+        params![cart, session_id, offer_id],
+        |r| r.get(0),
+    )?;
+    if lines >= MAX_CART_LINES {
+        return Ok(Err(CartRefusal::CartFull));
+    }
+    let q = quantity.clamp(1, MAX_LINE_QUANTITY);
+    tx.execute(
+        "INSERT INTO cart_lines (cart_id, session_id, offer_id, quantity, added_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (cart_id, session_id, offer_id)
+         DO UPDATE SET quantity = min(quantity + excluded.quantity, ?6)",
+        params![cart, session_id, offer_id, q, t, MAX_LINE_QUANTITY],
+    )?;
+    tx.execute(
+        "UPDATE carts SET updated_at = ?2 WHERE id = ?1",
+        params![cart, t],
+    )?;
+    tx.commit()?;
+    Ok(Ok(()))
+}
+
+/// Moves an anonymous cart's lines into a buyer's cart (quantities add up,
+/// capped) and deletes the anonymous cart.
+fn cart_merge(c: &mut Connection, anon: [u8; 32], user_id: i64) -> StoreResult<usize> {
+    let t = now();
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let Some(from) = cart_id(&tx, CartOwner::Anonymous(anon))? else {
+        return Ok(0);
+    };
+    let to = cart_id_or_create(&tx, CartOwner::User(user_id), t)?;
+    let moved = tx.execute(
+        "INSERT INTO cart_lines (cart_id, session_id, offer_id, quantity, added_at)
+         SELECT ?2, session_id, offer_id, quantity, added_at FROM cart_lines WHERE cart_id = ?1 AND true
+         ON CONFLICT (cart_id, session_id, offer_id)
+         DO UPDATE SET quantity = min(quantity + excluded.quantity, ?3)",
+        params![from, to, MAX_LINE_QUANTITY],
+    )?;
+    tx.execute("DELETE FROM carts WHERE id = ?1", [from])?;
+    tx.commit()?;
+    Ok(moved)
+}
+
+// ----- holds
+
+/// Returns the seats of every pending order whose hold has expired and marks
+/// it expired. Runs inside the caller's transaction.
+fn expire_holds_in(tx: &Connection, t: i64) -> StoreResult<usize> {
+    let ids: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM orders WHERE status = 'pending' AND hold_expires_at <= ?1 LIMIT 1000",
+        )?
+        .query_map([t], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for id in &ids {
+        release_seats(tx, *id)?;
+        tx.execute("UPDATE orders SET status = 'expired' WHERE id = ?1", [id])?;
+    }
+    Ok(ids.len())
+}
+
+fn release_seats(tx: &Connection, order_id: i64) -> StoreResult<()> {
+    tx.prepare_cached(
+        "UPDATE game_sessions SET seats_taken = seats_taken - (
+             SELECT sum(seats * quantity) FROM order_lines WHERE order_id = ?1 AND session_id = game_sessions.id)
+         WHERE id IN (SELECT session_id FROM order_lines WHERE order_id = ?1)",
+    )?
+    .execute([order_id])?;
+    Ok(())
+}
+
+/// Takes the seats of an order's lines; false (and nothing taken, once the
+/// caller rolls back) if one session lacks them.
+fn take_seats(tx: &Connection, lines: &[(i64, i64)]) -> StoreResult<Vec<usize>> {
+    let mut failed = Vec::new();
+    let mut st = tx.prepare_cached(
+        "UPDATE game_sessions SET seats_taken = seats_taken + ?2
+         WHERE id = ?1 AND status = 'scheduled' AND seats_taken + ?2 <= capacity",
+    )?;
+    for (i, (session_id, seats)) in lines.iter().enumerate() {
+        if st.execute(params![session_id, seats])? == 0 {
+            failed.push(i);
+        }
+    }
+    Ok(failed)
+}
+
+fn checkout(c: &mut Connection, user_id: i64, hold_secs: i64) -> StoreResult<CheckoutOutcome> {
+    let t = now();
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Seats of expired holds go back on sale before anyone is told "sold out".
+    expire_holds_in(&tx, t)?;
+    let Some(cart) = cart_id(&tx, CartOwner::User(user_id))? else {
+        return Ok(CheckoutOutcome::Empty);
+    };
+    let lines = cart_lines_of(&tx, cart)?;
+    if lines.is_empty() {
+        return Ok(CheckoutOutcome::Empty);
+    }
+    let mut problems = Vec::new();
+    for l in &lines {
+        let kind = if !l.session.on_sale(t) {
+            Some(ProblemKind::SessionClosed)
+        } else if !l.offer_active {
+            Some(ProblemKind::OfferInactive)
+        } else {
+            None
+        };
+        if let Some(kind) = kind {
+            problems.push(LineProblem {
+                title: l.session.title.clone(),
+                offer: l.offer_name.clone(),
+                kind,
+            });
+        }
+    }
+    if problems.is_empty() {
+        // Several lines may share a session: take each session's seats once, summed.
+        let mut per_session: Vec<(i64, i64)> = Vec::new();
+        for l in &lines {
+            match per_session.iter_mut().find(|(s, _)| *s == l.session.id) {
+                Some((_, n)) => *n += l.seats_needed(),
+                None => per_session.push((l.session.id, l.seats_needed())),
+            }
+        }
+        for i in take_seats(&tx, &per_session)? {
+            let (sid, _) = per_session[i];
+            for l in lines.iter().filter(|l| l.session.id == sid) {
+                problems.push(LineProblem {
+                    title: l.session.title.clone(),
+                    offer: l.offer_name.clone(),
+                    kind: ProblemKind::SoldOut {
+                        left: l.session.seats_left(),
+                    },
+                });
+            }
+        }
+    }
+    if !problems.is_empty() {
+        // Dropping the transaction rolls back the seats taken so far.
+        return Ok(CheckoutOutcome::Refused(problems));
+    }
+    let total = lines
+        .iter()
+        .try_fold(0i64, |acc, l| acc.checked_add(l.total_cents()))
+        .ok_or_else(|| StoreError::Task("order total overflows".into()))?;
+    let number = loop {
+        let n = new_order_number()?;
+        match tx.execute(
+            "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
+             VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
+            params![n, user_id, total, t, t + hold_secs],
+        ) {
+            Ok(_) => break n,
+            Err(e) if is_unique_violation(&e) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let order_id = tx.last_insert_rowid();
+    {
+        let mut st = tx.prepare_cached(
+            "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for l in &lines {
+            st.execute(params![
+                order_id,
+                l.session.id,
+                l.offer_id,
+                l.offer_name,
+                l.offer_seats,
+                l.quantity,
+                l.unit_price_cents
+            ])?;
+        }
+    }
+    tx.execute("DELETE FROM cart_lines WHERE cart_id = ?1", [cart])?;
+    tx.commit()?;
+    Ok(CheckoutOutcome::Created(number))
+}
+
+// ----- orders
+
+fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Order> {
+    let status: String = r.get(2)?;
+    Ok(Order {
+        id: r.get(0)?,
+        number: r.get(1)?,
+        status: OrderStatus::parse(&status),
+        total_cents: r.get(3)?,
+        created_at: r.get(4)?,
+        hold_expires_at: r.get(5)?,
+        paid_at: r.get(6)?,
+        lines: Vec::new(),
+    })
+}
+
+const ORDER_COLUMNS: &str = "id, number, status, total_cents, created_at, hold_expires_at, paid_at";
+
+fn order_lines(c: &Connection, order_id: i64) -> StoreResult<Vec<OrderLine>> {
+    let mut st = c.prepare_cached(
+        "SELECT ol.session_id, s.title, v.name, s.starts_at, ol.offer_name, ol.seats, ol.quantity, ol.unit_price_cents
+         FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id JOIN venues v ON v.id = s.venue_id
+         WHERE ol.order_id = ?1 ORDER BY ol.id",
+    )?;
+    Ok(st
+        .query_map([order_id], |r| {
+            Ok(OrderLine {
+                session_id: r.get(0)?,
+                title: r.get(1)?,
+                venue: r.get(2)?,
+                starts_at: r.get(3)?,
+                offer_name: r.get(4)?,
+                seats: r.get(5)?,
+                quantity: r.get(6)?,
+                unit_price_cents: r.get(7)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?)
+}
+
+fn order_of(c: &Connection, number: &str, user_id: i64) -> StoreResult<Option<Order>> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE number = ?1 AND user_id = ?2");
+    let Some(mut o) = c
+        .prepare_cached(&sql)?
+        .query_row(params![number, user_id], order_from_row)
+        .optional()?
+    else {
+        return Ok(None);
+    };
+    o.lines = order_lines(c, o.id)?;
+    Ok(Some(o))
+}
+
+// ----- payments
+
+fn payment_result(status: &str, reason: Option<String>) -> PaymentResult {
+    match status {
+        "succeeded" => PaymentResult::Paid,
+        "declined" => PaymentResult::Declined(reason.unwrap_or_default()),
+        "refunded" => PaymentResult::Refunded,
+        "processing" => PaymentResult::Processing,
+        _ => PaymentResult::Failed,
+    }
+}
+
+fn begin_payment(
+    c: &mut Connection,
+    number: &str,
+    user_id: i64,
+    key: &str,
+    brand: &str,
+    last4: &str,
+) -> StoreResult<PaymentStart> {
+    let t = now();
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let order: Option<(i64, String, i64, i64)> = tx
+        .query_row(
+            "SELECT id, status, total_cents, hold_expires_at FROM orders WHERE number = ?1 AND user_id = ?2",
+            params![number, user_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((order_id, status, total, hold_until)) = order else {
+        return Ok(PaymentStart::NotFound);
+    };
+    let previous: Option<(i64, String, Option<String>)> = tx
+        .query_row(
+            "SELECT order_id, status, decline_reason FROM payments WHERE idempotency_key = ?1",
+            [key],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .optional()?;
+    if let Some((oid, st, reason)) = previous {
+        if oid != order_id {
+            return Ok(PaymentStart::NotFound);
+        }
+        return Ok(PaymentStart::Replay(payment_result(&st, reason)));
+    }
+    match status.as_str() {
+        "paid" | "refunded" => return Ok(PaymentStart::AlreadyPaid),
+        "expired" => return Ok(PaymentStart::Expired),
+        _ => {}
+    }
+    if hold_until <= t {
+        release_seats(&tx, order_id)?;
+        tx.execute(
+            "UPDATE orders SET status = 'expired' WHERE id = ?1",
+            [order_id],
+        )?;
+        tx.commit()?;
+        return Ok(PaymentStart::Expired);
+    }
+    match tx.execute(
+        "INSERT INTO payments (order_id, idempotency_key, status, card_brand, card_last4, amount_cents, created_at, updated_at)
+         VALUES (?1, ?2, 'processing', ?3, ?4, ?5, ?6, ?6)",
+        params![order_id, key, brand, last4, total, t],
+    ) {
+        Ok(_) => {}
+        // The partial unique index: another attempt is in flight (or succeeded).
+        Err(e) if is_unique_violation(&e) => return Ok(PaymentStart::InProgress),
+        Err(e) => return Err(e.into()),
+    }
+    let payment_id = tx.last_insert_rowid();
+    tx.commit()?;
+    Ok(PaymentStart::Charge {
+        payment_id,
+        amount_cents: total,
+    })
+}
+
+fn set_payment(
+    c: &Connection,
+    payment_id: i64,
+    status: &str,
+    reason: Option<&str>,
+    transaction_id: Option<&str>,
+) -> StoreResult<()> {
+    c.execute(
+        "UPDATE payments SET status = ?2, decline_reason = ?3, transaction_id = coalesce(?4, transaction_id),
+             updated_at = ?5 WHERE id = ?1",
+        params![payment_id, status, reason, transaction_id, now()],
+    )?;
+    Ok(())
+}
+
+/// Marks the order paid and issues its tickets, inside `tx`.
+fn issue_tickets(
+    tx: &Transaction<'_>,
+    order_id: i64,
+    user_id: i64,
+    sign: &Signer,
+    t: i64,
+) -> StoreResult<usize> {
+    let (key_bytes, first, last): (Vec<u8>, String, String) = tx.query_row(
+        "SELECT user_key, first_name, last_name FROM users WHERE id = ?1",
+        [user_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let user_key = UserKey::from_slice(&key_bytes)
+        .ok_or_else(|| StoreError::Task("user key of the wrong length".into()))?;
+    let purchase_key = PurchaseKey::generate().map_err(|e| StoreError::Task(e.to_string()))?;
+    let holder = format!("{first} {last}");
+    tx.execute(
+        "UPDATE orders SET status = 'paid', paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
+        params![order_id, t, &purchase_key.as_bytes()[..]],
+    )?;
+    let lines: Vec<(i64, i64, i64, i64, i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT ol.id, ol.session_id, ol.offer_id, ol.seats, ol.quantity, s.doors_open_at, s.ends_at
+             FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
+             WHERE ol.order_id = ?1 ORDER BY ol.id",
+        )?
+        .query_map([order_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id,
+             holder, admits, key_id, valid_from, valid_minutes, qr, status, issued_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14)",
+    )?;
+    let mut index: u32 = 0;
+    for (line_id, session_id, offer_id, seats, quantity, doors, ends) in lines {
+        let admits =
+            u8::try_from(seats).map_err(|_| StoreError::Task("admits out of range".into()))?;
+        let session = u32::try_from(session_id)
+            .map_err(|_| StoreError::Task("session id out of range".into()))?;
+        for _ in 0..quantity {
+            let spec = TicketSpec {
+                index,
+                session_id: session,
+                admits,
+                valid_from: doors,
+                // An hour after the end: late leavers re-entering, clocks off by a little.
+                valid_until: ends + 3_600,
+                holder: &holder,
+            };
+            let issued = sign(&user_key, &purchase_key, &spec)
+                .map_err(|e| StoreError::Task(format!("signing a ticket: {e}")))?;
+            let key_id = issued_key_id(&issued.qr)?;
+            insert.execute(params![
+                &issued.ticket_id.0[..],
+                order_id,
+                line_id,
+                index,
+                user_id,
+                session_id,
+                offer_id,
+                // The full name stays on the server; the payload carries its short form.
+                holder,
+                seats,
+                &key_id[..],
+                issued.valid_from,
+                issued.valid_minutes,
+                issued.qr,
+                t
+            ])?;
+            index += 1;
+        }
+    }
+    Ok(usize::try_from(index).unwrap_or(usize::MAX))
+}
+
+/// The key id inside a signed QR string (the payload says which key signed it).
+fn issued_key_id(qr: &str) -> StoreResult<[u8; 4]> {
+    let (payload, _) = jo_shared::qr::decode_string(qr)
+        .map_err(|e| StoreError::Task(format!("issued ticket does not decode: {e}")))?;
+    let p = jo_shared::TicketPayload::decode(&payload)
+        .map_err(|e| StoreError::Task(format!("issued ticket does not decode: {e}")))?;
+    Ok(p.key_id.0)
+}
+
+fn finish_payment(
+    c: &mut Connection,
+    payment_id: i64,
+    approved: Result<String, String>,
+    sign: &Signer,
+) -> StoreResult<PaymentResult> {
+    let t = now();
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let (order_id, user_id, status): (i64, i64, String) = tx.query_row(
+        "SELECT o.id, o.user_id, o.status FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?1",
+        [payment_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let transaction_id = match approved {
+        Err(reason) => {
+            set_payment(&tx, payment_id, "declined", Some(&reason), None)?;
+            tx.commit()?;
+            return Ok(PaymentResult::Declined(reason));
+        }
+        Ok(id) => id,
+    };
+    if status == "expired" {
+        // The hold ran out while the card was being charged: take the seats
+        // again if they are still there, else refund.
+        let per_session: Vec<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT session_id, sum(seats * quantity) FROM order_lines WHERE order_id = ?1 GROUP BY session_id",
+            )?
+            .query_map([order_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        if !take_seats(&tx, &per_session)?.is_empty() {
+            drop(tx);
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            set_payment(
+                &tx,
+                payment_id,
+                "refunded",
+                Some("hold_expired"),
+                Some(&transaction_id),
+            )?;
+            tx.commit()?;
+            return Ok(PaymentResult::Refunded);
+        }
+        tx.execute(
+            "UPDATE orders SET status = 'pending' WHERE id = ?1",
+            [order_id],
+        )?;
+    } else if status != "pending" {
+        // begin_payment allows one live attempt per order, so this is not reached.
+        return Err(StoreError::Task(format!(
+            "paying an order that is {status}"
+        )));
+    }
+    issue_tickets(&tx, order_id, user_id, sign, t)?;
+    set_payment(&tx, payment_id, "succeeded", None, Some(&transaction_id))?;
+    tx.commit()?;
+    Ok(PaymentResult::Paid)
+}
+
+// ----- tickets
+
+const TICKET_SELECT: &str = "SELECT t.ticket_id, o.number, t.session_id, s.title, sp.name, v.name, v.city,
+        s.starts_at, s.doors_open_at, t.holder, t.admits, ol.offer_name, t.status, t.qr
+     FROM tickets t JOIN orders o ON o.id = t.order_id JOIN order_lines ol ON ol.id = t.order_line_id
+     JOIN game_sessions s ON s.id = t.session_id JOIN sports sp ON sp.id = s.sport_id
+     JOIN venues v ON v.id = s.venue_id";
+
+fn ticket_from_row(r: &Row<'_>) -> rusqlite::Result<TicketView> {
+    let id: Vec<u8> = r.get(0)?;
+    Ok(TicketView {
+        ticket_hex: hex::encode(id),
+        order_number: r.get(1)?,
+        session_id: r.get(2)?,
+        title: r.get(3)?,
+        sport: r.get(4)?,
+        venue: r.get(5)?,
+        city: r.get(6)?,
+        starts_at: r.get(7)?,
+        doors_open_at: r.get(8)?,
+        holder: r.get(9)?,
+        admits: r.get(10)?,
+        offer_name: r.get(11)?,
+        status: r.get(12)?,
+        qr: r.get(13)?,
+    })
+}
+
+impl Store {
+    /// The lines of a cart.
+    pub async fn cart(&self, owner: CartOwner) -> StoreResult<Vec<CartLine>> {
+        self.pool
+            .run(move |c| match cart_id(c, owner)? {
+                Some(id) => cart_lines_of(c, id),
+                None => Ok(Vec::new()),
+            })
+            .await
+    }
+
+    /// Adds tickets to a cart (creating it).
+    pub async fn cart_add(
+        &self,
+        owner: CartOwner,
+        session_id: i64,
+        offer_id: i64,
+        quantity: i64,
+    ) -> StoreResult<Result<(), CartRefusal>> {
+        self.pool
+            .run(move |c| cart_add(c, owner, session_id, offer_id, quantity))
+            .await
+    }
+
+    /// Sets a line's quantity; 0 removes the line.
+    pub async fn cart_set(
+        &self,
+        owner: CartOwner,
+        session_id: i64,
+        offer_id: i64,
+        quantity: i64,
+    ) -> StoreResult<()> {
+        self.pool
+            .run(move |c| {
+                let Some(cart) = cart_id(c, owner)? else {
+                    return Ok(());
+                };
+                if quantity <= 0 {
+                    c.execute(
+                        "DELETE FROM cart_lines WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
+                        params![cart, session_id, offer_id],
+                    )?;
+                } else {
+                    c.execute(
+                        "UPDATE cart_lines SET quantity = ?4 WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
+                        params![cart, session_id, offer_id, quantity.min(MAX_LINE_QUANTITY)],
+                    )?;
+                }
+                c.execute("UPDATE carts SET updated_at = ?2 WHERE id = ?1", params![cart, now()])?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// Moves a visitor's cart into a buyer's cart.
+    pub async fn cart_merge(&self, anonymous: [u8; 32], user_id: i64) -> StoreResult<usize> {
+        self.pool
+            .run(move |c| cart_merge(c, anonymous, user_id))
+            .await
+    }
+
+    /// Creates a pending order from the buyer's cart and holds its seats for
+    /// `hold_secs`, all in one IMMEDIATE transaction.
+    pub async fn checkout(&self, user_id: i64, hold_secs: i64) -> StoreResult<CheckoutOutcome> {
+        self.pool
+            .run(move |c| checkout(c, user_id, hold_secs))
+            .await
+    }
+
+    /// Expires unpaid holds and returns their seats; the number of orders expired.
+    /// Also drops anonymous carts untouched for 30 days.
+    pub async fn expire_holds(&self) -> StoreResult<usize> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = expire_holds_in(&tx, t)?;
+                tx.execute(
+                    "DELETE FROM carts WHERE user_id IS NULL AND updated_at < ?1",
+                    [t - 30 * 86_400],
+                )?;
+                tx.commit()?;
+                Ok(n)
+            })
+            .await
+    }
+
+    /// A buyer's order by number; `None` if it is not theirs.
+    pub async fn order_of(&self, number: String, user_id: i64) -> StoreResult<Option<Order>> {
+        self.pool.run(move |c| order_of(c, &number, user_id)).await
+    }
+
+    /// A buyer's orders, newest first.
+    pub async fn orders_of(&self, user_id: i64) -> StoreResult<Vec<Order>> {
+        self.pool
+            .run(move |c| {
+                let sql = format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 200"
+                );
+                let mut orders: Vec<Order> = c
+                    .prepare_cached(&sql)?
+                    .query_map([user_id], order_from_row)?
+                    .collect::<Result<_, _>>()?;
+                for o in &mut orders {
+                    o.lines = order_lines(c, o.id)?;
+                }
+                Ok(orders)
+            })
+            .await
+    }
+
+    /// The decline reason of the latest declined attempt on an order (for the payment page).
+    pub async fn last_decline(&self, order_id: i64) -> StoreResult<Option<String>> {
+        self.pool
+            .run(move |c| {
+                Ok(c.query_row(
+                    "SELECT decline_reason FROM payments WHERE order_id = ?1 AND status = 'declined'
+                     ORDER BY id DESC LIMIT 1",
+                    [order_id],
+                    |r| r.get(0),
+                )
+                .optional()?
+                .flatten())
+            })
+            .await
+    }
+
+    /// Starts a payment attempt (see [`PaymentStart`]).
+    pub async fn begin_payment(
+        &self,
+        number: String,
+        user_id: i64,
+        idempotency_key: String,
+        brand: &'static str,
+        last4: String,
+    ) -> StoreResult<PaymentStart> {
+        self.pool
+            .run(move |c| begin_payment(c, &number, user_id, &idempotency_key, brand, &last4))
+            .await
+    }
+
+    /// Records the gateway's answer; on approval, in the same transaction,
+    /// marks the order paid with a new purchase key and issues its tickets.
+    /// `approved` is the transaction id, or the decline reason code.
+    pub async fn finish_payment(
+        &self,
+        payment_id: i64,
+        approved: Result<String, String>,
+        sign: Signer,
+    ) -> StoreResult<PaymentResult> {
+        self.pool
+            .run(move |c| {
+                let r = finish_payment(c, payment_id, approved, &sign);
+                if r.is_err() {
+                    // Nothing of the failed transaction was kept; free the order
+                    // for another attempt.
+                    set_payment(c, payment_id, "failed", Some("internal"), None)?;
+                }
+                r
+            })
+            .await
+    }
+
+    /// A buyer's valid and revoked tickets, by session start.
+    pub async fn tickets_of(&self, user_id: i64) -> StoreResult<Vec<TicketView>> {
+        self.pool
+            .run(move |c| {
+                let sql = format!(
+                    "{TICKET_SELECT} WHERE t.user_id = ?1 ORDER BY s.starts_at, t.order_id, t.idx"
+                );
+                Ok(c.prepare_cached(&sql)?
+                    .query_map([user_id], ticket_from_row)?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    /// One of a buyer's tickets by public id; `None` if it is not theirs.
+    pub async fn ticket_of(
+        &self,
+        ticket_id: [u8; 10],
+        user_id: i64,
+    ) -> StoreResult<Option<TicketView>> {
+        self.pool
+            .run(move |c| {
+                let sql = format!("{TICKET_SELECT} WHERE t.ticket_id = ?1 AND t.user_id = ?2");
+                Ok(c.prepare_cached(&sql)?
+                    .query_row(params![&ticket_id[..], user_id], ticket_from_row)
+                    .optional()?)
+            })
+            .await
+    }
+
+    /// The tickets of one of a buyer's orders; `None` if the order is not theirs.
+    pub async fn order_tickets_of(
+        &self,
+        number: String,
+        user_id: i64,
+    ) -> StoreResult<Option<Vec<TicketView>>> {
+        self.pool
+            .run(move |c| {
+                let owned: Option<i64> = c
+                    .query_row(
+                        "SELECT id FROM orders WHERE number = ?1 AND user_id = ?2",
+                        params![number, user_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(order_id) = owned else {
+                    return Ok(None);
+                };
+                let sql = format!("{TICKET_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx");
+                Ok(Some(
+                    c.prepare_cached(&sql)?
+                        .query_map([order_id], ticket_from_row)?
+                        .collect::<Result<_, _>>()?,
+                ))
+            })
+            .await
+    }
+}

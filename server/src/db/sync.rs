@@ -1,0 +1,669 @@
+//! What the scanners' sync API reads and writes: device authentication, the
+//! sessions gates serve, revocation deltas, other gates' entries, and the
+//! upload of scan batches with conflict detection.
+//!
+//! An upload is checked by the handler first (shape, hash chain, device
+//! signature); [`store_batch`] then stores it in one IMMEDIATE transaction:
+//! every new record and every conflict it raises, or nothing.
+
+use std::collections::{HashMap, HashSet};
+
+use jo_shared::api::{EntryRule, GateSession, RemoteEntry, ScanId, ScanRecord, ScanVerdict};
+use jo_shared::revocation::RevocationEntry;
+use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use super::devices::{self, AuthDevice};
+use super::{Store, StoreResult, now, revocations};
+
+/// A record that passed the handler's checks, with its hash.
+#[derive(Debug, Clone)]
+pub struct CheckedRecord {
+    /// The record as uploaded.
+    pub record: ScanRecord,
+    /// Its hash ([`ScanRecord::hash`]).
+    pub hash: [u8; 32],
+    /// Its `prev_hash`, decoded.
+    pub prev_hash: [u8; 32],
+}
+
+/// Limits that decide a late upload.
+#[derive(Debug, Clone, Copy)]
+pub struct LatePolicy {
+    /// Device time older than this before arrival: late.
+    pub late_upload_secs: i64,
+    /// Device time ahead of the server by more than this: late (clock off).
+    pub future_tolerance_secs: i64,
+}
+
+/// What an upload did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UploadOutcome {
+    /// Records stored now.
+    pub stored: u32,
+    /// Records already stored (a retried upload).
+    pub duplicates: Vec<ScanId>,
+    /// Conflicts recorded.
+    pub conflicts: u32,
+}
+
+/// A page of the revocation list.
+#[derive(Debug, Clone)]
+pub struct RevocationPage {
+    /// Entries after the asked version, in order.
+    pub entries: Vec<RevocationEntry>,
+    /// The version the page ends at (the asked version when empty).
+    pub version: u64,
+    /// The chain head at `version`.
+    pub head: [u8; 32],
+    /// The list's latest version.
+    pub latest: u64,
+}
+
+/// A page of other devices' entries.
+#[derive(Debug, Clone)]
+pub struct EntriesPage {
+    /// Entries, oldest first.
+    pub entries: Vec<RemoteEntry>,
+    /// Cursor to ask from next.
+    pub next_cursor: u64,
+    /// Whether more entries may wait.
+    pub more: bool,
+}
+
+/// Why a revocation page cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationPageError {
+    /// The device holds a version the server does not have (the server was
+    /// restored from an older backup, or the device is confused).
+    Ahead {
+        /// The server's version.
+        latest: u64,
+    },
+}
+
+fn to_i64(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn ticket_id_of(blob: Option<Vec<u8>>) -> Option<TicketId> {
+    let b: [u8; TICKET_ID_LEN] = blob?.try_into().ok()?;
+    Some(TicketId(b))
+}
+
+/// The scheduled sessions that end after `ends_after`, as gates need them.
+pub fn gate_sessions(conn: &Connection, ends_after: i64) -> StoreResult<Vec<GateSession>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT g.id, sp.name, g.title, v.name, g.starts_at, g.ends_at, g.doors_open_at,
+                g.entry_rule, g.max_entries
+         FROM game_sessions g
+         JOIN sports sp ON sp.id = g.sport_id
+         JOIN venues v ON v.id = g.venue_id
+         WHERE g.status = 'scheduled' AND g.ends_at > ?1
+         ORDER BY g.starts_at, g.id",
+    )?;
+    let rows = stmt.query_map([ends_after], |r| {
+        let rule: String = r.get(7)?;
+        let max: i64 = r.get(8)?;
+        Ok(GateSession {
+            id: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            sport: r.get(1)?,
+            title: r.get(2)?,
+            venue: r.get(3)?,
+            starts_at: r.get(4)?,
+            ends_at: r.get(5)?,
+            doors_open_at: r.get(6)?,
+            entry_rule: if rule == "multiple" {
+                EntryRule::Multiple {
+                    max_entries: u32::try_from(max).unwrap_or(1),
+                }
+            } else {
+                EntryRule::Single
+            },
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Up to `limit` revocation entries after `since`, with the state they lead to.
+pub fn revocation_page(
+    conn: &Connection,
+    since: u64,
+    limit: usize,
+) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
+    // One read transaction: the page and the head it ends at agree even if a
+    // revocation is committed meanwhile.
+    let tx = conn.unchecked_transaction()?;
+    let (latest, latest_head) = revocations::state(&tx)?;
+    if since > latest {
+        return Ok(Err(RevocationPageError::Ahead { latest }));
+    }
+    let entries = revocations::entries_since(&tx, since, limit)?;
+    let (version, head) = match entries.last() {
+        None => (since, revocations::head_at(&tx, since)?),
+        Some(e) if e.version == latest => (latest, Some(latest_head)),
+        Some(e) => (e.version, revocations::head_at(&tx, e.version)?),
+    };
+    tx.commit()?;
+    let head = head.ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(0, "head".into(), rusqlite::types::Type::Null)
+    })?;
+    Ok(Ok(RevocationPage {
+        entries,
+        version,
+        head,
+        latest,
+    }))
+}
+
+/// Up to `limit` admissions after `cursor`, without those of `device_id`.
+pub fn entries_page(
+    conn: &Connection,
+    device_id: &str,
+    cursor: u64,
+    limit: usize,
+) -> StoreResult<EntriesPage> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, ticket_id, session_id, device_id, gate, scanned_at FROM scans
+         WHERE verdict = 'admit' AND id > ?1 ORDER BY id LIMIT ?2",
+    )?;
+    let mut rows = stmt.query(params![to_i64(cursor), to_i64(limit as u64)])?;
+    let mut entries = Vec::new();
+    let mut seen = 0usize;
+    let mut next_cursor = cursor;
+    while let Some(r) = rows.next()? {
+        seen += 1;
+        next_cursor = u64::try_from(r.get::<_, i64>(0)?).unwrap_or(next_cursor);
+        let dev: String = r.get(3)?;
+        // The device's own entries are in its own log already.
+        if dev == device_id {
+            continue;
+        }
+        let (Some(ticket_id), Some(session)) = (
+            ticket_id_of(r.get(1)?),
+            r.get::<_, Option<i64>>(2)?
+                .and_then(|s| u32::try_from(s).ok()),
+        ) else {
+            continue;
+        };
+        entries.push(RemoteEntry {
+            ticket_id,
+            session_id: session,
+            device_id: dev,
+            gate: r.get(4)?,
+            scanned_at: r.get(5)?,
+        });
+    }
+    Ok(EntriesPage {
+        entries,
+        next_cursor,
+        more: seen == limit,
+    })
+}
+
+fn verdict_str(v: ScanVerdict) -> &'static str {
+    match v {
+        ScanVerdict::Admit => "admit",
+        ScanVerdict::Refuse => "refuse",
+        ScanVerdict::Used => "used",
+    }
+}
+
+fn add_conflict(
+    conn: &Connection,
+    kind: &str,
+    scan_id: &ScanId,
+    device_id: &str,
+    ticket_id: Option<&TicketId>,
+    detail: &str,
+    now: i64,
+) -> StoreResult<()> {
+    conn.prepare_cached(
+        "INSERT INTO scan_conflicts (kind, scan_id, device_id, ticket_id, detail, detected_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        kind,
+        scan_id.as_str(),
+        device_id,
+        ticket_id.map(|t| t.0.to_vec()),
+        detail,
+        now
+    ])?;
+    Ok(())
+}
+
+/// How many entries a ticket of `session` may make (single: 1).
+fn allowed_entries(
+    conn: &Connection,
+    cache: &mut HashMap<u32, i64>,
+    session: u32,
+) -> StoreResult<i64> {
+    if let Some(n) = cache.get(&session) {
+        return Ok(*n);
+    }
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT CASE entry_rule WHEN 'multiple' THEN max_entries ELSE 1 END
+             FROM game_sessions WHERE id = ?1",
+        )?
+        .query_row([i64::from(session)], |r| r.get(0))
+        .optional()?
+        .unwrap_or(1);
+    cache.insert(session, n);
+    Ok(n)
+}
+
+/// The conflicts an admission raises: unknown ticket, admitted after its
+/// revocation, more entries than its session allows.
+fn check_admission(
+    conn: &Connection,
+    cache: &mut HashMap<u32, i64>,
+    device_id: &str,
+    rec: &ScanRecord,
+    ticket: &TicketId,
+    now: i64,
+) -> StoreResult<u32> {
+    let mut conflicts = 0;
+    let issued: Option<i64> = conn
+        .prepare_cached("SELECT session_id FROM tickets WHERE ticket_id = ?1")?
+        .query_row([&ticket.0[..]], |r| r.get(0))
+        .optional()?;
+    if issued.is_none() {
+        add_conflict(
+            conn,
+            "unknown_ticket",
+            &rec.scan_id,
+            device_id,
+            Some(ticket),
+            "admitted on a valid signature, but the server never issued this ticket",
+            now,
+        )?;
+        conflicts += 1;
+    }
+    let revoked: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT version, revoked_at FROM revocations WHERE ticket_id = ?1")?
+        .query_row([&ticket.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((version, revoked_at)) = revoked
+        && rec.scanned_at >= revoked_at
+    {
+        add_conflict(
+            conn,
+            "admitted_after_revocation",
+            &rec.scan_id,
+            device_id,
+            Some(ticket),
+            &format!(
+                "admitted at {} (device time), revoked at {revoked_at} (list version {version})",
+                rec.scanned_at
+            ),
+            now,
+        )?;
+        conflicts += 1;
+    }
+    // Earlier admissions of the ticket, this batch's included (they are
+    // inserted before the next record is checked).
+    let mut stmt = conn.prepare_cached(
+        "SELECT device_id, scan_id, gate, scanned_at FROM scans
+         WHERE ticket_id = ?1 AND verdict = 'admit' AND scan_id <> ?2
+         ORDER BY id",
+    )?;
+    let earlier: Vec<(String, String, String, i64)> = stmt
+        .query_map(params![&ticket.0[..], rec.scan_id.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let session = rec
+        .session_id
+        .or(issued.and_then(|s| u32::try_from(s).ok()));
+    let allowed = match session {
+        Some(s) => allowed_entries(conn, cache, s)?,
+        None => 1,
+    };
+    if i64::try_from(earlier.len()).unwrap_or(i64::MAX) >= allowed {
+        let others: Vec<String> = earlier
+            .iter()
+            .take(5)
+            .map(|(d, s, g, t)| format!("{d} at gate {g:?} at {t} (scan {s})"))
+            .collect();
+        add_conflict(
+            conn,
+            "double_admit",
+            &rec.scan_id,
+            device_id,
+            Some(ticket),
+            &format!(
+                "entry {} of {allowed} allowed; also admitted by {}",
+                earlier.len() + 1,
+                others.join("; ")
+            ),
+            now,
+        )?;
+        conflicts += 1;
+    }
+    Ok(conflicts)
+}
+
+/// Where the first new record of a batch stands against what the device
+/// uploaded before: `None` if it continues the stored chain, else the
+/// conflict kind and detail.
+fn chain_link(
+    conn: &Connection,
+    device_id: &str,
+    first: &CheckedRecord,
+) -> StoreResult<Option<(&'static str, String)>> {
+    let seq = first.record.seq;
+    if seq == 1 {
+        return Ok((first.prev_hash != [0; 32]).then(|| {
+            (
+                "chain_break",
+                "record 1 does not start from the zero hash".to_owned(),
+            )
+        }));
+    }
+    let hashes: Vec<Vec<u8>> = conn
+        .prepare_cached("SELECT hash FROM scans WHERE device_id = ?1 AND seq = ?2")?
+        .query_map(params![device_id, to_i64(seq - 1)], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if hashes.is_empty() {
+        let last: Option<i64> = conn
+            .prepare_cached("SELECT max(seq) FROM scans WHERE device_id = ?1 AND seq < ?2")?
+            .query_row(params![device_id, to_i64(seq)], |r| r.get(0))?;
+        let last = last.unwrap_or(0);
+        return Ok(Some((
+            "chain_gap",
+            format!(
+                "records {}..{} were never uploaded before record {seq}",
+                last + 1,
+                to_i64(seq) - 1
+            ),
+        )));
+    }
+    if hashes.iter().any(|h| h.as_slice() == first.prev_hash) {
+        Ok(None)
+    } else {
+        Ok(Some((
+            "chain_break",
+            format!(
+                "record {seq} does not follow the stored record {}: the log was altered or rewritten",
+                seq - 1
+            ),
+        )))
+    }
+}
+
+/// Stores a checked batch of `device_id`'s log in one transaction and
+/// records the conflicts it raises.
+pub fn store_batch(
+    conn: &mut Connection,
+    device_id: &str,
+    records: &[CheckedRecord],
+    pending: u64,
+    late: LatePolicy,
+    now: i64,
+) -> StoreResult<UploadOutcome> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut out = UploadOutcome::default();
+    let mut cache = HashMap::new();
+    let mut late_scans: Vec<&CheckedRecord> = Vec::new();
+    let mut future_scans: Vec<&CheckedRecord> = Vec::new();
+    // Positions of this batch already used by other scans of the device:
+    // its log forked (restored from a backup?). One range query per batch.
+    if let (Some(first), Some(last)) = (records.first(), records.last()) {
+        let ids: HashSet<&str> = records.iter().map(|c| c.record.scan_id.as_str()).collect();
+        let mut stmt = tx.prepare_cached(
+            "SELECT scan_id, seq FROM scans WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3",
+        )?;
+        let taken: Vec<(String, i64)> = stmt
+            .query_map(
+                params![device_id, to_i64(first.record.seq), to_i64(last.record.seq)],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        drop(stmt);
+        if let Some((other, seq)) = taken.iter().find(|(id, _)| !ids.contains(id.as_str())) {
+            let at = records
+                .iter()
+                .find(|c| to_i64(c.record.seq) == *seq)
+                .unwrap_or(first);
+            add_conflict(
+                &tx,
+                "chain_break",
+                &at.record.scan_id,
+                device_id,
+                at.record.ticket_id.as_ref(),
+                &format!(
+                    "position {seq} already holds scan {other}: the device's log forked (restored from a backup?)"
+                ),
+                now,
+            )?;
+            out.conflicts += 1;
+        }
+    }
+    for (i, c) in records.iter().enumerate() {
+        let rec = &c.record;
+        let stored: Option<(String, Vec<u8>)> = tx
+            .prepare_cached("SELECT device_id, hash FROM scans WHERE scan_id = ?1")?
+            .query_row([rec.scan_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match stored {
+            Some((dev, hash)) if dev == device_id && hash == c.hash => {
+                out.duplicates.push(rec.scan_id.clone());
+                continue;
+            }
+            Some((dev, _)) => {
+                // A random v4 id repeated with other content: a rewritten log
+                // or a forgery. The stored record stays; the clash is flagged.
+                add_conflict(
+                    &tx,
+                    "chain_break",
+                    &rec.scan_id,
+                    device_id,
+                    rec.ticket_id.as_ref(),
+                    &format!(
+                        "scan id already stored with different content (from device {dev}); record {} not stored",
+                        rec.seq
+                    ),
+                    now,
+                )?;
+                out.conflicts += 1;
+                continue;
+            }
+            None => {}
+        }
+        // Inside a batch the handler checked the chain; the first record
+        // links to what was uploaded before.
+        if i == 0
+            && let Some((kind, detail)) = chain_link(&tx, device_id, c)?
+        {
+            add_conflict(
+                &tx,
+                kind,
+                &rec.scan_id,
+                device_id,
+                rec.ticket_id.as_ref(),
+                &detail,
+                now,
+            )?;
+            out.conflicts += 1;
+        }
+        tx.prepare_cached(
+            "INSERT INTO scans (scan_id, device_id, seq, prev_hash, hash, ticket_id, session_id,
+                                raw, verdict, reason, admits, gate, scanned_at, received_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?
+        .execute(params![
+            rec.scan_id.as_str(),
+            device_id,
+            to_i64(rec.seq),
+            &c.prev_hash[..],
+            &c.hash[..],
+            rec.ticket_id.map(|t| t.0.to_vec()),
+            rec.session_id.map(i64::from),
+            rec.raw,
+            verdict_str(rec.verdict),
+            rec.reason,
+            i64::from(rec.admits),
+            rec.gate,
+            rec.scanned_at,
+            now
+        ])?;
+        out.stored += 1;
+        if rec.verdict == ScanVerdict::Admit
+            && let Some(ticket) = &rec.ticket_id
+        {
+            out.conflicts += check_admission(&tx, &mut cache, device_id, rec, ticket, now)?;
+        }
+        if now.saturating_sub(rec.scanned_at) > late.late_upload_secs {
+            late_scans.push(c);
+        } else if rec.scanned_at.saturating_sub(now) > late.future_tolerance_secs {
+            future_scans.push(c);
+        }
+    }
+    // One conflict per batch for timing: a gate offline all day would
+    // otherwise bury the admin console under one line per scan.
+    if let Some(first) = late_scans.first() {
+        let oldest = late_scans
+            .iter()
+            .map(|c| c.record.scanned_at)
+            .min()
+            .unwrap_or(first.record.scanned_at);
+        add_conflict(
+            &tx,
+            "late_upload",
+            &first.record.scan_id,
+            device_id,
+            first.record.ticket_id.as_ref(),
+            &format!(
+                "{} scans uploaded more than {} s after they were made (oldest {} s before arrival)",
+                late_scans.len(),
+                late.late_upload_secs,
+                now.saturating_sub(oldest)
+            ),
+            now,
+        )?;
+        out.conflicts += 1;
+    }
+    if let Some(first) = future_scans.first() {
+        let newest = future_scans
+            .iter()
+            .map(|c| c.record.scanned_at)
+            .max()
+            .unwrap_or(first.record.scanned_at);
+        add_conflict(
+            &tx,
+            "late_upload",
+            &first.record.scan_id,
+            device_id,
+            first.record.ticket_id.as_ref(),
+            &format!(
+                "{} scans dated in the future (up to {} s ahead of the server): the device clock is off",
+                future_scans.len(),
+                newest.saturating_sub(now)
+            ),
+            now,
+        )?;
+        out.conflicts += 1;
+    }
+    if let Some(last) = records.last() {
+        tx.prepare_cached(
+            "UPDATE devices SET last_seq = ?2, last_hash = ?3 WHERE id = ?1 AND last_seq <= ?2",
+        )?
+        .execute(params![device_id, to_i64(last.record.seq), &last.hash[..]])?;
+        let newest = records
+            .iter()
+            .map(|c| c.record.scanned_at)
+            .max()
+            .unwrap_or(now);
+        tx.prepare_cached(
+            "UPDATE devices SET last_sync_at = ?2, pending_uploads = ?3, gate = ?4,
+                                clock_skew_secs = ?5
+             WHERE id = ?1",
+        )?
+        .execute(params![
+            device_id,
+            now,
+            to_i64(pending),
+            last.record.gate,
+            newest.saturating_sub(now).max(0)
+        ])?;
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+/// The sync API's storage calls.
+impl Store {
+    /// The live device holding a bearer token (by its hash).
+    pub async fn api_device(&self, token_hash: [u8; 32]) -> StoreResult<Option<AuthDevice>> {
+        self.pool
+            .run(move |c| devices::authenticate(c, &token_hash))
+            .await
+    }
+
+    /// Records that a device synced now.
+    pub async fn touch_device(&self, id: String) -> StoreResult<()> {
+        self.pool.run(move |c| devices::touch(c, &id, now())).await
+    }
+
+    /// Replaces a device's token; false if `old_hash` is no longer its token.
+    pub async fn roll_device_token(
+        &self,
+        id: String,
+        old_hash: [u8; 32],
+        new_hash: [u8; 32],
+    ) -> StoreResult<bool> {
+        self.pool
+            .run(move |c| devices::roll_token(c, &id, &old_hash, &new_hash))
+            .await
+    }
+
+    /// Revokes a device: its next API call gets 401.
+    pub async fn revoke_device(&self, id: String) -> StoreResult<bool> {
+        self.pool.run(move |c| devices::revoke(c, &id, now())).await
+    }
+
+    /// The scheduled sessions not ended more than `grace_secs` ago.
+    pub async fn gate_sessions(&self, grace_secs: i64) -> StoreResult<Vec<GateSession>> {
+        self.pool
+            .run(move |c| gate_sessions(c, now().saturating_sub(grace_secs)))
+            .await
+    }
+
+    /// A page of the revocation list after `since`.
+    pub async fn revocation_page(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
+        self.pool
+            .run(move |c| revocation_page(c, since, limit))
+            .await
+    }
+
+    /// A page of the admissions other devices uploaded after `cursor`.
+    pub async fn entries_page(
+        &self,
+        device_id: String,
+        cursor: u64,
+        limit: usize,
+    ) -> StoreResult<EntriesPage> {
+        self.pool
+            .run(move |c| entries_page(c, &device_id, cursor, limit))
+            .await
+    }
+
+    /// Stores a checked batch of a device's log (whole or not at all).
+    pub async fn store_scan_batch(
+        &self,
+        device_id: String,
+        records: Vec<CheckedRecord>,
+        pending: u64,
+        late: LatePolicy,
+    ) -> StoreResult<UploadOutcome> {
+        self.pool
+            .run(move |c| store_batch(c, &device_id, &records, pending, late, now()))
+            .await
+    }
+}

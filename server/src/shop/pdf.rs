@@ -1,0 +1,313 @@
+//! Ticket PDFs, written by hand: one A4 page per ticket, text in the
+//! standard Helvetica fonts (WinAnsi encoding, so "Élodie" and "épreuve" come
+//! out of `pdftotext` as typed) and the QR code drawn as vector squares, so it
+//! stays sharp at any zoom and prints at 70 mm.
+//!
+//! A dependency-free writer keeps the output small (a few KiB a page) and
+//! fast (well under a millisecond a ticket); only what a ticket needs is here.
+
+use std::fmt::Write as _;
+
+use crate::i18n::Lang;
+
+/// Side of the printed QR code, in points (70 mm; 1 pt = 0.3528 mm).
+const QR_SIDE_PT: f64 = 198.4;
+const PAGE_W: f64 = 595.28;
+const PAGE_H: f64 = 841.89;
+
+/// Everything printed on one ticket.
+#[derive(Debug, Clone)]
+pub struct PdfTicket {
+    /// Session title.
+    pub title: String,
+    /// Sport.
+    pub sport: String,
+    /// Venue and city.
+    pub venue: String,
+    /// Date and start time, as shown to the buyer.
+    pub when: String,
+    /// Doors-open time.
+    pub doors: String,
+    /// Holder's name.
+    pub holder: String,
+    /// People admitted.
+    pub admits: u8,
+    /// Offer name.
+    pub offer: String,
+    /// Public order number.
+    pub order_number: String,
+    /// Public ticket id (hex).
+    pub ticket_ref: String,
+    /// The signed QR string.
+    pub qr: String,
+}
+
+/// Why a PDF could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PdfError {
+    /// The QR string does not fit a QR code.
+    #[error(transparent)]
+    Qr(#[from] jo_shared::qr::RenderError),
+}
+
+/// Maps text to WinAnsiEncoding bytes (what the standard fonts use); a
+/// character outside it becomes '?'.
+fn win_ansi(s: &str) -> Vec<u8> {
+    s.chars()
+        .map(|c| match c {
+            '€' => 0x80,
+            '‚' => 0x82,
+            '„' => 0x84,
+            '…' => 0x85,
+            '‘' => 0x91,
+            '’' => 0x92,
+            '“' => 0x93,
+            '”' => 0x94,
+            '•' => 0x95,
+            '–' => 0x96,
+            '—' => 0x97,
+            'Œ' => 0x8C,
+            'œ' => 0x9C,
+            'Š' => 0x8A,
+            'š' => 0x9A,
+            'Ÿ' => 0x9F,
+            'Ž' => 0x8E,
+            'ž' => 0x9E,
+            '\u{202f}' | '\u{a0}' => 0xA0,
+            c if (' '..='~').contains(&c) => u8::try_from(u32::from(c)).unwrap_or(b'?'),
+            c if ('\u{a1}'..='\u{ff}').contains(&c) => u8::try_from(u32::from(c)).unwrap_or(b'?'),
+            _ => b'?',
+        })
+        .collect()
+}
+
+/// A PDF string literal: `(` … `)` with `\`, `(` and `)` escaped.
+fn pdf_string(out: &mut Vec<u8>, s: &str) {
+    out.push(b'(');
+    for b in win_ansi(s) {
+        if matches!(b, b'(' | b')' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(b);
+    }
+    out.push(b')');
+}
+
+/// Cuts `s` to `max` characters with an ellipsis.
+fn fit(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        s.to_owned()
+    } else {
+        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
+        t.push('…');
+        t
+    }
+}
+
+fn text(out: &mut Vec<u8>, font: &str, size: f64, x: f64, y: f64, s: &str) {
+    out.extend_from_slice(format!("BT /{font} {size} Tf {x:.2} {y:.2} Td ").as_bytes());
+    pdf_string(out, s);
+    out.extend_from_slice(b" Tj ET\n");
+}
+
+/// The content stream of one ticket page.
+fn page_content(t: &PdfTicket, lang: Lang) -> Result<Vec<u8>, PdfError> {
+    let mut c = Vec::with_capacity(16 * 1024);
+    // Blue band with the site name.
+    c.extend_from_slice(
+        format!(
+            "0.114 0.227 0.541 rg 0 {:.2} {PAGE_W:.2} 90 re f\n",
+            PAGE_H - 90.0
+        )
+        .as_bytes(),
+    );
+    c.extend_from_slice(b"1 g\n");
+    text(&mut c, "F2", 24.0, 40.0, PAGE_H - 48.0, lang.t("site.name"));
+    text(
+        &mut c,
+        "F1",
+        12.0,
+        40.0,
+        PAGE_H - 70.0,
+        lang.t("tickets.pdf_kind"),
+    );
+    c.extend_from_slice(b"0 g\n");
+    text(&mut c, "F2", 20.0, 40.0, PAGE_H - 130.0, &fit(&t.title, 44));
+    text(&mut c, "F1", 13.0, 40.0, PAGE_H - 152.0, &fit(&t.sport, 60));
+    let admits = t.admits.to_string();
+    let rows: [(&str, &str); 8] = [
+        ("tickets.date", &t.when),
+        ("tickets.doors", &t.doors),
+        ("tickets.venue", &t.venue),
+        ("tickets.holder", &t.holder),
+        ("tickets.admits", &admits),
+        ("tickets.offer", &t.offer),
+        ("tickets.order", &t.order_number),
+        ("tickets.ref", &t.ticket_ref),
+    ];
+    let mut y = PAGE_H - 195.0;
+    for (key, value) in rows {
+        text(&mut c, "F1", 11.0, 40.0, y, lang.t(key));
+        text(&mut c, "F2", 12.0, 190.0, y, &fit(value, 58));
+        y -= 21.0;
+    }
+    // The QR code: one filled rectangle per run of dark modules in a row.
+    let img = jo_shared::qr::render_image(&t.qr, 1)?;
+    let (w, h) = (img.width(), img.height());
+    let raw = img.as_raw();
+    let module = QR_SIDE_PT / f64::from(w.max(1));
+    let x0 = (PAGE_W - QR_SIDE_PT) / 2.0;
+    let y_top = y - 20.0;
+    let mut q = String::with_capacity(32 * 1024);
+    q.push_str("0 g\n");
+    for row in 0..h {
+        let mut col = 0;
+        while col < w {
+            let dark = |x: u32| {
+                let i = usize::try_from(row * w + x).unwrap_or(usize::MAX);
+                raw.get(i).is_some_and(|v| *v < 128)
+            };
+            if dark(col) {
+                let start = col;
+                while col < w && dark(col) {
+                    col += 1;
+                }
+                let _ = writeln!(
+                    q,
+                    "{:.3} {:.3} {:.3} {:.3} re",
+                    x0 + f64::from(start) * module,
+                    y_top - f64::from(row + 1) * module,
+                    f64::from(col - start) * module,
+                    module
+                );
+            } else {
+                col += 1;
+            }
+        }
+    }
+    q.push_str("f\n");
+    c.extend_from_slice(q.as_bytes());
+    let caption = lang.t("tickets.pdf_show");
+    // Helvetica averages about half an em a character: centred closely enough.
+    let approx_w = caption.chars().count() as f64 * 11.0 * 0.5;
+    text(
+        &mut c,
+        "F1",
+        11.0,
+        (PAGE_W - approx_w) / 2.0,
+        y_top - QR_SIDE_PT - 22.0,
+        caption,
+    );
+    text(&mut c, "F1", 9.0, 40.0, 50.0, lang.t("tickets.pdf_footer"));
+    Ok(c)
+}
+
+/// Renders tickets as a PDF, one page each.
+pub fn render(tickets: &[PdfTicket], lang: Lang) -> Result<Vec<u8>, PdfError> {
+    let mut out: Vec<u8> = Vec::with_capacity(24 * 1024 * tickets.len().max(1));
+    let mut offsets: Vec<usize> = Vec::new();
+    out.extend_from_slice(b"%PDF-1.4\n%\xE2\xE3\xCF\xD3\n");
+    let n = tickets.len();
+    // Objects: 1 catalog, 2 pages, 3 and 4 fonts, then (page, content) pairs, then info.
+    let page_id = |i: usize| 5 + 2 * i;
+    let info_id = 5 + 2 * n;
+    let mut obj = |out: &mut Vec<u8>, body: &[u8]| {
+        let id = offsets.len() + 1;
+        offsets.push(out.len());
+        out.extend_from_slice(format!("{id} 0 obj\n").as_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(b"\nendobj\n");
+    };
+    obj(&mut out, b"<< /Type /Catalog /Pages 2 0 R >>");
+    let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", page_id(i))).collect();
+    obj(
+        &mut out,
+        format!("<< /Type /Pages /Kids [{}] /Count {n} >>", kids.join(" ")).as_bytes(),
+    );
+    obj(
+        &mut out,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    );
+    obj(
+        &mut out,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica-Bold /Encoding /WinAnsiEncoding >>",
+    );
+    for (i, t) in tickets.iter().enumerate() {
+        let content = page_content(t, lang)?;
+        obj(
+            &mut out,
+            format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 {PAGE_W} {PAGE_H}] \
+                 /Resources << /Font << /F1 3 0 R /F2 4 0 R >> >> /Contents {} 0 R >>",
+                page_id(i) + 1
+            )
+            .as_bytes(),
+        );
+        let mut stream = format!("<< /Length {} >>\nstream\n", content.len()).into_bytes();
+        stream.extend_from_slice(&content);
+        stream.extend_from_slice(b"\nendstream");
+        obj(&mut out, &stream);
+    }
+    let mut info = b"<< /Producer (JO E-Tickets) /Title ".to_vec();
+    pdf_string(&mut info, lang.t("tickets.pdf_kind"));
+    info.extend_from_slice(b" >>");
+    obj(&mut out, &info);
+    let xref = out.len();
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", offsets.len() + 1).as_bytes(),
+    );
+    for off in &offsets {
+        out.extend_from_slice(format!("{off:010} 00000 n \n").as_bytes());
+    }
+    out.extend_from_slice(
+        format!(
+            "trailer\n<< /Size {} /Root 1 0 R /Info {info_id} 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+            offsets.len() + 1
+        )
+        .as_bytes(),
+    );
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn win_ansi_keeps_french_letters() {
+        assert_eq!(win_ansi("Élodie"), b"\xC9lodie");
+        assert_eq!(win_ansi("épreuve €"), b"\xE9preuve \x80");
+        assert_eq!(win_ansi("日"), b"?");
+        let mut s = Vec::new();
+        pdf_string(&mut s, "a(b)\\");
+        assert_eq!(s, b"(a\\(b\\)\\\\)");
+    }
+
+    #[test]
+    fn a_pdf_has_one_page_per_ticket_and_a_valid_xref() {
+        let t = PdfTicket {
+            title: "Finale 100 m hommes".into(),
+            sport: "Athlétisme".into(),
+            venue: "Stade de France, Saint-Denis".into(),
+            when: "dimanche 4 août 2024, 21:50".into(),
+            doors: "20:20".into(),
+            holder: "Élodie Martin".into(),
+            admits: 4,
+            offer: "Famille".into(),
+            order_number: "ABCD-1234".into(),
+            ticket_ref: "00112233445566778899".into(),
+            qr: "A".repeat(80),
+        };
+        let pdf = render(&[t.clone(), t], Lang::Fr).expect("renders");
+        let text = String::from_utf8_lossy(&pdf);
+        assert!(text.starts_with("%PDF-1.4"));
+        assert!(text.contains("/Count 2"));
+        let xref: usize = text
+            .rsplit("startxref\n")
+            .next()
+            .and_then(|s| s.lines().next())
+            .and_then(|s| s.parse().ok())
+            .expect("startxref");
+        assert!(pdf[xref..].starts_with(b"xref"));
+    }
+}

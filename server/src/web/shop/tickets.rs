@@ -1,0 +1,240 @@
+//! "Mes billets": the buyer's tickets with their QR codes, the PDFs, and the
+//! confirmation mail with the PDF attached.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use crate::db::orders::{Order, OrderStatus, TicketView};
+use crate::db::users::User;
+use crate::error::{AppError, Result};
+use crate::i18n::Lang;
+use crate::mail::{Attachment, Mail};
+use crate::shop::{hm, tickets_pdf, when};
+use crate::state::AppState;
+use crate::web::ctx::PageCtx;
+use crate::web::pages::render;
+use crate::web::session::CurrentUser;
+
+use super::checkout::{OrderView, order_view};
+use super::{parse_order_number, parse_ticket_id};
+
+/// Pixels per QR module on screen: a version-10 ticket is 65 modules with its
+/// quiet zone, so 390 px, crisp on phones and easy for webcams.
+const QR_MODULE_PX: u32 = 6;
+
+/// A ticket as shown.
+pub struct TicketCard {
+    /// Public id (hex).
+    pub id: String,
+    /// Order number.
+    pub order_number: String,
+    /// Session title.
+    pub title: String,
+    /// Sport.
+    pub sport: String,
+    /// Venue and city.
+    pub venue: String,
+    /// Date.
+    pub when: String,
+    /// Doors open.
+    pub doors: String,
+    /// Holder.
+    pub holder: String,
+    /// People admitted.
+    pub admits: i64,
+    /// Offer.
+    pub offer: String,
+    /// Whether it is valid (not revoked).
+    pub valid: bool,
+}
+
+fn ticket_card(t: &TicketView, lang: Lang) -> TicketCard {
+    TicketCard {
+        id: t.ticket_hex.clone(),
+        order_number: t.order_number.clone(),
+        title: t.title.clone(),
+        sport: t.sport.clone(),
+        venue: format!("{}, {}", t.venue, t.city),
+        when: when(t.starts_at, lang),
+        doors: hm(t.doors_open_at),
+        holder: t.holder.clone(),
+        admits: t.admits,
+        offer: t.offer_name.clone(),
+        valid: t.status == "valid",
+    }
+}
+
+/// `/tickets`.
+#[derive(Template)]
+#[template(path = "shop/tickets.html")]
+pub struct TicketsPage<'a> {
+    /// Page context.
+    pub ctx: &'a PageCtx,
+    /// Tickets.
+    pub tickets: Vec<TicketCard>,
+    /// Orders (newest first).
+    pub orders: Vec<OrderView>,
+}
+
+/// `GET /tickets`: "Mes billets".
+pub async fn mine(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    me: CurrentUser,
+) -> Result<Response> {
+    let (tickets, orders) = tokio::try_join!(
+        state.store.tickets_of(me.user.id),
+        state.store.orders_of(me.user.id)
+    )?;
+    let orders: Vec<Order> = orders;
+    render(
+        StatusCode::OK,
+        &TicketsPage {
+            ctx: &ctx,
+            tickets: tickets.iter().map(|t| ticket_card(t, ctx.lang)).collect(),
+            orders: orders
+                .iter()
+                .filter(|o| o.status != OrderStatus::Expired || o.paid_at.is_some())
+                .map(|o| order_view(o, &ctx))
+                .collect(),
+        },
+    )
+}
+
+async fn my_ticket(state: &AppState, id: &str, me: &CurrentUser) -> Result<TicketView> {
+    let id = parse_ticket_id(id).ok_or(AppError::NotFound)?;
+    state
+        .store
+        .ticket_of(id, me.user.id)
+        .await?
+        .ok_or(AppError::NotFound)
+}
+
+/// `GET /tickets/{id}/qr.png`: the buyer's own valid ticket only.
+pub async fn qr_png(
+    State(state): State<AppState>,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let t = my_ticket(&state, &id, &me).await?;
+    if t.status != "valid" {
+        return Err(AppError::NotFound);
+    }
+    let png = tokio::task::spawn_blocking(move || jo_shared::qr::render_png(&t.qr, QR_MODULE_PX))
+        .await
+        .map_err(|e| anyhow::anyhow!("QR task: {e}"))?
+        .map_err(|e| anyhow::anyhow!("QR render: {e}"))?;
+    Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
+}
+
+fn pdf_response(pdf: Vec<u8>, filename: &str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "application/pdf".to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("inline; filename=\"{filename}\""),
+            ),
+        ],
+        pdf,
+    )
+        .into_response()
+}
+
+async fn render_pdf(tickets: Vec<TicketView>, lang: Lang) -> Result<Vec<u8>> {
+    Ok(
+        tokio::task::spawn_blocking(move || tickets_pdf(&tickets, lang))
+            .await
+            .map_err(|e| anyhow::anyhow!("PDF task: {e}"))?
+            .map_err(|e| anyhow::anyhow!("PDF: {e}"))?,
+    )
+}
+
+/// `GET /tickets/{id}/ticket.pdf`.
+pub async fn ticket_pdf(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    me: CurrentUser,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let t = my_ticket(&state, &id, &me).await?;
+    if t.status != "valid" {
+        return Err(AppError::NotFound);
+    }
+    let name = format!("billet-{}.pdf", t.ticket_hex);
+    Ok(pdf_response(render_pdf(vec![t], ctx.lang).await?, &name))
+}
+
+/// `GET /orders/{number}/tickets.pdf`: every valid ticket of the order.
+pub async fn order_pdf(
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    me: CurrentUser,
+    Path(number): Path<String>,
+) -> Result<Response> {
+    let number = parse_order_number(&number).ok_or(AppError::NotFound)?;
+    let tickets: Vec<TicketView> = state
+        .store
+        .order_tickets_of(number.clone(), me.user.id)
+        .await?
+        .ok_or(AppError::NotFound)?
+        .into_iter()
+        .filter(|t| t.status == "valid")
+        .collect();
+    if tickets.is_empty() {
+        return Err(AppError::NotFound);
+    }
+    let name = format!("billets-{number}.pdf");
+    Ok(pdf_response(render_pdf(tickets, ctx.lang).await?, &name))
+}
+
+/// Mails the order's tickets as a PDF, in the background (a slow relay must
+/// not hold the payment page); a failure is logged there, once, and the
+/// tickets stay on "Mes billets".
+pub fn mail_tickets(state: &AppState, user: &User, number: String, lang: Lang) {
+    let state = state.clone();
+    let to = user.email.clone();
+    let first_name = user.first_name.clone();
+    let user_id = user.id;
+    tokio::spawn(async move {
+        let work = async {
+            let tickets = state
+                .store
+                .order_tickets_of(number.clone(), user_id)
+                .await?
+                .unwrap_or_default();
+            let count = tickets.len();
+            let pdf = render_pdf(tickets, lang).await?;
+            let body = format!(
+                "{} {first_name},\n\n{} {number}.\n{} {count}\n\n{}\n{}/tickets\n{}",
+                lang.t("mail.tickets_hello"),
+                lang.t("mail.tickets_thanks"),
+                lang.t("mail.tickets_count"),
+                lang.t("mail.tickets_body"),
+                state.public_url,
+                lang.t("mail.footer"),
+            );
+            state
+                .mailer
+                .send_with_attachments(
+                    Mail {
+                        to,
+                        subject: format!("{} {number}", lang.t("mail.tickets_subject")),
+                        body,
+                    },
+                    vec![Attachment {
+                        filename: format!("billets-{number}.pdf"),
+                        content_type: "application/pdf",
+                        bytes: pdf,
+                    }],
+                )
+                .await?;
+            anyhow::Ok(())
+        };
+        if let Err(e) = work.await {
+            tracing::error!(error = format!("{e:#}"), order = %number, "tickets mail not sent");
+        }
+    });
+}

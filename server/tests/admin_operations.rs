@@ -1,0 +1,378 @@
+//! Admin console: orders and tickets (search, revoke, refund, re-issue),
+//! scanner devices (enrolment code and QR, revocation), the dashboard and
+//! the scans view, and the CSV exports.
+
+mod common;
+
+use common::admin::*;
+use common::*;
+use reqwest::StatusCode;
+
+#[tokio::test]
+async fn orders_are_found_refunded_and_tickets_revoked_or_reissued() {
+    let app = spawn_app().await;
+    let (chef, _) = admin(&app).await;
+    let (_, buyer) = logged_in_buyer(&app, "curie_m").await;
+    let session = first_session(&app);
+    let solo = offer_named(&app, "Solo");
+    let famille = offer_named(&app, "Famille");
+    let (order_a, tickets_a) = paid_order(&app, buyer, session, solo, 2, 5000);
+    let (order_b, tickets_b) = paid_order(&app, buyer, session, famille, 1, 17000);
+
+    // Search by email prefix, name, order number and ticket code.
+    for q in [
+        "curie_m@exa",
+        "marie cur",
+        "Curie Marie",
+        order_a.as_str(),
+        &tickets_a[1].to_uppercase(),
+    ] {
+        let (s, html) = chef
+            .get_text(&format!("/admin/orders?q={}", q.replace(' ', "+")))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(html.contains(&order_a), "search {q:?} finds the order");
+    }
+    // Wildcards typed by the admin are literal characters.
+    let (_, html) = chef.get_text("/admin/orders?q=%25").await;
+    assert!(html.contains("id=\"no-hits\""), "a lone % matches nothing");
+
+    // Revoke one ticket with a reason: it enters the synced list.
+    let page = format!("/admin/tickets/{}", tickets_a[0]);
+    let r = chef
+        .submit(
+            &page,
+            &format!("{page}/revoke"),
+            &[("reason", "fraud"), ("note", "")],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "a note is required"
+    );
+    let r = chef
+        .submit(
+            &page,
+            &format!("{page}/revoke"),
+            &[("reason", "fraud"), ("note", "copie vendue en ligne")],
+        )
+        .await;
+    assert_redirect_to(&r, &format!("{page}?done=revoked"));
+    assert_eq!(
+        ticket_state(&app, &tickets_a[0]),
+        ("revoked".to_owned(), Some(4))
+    );
+    assert!(synced_revocations(&app).contains(&tickets_a[0]));
+    let (_, html) = chef.get_text(&page).await;
+    assert!(html.contains("Fraude") && html.contains("copie vendue en ligne"));
+
+    // Re-issue the other ticket: a new id and signature, the old one revoked.
+    let page = format!("/admin/tickets/{}", tickets_a[1]);
+    let r = chef.submit(&page, &format!("{page}/reissue"), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = location(&r);
+    let new_code = to
+        .strip_prefix("/admin/tickets/")
+        .and_then(|s| s.strip_suffix("?done=reissued"))
+        .expect("goes to the new ticket")
+        .to_owned();
+    assert_ne!(new_code, tickets_a[1]);
+    assert_eq!(
+        ticket_state(&app, &tickets_a[1]),
+        ("revoked".to_owned(), Some(3))
+    );
+    assert_eq!(ticket_state(&app, &new_code), ("valid".to_owned(), None));
+    let c = admin_db(&app);
+    let (idx, replaces_old, qr): (i64, i64, String) = c
+        .query_row(
+            "SELECT n.idx, n.replaces = o.id, n.qr FROM tickets n JOIN tickets o ON o.ticket_id = ?2
+             WHERE n.ticket_id = ?1",
+            [
+                hex::decode(&new_code).expect("hex"),
+                hex::decode(&tickets_a[1]).expect("hex"),
+            ],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .expect("new ticket");
+    assert_eq!(idx, 2, "next free derivation index of the order");
+    assert_eq!(replaces_old, 1);
+    let (payload, _) = jo_shared::qr::decode_string(&qr).expect("signed QR decodes");
+    let p = jo_shared::TicketPayload::decode(&payload).expect("payload");
+    assert_eq!(p.ticket_id.to_hex(), new_code);
+    assert_eq!(i64::from(p.session_id), session);
+    let (_, html) = chef.get_text(&format!("/admin/tickets/{new_code}")).await;
+    assert!(
+        html.contains(&tickets_a[1]),
+        "the new ticket shows what it replaces"
+    );
+    // A revoked ticket cannot be re-issued.
+    let r = chef.submit(&page, &format!("{page}/reissue"), &[]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+
+    // Refund order B: refunded, seats back, tickets revoked and listed.
+    let taken_before = one_i64(
+        &app,
+        "SELECT seats_taken FROM game_sessions WHERE id = ?1",
+        [session],
+    );
+    let page = format!("/admin/orders/{order_b}");
+    let (s, html) = chef.get_text(&page).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains(&tickets_b[0]) && html.contains("Famille"));
+    let r = chef.submit(&page, &format!("{page}/refund"), &[]).await;
+    assert_redirect_to(&r, &format!("{page}?done=refunded"));
+    assert_eq!(
+        one_i64(
+            &app,
+            "SELECT status = 'refunded' AND refunded_at IS NOT NULL FROM orders WHERE number = ?1",
+            [&order_b]
+        ),
+        1
+    );
+    assert_eq!(
+        one_i64(
+            &app,
+            "SELECT seats_taken FROM game_sessions WHERE id = ?1",
+            [session]
+        ),
+        taken_before - 4
+    );
+    assert_eq!(
+        ticket_state(&app, &tickets_b[0]),
+        ("revoked".to_owned(), Some(1))
+    );
+    assert!(synced_revocations(&app).contains(&tickets_b[0]));
+    // Refunding twice changes nothing.
+    let r = chef.submit(&page, &format!("{page}/refund"), &[]).await;
+    assert_redirect_to(&r, &page);
+
+    // The dashboard counts order A's two sales (the re-issue replaces one,
+    // the fraud revocation does not refund it) and not refunded order B.
+    let (s, html) = chef.get_text("/admin").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(html.contains("<svg") && html.contains("id=\"chart-offer-tickets\""));
+    assert_eq!(
+        between(&html, "id=\"kpi-tickets\">", "<").as_deref(),
+        Some("2")
+    );
+
+    let actions: Vec<String> = admin_db(&app)
+        .prepare("SELECT action FROM audit_log ORDER BY id")
+        .expect("prepares")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(actions, ["ticket.revoke", "ticket.reissue", "order.refund"]);
+}
+
+#[tokio::test]
+async fn devices_are_enrolled_with_a_one_time_code_and_revoked() {
+    let app = spawn_app().await;
+    let (chef, _) = admin(&app).await;
+    let r = chef
+        .submit("/admin/devices", "/admin/devices/codes", &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.expect("body");
+    let code = between(&html, "id=\"enrol-code\">", "<").expect("code shown");
+    let qr_text = between(&html, "id=\"enrol-qr-text\">", "<").expect("QR text shown");
+    let invite =
+        jo_shared::api::EnrollmentInvite::parse(&qr_text).expect("the scanner's QR format");
+    assert_eq!(invite.code, code);
+    assert_eq!(invite.server_url, app.addr);
+    let svg_start = html.find("<svg").expect("QR as inline SVG");
+    assert!(html[svg_start..].contains("</svg>"));
+    // Only the code's hash is stored, live for a day; the audit log has no code.
+    let hash = jo_server::auth::tokens::hash_enrollment_code(&code).expect("code format");
+    assert_eq!(
+        one_i64(
+            &app,
+            "SELECT expires_at - created_at FROM enrollment_codes WHERE code_hash = ?1 AND used_at IS NULL",
+            [&hash[..]]
+        ),
+        24 * 3600
+    );
+    assert_eq!(
+        one_i64(
+            &app,
+            "SELECT count(*) FROM audit_log WHERE action = 'device.enrollment_code' AND instr(detail, ?1) = 0",
+            [&code]
+        ),
+        1
+    );
+
+    device(&app, "dev-porte-a", "Laptop 1", "Porte A");
+    let (_, html) = chef.get_text("/admin/devices").await;
+    assert!(html.contains("Laptop 1") && html.contains("Porte A"));
+    let r = chef
+        .submit("/admin/devices", "/admin/devices/dev-porte-a/revoke", &[])
+        .await;
+    assert_redirect_to(&r, "/admin/devices?done=revoked");
+    assert_eq!(
+        one_i64(
+            &app,
+            "SELECT revoked_at IS NOT NULL FROM devices WHERE id = 'dev-porte-a'",
+            []
+        ),
+        1
+    );
+    let r = chef
+        .submit("/admin/devices", "/admin/devices/dev-porte-a/revoke", &[])
+        .await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND, "already revoked");
+}
+
+#[tokio::test]
+async fn scans_view_and_csv_exports_show_entries_refusals_and_conflicts() {
+    let app = spawn_app().await;
+    let (chef, _) = admin(&app).await;
+    let (_, buyer) = logged_in_buyer(&app, "curie_m").await;
+    let session = first_session(&app);
+    let duo = offer_named(&app, "Duo");
+    let (_, tickets) = paid_order(&app, buyer, session, duo, 2, 9000);
+    device(&app, "dev-a", "Laptop A", "Porte A");
+    device(&app, "dev-b", "=HYPERLINK(\"http://evil\")", "Porte B");
+    let t0 = 1_900_000_000;
+    scan(
+        &app,
+        "s1",
+        "dev-a",
+        Some(&tickets[0]),
+        Some(session),
+        "admit",
+        None,
+        "Porte A",
+        t0,
+        t0 + 5,
+    );
+    scan(
+        &app,
+        "s2",
+        "dev-b",
+        Some(&tickets[0]),
+        Some(session),
+        "admit",
+        None,
+        "Porte B",
+        t0 + 60,
+        t0 + 2 * 3600,
+    );
+    scan(
+        &app,
+        "s3",
+        "dev-a",
+        Some(&tickets[1]),
+        Some(session),
+        "admit",
+        None,
+        "Porte A",
+        t0 + 3700,
+        t0 + 3705,
+    );
+    scan(
+        &app,
+        "s4",
+        "dev-a",
+        None,
+        None,
+        "refuse",
+        Some("bad_signature"),
+        "Porte A",
+        t0 + 70,
+        t0 + 75,
+    );
+    scan(
+        &app,
+        "s5",
+        "dev-a",
+        Some(&tickets[0]),
+        Some(session),
+        "used",
+        Some("already_used"),
+        "Porte A",
+        t0 + 80,
+        t0 + 85,
+    );
+    conflict(&app, "double_admit", "s2", "dev-b", Some(&tickets[0]));
+    conflict(&app, "late_upload", "s2", "dev-b", Some(&tickets[0]));
+    conflict(&app, "unknown_ticket", "s6", "dev-a", None);
+
+    let (s, html) = chef.get_text("/admin/scans").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        between(&html, "id=\"kpi-scans\">", "<").as_deref(),
+        Some("5")
+    );
+    assert_eq!(
+        between(&html, "id=\"kpi-late\">", "<").as_deref(),
+        Some("1")
+    );
+    let entries = between(&html, "id=\"entries\"", "</table>").expect("entries table");
+    assert!(entries.contains("Porte A") && entries.contains("Porte B"));
+    let refused = between(&html, "id=\"refused\"", "</table>").expect("refusals table");
+    assert!(refused.contains("bad_signature") && refused.contains("already_used"));
+    let counts = between(&html, "id=\"conflict-counts\"", "</ul>").expect("conflict counts");
+    assert!(counts.contains("Billet admis deux fois") && counts.contains("Remontée tardive"));
+    assert!(html.contains("id=\"chart-entries\""));
+    let (_, html) = chef.get_text("/admin/scans?kind=unknown_ticket").await;
+    let listed = between(&html, "id=\"conflicts\"", "</table>").expect("conflicts");
+    assert!(
+        listed.contains("Signature valide, billet inconnu") && !listed.contains("Remontée tardive")
+    );
+    let (_, html) = chef
+        .get_text(&format!("/admin/scans?session={session}&gate=Porte+B"))
+        .await;
+    let entries = between(&html, "id=\"entries\"", "</table>").expect("entries table");
+    assert!(entries.contains("Porte B") && !entries.contains("Porte A"));
+
+    // Scans CSV: parses, one record per scan, formula cells defused.
+    let r = chef.get("/admin/scans.csv").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/csv")
+    );
+    let body = r.text().await.expect("body");
+    let mut rd = csv::Reader::from_reader(body.as_bytes());
+    let headers = rd.headers().expect("header row").clone();
+    assert_eq!(&headers[0], "id");
+    assert_eq!(&headers[7], "verdict");
+    let rows: Vec<csv::StringRecord> = rd.records().collect::<Result<_, _>>().expect("valid CSV");
+    assert_eq!(rows.len(), 5);
+    assert_eq!(&rows[0][1], "s1");
+    assert_eq!(&rows[0][6], tickets[0].as_str());
+    assert_eq!(&rows[0][10], "2030-03-17T17:46:40Z");
+    assert_eq!(
+        &rows[1][3], "'=HYPERLINK(\"http://evil\")",
+        "formula injection defused"
+    );
+    let r = chef
+        .get(&format!("/admin/scans.csv?session={}", session + 1_000_000))
+        .await;
+    let body = r.text().await.expect("body");
+    assert_eq!(
+        csv::Reader::from_reader(body.as_bytes()).records().count(),
+        0
+    );
+
+    // Sales CSV.
+    let body = chef
+        .get("/admin/sales.csv")
+        .await
+        .text()
+        .await
+        .expect("body");
+    let mut rd = csv::Reader::from_reader(body.as_bytes());
+    let rows: Vec<csv::StringRecord> = rd.records().collect::<Result<_, _>>().expect("valid CSV");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(&rows[0][1], "paid");
+    assert_eq!(&rows[0][4], "curie_m@example.com");
+    assert_eq!(&rows[0][8], "Duo");
+    assert_eq!(&rows[0][10], "2");
+    assert_eq!(&rows[0][11], "90.00");
+    assert_eq!(&rows[0][12], "180.00");
+}
