@@ -70,35 +70,75 @@ BEGIN
         revenue_cents = revenue_cents + excluded.revenue_cents;
 END;
 
--- Scans rolled up per session, gate, hour, verdict and reason (scans are
--- insert-only). session_id 0 stands for "no session" (an unreadable code).
-CREATE TABLE scan_stats (
+-- Scans rolled up at four levels, so that every view of the scans page
+-- (all, one session, one gate, one session at one gate) reads a handful of
+-- rows by primary-key prefix, however many scans there are:
+--   level 0: per session and gate;  level 1: per session (gate = '');
+--   level 2: per gate (session_id = -1);  level 3: everything (-1, '').
+-- session_id 0 stands for "no session" (an unreadable code). Scans are
+-- insert-only, so an insert trigger keeps them exact.
+CREATE TABLE scan_totals (
+    level      INTEGER NOT NULL,
     session_id INTEGER NOT NULL,
     gate       TEXT NOT NULL,
-    hour       INTEGER NOT NULL,       -- Unix hours (UTC) of scanned_at
     verdict    TEXT NOT NULL,
     reason     TEXT NOT NULL,
     scans      INTEGER NOT NULL,
     people     INTEGER NOT NULL,       -- sum of admits
     late       INTEGER NOT NULL,       -- uploaded more than an hour after the scan
-    PRIMARY KEY (session_id, gate, hour, verdict, reason)
+    PRIMARY KEY (level, session_id, gate, verdict, reason)
 ) STRICT, WITHOUT ROWID;
-CREATE INDEX scan_stats_by_hour ON scan_stats(hour);
 
-INSERT INTO scan_stats (session_id, gate, hour, verdict, reason, scans, people, late)
-SELECT coalesce(session_id, 0), gate, scanned_at / 3600, verdict, coalesce(reason, ''),
-       count(*), sum(admits), sum(received_at - scanned_at > 3600)
-FROM scans GROUP BY 1, 2, 3, 4, 5;
+-- People admitted per hour (Unix hours, UTC), at the same four levels.
+CREATE TABLE scan_hours (
+    level      INTEGER NOT NULL,
+    session_id INTEGER NOT NULL,
+    gate       TEXT NOT NULL,
+    hour       INTEGER NOT NULL,
+    scans      INTEGER NOT NULL,
+    people     INTEGER NOT NULL,
+    PRIMARY KEY (level, session_id, gate, hour)
+) STRICT, WITHOUT ROWID;
 
-CREATE TRIGGER scan_stats_on_insert AFTER INSERT ON scans
+CREATE VIEW scan_levels (level) AS VALUES (0), (1), (2), (3);
+
+INSERT INTO scan_totals (level, session_id, gate, verdict, reason, scans, people, late)
+SELECT l.level,
+       CASE WHEN l.level IN (0, 1) THEN coalesce(s.session_id, 0) ELSE -1 END,
+       CASE WHEN l.level IN (0, 2) THEN s.gate ELSE '' END,
+       s.verdict, coalesce(s.reason, ''), count(*), sum(s.admits),
+       sum(s.received_at - s.scanned_at > 3600)
+FROM scans s, scan_levels l GROUP BY 1, 2, 3, 4, 5;
+
+INSERT INTO scan_hours (level, session_id, gate, hour, scans, people)
+SELECT l.level,
+       CASE WHEN l.level IN (0, 1) THEN coalesce(s.session_id, 0) ELSE -1 END,
+       CASE WHEN l.level IN (0, 2) THEN s.gate ELSE '' END,
+       s.scanned_at / 3600, count(*), sum(s.admits)
+FROM scans s, scan_levels l WHERE s.verdict = 'admit' GROUP BY 1, 2, 3, 4;
+
+CREATE TRIGGER scan_rollups_on_insert AFTER INSERT ON scans
 BEGIN
-    INSERT INTO scan_stats (session_id, gate, hour, verdict, reason, scans, people, late)
-    VALUES (coalesce(NEW.session_id, 0), NEW.gate, NEW.scanned_at / 3600, NEW.verdict,
-            coalesce(NEW.reason, ''), 1, NEW.admits, NEW.received_at - NEW.scanned_at > 3600)
-    ON CONFLICT (session_id, gate, hour, verdict, reason) DO UPDATE SET
+    INSERT INTO scan_totals (level, session_id, gate, verdict, reason, scans, people, late)
+    SELECT level,
+           CASE WHEN level IN (0, 1) THEN coalesce(NEW.session_id, 0) ELSE -1 END,
+           CASE WHEN level IN (0, 2) THEN NEW.gate ELSE '' END,
+           NEW.verdict, coalesce(NEW.reason, ''), 1, NEW.admits,
+           NEW.received_at - NEW.scanned_at > 3600
+    FROM scan_levels WHERE true
+    ON CONFLICT (level, session_id, gate, verdict, reason) DO UPDATE SET
         scans = scans + 1,
         people = people + excluded.people,
         late = late + excluded.late;
+    INSERT INTO scan_hours (level, session_id, gate, hour, scans, people)
+    SELECT level,
+           CASE WHEN level IN (0, 1) THEN coalesce(NEW.session_id, 0) ELSE -1 END,
+           CASE WHEN level IN (0, 2) THEN NEW.gate ELSE '' END,
+           NEW.scanned_at / 3600, 1, NEW.admits
+    FROM scan_levels WHERE NEW.verdict = 'admit'
+    ON CONFLICT (level, session_id, gate, hour) DO UPDATE SET
+        scans = scans + 1,
+        people = people + excluded.people;
 END;
 
 -- Searching orders by buyer name: the users table is scanned with LIKE, but
