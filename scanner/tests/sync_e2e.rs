@@ -131,3 +131,83 @@ fn a_wrong_code_or_a_revoked_device_is_told_clearly() {
     assert!(err.contains("refuses this device"), "{err}");
     assert_eq!(lines[0]["ok"], false);
 }
+
+#[test]
+fn tickets_issued_by_the_server_photographed_like_replay_to_the_expected_verdicts() {
+    use jo_scanner::synth;
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&data.path().join("server"), 0);
+    let served = server.session_on_now("E2E-REPLAY-A");
+    let elsewhere = server.session_on_now("E2E-REPLAY-B");
+    let state = data.path().join("gate");
+    enrolled_scanner(&server, &state, "Porte Est");
+    scanner_ok(
+        &state,
+        &[
+            "configure",
+            "--gate",
+            "Porte Est",
+            "--session",
+            &served.to_string(),
+        ],
+    );
+
+    let (_, a) = server.ticket(served, 0, "Inès Moreau");
+    let (_, b) = server.ticket(served, 1, "Hugo Bernard");
+    let (revoked_id, revoked) = server.ticket(served, 2, "Chloé Dubois");
+    let (_, other) = server.ticket(elsewhere, 3, "Nina Roux");
+    server.revoke(&revoked_id);
+    scanner_ok(&state, &["sync"]);
+
+    let mut rng = synth::Rng(synth::SEED);
+    let mut pick = |code: &str, name: &str| {
+        synth::variants(code, &mut rng)
+            .expect("renders")
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, f)| f)
+            .expect("variant exists")
+    };
+    let frames = vec![
+        pick(&a, "perspective"),
+        pick(&b, "glare"),
+        pick(&revoked, "low-contrast"),
+        pick(&other, "moire"),
+        pick(&a, "noisy"),
+    ];
+    let dir = data.path().join("frames");
+    std::fs::create_dir_all(&dir).expect("dir");
+    for (i, f) in frames.iter().enumerate() {
+        f.save(dir.join(format!("{i:03}.png"))).expect("png");
+    }
+    let (ok, lines, err) = scanner(
+        &state,
+        &["replay", "--frames", dir.to_str().expect("utf-8")],
+    );
+    assert!(ok, "{err}");
+    let got: Vec<(String, String)> = lines[..5]
+        .iter()
+        .map(|l| {
+            (
+                l["verdict"].as_str().unwrap_or("-").to_owned(),
+                l["reason"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("admit", "-"),
+        ("admit", "-"),
+        ("refuse", "revoked"),
+        ("refuse", "wrong_session"),
+        ("used", "already_used"),
+    ];
+    assert_eq!(
+        got,
+        want.map(|(v, r)| (v.to_owned(), r.to_owned())),
+        "{lines:?}"
+    );
+    assert_eq!(lines[0]["holder"], "INÈS MOREAU");
+    assert_eq!(lines[0]["admits"], 2);
+    assert_eq!(lines[4]["used_gate"], "Porte Est");
+}
