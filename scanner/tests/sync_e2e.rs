@@ -169,7 +169,7 @@ fn tickets_issued_by_the_server_photographed_like_replay_to_the_expected_verdict
             .map(|(_, f)| f)
             .expect("variant exists")
     };
-    let frames = vec![
+    let frames = [
         pick(&a, "perspective"),
         pick(&b, "glare"),
         pick(&revoked, "low-contrast"),
