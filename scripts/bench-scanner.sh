@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Scanner benchmark: frame-to-verdict time of `jo-scanner replay` on 1280x720
-# webcam-like frames, pinned to one core, plus the decode-rate comparison with
-# zbarimg on the same frames.
+# webcam-like frames, pinned to one core, the decode-rate comparison with
+# zbarimg on the same frames, and the gate's memory with 1 M revocations.
 #   scripts/bench-scanner.sh
 # Every frame here is a different degraded ticket seen for the first time, the
 # worst case: at a gate a held ticket is re-read in its remembered region.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet --release -p jo-scanner --bin jo-scanner --example degrade_frames
+cargo build --quiet --release -p jo-scanner --bin jo-scanner --example degrade_frames --example revocation_memory
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 target/release/examples/degrade_frames "$work/frames" >/dev/null
@@ -23,3 +23,5 @@ print(f"replay of {s['frames']} frames (1280x720, one core): decoded {s['decoded
       f"(target p95 <= 30 ms: {'met' if s['p95_ms'] <= 30 else 'NOT met'})")
 PY
 scripts/decode-rate.sh "$work/frames" | tail -2
+# Memory and load time of the gate with 1 M revocations synced.
+target/release/examples/revocation_memory 1000000

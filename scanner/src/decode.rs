@@ -3,7 +3,7 @@
 //! cheap attempts first and dearer ones only when those fail:
 //!
 //! 1. the region where the last code was found (a code held up to the camera
-//!    stays put for a second or two);
+//!    stays put for a second or two), at half scale when the code is large;
 //! 2. the frame at half resolution (a quarter of the pixels; a phone screen's
 //!    modules are still several pixels wide);
 //! 3. the full frame;
@@ -97,6 +97,13 @@ impl FrameDecoder {
                 attempt: Attempt::Half,
             });
         }
+        if let Some(d) = first(frame) {
+            self.remember(&d, 0, 0, 1, frame);
+            return Some(Found {
+                text: d.text,
+                attempt: Attempt::Full,
+            });
+        }
         let stretched = stretch(&half);
         if let Some(d) = first(&stretched) {
             self.remember(&d, 0, 0, 2, frame);
@@ -111,13 +118,6 @@ impl FrameDecoder {
             return Some(Found {
                 text: d.text,
                 attempt: Attempt::Binarised,
-            });
-        }
-        if let Some(d) = first(frame) {
-            self.remember(&d, 0, 0, 1, frame);
-            return Some(Found {
-                text: d.text,
-                attempt: Attempt::Full,
             });
         }
         self.region = None;
