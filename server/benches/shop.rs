@@ -46,6 +46,40 @@ fn pct(sorted: &[u64], p: f64) -> f64 {
 
 const PASSWORD: &str = "Bench-Password-Seine-2024!";
 
+/// Thread names of the two runtimes, to tell the server's CPU time from the
+/// load generator's.
+const SERVER_THREADS: &str = "jo-server";
+const CLIENT_THREADS: &str = "bench-client";
+
+/// CPU seconds used so far by this process's threads named `name` (user +
+/// system, from `/proc`; Linux only, 0 elsewhere). Threads that ended are
+/// not counted, so read it around a phase, not across the whole run.
+fn cpu_secs(name: &str) -> f64 {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut ticks = 0u64;
+    for task in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state …": comm may hold spaces, so split at the last ')'.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        if !stat[open + 1..close].starts_with(name) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
+        // utime and stime are fields 14 and 15 of the line, 12 and 13 here.
+        for i in [11, 12] {
+            ticks += fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+    }
+    // USER_HZ is 100 on every Linux this runs on.
+    ticks as f64 / 100.0
+}
+
 fn main() -> anyhow::Result<()> {
     let secs: u64 = env_or("JO_BENCH_SECS", 10);
     let buyers: usize = env_or("JO_BENCH_BUYERS", 32);
@@ -56,6 +90,7 @@ fn main() -> anyhow::Result<()> {
     config.argon2 = jo_server::config::Argon2Params::INSECURE_FOR_TESTS;
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name(SERVER_THREADS)
         .enable_all()
         .build()?;
     let app = server_rt.block_on(jo_server::Application::build(config.clone()))?;
@@ -66,6 +101,7 @@ fn main() -> anyhow::Result<()> {
 
     let client_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
+        .thread_name(CLIENT_THREADS)
         .enable_all()
         .build()?;
     client_rt.block_on(async move {
@@ -119,6 +155,7 @@ fn main() -> anyhow::Result<()> {
         let failed = Arc::new(AtomicU64::new(0));
         let deadline = Instant::now() + Duration::from_secs(secs);
         let started = Instant::now();
+        let (server_cpu0, client_cpu0) = (cpu_secs(SERVER_THREADS), cpu_secs(CLIENT_THREADS));
         let mut tasks = Vec::new();
         for (client, csrf) in clients.clone() {
             let (base, done, failed) = (base.clone(), done.clone(), failed.clone());
@@ -146,6 +183,8 @@ fn main() -> anyhow::Result<()> {
             lat.extend(t.await?);
         }
         let elapsed = started.elapsed().as_secs_f64();
+        let server_cpu = cpu_secs(SERVER_THREADS) - server_cpu0;
+        let client_cpu = cpu_secs(CLIENT_THREADS) - client_cpu0;
         lat.sort_unstable();
         let n = done.load(Ordering::Relaxed);
         println!(
@@ -155,6 +194,14 @@ fn main() -> anyhow::Result<()> {
             pct(&lat, 0.5),
             pct(&lat, 0.99),
             failed.load(Ordering::Relaxed)
+        );
+        let per = 1000.0 / (n.max(1) as f64);
+        println!(
+            "  CPU per checkout: server {:.2} ms, load generator {:.2} ms (over {elapsed:.1} s: {:.2} + {:.2} cores busy)",
+            server_cpu * per,
+            client_cpu * per,
+            server_cpu / elapsed,
+            client_cpu / elapsed
         );
         let tickets: i64 = conn.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))?;
         println!("  tickets signed and stored: {tickets}");
@@ -233,6 +280,35 @@ fn main() -> anyhow::Result<()> {
         ticket_ref: issued.ticket_id.to_hex(),
         qr: issued.qr,
     };
+    let time_per = |runs: u32, f: &mut dyn FnMut()| {
+        let t0 = Instant::now();
+        for _ in 0..runs {
+            f();
+        }
+        t0.elapsed().as_secs_f64() / f64::from(runs) * 1e6
+    };
+    let user_key = jo_shared::doublekey::UserKey::generate()?;
+    let purchase_key = jo_shared::doublekey::PurchaseKey::generate()?;
+    let sign_us = time_per(2000, &mut || {
+        let spec = jo_server::tickets::TicketSpec {
+            index: 0,
+            session_id: 1,
+            admits: 1,
+            valid_from: 1_900_000_000,
+            valid_until: 1_900_010_000,
+            holder: "Élodie Martin",
+        };
+        jo_server::tickets::issue(&signer, &user_key, &purchase_key, &spec).unwrap();
+    });
+    let symbol_us = time_per(500, &mut || {
+        jo_shared::qr::render_image(&ticket.qr, 1).unwrap();
+    });
+    let png_us = time_per(500, &mut || {
+        jo_shared::qr::render_png(&ticket.qr, 6).unwrap();
+    });
+    println!(
+        "per ticket, one core: signing {sign_us:.0} µs, QR symbol {symbol_us:.0} µs, QR PNG (symbol + image + PNG) {png_us:.0} µs"
+    );
     let runs = 2000;
     let t0 = Instant::now();
     let mut size = 0;

@@ -3,7 +3,8 @@
 //! Every state-changing action takes the acting admin ([`Actor`]) and writes
 //! its audit row inside the action's own transaction: an action and its
 //! audit entry commit together or not at all. Dashboard and scan figures
-//! read the rollup tables of migration 6 (`sales_daily`, `scan_stats`),
+//! read the rollup tables of migration 6 (`sales_daily`, `scan_totals`,
+//! `scan_hours`),
 //! maintained by triggers, so they stay fast on millions of rows.
 
 use jo_shared::doublekey::{PurchaseKey, UserKey};
@@ -1532,16 +1533,40 @@ impl Store {
     ) -> StoreResult<ScansView> {
         self.pool
             .run(move |c| {
-                // -1 never matches a session id (ids are ≥ 1; 0 is "none"),
-                // and makes the filter one prepared statement.
-                let s = session.unwrap_or(-1);
+                // The rollup level that answers this filter (see migration 6).
+                let (level, sid, g) = match (session, gate.as_deref()) {
+                    (None, None) => (3, -1, ""),
+                    (Some(s), None) => (1, s, ""),
+                    (None, Some(g)) => (2, -1, g),
+                    (Some(s), Some(g)) => (0, s, g),
+                };
+                // Level-0 rows (per session and gate), narrowed by the filter;
+                // one fixed statement per filter so the primary key is used.
+                let entries_sql = match (session.is_some(), gate.is_some()) {
+                    (false, false) => {
+                        "SELECT session_id, gate, scans, people FROM scan_totals
+                         WHERE level = 0 AND verdict = 'admit' AND ?1 = ?1 AND ?2 = ?2
+                         ORDER BY session_id, gate"
+                    }
+                    (true, false) => {
+                        "SELECT session_id, gate, scans, people FROM scan_totals
+                         WHERE level = 0 AND session_id = ?1 AND verdict = 'admit' AND ?2 = ?2
+                         ORDER BY session_id, gate"
+                    }
+                    (false, true) => {
+                        "SELECT session_id, gate, scans, people FROM scan_totals
+                         WHERE level = 0 AND gate = ?2 AND verdict = 'admit' AND ?1 = ?1
+                         ORDER BY session_id, gate"
+                    }
+                    (true, true) => {
+                        "SELECT session_id, gate, scans, people FROM scan_totals
+                         WHERE level = 0 AND session_id = ?1 AND gate = ?2 AND verdict = 'admit'
+                         ORDER BY session_id, gate"
+                    }
+                };
                 let entries = c
-                    .prepare_cached(
-                        "SELECT session_id, gate, sum(scans), sum(people) FROM scan_stats
-                         WHERE verdict = 'admit' AND (?1 = -1 OR session_id = ?1) AND (?2 IS NULL OR gate = ?2)
-                         GROUP BY session_id, gate ORDER BY session_id, gate",
-                    )?
-                    .query_map(params![s, gate], |r| {
+                    .prepare_cached(entries_sql)?
+                    .query_map(params![sid, g], |r| {
                         Ok(GateEntries {
                             session_id: r.get(0)?,
                             gate: r.get(1)?,
@@ -1552,19 +1577,18 @@ impl Store {
                     .collect::<Result<_, _>>()?;
                 let hours = c
                     .prepare_cached(
-                        "SELECT hour, sum(people) FROM scan_stats
-                         WHERE verdict = 'admit' AND (?1 = -1 OR session_id = ?1) AND (?2 IS NULL OR gate = ?2)
-                         GROUP BY hour ORDER BY hour",
+                        "SELECT hour, people FROM scan_hours
+                         WHERE level = ?1 AND session_id = ?2 AND gate = ?3 ORDER BY hour",
                     )?
-                    .query_map(params![s, gate], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .query_map(params![level, sid, g], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?;
                 let refused = c
                     .prepare_cached(
-                        "SELECT verdict, reason, sum(scans) FROM scan_stats
-                         WHERE verdict <> 'admit' AND (?1 = -1 OR session_id = ?1) AND (?2 IS NULL OR gate = ?2)
-                         GROUP BY verdict, reason ORDER BY 3 DESC",
+                        "SELECT verdict, reason, scans FROM scan_totals
+                         WHERE level = ?1 AND session_id = ?2 AND gate = ?3 AND verdict <> 'admit'
+                         ORDER BY scans DESC",
                     )?
-                    .query_map(params![s, gate], |r| {
+                    .query_map(params![level, sid, g], |r| {
                         Ok(ReasonCount {
                             verdict: r.get(0)?,
                             reason: r.get(1)?,
@@ -1574,20 +1598,25 @@ impl Store {
                     .collect::<Result<_, _>>()?;
                 let (total_scans, late_scans): (i64, i64) = c
                     .prepare_cached(
-                        "SELECT coalesce(sum(scans), 0), coalesce(sum(late), 0) FROM scan_stats
-                         WHERE (?1 = -1 OR session_id = ?1) AND (?2 IS NULL OR gate = ?2)",
+                        "SELECT coalesce(sum(scans), 0), coalesce(sum(late), 0) FROM scan_totals
+                         WHERE level = ?1 AND session_id = ?2 AND gate = ?3",
                     )?
-                    .query_row(params![s, gate], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                    .query_row(params![level, sid, g], |r| Ok((r.get(0)?, r.get(1)?)))?;
                 let conflict_counts = c
                     .prepare_cached("SELECT kind, count(*) FROM scan_conflicts GROUP BY kind")?
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
                     .collect::<Result<_, _>>()?;
+                let conflicts_sql = if kind.is_some() {
+                    "SELECT id, kind, scan_id, device_id, ticket_id, detail, detected_at
+                     FROM scan_conflicts WHERE kind = ?1
+                     ORDER BY detected_at DESC, id DESC LIMIT ?2"
+                } else {
+                    "SELECT id, kind, scan_id, device_id, ticket_id, detail, detected_at
+                     FROM scan_conflicts WHERE ?1 IS NULL
+                     ORDER BY detected_at DESC, id DESC LIMIT ?2"
+                };
                 let conflicts = c
-                    .prepare_cached(
-                        "SELECT id, kind, scan_id, device_id, ticket_id, detail, detected_at
-                         FROM scan_conflicts WHERE (?1 IS NULL OR kind = ?1)
-                         ORDER BY detected_at DESC, id DESC LIMIT ?2",
-                    )?
+                    .prepare_cached(conflicts_sql)?
                     .query_map(params![kind, conflict_limit], |r| {
                         Ok(ConflictRow {
                             id: r.get(0)?,
@@ -1617,11 +1646,11 @@ impl Store {
     pub async fn admin_gates(&self) -> StoreResult<Vec<String>> {
         self.pool
             .run(|c| {
-                Ok(
-                    c.prepare_cached("SELECT DISTINCT gate FROM scan_stats ORDER BY gate")?
-                        .query_map([], |r| r.get(0))?
-                        .collect::<Result<_, _>>()?,
-                )
+                Ok(c.prepare_cached(
+                    "SELECT DISTINCT gate FROM scan_totals WHERE level = 2 ORDER BY gate",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?)
             })
             .await
     }

@@ -118,7 +118,8 @@ impl ColumnChart {
         let max_v = points.iter().map(|p| p.1).max().unwrap_or(0).max(1);
         let n = i64::try_from(points.len()).unwrap_or(1).max(1);
         let slot = (PLOT_W / n).max(1);
-        let w = (slot * 8 / 10).max(1);
+        // A few points must not become slabs: columns stay at most 40 wide.
+        let w = (slot * 8 / 10).clamp(1, 40);
         let first = points.first().map(|p| p.0.clone()).unwrap_or_default();
         let last = points.last().map(|p| p.0.clone()).unwrap_or_default();
         let max = points
