@@ -98,3 +98,16 @@ async fn a_password_only_session_of_a_2fa_admin_does_not_reach_the_console() {
     );
     assert_eq!(b.get("/admin").await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_navigation_links_the_console_for_admins_only() {
+    let app = spawn_app().await;
+    let (buyer, _) = logged_in_buyer(&app, "visiteur").await;
+    let (status, page) = buyer.get_text("/sessions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!page.contains("href=\"/admin\""), "buyers see no console link");
+    let (admin, _) = admin(&app).await;
+    let (status, page) = admin.get_text("/sessions").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(page.contains("href=\"/admin\""), "admins see the console link");
+}

@@ -35,6 +35,9 @@ pub struct PageCtx {
     pub csrf: String,
     /// Logged-in user's name, for the navigation.
     pub username: Option<String>,
+    /// The logged-in user is an admin (the navigation links the console;
+    /// the console's own guard still checks role and 2FA on every request).
+    pub is_admin: bool,
     /// Path of the page (for the language switch to come back).
     pub path: String,
 }
@@ -80,6 +83,9 @@ impl FromRequestParts<AppState> for PageCtx {
                 .get::<CsrfToken>()
                 .map(|t| t.0.clone())
                 .unwrap_or_default(),
+            is_admin: user
+                .as_ref()
+                .is_some_and(|u| u.user.role == crate::db::users::Role::Admin),
             username: user.map(|u| u.user.username),
             path: parts.uri.path().to_owned(),
         })
@@ -96,6 +102,7 @@ mod tests {
             lang: Lang::Fr,
             csrf: String::new(),
             username: None,
+            is_admin: false,
             path: "/a b\"<".into(),
         };
         assert_eq!(ctx.lang_switch_href(), "/lang/en?next=/a%20b%22%3C");
