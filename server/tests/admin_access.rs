@@ -105,9 +105,15 @@ async fn the_navigation_links_the_console_for_admins_only() {
     let (buyer, _) = logged_in_buyer(&app, "visiteur").await;
     let (status, page) = buyer.get_text("/sessions").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(!page.contains("href=\"/admin\""), "buyers see no console link");
+    assert!(
+        !page.contains("href=\"/admin\""),
+        "buyers see no console link"
+    );
     let (admin, _) = admin(&app).await;
     let (status, page) = admin.get_text("/sessions").await;
     assert_eq!(status, StatusCode::OK);
-    assert!(page.contains("href=\"/admin\""), "admins see the console link");
+    assert!(
+        page.contains("href=\"/admin\""),
+        "admins see the console link"
+    );
 }
