@@ -2,6 +2,8 @@
 
 use std::path::Path;
 
+use rusqlite::TransactionBehavior;
+
 use super::devices::NewDevice;
 use super::sessions::{SessionInfo, Stage};
 use super::tokens::Purpose;
@@ -237,8 +239,13 @@ impl Store {
     ) -> StoreResult<()> {
         self.pool
             .run(move |c| {
+                // One transaction: two mails requested at once must not both
+                // retire the old link before either inserts, leaving two live.
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let t = now();
-                tokens::insert(c, &hash, user_id, purpose, t, t + ttl_secs)
+                tokens::insert(&tx, &hash, user_id, purpose, t, t + ttl_secs)?;
+                tx.commit()?;
+                Ok(())
             })
             .await
     }
