@@ -25,7 +25,7 @@ pub mod tokens;
 pub mod users;
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -74,8 +74,136 @@ fn open_connection(path: &Path) -> StoreResult<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     // FULL keeps the last committed orders and scans across a power cut.
+    // It stays the default: only [`relaxed_write`] lowers it, for one call.
     conn.pragma_update(None, "synchronous", "FULL")?;
     Ok(conn)
+}
+
+/// Runs `f` with `synchronous = NORMAL`, then puts the connection back to
+/// the `FULL` default: its commits are appended to the WAL without an fsync.
+///
+/// Alone, for writes whose loss the application already handles: the shop's
+/// cart changes (the cart comes back as it was) and the creation of a
+/// pending order with its seat hold (the order, its hold and the seats it
+/// took vanish together, being one transaction; the buyer's payment page
+/// then finds no order, and expiries done in that transaction are redone by
+/// the next sweep). Why nothing else can be lost: SQLite recovers the
+/// longest intact prefix of the WAL, and any fsync of the WAL (a FULL commit
+/// from any connection, [`Pool::run_durable`], a checkpoint) makes every
+/// commit before it durable. So a power cut loses only the NORMAL commits
+/// made since the last fsync, whole and in order, and nothing durable can
+/// depend on one of them. Everything else (accounts, admin, sync API) keeps
+/// the FULL default by not calling this.
+pub fn relaxed_write<T>(
+    conn: &mut Connection,
+    f: impl FnOnce(&mut Connection) -> StoreResult<T>,
+) -> StoreResult<T> {
+    conn.prepare_cached("PRAGMA synchronous = NORMAL")?
+        .execute([])?;
+    let result = f(conn);
+    // Back to the default before the connection returns to the pool.
+    conn.prepare_cached("PRAGMA synchronous = FULL")?
+        .execute([])?;
+    result
+}
+
+/// Group commit: fsyncs the WAL file for every caller that committed before
+/// the fsync began, so concurrent durable writes share one fsync instead of
+/// queueing one each behind SQLite's write lock (a FULL commit fsyncs while
+/// holding it, which caps durable commits at one per fsync, about 300/s on
+/// a disk with 3 ms fsyncs).
+struct WalSync {
+    /// The database's `-wal` file.
+    wal: PathBuf,
+    /// Its directory (synced once, so the WAL file's own entry is durable).
+    dir: PathBuf,
+    state: Mutex<SyncState>,
+    done: Condvar,
+}
+
+#[derive(Default)]
+struct SyncState {
+    /// Callers so far (each after its commit).
+    arrived: u64,
+    /// Callers whose commits a finished fsync covered.
+    synced: u64,
+    /// An fsync is under way.
+    running: bool,
+    /// The directory was synced.
+    dir_synced: bool,
+    /// An fsync failed: what it should have written may be lost, and a later
+    /// fsync could report success without it, so every later call fails.
+    failed: bool,
+}
+
+impl WalSync {
+    /// Returns once the WAL is on disk up to at least the caller's commit.
+    fn sync(&self) -> StoreResult<()> {
+        let io = |source: std::io::Error| StoreError::Io {
+            path: self.wal.clone(),
+            source,
+        };
+        let mut st = self
+            .state
+            .lock()
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        st.arrived += 1;
+        let mine = st.arrived;
+        loop {
+            if st.failed {
+                return Err(io(std::io::Error::other(
+                    "an earlier fsync of the WAL failed",
+                )));
+            }
+            if st.synced >= mine {
+                return Ok(());
+            }
+            if st.running {
+                st = self
+                    .done
+                    .wait(st)
+                    .map_err(|e| StoreError::Task(e.to_string()))?;
+                continue;
+            }
+            // Lead: this fsync covers everyone who arrived so far, all of
+            // whom had committed (written their WAL frames) before arriving.
+            st.running = true;
+            let upto = st.arrived;
+            let sync_dir = !st.dir_synced;
+            drop(st);
+            let result = self.fsync(sync_dir);
+            st = self
+                .state
+                .lock()
+                .map_err(|e| StoreError::Task(e.to_string()))?;
+            st.running = false;
+            match &result {
+                Ok(()) => {
+                    st.synced = st.synced.max(upto);
+                    st.dir_synced = true;
+                }
+                Err(_) => st.failed = true,
+            }
+            self.done.notify_all();
+            result.map_err(io)?;
+        }
+    }
+
+    fn fsync(&self, sync_dir: bool) -> std::io::Result<()> {
+        // Opened for each fsync: SQLite may delete or recreate the WAL, and a
+        // kept descriptor would then sync a file nobody reads any more.
+        match std::fs::File::open(&self.wal) {
+            Ok(f) => f.sync_data()?,
+            // No WAL: it was checkpointed into the database file (synced by
+            // the checkpoint) and removed, so there is nothing left to sync.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        if sync_dir {
+            std::fs::File::open(&self.dir)?.sync_all()?;
+        }
+        Ok(())
+    }
 }
 
 /// Creates the database file readable by its owner only (it holds user keys
@@ -112,6 +240,7 @@ pub struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
+    wal_sync: Arc<WalSync>,
 }
 
 impl Pool {
@@ -125,11 +254,44 @@ impl Pool {
         for _ in 1..size.max(1) {
             idle.push(open_connection(path)?);
         }
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
         Ok(Self {
             path: path.to_owned(),
             permits: Semaphore::new(idle.len()),
             idle: Mutex::new(idle),
+            wal_sync: Arc::new(WalSync {
+                wal: PathBuf::from(wal),
+                dir,
+                state: Mutex::new(SyncState::default()),
+                done: Condvar::new(),
+            }),
         })
+    }
+
+    /// Runs `f`, whose commits must be on disk when this returns (a paid
+    /// order and its tickets), as a group commit: `f` commits without an
+    /// fsync ([`relaxed_write`]), the connection goes back to the pool, then
+    /// one fsync of the WAL covers this commit and those of every concurrent
+    /// caller. As durable as a FULL commit (the fsync starts after the commit
+    /// is written, and covers everything before it), but the fsync is not
+    /// done under SQLite's write lock, so other writers go on meanwhile.
+    /// The fsync happens even if `f` fails, for what it may have committed.
+    pub async fn run_durable<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
+    {
+        let result = self.run(move |c| relaxed_write(c, f)).await;
+        let wal_sync = self.wal_sync.clone();
+        tokio::task::spawn_blocking(move || wal_sync.sync())
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))??;
+        result
     }
 
     /// Runs `f` with a connection on the blocking thread pool.

@@ -8,10 +8,10 @@
 //! without a paid order.
 
 use jo_shared::doublekey::{PurchaseKey, UserKey};
-use rusqlite::{Connection, OptionalExtension, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::catalogue::{SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row};
-use super::{Store, StoreError, StoreResult, is_unique_violation, now};
+use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_write};
 use crate::shop::money::offer_price;
 use crate::tickets::{IssueError, IssuedTicket, TicketSpec};
 
@@ -195,7 +195,16 @@ pub enum PaymentStart {
     InProgress,
     /// No such order for this buyer, or the key belongs to another order.
     NotFound,
+    /// The gateway answered at once: the attempt and this result were
+    /// recorded in one transaction.
+    Charged(PaymentResult),
 }
+
+/// Charges the card for an amount in cents without waiting on anything, if
+/// the gateway can: `Some(Ok(transaction id))`, `Some(Err(decline code))`,
+/// or `None` when the gateway answers later (the attempt is then recorded
+/// first, and [`Store::finish_payment`] records the answer).
+pub type ChargeNow = Box<dyn FnOnce(i64) -> Option<Result<String, String>> + Send + 'static>;
 
 /// The recorded result of a payment attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -288,14 +297,16 @@ fn cart_id_or_create(c: &Connection, owner: CartOwner, t: i64) -> StoreResult<i6
         return Ok(id);
     }
     match owner {
-        CartOwner::User(u) => c.execute(
-            "INSERT INTO carts (user_id, created_at, updated_at) VALUES (?1, ?2, ?2)",
-            params![u, t],
-        )?,
-        CartOwner::Anonymous(h) => c.execute(
-            "INSERT INTO carts (token_hash, created_at, updated_at) VALUES (?1, ?2, ?2)",
-            params![&h[..], t],
-        )?,
+        CartOwner::User(u) => c
+            .prepare_cached(
+                "INSERT INTO carts (user_id, created_at, updated_at) VALUES (?1, ?2, ?2)",
+            )?
+            .execute(params![u, t])?,
+        CartOwner::Anonymous(h) => c
+            .prepare_cached(
+                "INSERT INTO carts (token_hash, created_at, updated_at) VALUES (?1, ?2, ?2)",
+            )?
+            .execute(params![&h[..], t])?,
     };
     Ok(c.last_insert_rowid())
 }
@@ -366,8 +377,9 @@ fn cart_add(
         return Ok(Err(CartRefusal::SoldOut));
     }
     let cart = cart_id_or_create(&tx, owner, t)?;
-    let lines: i64 = tx.query_row(
+    let lines: i64 = tx.prepare_cached(
         "SELECT count(*) FROM cart_lines WHERE cart_id = ?1 AND NOT (session_id = ?2 AND offer_id = ?3)",
+    )?.query_row(
         params![cart, session_id, offer_id],
         |r| r.get(0),
     )?;
@@ -375,17 +387,15 @@ fn cart_add(
         return Ok(Err(CartRefusal::CartFull));
     }
     let q = quantity.clamp(1, MAX_LINE_QUANTITY);
-    tx.execute(
+    tx.prepare_cached(
         "INSERT INTO cart_lines (cart_id, session_id, offer_id, quantity, added_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (cart_id, session_id, offer_id)
          DO UPDATE SET quantity = min(quantity + excluded.quantity, ?6)",
-        params![cart, session_id, offer_id, q, t, MAX_LINE_QUANTITY],
-    )?;
-    tx.execute(
-        "UPDATE carts SET updated_at = ?2 WHERE id = ?1",
-        params![cart, t],
-    )?;
+    )?
+    .execute(params![cart, session_id, offer_id, q, t, MAX_LINE_QUANTITY])?;
+    tx.prepare_cached("UPDATE carts SET updated_at = ?2 WHERE id = ?1")?
+        .execute(params![cart, t])?;
     tx.commit()?;
     Ok(Ok(()))
 }
@@ -399,14 +409,16 @@ fn cart_merge(c: &mut Connection, anon: [u8; 32], user_id: i64) -> StoreResult<u
         return Ok(0);
     };
     let to = cart_id_or_create(&tx, CartOwner::User(user_id), t)?;
-    let moved = tx.execute(
+    let moved = tx.prepare_cached(
         "INSERT INTO cart_lines (cart_id, session_id, offer_id, quantity, added_at)
          SELECT ?2, session_id, offer_id, quantity, added_at FROM cart_lines WHERE cart_id = ?1 AND true
          ON CONFLICT (cart_id, session_id, offer_id)
          DO UPDATE SET quantity = min(quantity + excluded.quantity, ?3)",
+    )?.execute(
         params![from, to, MAX_LINE_QUANTITY],
     )?;
-    tx.execute("DELETE FROM carts WHERE id = ?1", [from])?;
+    tx.prepare_cached("DELETE FROM carts WHERE id = ?1")?
+        .execute([from])?;
     tx.commit()?;
     Ok(moved)
 }
@@ -424,7 +436,8 @@ fn expire_holds_in(tx: &Connection, t: i64) -> StoreResult<usize> {
         .collect::<Result<_, _>>()?;
     for id in &ids {
         release_seats(tx, *id)?;
-        tx.execute("UPDATE orders SET status = 'expired' WHERE id = ?1", [id])?;
+        tx.prepare_cached("UPDATE orders SET status = 'expired' WHERE id = ?1")?
+            .execute([id])?;
     }
     Ok(ids.len())
 }
@@ -516,9 +529,10 @@ fn checkout(c: &mut Connection, user_id: i64, hold_secs: i64) -> StoreResult<Che
         .ok_or_else(|| StoreError::Task("order total overflows".into()))?;
     let number = loop {
         let n = new_order_number()?;
-        match tx.execute(
+        match tx.prepare_cached(
             "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
              VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
+        )?.execute(
             params![n, user_id, total, t, t + hold_secs],
         ) {
             Ok(_) => break n,
@@ -544,7 +558,8 @@ fn checkout(c: &mut Connection, user_id: i64, hold_secs: i64) -> StoreResult<Che
             ])?;
         }
     }
-    tx.execute("DELETE FROM cart_lines WHERE cart_id = ?1", [cart])?;
+    tx.prepare_cached("DELETE FROM cart_lines WHERE cart_id = ?1")?
+        .execute([cart])?;
     tx.commit()?;
     Ok(CheckoutOutcome::Created(number))
 }
@@ -604,6 +619,16 @@ fn order_of(c: &Connection, number: &str, user_id: i64) -> StoreResult<Option<Or
 
 // ----- payments
 
+fn last_decline(c: &Connection, order_id: i64) -> StoreResult<Option<String>> {
+    Ok(c.prepare_cached(
+        "SELECT decline_reason FROM payments WHERE order_id = ?1 AND status = 'declined'
+         ORDER BY id DESC LIMIT 1",
+    )?
+    .query_row([order_id], |r| r.get(0))
+    .optional()?
+    .flatten())
+}
+
 fn payment_result(status: &str, reason: Option<String>) -> PaymentResult {
     match status {
         "succeeded" => PaymentResult::Paid,
@@ -614,16 +639,17 @@ fn payment_result(status: &str, reason: Option<String>) -> PaymentResult {
     }
 }
 
-fn begin_payment(
-    c: &mut Connection,
+/// Records a payment attempt, inside the caller's transaction (see
+/// [`PaymentStart`]).
+fn begin_payment_in(
+    tx: &Connection,
     number: &str,
     user_id: i64,
     key: &str,
     brand: &str,
     last4: &str,
+    t: i64,
 ) -> StoreResult<PaymentStart> {
-    let t = now();
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let order: Option<(i64, String, i64, i64)> = tx
         .query_row(
             "SELECT id, status, total_cents, hold_expires_at FROM orders WHERE number = ?1 AND user_id = ?2",
@@ -653,17 +679,15 @@ fn begin_payment(
         _ => {}
     }
     if hold_until <= t {
-        release_seats(&tx, order_id)?;
-        tx.execute(
-            "UPDATE orders SET status = 'expired' WHERE id = ?1",
-            [order_id],
-        )?;
-        tx.commit()?;
+        release_seats(tx, order_id)?;
+        tx.prepare_cached("UPDATE orders SET status = 'expired' WHERE id = ?1")?
+            .execute([order_id])?;
         return Ok(PaymentStart::Expired);
     }
-    match tx.execute(
+    match tx.prepare_cached(
         "INSERT INTO payments (order_id, idempotency_key, status, card_brand, card_last4, amount_cents, created_at, updated_at)
          VALUES (?1, ?2, 'processing', ?3, ?4, ?5, ?6, ?6)",
+    )?.execute(
         params![order_id, key, brand, last4, total, t],
     ) {
         Ok(_) => {}
@@ -671,12 +695,47 @@ fn begin_payment(
         Err(e) if is_unique_violation(&e) => return Ok(PaymentStart::InProgress),
         Err(e) => return Err(e.into()),
     }
-    let payment_id = tx.last_insert_rowid();
-    tx.commit()?;
     Ok(PaymentStart::Charge {
-        payment_id,
+        payment_id: tx.last_insert_rowid(),
         amount_cents: total,
     })
+}
+
+/// Starts a payment attempt and, if the gateway answers at once, charges
+/// and records the result in the same transaction: one durable commit for
+/// the attempt, the charge and the tickets.
+#[allow(clippy::too_many_arguments)]
+fn begin_payment(
+    c: &mut Connection,
+    number: &str,
+    user_id: i64,
+    key: &str,
+    (brand, last4): (&str, &str),
+    charge_now: ChargeNow,
+    sign: &Signer,
+) -> StoreResult<PaymentStart> {
+    let t = now();
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let start = begin_payment_in(&tx, number, user_id, key, brand, last4, t)?;
+    let PaymentStart::Charge {
+        payment_id,
+        amount_cents,
+    } = start
+    else {
+        tx.commit()?;
+        return Ok(start);
+    };
+    // The write lock is held while the gateway decides: only a gateway that
+    // answers without waiting on anything does so here. Another submit of
+    // the same order waits for the lock, then finds this attempt.
+    let Some(approved) = charge_now(amount_cents) else {
+        // The attempt is on disk before the card is charged elsewhere.
+        tx.commit()?;
+        return Ok(start);
+    };
+    let result = finish_or_fail(&tx, payment_id, approved, sign, t)?;
+    tx.commit()?;
+    result.map(PaymentStart::Charged)
 }
 
 fn set_payment(
@@ -686,9 +745,10 @@ fn set_payment(
     reason: Option<&str>,
     transaction_id: Option<&str>,
 ) -> StoreResult<()> {
-    c.execute(
+    c.prepare_cached(
         "UPDATE payments SET status = ?2, decline_reason = ?3, transaction_id = coalesce(?4, transaction_id),
              updated_at = ?5 WHERE id = ?1",
+    )?.execute(
         params![payment_id, status, reason, transaction_id, now()],
     )?;
     Ok(())
@@ -696,25 +756,23 @@ fn set_payment(
 
 /// Marks the order paid and issues its tickets, inside `tx`.
 fn issue_tickets(
-    tx: &Transaction<'_>,
+    tx: &Connection,
     order_id: i64,
     user_id: i64,
     sign: &Signer,
     t: i64,
 ) -> StoreResult<usize> {
-    let (key_bytes, first, last): (Vec<u8>, String, String) = tx.query_row(
-        "SELECT user_key, first_name, last_name FROM users WHERE id = ?1",
-        [user_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    let (key_bytes, first, last): (Vec<u8>, String, String) = tx
+        .prepare_cached("SELECT user_key, first_name, last_name FROM users WHERE id = ?1")?
+        .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     let user_key = UserKey::from_slice(&key_bytes)
         .ok_or_else(|| StoreError::Task("user key of the wrong length".into()))?;
     let purchase_key = PurchaseKey::generate().map_err(|e| StoreError::Task(e.to_string()))?;
     let holder = format!("{first} {last}");
-    tx.execute(
+    tx.prepare_cached(
         "UPDATE orders SET status = 'paid', paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
-        params![order_id, t, &purchase_key.as_bytes()[..]],
-    )?;
+    )?
+    .execute(params![order_id, t, &purchase_key.as_bytes()[..]])?;
     let lines: Vec<(i64, i64, i64, i64, i64, i64, i64)> = tx
         .prepare_cached(
             "SELECT ol.id, ol.session_id, ol.offer_id, ol.seats, ol.quantity, s.doors_open_at, s.ends_at
@@ -781,23 +839,24 @@ fn issued_key_id(qr: &str) -> StoreResult<[u8; 4]> {
     Ok(p.key_id.0)
 }
 
-fn finish_payment(
-    c: &mut Connection,
+/// Records the gateway's answer inside the caller's transaction; on
+/// approval, marks the order paid and issues its tickets.
+fn finish_payment_in(
+    tx: &Connection,
     payment_id: i64,
     approved: Result<String, String>,
     sign: &Signer,
+    t: i64,
 ) -> StoreResult<PaymentResult> {
-    let t = now();
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let (order_id, user_id, status): (i64, i64, String) = tx.query_row(
+    let (order_id, user_id, status): (i64, i64, String) = tx.prepare_cached(
         "SELECT o.id, o.user_id, o.status FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?1",
+    )?.query_row(
         [payment_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let transaction_id = match approved {
         Err(reason) => {
-            set_payment(&tx, payment_id, "declined", Some(&reason), None)?;
-            tx.commit()?;
+            set_payment(tx, payment_id, "declined", Some(&reason), None)?;
             return Ok(PaymentResult::Declined(reason));
         }
         Ok(id) => id,
@@ -811,33 +870,69 @@ fn finish_payment(
             )?
             .query_map([order_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
-        if !take_seats(&tx, &per_session)?.is_empty() {
-            drop(tx);
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch("SAVEPOINT retake_seats")?;
+        if !take_seats(tx, &per_session)?.is_empty() {
+            // Give back the seats taken before the one that failed.
+            tx.execute_batch("ROLLBACK TO retake_seats; RELEASE retake_seats")?;
             set_payment(
-                &tx,
+                tx,
                 payment_id,
                 "refunded",
                 Some("hold_expired"),
                 Some(&transaction_id),
             )?;
-            tx.commit()?;
             return Ok(PaymentResult::Refunded);
         }
-        tx.execute(
-            "UPDATE orders SET status = 'pending' WHERE id = ?1",
-            [order_id],
-        )?;
+        tx.execute_batch("RELEASE retake_seats")?;
+        tx.prepare_cached("UPDATE orders SET status = 'pending' WHERE id = ?1")?
+            .execute([order_id])?;
     } else if status != "pending" {
         // begin_payment allows one live attempt per order, so this is not reached.
         return Err(StoreError::Task(format!(
             "paying an order that is {status}"
         )));
     }
-    issue_tickets(&tx, order_id, user_id, sign, t)?;
-    set_payment(&tx, payment_id, "succeeded", None, Some(&transaction_id))?;
-    tx.commit()?;
+    issue_tickets(tx, order_id, user_id, sign, t)?;
+    set_payment(tx, payment_id, "succeeded", None, Some(&transaction_id))?;
     Ok(PaymentResult::Paid)
+}
+
+/// [`finish_payment_in`] inside a savepoint: if it fails, nothing of it is
+/// kept (no paid order without tickets, no ticket without a paid order) and
+/// the attempt is marked failed, which frees the order for another attempt;
+/// the caller commits that and returns the inner error. The outer error
+/// means the transaction itself is unusable: the caller must not commit.
+fn finish_or_fail(
+    tx: &Connection,
+    payment_id: i64,
+    approved: Result<String, String>,
+    sign: &Signer,
+    t: i64,
+) -> StoreResult<StoreResult<PaymentResult>> {
+    tx.execute_batch("SAVEPOINT finish_payment")?;
+    match finish_payment_in(tx, payment_id, approved, sign, t) {
+        Ok(r) => {
+            tx.execute_batch("RELEASE finish_payment")?;
+            Ok(Ok(r))
+        }
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO finish_payment; RELEASE finish_payment")?;
+            set_payment(tx, payment_id, "failed", Some("internal"), None)?;
+            Ok(Err(e))
+        }
+    }
+}
+
+fn finish_payment(
+    c: &mut Connection,
+    payment_id: i64,
+    approved: Result<String, String>,
+    sign: &Signer,
+) -> StoreResult<PaymentResult> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let result = finish_or_fail(&tx, payment_id, approved, sign, now())?;
+    tx.commit()?;
+    result
 }
 
 // ----- tickets
@@ -888,7 +983,7 @@ impl Store {
         quantity: i64,
     ) -> StoreResult<Result<(), CartRefusal>> {
         self.pool
-            .run(move |c| cart_add(c, owner, session_id, offer_id, quantity))
+            .run(move |c| relaxed_write(c, |c| cart_add(c, owner, session_id, offer_id, quantity)))
             .await
     }
 
@@ -901,39 +996,43 @@ impl Store {
         quantity: i64,
     ) -> StoreResult<()> {
         self.pool
-            .run(move |c| {
+            .run(move |c| relaxed_write(c, |c| {
                 let Some(cart) = cart_id(c, owner)? else {
                     return Ok(());
                 };
                 if quantity <= 0 {
-                    c.execute(
+                    c.prepare_cached(
                         "DELETE FROM cart_lines WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
+                    )?.execute(
                         params![cart, session_id, offer_id],
                     )?;
                 } else {
-                    c.execute(
+                    c.prepare_cached(
                         "UPDATE cart_lines SET quantity = ?4 WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
+                    )?.execute(
                         params![cart, session_id, offer_id, quantity.min(MAX_LINE_QUANTITY)],
                     )?;
                 }
-                c.execute("UPDATE carts SET updated_at = ?2 WHERE id = ?1", params![cart, now()])?;
+                c.prepare_cached("UPDATE carts SET updated_at = ?2 WHERE id = ?1",)?.execute( params![cart, now()])?;
                 Ok(())
-            })
+            }))
             .await
     }
 
     /// Moves a visitor's cart into a buyer's cart.
     pub async fn cart_merge(&self, anonymous: [u8; 32], user_id: i64) -> StoreResult<usize> {
         self.pool
-            .run(move |c| cart_merge(c, anonymous, user_id))
+            .run(move |c| relaxed_write(c, |c| cart_merge(c, anonymous, user_id)))
             .await
     }
 
     /// Creates a pending order from the buyer's cart and holds its seats for
-    /// `hold_secs`, all in one IMMEDIATE transaction.
+    /// `hold_secs`, all in one IMMEDIATE transaction. Committed without an
+    /// fsync ([`relaxed_write`]): a power cut can only lose the whole pending
+    /// order with its hold and seats, never a paid one.
     pub async fn checkout(&self, user_id: i64, hold_secs: i64) -> StoreResult<CheckoutOutcome> {
         self.pool
-            .run(move |c| checkout(c, user_id, hold_secs))
+            .run(move |c| relaxed_write(c, |c| checkout(c, user_id, hold_secs)))
             .await
     }
 
@@ -945,10 +1044,8 @@ impl Store {
                 let t = now();
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let n = expire_holds_in(&tx, t)?;
-                tx.execute(
-                    "DELETE FROM carts WHERE user_id IS NULL AND updated_at < ?1",
-                    [t - 30 * 86_400],
-                )?;
+                tx.prepare_cached("DELETE FROM carts WHERE user_id IS NULL AND updated_at < ?1")?
+                    .execute([t - 30 * 86_400])?;
                 tx.commit()?;
                 Ok(n)
             })
@@ -979,23 +1076,52 @@ impl Store {
             .await
     }
 
-    /// The decline reason of the latest declined attempt on an order (for the payment page).
-    pub async fn last_decline(&self, order_id: i64) -> StoreResult<Option<String>> {
+    /// A buyer's order by number with the public ids of its valid tickets
+    /// (for the order page), in one round trip; `None` if it is not theirs.
+    pub async fn order_with_tickets(
+        &self,
+        number: String,
+        user_id: i64,
+    ) -> StoreResult<Option<(Order, Vec<String>)>> {
         self.pool
             .run(move |c| {
-                Ok(c.query_row(
-                    "SELECT decline_reason FROM payments WHERE order_id = ?1 AND status = 'declined'
-                     ORDER BY id DESC LIMIT 1",
-                    [order_id],
-                    |r| r.get(0),
-                )
-                .optional()?
-                .flatten())
+                let Some(o) = order_of(c, &number, user_id)? else {
+                    return Ok(None);
+                };
+                let ids: Vec<Vec<u8>> = c
+                    .prepare_cached(
+                        "SELECT ticket_id FROM tickets WHERE order_id = ?1 AND status = 'valid' ORDER BY idx",
+                    )?
+                    .query_map([o.id], |r| r.get(0))?
+                    .collect::<Result<_, _>>()?;
+                Ok(Some((o, ids.into_iter().map(hex::encode).collect())))
             })
             .await
     }
 
-    /// Starts a payment attempt (see [`PaymentStart`]).
+    /// A buyer's order by number with the decline reason of its latest
+    /// declined attempt (for the payment page), in one round trip; `None` if
+    /// it is not theirs.
+    pub async fn order_with_last_decline(
+        &self,
+        number: String,
+        user_id: i64,
+    ) -> StoreResult<Option<(Order, Option<String>)>> {
+        self.pool
+            .run(move |c| {
+                let Some(o) = order_of(c, &number, user_id)? else {
+                    return Ok(None);
+                };
+                let decline = last_decline(c, o.id)?;
+                Ok(Some((o, decline)))
+            })
+            .await
+    }
+
+    /// Starts a payment attempt (see [`PaymentStart`]) and, if `charge_now`
+    /// answers, records its result in the same durable transaction: on
+    /// approval, the order paid with a new purchase key and its tickets.
+    #[allow(clippy::too_many_arguments)]
     pub async fn begin_payment(
         &self,
         number: String,
@@ -1003,9 +1129,23 @@ impl Store {
         idempotency_key: String,
         brand: &'static str,
         last4: String,
+        charge_now: ChargeNow,
+        sign: Signer,
     ) -> StoreResult<PaymentStart> {
+        // Durable: the attempt must be on disk before a card is charged
+        // elsewhere, and a paid order with its tickets before "paid" is shown.
         self.pool
-            .run(move |c| begin_payment(c, &number, user_id, &idempotency_key, brand, &last4))
+            .run_durable(move |c| {
+                begin_payment(
+                    c,
+                    &number,
+                    user_id,
+                    &idempotency_key,
+                    (brand, &last4),
+                    charge_now,
+                    &sign,
+                )
+            })
             .await
     }
 
@@ -1019,11 +1159,12 @@ impl Store {
         sign: Signer,
     ) -> StoreResult<PaymentResult> {
         self.pool
-            .run(move |c| {
+            .run_durable(move |c| {
                 let r = finish_payment(c, payment_id, approved, &sign);
                 if r.is_err() {
-                    // Nothing of the failed transaction was kept; free the order
-                    // for another attempt.
+                    // Nothing of the failed payment was kept; free the order
+                    // for another attempt (done already unless the
+                    // transaction itself failed; setting it again is harmless).
                     set_payment(c, payment_id, "failed", Some("internal"), None)?;
                 }
                 r

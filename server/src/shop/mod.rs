@@ -1,10 +1,12 @@
 //! The web shop's domain: money and prices ([`money`]), Paris time
-//! ([`time`]), the payment gateway ([`payment`]), ticket PDFs ([`pdf`]) and
+//! ([`time`]), the payment gateway ([`payment`]), ticket PDFs ([`pdf`]), QR
+//! symbols encoded once per ticket ([`qr`]) and
 //! the glue that turns stored tickets into what buyers receive.
 
 pub mod money;
 pub mod payment;
 pub mod pdf;
+pub mod qr;
 pub mod time;
 
 use crate::db::orders::TicketView;

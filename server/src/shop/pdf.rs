@@ -4,7 +4,8 @@
 //! stays sharp at any zoom and prints at 70 mm.
 //!
 //! A dependency-free writer keeps the output small (a few KiB a page) and
-//! fast (well under a millisecond a ticket); only what a ticket needs is here.
+//! fast (well under a millisecond a ticket once its QR symbol is known);
+//! only what a ticket needs is here.
 
 use std::fmt::Write as _;
 
@@ -151,41 +152,35 @@ fn page_content(t: &PdfTicket, lang: Lang) -> Result<Vec<u8>, PdfError> {
         text(&mut c, "F2", 12.0, 190.0, y, &fit(value, 58));
         y -= 21.0;
     }
-    // The QR code: one filled rectangle per run of dark modules in a row.
-    let img = jo_shared::qr::render_image(&t.qr, 1)?;
-    let (w, h) = (img.width(), img.height());
-    let raw = img.as_raw();
+    // The QR code: one filled rectangle per run of dark modules in a row,
+    // in module units (whole numbers) scaled by one transformation matrix.
+    let symbol = super::qr::symbol(&t.qr)?;
+    let w = symbol.size();
     let module = QR_SIDE_PT / f64::from(w.max(1));
     let x0 = (PAGE_W - QR_SIDE_PT) / 2.0;
     let y_top = y - 20.0;
-    let mut q = String::with_capacity(32 * 1024);
-    q.push_str("0 g\n");
-    for row in 0..h {
+    let mut q = String::with_capacity(8 * 1024);
+    let _ = writeln!(
+        q,
+        "q 0 g {module:.5} 0 0 {module:.5} {x0:.3} {:.3} cm",
+        y_top - QR_SIDE_PT
+    );
+    for row in 0..w {
         let mut col = 0;
         while col < w {
-            let dark = |x: u32| {
-                let i = usize::try_from(row * w + x).unwrap_or(usize::MAX);
-                raw.get(i).is_some_and(|v| *v < 128)
-            };
-            if dark(col) {
+            if symbol.is_dark(col, row) {
                 let start = col;
-                while col < w && dark(col) {
+                while col < w && symbol.is_dark(col, row) {
                     col += 1;
                 }
-                let _ = writeln!(
-                    q,
-                    "{:.3} {:.3} {:.3} {:.3} re",
-                    x0 + f64::from(start) * module,
-                    y_top - f64::from(row + 1) * module,
-                    f64::from(col - start) * module,
-                    module
-                );
+                // PDF's y axis goes up: row 0 is the top one.
+                let _ = writeln!(q, "{start} {} {} 1 re", w - 1 - row, col - start);
             } else {
                 col += 1;
             }
         }
     }
-    q.push_str("f\n");
+    q.push_str("f Q\n");
     c.extend_from_slice(q.as_bytes());
     let caption = lang.t("tickets.pdf_show");
     // Helvetica averages about half an em a character: centred closely enough.

@@ -10,7 +10,9 @@ use serde::Deserialize;
 
 use crate::auth::tokens::{is_token_shaped, random_token};
 use crate::db::now;
-use crate::db::orders::{CheckoutOutcome, Order, OrderStatus, PaymentResult, PaymentStart, Signer};
+use crate::db::orders::{
+    ChargeNow, CheckoutOutcome, Order, OrderStatus, PaymentResult, PaymentStart, Signer,
+};
 use crate::error::{AppError, Result};
 use crate::shop::money::Cents;
 use crate::shop::payment::{CardDetails, CardForm, ChargeOutcome, ChargeRequest, DeclineReason};
@@ -204,11 +206,20 @@ pub async fn order(
     me: CurrentUser,
     Path(number): Path<String>,
 ) -> Result<Response> {
-    let mut o = load_order(&state, &number, &me).await?;
+    let number = parse_order_number(&number).ok_or(AppError::NotFound)?;
+    let (mut o, mut tickets) = state
+        .store
+        .order_with_tickets(number.clone(), me.user.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     if o.status == OrderStatus::Pending && o.hold_expires_at <= now() {
         // The sweeper has not passed yet: expire now, so the page tells the truth.
         state.store.expire_holds().await?;
-        o = load_order(&state, &number, &me).await?;
+        (o, tickets) = state
+            .store
+            .order_with_tickets(number, me.user.id)
+            .await?
+            .ok_or(AppError::NotFound)?;
     }
     let (notice, kind) = match o.status {
         OrderStatus::Paid => ("orders.paid_notice", "success"),
@@ -216,19 +227,10 @@ pub async fn order(
         OrderStatus::Refunded => ("orders.refunded_notice", "info"),
         OrderStatus::Pending => ("", "info"),
     };
-    let tickets = if o.status == OrderStatus::Paid {
-        state
-            .store
-            .order_tickets_of(o.number.clone(), me.user.id)
-            .await?
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|t| t.status == "valid")
-            .map(|t| t.ticket_hex)
-            .collect()
-    } else {
-        Vec::new()
-    };
+    if o.status != OrderStatus::Paid {
+        // Only a paid order shows tickets (a refunded one's are revoked).
+        tickets.clear();
+    }
     order_page_with(&ctx, &o, tickets, StatusCode::OK, notice, kind)
 }
 
@@ -282,11 +284,16 @@ pub async fn pay_form(
     me: CurrentUser,
     Path(number): Path<String>,
 ) -> Result<Response> {
-    let o = load_order(&state, &number, &me).await?;
+    let number = parse_order_number(&number).ok_or(AppError::NotFound)?;
+    let (o, last_decline) = state
+        .store
+        .order_with_last_decline(number, me.user.id)
+        .await?
+        .ok_or(AppError::NotFound)?;
     if o.status != OrderStatus::Pending || o.hold_expires_at <= now() {
         return Ok(Redirect::to(&format!("/orders/{}", o.number)).into_response());
     }
-    let notice = match state.store.last_decline(o.id).await? {
+    let notice = match last_decline {
         Some(code) => DeclineReason::from_code(&code).message_key(),
         None => "",
     };
@@ -367,6 +374,23 @@ pub async fn pay(
             );
         }
     };
+    // Shared with the store's blocking task (for a gateway that answers at
+    // once) and kept here for one that answers later; wiped with the last copy.
+    let card = std::sync::Arc::new(card);
+    let charge_now: ChargeNow = {
+        let (gateway, card) = (gateway.clone(), card.clone());
+        let (idem, reference) = (f.idem.clone(), o.number.clone());
+        Box::new(move |amount_cents| {
+            gateway
+                .charge_now(&ChargeRequest {
+                    idempotency_key: &idem,
+                    amount_cents,
+                    reference: &reference,
+                    card: &card,
+                })
+                .map(approval)
+        })
+    };
     let start = state
         .store
         .begin_payment(
@@ -375,9 +399,15 @@ pub async fn pay(
             f.idem.clone(),
             card.brand(),
             card.last4(),
+            charge_now,
+            signer(&state),
         )
         .await?;
     let result = match start {
+        PaymentStart::Charged(r) => {
+            log_result(&state, &me, &o.number, ctx.lang, &r);
+            r
+        }
         PaymentStart::Charge {
             payment_id,
             amount_cents,
@@ -390,24 +420,11 @@ pub async fn pay(
                     card: &card,
                 })
                 .await;
-            let approved = match outcome {
-                ChargeOutcome::Approved { transaction_id } => Ok(transaction_id),
-                ChargeOutcome::Declined(r) => Err(r.code().to_owned()),
-            };
             let r = state
                 .store
-                .finish_payment(payment_id, approved, signer(&state))
+                .finish_payment(payment_id, approval(outcome), signer(&state))
                 .await?;
-            match &r {
-                PaymentResult::Paid => {
-                    tracing::info!(user_id = me.user.id, order = %o.number, "order paid; tickets issued");
-                    super::tickets::mail_tickets(&state, &me.user, o.number.clone(), ctx.lang);
-                }
-                PaymentResult::Declined(code) => {
-                    tracing::info!(user_id = me.user.id, order = %o.number, reason = %code, "payment declined");
-                }
-                _ => {}
-            }
+            log_result(&state, &me, &o.number, ctx.lang, &r);
             r
         }
         PaymentStart::Replay(r) => r,
@@ -459,6 +476,35 @@ pub async fn pay(
         PaymentResult::Failed => Err(AppError::Internal(anyhow::anyhow!(
             "payment attempt failed earlier"
         ))),
+    }
+}
+
+/// The gateway's answer as the store records it: the transaction id, or the
+/// decline reason code.
+fn approval(outcome: ChargeOutcome) -> std::result::Result<String, String> {
+    match outcome {
+        ChargeOutcome::Approved { transaction_id } => Ok(transaction_id),
+        ChargeOutcome::Declined(r) => Err(r.code().to_owned()),
+    }
+}
+
+/// Logs a charged attempt's result; on success, mails the tickets.
+fn log_result(
+    state: &AppState,
+    me: &CurrentUser,
+    number: &str,
+    lang: crate::i18n::Lang,
+    r: &PaymentResult,
+) {
+    match r {
+        PaymentResult::Paid => {
+            tracing::info!(user_id = me.user.id, order = %number, "order paid; tickets issued");
+            super::tickets::mail_tickets(state, &me.user, number.to_owned(), lang);
+        }
+        PaymentResult::Declined(code) => {
+            tracing::info!(user_id = me.user.id, order = %number, reason = %code, "payment declined");
+        }
+        _ => {}
     }
 }
 

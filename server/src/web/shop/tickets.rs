@@ -122,10 +122,13 @@ pub async fn qr_png(
     if t.status != "valid" {
         return Err(AppError::NotFound);
     }
-    let png = tokio::task::spawn_blocking(move || jo_shared::qr::render_png(&t.qr, QR_MODULE_PX))
-        .await
-        .map_err(|e| anyhow::anyhow!("QR task: {e}"))?
-        .map_err(|e| anyhow::anyhow!("QR render: {e}"))?;
+    // The symbol is encoded once per ticket and shared with its PDF (mail).
+    let png = tokio::task::spawn_blocking(move || {
+        crate::shop::qr::symbol(&t.qr).map(|s| s.png(QR_MODULE_PX))
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("QR task: {e}"))?
+    .map_err(|e| anyhow::anyhow!("QR render: {e}"))?;
     Ok(([(header::CONTENT_TYPE, "image/png")], png).into_response())
 }
 
