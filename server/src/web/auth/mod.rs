@@ -93,6 +93,18 @@ where
 
 /// Whether another account mail may go to `to` now: at most 5 an hour, then
 /// fewer, so that nobody can flood an address through our forms.
+/// Whether `token` (from an email link) is live for `purpose`, without
+/// spending it: the GET of a link only shows a form, since mail scanners
+/// prefetch links.
+async fn link_is_live(state: &AppState, token: &str, purpose: Purpose) -> Result<bool> {
+    Ok(is_token_shaped(token)
+        && state
+            .store
+            .peek_token(hash_token(token), purpose)
+            .await?
+            .is_some())
+}
+
 async fn mail_allowed(state: &AppState, to: &str) -> Result<bool> {
     let bucket = format!("m:{}", hex::encode(Sha256::digest(to.as_bytes())));
     let allowed = state.store.allow_message(bucket, 5, 3600).await?;

@@ -185,13 +185,7 @@ pub(super) async fn verify_form(
     Query(q): Query<TokenQuery>,
 ) -> Result<Response> {
     // GET only shows a button: mail scanners that prefetch links must not spend the token.
-    let live = is_token_shaped(&q.token)
-        && state
-            .store
-            .peek_token(hash_token(&q.token), Purpose::VerifyEmail)
-            .await?
-            .is_some();
-    if !live {
+    if !super::link_is_live(&state, &q.token, Purpose::VerifyEmail).await? {
         return message(
             &ctx,
             StatusCode::BAD_REQUEST,

@@ -82,13 +82,7 @@ pub(super) async fn form(
     ctx: PageCtx,
     Query(q): Query<TokenQuery>,
 ) -> Result<Response> {
-    let live = is_token_shaped(&q.token)
-        && state
-            .store
-            .peek_token(hash_token(&q.token), Purpose::ResetPassword)
-            .await?
-            .is_some();
-    if !live {
+    if !super::link_is_live(&state, &q.token, Purpose::ResetPassword).await? {
         return message(
             &ctx,
             StatusCode::BAD_REQUEST,
