@@ -2,11 +2,9 @@
 //! through the shop's own pages right away, and its sale shows on the
 //! dashboard.
 
-mod common;
-
-use common::admin::{admin, offer_named, one_i64};
-use common::shop::{buy, buyer};
-use common::*;
+use crate::common::admin::{admin, offer_named, one_i64};
+use crate::common::shop::{buy, buyer};
+use crate::common::*;
 use reqwest::StatusCode;
 
 #[tokio::test]

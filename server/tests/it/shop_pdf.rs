@@ -2,10 +2,8 @@
 //! decoded by `zbarimg`, verified by the shared crate against the public key;
 //! its text extractable by `pdftotext`, accents included.
 
-mod common;
-
-use common::shop::*;
-use common::*;
+use crate::common::shop::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 #[tokio::test]

@@ -1,10 +1,8 @@
 //! Object-level access control: a buyer never sees another buyer's order,
 //! ticket, QR code or PDF (404 whatever id is tried), and a visitor must log in.
 
-mod common;
-
-use common::shop::*;
-use common::*;
+use crate::common::shop::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 #[tokio::test]

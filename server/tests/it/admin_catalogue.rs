@@ -2,10 +2,8 @@
 //! capacity rule, and cancellation (tickets revoked into the synced list,
 //! buyers mailed), each action in the audit log.
 
-mod common;
-
-use common::admin::*;
-use common::*;
+use crate::common::admin::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 #[tokio::test]

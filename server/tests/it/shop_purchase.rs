@@ -1,10 +1,8 @@
 //! The whole purchase over HTTP for each offer, every test card, declined
 //! payments and hold expiry, double submits, and the confirmation mail.
 
-mod common;
-
-use common::shop::*;
-use common::*;
+use crate::common::shop::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 async fn session_with_code(app: &TestApp, code: &str) -> i64 {

@@ -2,11 +2,9 @@
 //! CSRF, XSS, SQL injection, session theft after logout, oversized bodies;
 //! and the security headers.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use jo_server::config::Argon2Params;
 use reqwest::StatusCode;
 

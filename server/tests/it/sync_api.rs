@@ -2,13 +2,13 @@
 //! the shared wire types: enrolment, down-sync, uploads and their conflicts,
 //! idempotence, authentication and limits.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::api::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::api::*;
 use jo_shared::api::{
     EntriesResponse, EntryRule, KeyringResponse, RevocationDelta, ScanBatchResponse, ScanVerdict,
     SessionsResponse, TokenResponse, paths,

@@ -2,10 +2,8 @@
 //! log in, enrol two-factor authentication from the QR code on screen;
 //! screenshots at phone and desktop widths go to target/test-artifacts/.
 
-mod common;
-
-use common::browser::{Chrome, DESKTOP, PHONE};
-use common::*;
+use crate::common::browser::{Chrome, DESKTOP, PHONE};
+use crate::common::*;
 
 #[tokio::test]
 async fn register_and_log_in_through_the_browser() {

@@ -3,13 +3,11 @@
 //! (screenshots in target/test-artifacts), and the enrolment QR code on
 //! screen reads back (zbarimg) as the scanner's invite.
 
-mod common;
-
-use common::admin::{
+use crate::common::admin::{
     create_admin, device, first_session, logged_in_buyer, offer_named, paid_order, scan,
 };
-use common::browser::{Chrome, DESKTOP, PHONE};
-use common::*;
+use crate::common::browser::{Chrome, DESKTOP, PHONE};
+use crate::common::*;
 
 #[tokio::test]
 async fn admin_logs_in_with_2fa_and_sees_the_dashboard_chart() {

@@ -3,10 +3,8 @@
 //! with codes from `oathtool`, replay refusal, recovery codes; and the
 //! command-line admin who must enrol 2FA.
 
-mod common;
-
-use common::smtp::SmtpSink;
-use common::*;
+use crate::common::smtp::SmtpSink;
+use crate::common::*;
 use jo_server::config::{SmtpSettings, SmtpTls};
 use reqwest::StatusCode;
 

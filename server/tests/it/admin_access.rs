@@ -3,10 +3,10 @@
 //! day it is added): anonymous visitors go to the login page, buyers get
 //! 403, an admin without 2FA goes to enrolment, an admin with 2FA gets in.
 
-mod common;
+use crate::common;
 
-use common::admin::{admin, create_admin, logged_in_buyer, sample_path};
-use common::*;
+use crate::common::admin::{admin, create_admin, logged_in_buyer, sample_path};
+use crate::common::*;
 use reqwest::StatusCode;
 
 /// Requests `path` as `b`; a POST carries a valid CSRF token taken from

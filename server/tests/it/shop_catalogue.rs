@@ -1,10 +1,8 @@
 //! The catalogue: the seeded programme, the list's filters, a session's page
 //! with its offers and seats left, and the loader's idempotence.
 
-mod common;
-
-use common::shop::*;
-use common::*;
+use crate::common::shop::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 #[tokio::test]

@@ -3,7 +3,7 @@
 //! frame through the real decoder), the first background sync, then choosing
 //! the gate and its sessions.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use jo_scanner::ui::worker::SourceChoice;
 use jo_scanner::ui::{AppOptions, ScannerApp};
 use jo_shared::api::EnrollmentInvite;
 
-use common::Server;
+use crate::common::Server;
 
 fn shows(h: &Harness<'_, ScannerApp>, text: &str) -> bool {
     h.query_all_by_label_contains(text).next().is_some()

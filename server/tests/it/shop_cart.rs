@@ -1,10 +1,8 @@
 //! The cart: anonymous and logged-in, kept at login, quantities and removal,
 //! clear messages for a sold-out session or an inactive offer, hostile input.
 
-mod common;
-
-use common::shop::*;
-use common::*;
+use crate::common::shop::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 async fn first_session(app: &TestApp) -> i64 {

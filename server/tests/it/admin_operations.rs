@@ -2,10 +2,8 @@
 //! scanner devices (enrolment code and QR, revocation), the dashboard and
 //! the scans view, and the CSV exports.
 
-mod common;
-
-use common::admin::*;
-use common::*;
+use crate::common::admin::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 #[tokio::test]

@@ -2,10 +2,8 @@
 //! seats left. Exactly 10 get an order, the 190 others a clear "sold out",
 //! nobody a 500, and the session is never oversold.
 
-mod common;
-
-use common::shop::*;
-use common::*;
+use crate::common::shop::*;
+use crate::common::*;
 use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

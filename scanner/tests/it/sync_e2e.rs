@@ -2,9 +2,7 @@
 //! entries, a revocation reaching the gate, and a network that goes away and
 //! comes back without a scan lost or counted twice.
 
-mod common;
-
-use common::{Server, enrolled_scanner, qr_png, scanner, scanner_ok};
+use crate::common::{Server, enrolled_scanner, qr_png, scanner, scanner_ok};
 
 #[test]
 fn a_ticket_admitted_at_gate_a_is_refused_at_gate_b_and_a_revocation_reaches_the_gate() {

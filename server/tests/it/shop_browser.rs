@@ -2,11 +2,9 @@
 //! buys a Famille ticket, pays with the test card and finds it in "Mes
 //! billets"; a screenshot of that page is decoded by `zbarimg`.
 
-mod common;
-
-use common::browser::{Chrome, DESKTOP, PHONE};
-use common::shop::*;
-use common::*;
+use crate::common::browser::{Chrome, DESKTOP, PHONE};
+use crate::common::shop::*;
+use crate::common::*;
 
 #[tokio::test]
 async fn a_famille_ticket_is_bought_through_the_pages() {
