@@ -109,8 +109,15 @@ impl Application {
             self.state.clone(),
         ));
         let app = crate::web::router(self.state);
+        // No Nagle delay: a response is written at once, not held back for
+        // the client's delayed ACK of the previous one.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         let result = axum::serve(
-            self.listener,
+            listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stop)

@@ -21,10 +21,14 @@ pub struct Store {
 impl Store {
     /// Opens the SQLite database (creating and migrating it as needed).
     pub fn open_sqlite(path: &Path) -> StoreResult<Self> {
-        // A few connections: SQLite serialises writers anyway, and readers in
-        // WAL mode need no more than there are cores to keep busy.
+        // One connection a core (2 to 8): SQLite serialises writers anyway,
+        // readers in WAL mode need no more than there are cores to keep busy,
+        // and each extra connection is one more page cache to reload after
+        // every write (measured on 2 cores: 4 connections gave ~7 % fewer
+        // checkouts a second than 2). Long exports open their own.
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(Self {
-            pool: Pool::open(path, 4)?,
+            pool: Pool::open(path, cores.clamp(2, 8))?,
         })
     }
 
