@@ -93,6 +93,16 @@ impl SmtpSink {
         Self { port, rx }
     }
 
+    /// How many messages arrived since the last call, without waiting
+    /// (the messages themselves are dropped).
+    pub fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while self.rx.try_recv().is_ok() {
+            n += 1;
+        }
+        n
+    }
+
     /// The next message, waiting up to 10 s.
     pub async fn next(&mut self) -> Received {
         tokio::time::timeout(Duration::from_secs(10), self.rx.recv())
