@@ -768,7 +768,7 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<AuditEntry>> {
         self.pool
-            .run(move |c| {
+            .read_blocking(move |c| {
                 let mut st = c.prepare_cached(
                     "SELECT id, at, actor, action, target, detail, client_ip FROM audit_log
                      WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
@@ -795,7 +795,7 @@ impl Store {
     /// Every offer, fewest seats first.
     pub async fn admin_offers(&self) -> StoreResult<Vec<OfferRow>> {
         self.pool
-            .run(|c| {
+            .read_blocking(|c| {
                 let mut st =
                     c.prepare_cached(&format!("{OFFER_SELECT} ORDER BY o.seats, o.name"))?;
                 Ok(st
@@ -808,7 +808,7 @@ impl Store {
     /// One offer.
     pub async fn admin_offer(&self, id: i64) -> StoreResult<Option<OfferRow>> {
         self.pool
-            .run(move |c| {
+            .read_blocking(move |c| {
                 Ok(c.query_row(
                     &format!("{OFFER_SELECT} WHERE o.id = ?1"),
                     [id],
@@ -939,7 +939,7 @@ impl Store {
     /// Every session, by start.
     pub async fn admin_sessions(&self) -> StoreResult<Vec<AdminSession>> {
         self.pool
-            .run(|c| {
+            .read_blocking(|c| {
                 let mut st =
                     c.prepare_cached(&format!("{SESSION_SELECT} ORDER BY s.starts_at, s.id"))?;
                 Ok(st
@@ -951,7 +951,7 @@ impl Store {
 
     /// One session.
     pub async fn admin_session(&self, id: i64) -> StoreResult<Option<AdminSession>> {
-        self.pool.run(move |c| session_by_id(c, id)).await
+        self.pool.read_blocking(move |c| session_by_id(c, id)).await
     }
 
     /// Sports and venues, `(id, name)`, for the session form.
@@ -959,7 +959,7 @@ impl Store {
         &self,
     ) -> StoreResult<(Vec<(i64, String)>, Vec<(i64, String)>)> {
         self.pool
-            .run(|c| {
+            .read_blocking(|c| {
                 let sports = c
                     .prepare_cached("SELECT id, name FROM sports ORDER BY name")?
                     .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
@@ -1132,18 +1132,22 @@ impl Store {
 
     /// Searches orders (see [`search_orders`]).
     pub async fn admin_search_orders(&self, q: String, limit: i64) -> StoreResult<Vec<OrderHit>> {
-        self.pool.run(move |c| search_orders(c, &q, limit)).await
+        self.pool
+            .read_blocking(move |c| search_orders(c, &q, limit))
+            .await
     }
 
     /// An order by number, with its lines and tickets.
     pub async fn admin_order(&self, number: String) -> StoreResult<Option<OrderDetail>> {
-        self.pool.run(move |c| order_detail(c, &number)).await
+        self.pool
+            .read_blocking(move |c| order_detail(c, &number))
+            .await
     }
 
     /// A ticket by id.
     pub async fn admin_ticket(&self, id: TicketId) -> StoreResult<Option<TicketRow>> {
         self.pool
-            .run(move |c| {
+            .read_blocking(move |c| {
                 Ok(c.query_row(
                     &format!("{TICKET_SELECT} WHERE t.ticket_id = ?1"),
                     [&id.0[..]],
@@ -1345,7 +1349,7 @@ impl Store {
     /// Every device, live ones first, then by enrolment.
     pub async fn admin_devices(&self) -> StoreResult<Vec<DeviceRow>> {
         self.pool
-            .run(|c| {
+            .read_blocking(|c| {
                 let mut st = c.prepare_cached(
                     "SELECT id, label, gate, enrolled_at, last_sync_at, pending_uploads, clock_skew_secs, revoked_at
                      FROM devices ORDER BY revoked_at IS NOT NULL, enrolled_at DESC",
@@ -1371,7 +1375,7 @@ impl Store {
     /// Live (unused, unexpired) enrolment codes.
     pub async fn admin_live_codes(&self) -> StoreResult<i64> {
         self.pool
-            .run(|c| {
+            .read_blocking(|c| {
                 Ok(c.query_row(
                     "SELECT count(*) FROM enrollment_codes WHERE used_at IS NULL AND expires_at > ?1",
                     [now()],
@@ -1433,7 +1437,7 @@ impl Store {
     /// Sales per offer, session, sport and day, from the rollup.
     pub async fn admin_dashboard(&self) -> StoreResult<Dashboard> {
         self.pool
-            .run(|c| {
+            .read_blocking(|c| {
                 let offers = c
                     .prepare_cached(
                         "SELECT o.name, o.active, coalesce(sum(s.tickets), 0), coalesce(sum(s.seats), 0),
@@ -1532,7 +1536,7 @@ impl Store {
         conflict_limit: i64,
     ) -> StoreResult<ScansView> {
         self.pool
-            .run(move |c| {
+            .read_blocking(move |c| {
                 // The rollup level that answers this filter (see migration 6).
                 let (level, sid, g) = match (session, gate.as_deref()) {
                     (None, None) => (3, -1, ""),
@@ -1645,7 +1649,7 @@ impl Store {
     /// Gates that scanned something, for the scans view's filter.
     pub async fn admin_gates(&self) -> StoreResult<Vec<String>> {
         self.pool
-            .run(|c| {
+            .read_blocking(|c| {
                 Ok(c.prepare_cached(
                     "SELECT DISTINCT gate FROM scan_totals WHERE level = 2 ORDER BY gate",
                 )?
@@ -1658,7 +1662,7 @@ impl Store {
     /// Session titles by id (for the scans view's labels and filter).
     pub async fn admin_session_titles(&self) -> StoreResult<Vec<(i64, String)>> {
         self.pool
-            .run(|c| {
+            .read_blocking(|c| {
                 Ok(c.prepare_cached(
                     "SELECT id, code || ' · ' || title FROM game_sessions ORDER BY starts_at, id",
                 )?

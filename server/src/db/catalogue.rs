@@ -298,7 +298,7 @@ impl Store {
     /// Upcoming scheduled sessions matching `filter`, by start time.
     pub async fn list_sessions(&self, filter: SessionFilter) -> StoreResult<Vec<SessionRow>> {
         self.pool
-            .run(move |c| {
+            .read(move |c| {
                 let sql = format!(
                     "SELECT {SESSION_COLUMNS} FROM {SESSION_FROM}
                      WHERE s.status = 'scheduled' AND s.ends_at > ?1
@@ -323,7 +323,7 @@ impl Store {
     /// The filters' choices: sports, venues and days with upcoming sessions.
     pub async fn catalogue_facets(&self) -> StoreResult<Facets> {
         self.pool
-            .run(move |c| {
+            .read(move |c| {
                 let t = now();
                 let mut f = Facets::default();
                 let mut st = c.prepare_cached(
@@ -353,7 +353,7 @@ impl Store {
     /// A session by id (any status).
     pub async fn game_session(&self, id: i64) -> StoreResult<Option<SessionRow>> {
         self.pool
-            .run(move |c| {
+            .read(move |c| {
                 let sql = format!("SELECT {SESSION_COLUMNS} FROM {SESSION_FROM} WHERE s.id = ?1");
                 Ok(c.prepare_cached(&sql)?
                     .query_row([id], session_from_row)
@@ -365,7 +365,7 @@ impl Store {
     /// Offers on sale, fewest seats first.
     pub async fn active_offers(&self) -> StoreResult<Vec<OfferRow>> {
         self.pool
-            .run(move |c| {
+            .read(move |c| {
                 let mut st = c.prepare_cached(
                     "SELECT id, name, description, seats, price_percent, active FROM offers
                      WHERE active = 1 ORDER BY seats, name",

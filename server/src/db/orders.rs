@@ -967,7 +967,7 @@ impl Store {
     /// The lines of a cart.
     pub async fn cart(&self, owner: CartOwner) -> StoreResult<Vec<CartLine>> {
         self.pool
-            .run(move |c| match cart_id(c, owner)? {
+            .read(move |c| match cart_id(c, owner)? {
                 Some(id) => cart_lines_of(c, id),
                 None => Ok(Vec::new()),
             })
@@ -1054,13 +1054,13 @@ impl Store {
 
     /// A buyer's order by number; `None` if it is not theirs.
     pub async fn order_of(&self, number: String, user_id: i64) -> StoreResult<Option<Order>> {
-        self.pool.run(move |c| order_of(c, &number, user_id)).await
+        self.pool.read(move |c| order_of(c, &number, user_id)).await
     }
 
     /// A buyer's orders, newest first.
     pub async fn orders_of(&self, user_id: i64) -> StoreResult<Vec<Order>> {
         self.pool
-            .run(move |c| {
+            .read_blocking(move |c| {
                 let sql = format!(
                     "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 200"
                 );
@@ -1084,7 +1084,7 @@ impl Store {
         user_id: i64,
     ) -> StoreResult<Option<(Order, Vec<String>)>> {
         self.pool
-            .run(move |c| {
+            .read(move |c| {
                 let Some(o) = order_of(c, &number, user_id)? else {
                     return Ok(None);
                 };
@@ -1108,7 +1108,7 @@ impl Store {
         user_id: i64,
     ) -> StoreResult<Option<(Order, Option<String>)>> {
         self.pool
-            .run(move |c| {
+            .read(move |c| {
                 let Some(o) = order_of(c, &number, user_id)? else {
                     return Ok(None);
                 };
@@ -1175,7 +1175,7 @@ impl Store {
     /// A buyer's valid and revoked tickets, by session start.
     pub async fn tickets_of(&self, user_id: i64) -> StoreResult<Vec<TicketView>> {
         self.pool
-            .run(move |c| {
+            .read_blocking(move |c| {
                 let sql = format!(
                     "{TICKET_SELECT} WHERE t.user_id = ?1 ORDER BY s.starts_at, t.order_id, t.idx"
                 );
@@ -1193,7 +1193,7 @@ impl Store {
         user_id: i64,
     ) -> StoreResult<Option<TicketView>> {
         self.pool
-            .run(move |c| {
+            .read(move |c| {
                 let sql = format!("{TICKET_SELECT} WHERE t.ticket_id = ?1 AND t.user_id = ?2");
                 Ok(c.prepare_cached(&sql)?
                     .query_row(params![&ticket_id[..], user_id], ticket_from_row)
@@ -1209,7 +1209,7 @@ impl Store {
         user_id: i64,
     ) -> StoreResult<Option<Vec<TicketView>>> {
         self.pool
-            .run(move |c| {
+            .read(move |c| {
                 let owned: Option<i64> = c
                     .query_row(
                         "SELECT id FROM orders WHERE number = ?1 AND user_id = ?2",

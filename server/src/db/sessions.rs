@@ -54,14 +54,25 @@ pub fn insert(
     Ok(())
 }
 
-/// The live session with this id hash: not past its absolute expiry, and used
-/// within `idle_secs`. Expired rows are deleted on the way.
+/// What a session id hash leads to.
+pub enum Lookup {
+    /// A live session.
+    Live(SessionInfo),
+    /// A session past its absolute expiry or idle too long: to be deleted.
+    Expired,
+    /// No such session (or its user is gone).
+    Missing,
+}
+
+/// The session with this id hash, live only if not past its absolute expiry
+/// and used within `idle_secs`. Reads only: the caller deletes an expired
+/// row (see [`delete`]).
 pub fn lookup(
     conn: &Connection,
     id_hash: &[u8; 32],
     now: i64,
     idle_secs: i64,
-) -> StoreResult<Option<SessionInfo>> {
+) -> StoreResult<Lookup> {
     let row: Option<(i64, String, i64, i64)> = conn
         .query_row(
             "SELECT user_id, stage, last_seen_at, expires_at FROM sessions WHERE id_hash = ?1",
@@ -70,22 +81,24 @@ pub fn lookup(
         )
         .optional()?;
     let Some((user_id, stage, last_seen_at, expires_at)) = row else {
-        return Ok(None);
+        return Ok(Lookup::Missing);
     };
     if now >= expires_at || now - last_seen_at >= idle_secs {
-        delete(conn, id_hash)?;
-        return Ok(None);
+        return Ok(Lookup::Expired);
     }
     let stage = if stage == "full" {
         Stage::Full
     } else {
         Stage::SecondFactor
     };
-    Ok(get(conn, user_id)?.map(|user| SessionInfo {
-        user,
-        stage,
-        last_seen_at,
-    }))
+    Ok(match get(conn, user_id)? {
+        Some(user) => Lookup::Live(SessionInfo {
+            user,
+            stage,
+            last_seen_at,
+        }),
+        None => Lookup::Missing,
+    })
 }
 
 /// Records activity (for the idle timeout).

@@ -21,11 +21,10 @@ pub struct Store {
 impl Store {
     /// Opens the SQLite database (creating and migrating it as needed).
     pub fn open_sqlite(path: &Path) -> StoreResult<Self> {
-        // One connection a core (2 to 8): SQLite serialises writers anyway,
-        // readers in WAL mode need no more than there are cores to keep busy,
-        // and each extra connection is one more page cache to reload after
-        // every write (measured on 2 cores: 4 connections gave ~7 % fewer
-        // checkouts a second than 2). Long exports open their own.
+        // One read-only connection a core (2 to 8): readers in WAL mode
+        // need no more than there are cores to keep busy, and each one is
+        // one more page cache to reload after every write. Long exports
+        // open their own.
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(Self {
             pool: Pool::open(path, cores.clamp(2, 8))?,
@@ -172,9 +171,20 @@ impl Store {
         id_hash: [u8; 32],
         idle_secs: i64,
     ) -> StoreResult<Option<SessionInfo>> {
-        self.pool
-            .run(move |c| sessions::lookup(c, &id_hash, now(), idle_secs))
-            .await
+        let found = self
+            .pool
+            .read(move |c| sessions::lookup(c, &id_hash, now(), idle_secs))
+            .await?;
+        Ok(match found {
+            sessions::Lookup::Live(info) => Some(info),
+            sessions::Lookup::Missing => None,
+            sessions::Lookup::Expired => {
+                self.pool
+                    .run(move |c| sessions::delete(c, &id_hash))
+                    .await?;
+                None
+            }
+        })
     }
 
     /// Records session activity.

@@ -598,7 +598,7 @@ impl Store {
     /// The live device holding a bearer token (by its hash).
     pub async fn api_device(&self, token_hash: [u8; 32]) -> StoreResult<Option<AuthDevice>> {
         self.pool
-            .run(move |c| devices::authenticate(c, &token_hash))
+            .read_blocking(move |c| devices::authenticate(c, &token_hash))
             .await
     }
 
@@ -627,7 +627,7 @@ impl Store {
     /// The scheduled sessions not ended more than `grace_secs` ago.
     pub async fn gate_sessions(&self, grace_secs: i64) -> StoreResult<Vec<GateSession>> {
         self.pool
-            .run(move |c| gate_sessions(c, now().saturating_sub(grace_secs)))
+            .read_blocking(move |c| gate_sessions(c, now().saturating_sub(grace_secs)))
             .await
     }
 
@@ -638,7 +638,7 @@ impl Store {
         limit: usize,
     ) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
         self.pool
-            .run(move |c| revocation_page(c, since, limit))
+            .read_blocking(move |c| revocation_page(c, since, limit))
             .await
     }
 
@@ -650,7 +650,7 @@ impl Store {
         limit: usize,
     ) -> StoreResult<EntriesPage> {
         self.pool
-            .run(move |c| entries_page(c, &device_id, cursor, limit))
+            .read_blocking(move |c| entries_page(c, &device_id, cursor, limit))
             .await
     }
 
