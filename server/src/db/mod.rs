@@ -32,7 +32,7 @@ use rusqlite::Connection;
 
 pub use store::Store;
 use thiserror::Error;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 /// Errors of the storage layer.
 #[derive(Debug, Error)]
@@ -256,11 +256,54 @@ fn create_private_file(path: &Path) -> StoreResult<()> {
 /// ones for [`Pool::run`], read-only ones for [`Pool::read`].
 pub struct Pool {
     path: PathBuf,
+    writer: Slots,
+    readers: Slots,
+    wal_sync: Arc<WalSync>,
+}
+
+/// Connections of one kind and a permit for each: a caller waits for a
+/// free one on the semaphore (woken as soon as one is put back).
+struct Slots {
     idle: Mutex<Vec<Connection>>,
     permits: Semaphore,
-    readers: Mutex<Vec<Connection>>,
-    reader_permits: Semaphore,
-    wal_sync: Arc<WalSync>,
+    /// Opens a replacement for a connection lost to a panic in a query.
+    open: fn(&Path) -> StoreResult<Connection>,
+}
+
+impl Slots {
+    fn new(conns: Vec<Connection>, open: fn(&Path) -> StoreResult<Connection>) -> Self {
+        Self {
+            permits: Semaphore::new(conns.len()),
+            idle: Mutex::new(conns),
+            open,
+        }
+    }
+
+    /// A connection, with the permit that must live as long as its use.
+    async fn take(&self, path: &Path) -> StoreResult<(SemaphorePermit<'_>, Connection)> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?;
+        let taken = self
+            .idle
+            .lock()
+            .map_err(|e| StoreError::Task(e.to_string()))?
+            .pop();
+        let conn = match taken {
+            Some(c) => c,
+            None => (self.open)(path)?,
+        };
+        Ok((permit, conn))
+    }
+
+    /// Puts a connection back (before its permit is released).
+    fn put(&self, conn: Connection) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.push(conn);
+        }
+    }
 }
 
 /// Opens a connection that cannot write (`SQLITE_OPEN_READ_ONLY`): a write
@@ -291,7 +334,6 @@ impl Pool {
         create_private_file(path)?;
         let mut first = open_connection(path)?;
         migrations::apply(&mut first)?;
-        let idle = vec![first];
         let readers = (0..readers.max(1))
             .map(|_| open_reader(path))
             .collect::<StoreResult<Vec<_>>>()?;
@@ -303,10 +345,8 @@ impl Pool {
         };
         Ok(Self {
             path: path.to_owned(),
-            permits: Semaphore::new(idle.len()),
-            idle: Mutex::new(idle),
-            reader_permits: Semaphore::new(readers.len()),
-            readers: Mutex::new(readers),
+            writer: Slots::new(vec![first], open_connection),
+            readers: Slots::new(readers, open_reader),
             wal_sync: Arc::new(WalSync {
                 wal: PathBuf::from(wal),
                 dir,
@@ -352,24 +392,9 @@ impl Pool {
     where
         F: FnOnce(&Connection) -> StoreResult<T>,
     {
-        let _permit = self
-            .reader_permits
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        let taken = self
-            .readers
-            .lock()
-            .map_err(|e| StoreError::Task(e.to_string()))?
-            .pop();
-        let conn = match taken {
-            Some(c) => c,
-            None => open_reader(&self.path)?,
-        };
+        let (_permit, conn) = self.readers.take(&self.path).await?;
         let result = f(&conn);
-        if let Ok(mut readers) = self.readers.lock() {
-            readers.push(conn);
-        }
+        self.readers.put(conn);
         result
     }
 
@@ -382,29 +407,14 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce(&Connection) -> StoreResult<T> + Send + 'static,
     {
-        let _permit = self
-            .reader_permits
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        let taken = self
-            .readers
-            .lock()
-            .map_err(|e| StoreError::Task(e.to_string()))?
-            .pop();
-        let conn = match taken {
-            Some(c) => c,
-            None => open_reader(&self.path)?,
-        };
+        let (_permit, conn) = self.readers.take(&self.path).await?;
         let (conn, result) = tokio::task::spawn_blocking(move || {
             let r = f(&conn);
             (conn, r)
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?;
-        if let Ok(mut readers) = self.readers.lock() {
-            readers.push(conn);
-        }
+        self.readers.put(conn);
         result
     }
 
@@ -414,30 +424,14 @@ impl Pool {
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
     {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| StoreError::Task(e.to_string()))?;
-        let taken = self
-            .idle
-            .lock()
-            .map_err(|e| StoreError::Task(e.to_string()))?
-            .pop();
-        let mut conn = match taken {
-            Some(c) => c,
-            // A connection is lost only if a query panicked; replace it.
-            None => open_connection(&self.path)?,
-        };
+        let (_permit, mut conn) = self.writer.take(&self.path).await?;
         let (conn, result) = tokio::task::spawn_blocking(move || {
             let r = f(&mut conn);
             (conn, r)
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?;
-        if let Ok(mut idle) = self.idle.lock() {
-            idle.push(conn);
-        }
+        self.writer.put(conn);
         result
     }
 }
