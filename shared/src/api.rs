@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use crate::revocation::{RevocationDelta, RevocationEntry, SignedListState};
-use crate::signing::KeyId;
 use crate::ticket::TicketId;
+pub use crate::trust::{DeviceKey, KeyInfo, KeySignature, SignedDeviceList, SignedKeyring};
 
 /// A scan id: a random (version 4) UUID in its lower-case hyphenated text form,
 /// made by the device that scanned. Upload is idempotent by scan id.
@@ -85,6 +85,9 @@ pub mod paths {
     pub const ENROLL: &str = "/api/v1/enroll";
     /// `GET` → [`super::KeyringResponse`].
     pub const KEYRING: &str = "/api/v1/keyring";
+    /// `GET` → [`super::SignedDeviceList`]: the devices whose admissions a
+    /// gate may believe.
+    pub const DEVICES: &str = "/api/v1/devices";
     /// `GET` → [`super::SessionsResponse`].
     pub const SESSIONS: &str = "/api/v1/sessions";
     /// `GET ?since=V` ([`super::RevocationsQuery`]) → [`super::RevocationDelta`].
@@ -136,6 +139,10 @@ pub struct EnrollResponse {
     pub token: String,
     /// Server time, Unix seconds, so the device can measure its clock skew.
     pub server_time: i64,
+    /// The keyring chain ([`crate::trust`]): the device pins the statement
+    /// whose fingerprint its enrolment QR carries (or, for a typed code, the
+    /// first) and follows the chain from there.
+    pub keyring: Vec<SignedKeyring>,
 }
 
 /// Answer to a token roll.
@@ -146,61 +153,64 @@ pub struct TokenResponse {
     pub token: String,
 }
 
-/// What an admin's enrolment QR code carries: the server to talk to and the
-/// one-time code. Text form: `JO-ENROLL:1:<code>:<server url>`.
+/// What an admin's enrolment QR code carries: the server to talk to, the
+/// one-time code and the fingerprint of the server's keyring, which the
+/// device pins. Text form: `JO-ENROLL:2:<code>:<fingerprint hex>:<server url>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EnrollmentInvite {
     /// Base URL of the server (`http://` or `https://`, no trailing slash).
     pub server_url: String,
     /// The one-time enrolment code.
     pub code: String,
+    /// SHA-256 fingerprint of the keyring statement current when the code
+    /// was made ([`SignedKeyring::fingerprint`]).
+    pub keyring_fingerprint: [u8; 32],
 }
 
 /// Prefix of an enrolment QR's text.
-pub const ENROLLMENT_QR_PREFIX: &str = "JO-ENROLL:1:";
+pub const ENROLLMENT_QR_PREFIX: &str = "JO-ENROLL:2:";
 
 impl EnrollmentInvite {
     /// The text to put in the QR code.
     pub fn to_qr_text(&self) -> String {
-        format!("{ENROLLMENT_QR_PREFIX}{}:{}", self.code, self.server_url)
+        format!(
+            "{ENROLLMENT_QR_PREFIX}{}:{}:{}",
+            self.code,
+            hex::encode(self.keyring_fingerprint),
+            self.server_url
+        )
     }
 
     /// Reads an enrolment QR's text; `None` unless it is one, with a code of
-    /// letters, digits and dashes and an http(s) URL, both of sane length.
+    /// letters, digits and dashes, a 64-hex-digit fingerprint and an http(s)
+    /// URL, all of sane length.
     pub fn parse(text: &str) -> Option<Self> {
         let rest = text.trim().strip_prefix(ENROLLMENT_QR_PREFIX)?;
-        let (code, url) = rest.split_once(':')?;
+        let (code, rest) = rest.split_once(':')?;
+        let (fp, url) = rest.split_once(':')?;
         let code_ok = !code.is_empty()
             && code.len() <= 64
             && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
         let url_ok = (url.starts_with("http://") || url.starts_with("https://"))
             && url.len() <= 512
             && !url.chars().any(|c| c.is_control() || c.is_whitespace());
-        (code_ok && url_ok).then(|| Self {
+        let mut keyring_fingerprint = [0u8; 32];
+        let fp_ok = fp.len() == 64 && hex::decode_to_slice(fp, &mut keyring_fingerprint).is_ok();
+        (code_ok && url_ok && fp_ok).then(|| Self {
             server_url: url.trim_end_matches('/').to_owned(),
             code: code.to_owned(),
+            keyring_fingerprint,
         })
     }
-}
-
-/// One public key of the keyring.
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyInfo {
-    /// The key's id.
-    pub key_id: KeyId,
-    /// Raw Ed25519 public key, base64url without padding.
-    pub public_key: String,
-    /// Withdrawn keys are listed so that their tickets get their own refusal reason.
-    pub withdrawn: bool,
 }
 
 /// `GET /api/v1/keyring`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyringResponse {
-    /// Every key, active or withdrawn.
-    pub keys: Vec<KeyInfo>,
+    /// Every keyring statement from version 1, oldest first: a gate follows
+    /// it from the version it holds ([`crate::trust::advance`]).
+    pub chain: Vec<SignedKeyring>,
 }
 
 /// How often one ticket may enter its session.
@@ -259,6 +269,8 @@ pub struct RevocationsQuery {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RemoteEntry {
+    /// The admitting device's scan id.
+    pub scan_id: ScanId,
     /// The ticket admitted.
     pub ticket_id: TicketId,
     /// Its session.
@@ -269,6 +281,25 @@ pub struct RemoteEntry {
     pub gate: String,
     /// Device time of the scan, Unix seconds.
     pub scanned_at: i64,
+    /// The admitting device's signature over
+    /// [`crate::trust::admission_message`], hex: a gate believes the entry
+    /// only if it verifies with a key of the signed device list.
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{128}$"))]
+    pub signature: String,
+}
+
+impl RemoteEntry {
+    /// The admission this entry claims, as its device signed it.
+    pub fn admission(&self) -> crate::trust::Admission<'_> {
+        crate::trust::Admission {
+            device_id: &self.device_id,
+            scan_id: self.scan_id.as_str(),
+            ticket_id: &self.ticket_id,
+            session_id: self.session_id,
+            gate: &self.gate,
+            scanned_at: self.scanned_at,
+        }
+    }
 }
 
 /// `GET /api/v1/entries?cursor=C`: entries other devices uploaded after `cursor`.
@@ -321,8 +352,9 @@ pub struct ScanRecord {
     pub ticket_id: Option<TicketId>,
     /// The session, when known.
     pub session_id: Option<u32>,
-    /// The scanned string, for codes that were not accepted (evidence for
-    /// admins); `None` for admissions.
+    /// The scanned string: for admissions the signed ticket text (the
+    /// server checks that a real ticket was scanned), for refusals the
+    /// evidence for admins.
     pub raw: Option<String>,
     /// The verdict.
     pub verdict: ScanVerdict,
@@ -334,6 +366,32 @@ pub struct ScanRecord {
     pub gate: String,
     /// Device time, Unix seconds.
     pub scanned_at: i64,
+    /// For admissions: the device's signature over
+    /// [`crate::trust::admission_message`] (hex), which other gates check.
+    /// Not part of [`ScanRecord::hash`]: it is checkable on its own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^[0-9a-fA-F]{128}$"))]
+    pub signature: Option<String>,
+}
+
+impl ScanRecord {
+    /// The admission this record states, when it is one (verdict admit with
+    /// a ticket and a session).
+    pub fn admission<'a>(&'a self, device_id: &'a str) -> Option<crate::trust::Admission<'a>> {
+        match (self.verdict, &self.ticket_id, self.session_id) {
+            (ScanVerdict::Admit, Some(ticket_id), Some(session_id)) => {
+                Some(crate::trust::Admission {
+                    device_id,
+                    scan_id: self.scan_id.as_str(),
+                    ticket_id,
+                    session_id,
+                    gate: &self.gate,
+                    scanned_at: self.scanned_at,
+                })
+            }
+            _ => None,
+        }
+    }
 }
 
 fn put_str(h: &mut Sha256, s: &str) {
@@ -607,6 +665,7 @@ mod tests {
             admits: 2,
             gate: "Porte A".into(),
             scanned_at: 1_753_000_000,
+            signature: None,
         }
     }
 
@@ -675,19 +734,24 @@ mod tests {
         let inv = EnrollmentInvite {
             server_url: "https://billets.example.fr:8443".into(),
             code: "ABCD-EFGH-1234".into(),
+            keyring_fingerprint: [0xa5; 32],
         };
         assert_eq!(EnrollmentInvite::parse(&inv.to_qr_text()), Some(inv));
+        let fp = "a5".repeat(32);
         for bad in [
-            "",
-            "JO-ENROLL:1:",
-            "JO-ENROLL:1:abc",
-            "JO-ENROLL:1::https://x",
-            "JO-ENROLL:2:abc:https://x",
-            "JO-ENROLL:1:abc:ftp://x",
-            "JO-ENROLL:1:a b:https://x",
-            "JO-ENROLL:1:abc:https://x y",
+            String::new(),
+            "JO-ENROLL:2:".into(),
+            "JO-ENROLL:2:abc".into(),
+            format!("JO-ENROLL:2::{fp}:https://x"),
+            "JO-ENROLL:1:abc:https://x".into(),
+            format!("JO-ENROLL:3:abc:{fp}:https://x"),
+            format!("JO-ENROLL:2:abc:{fp}:ftp://x"),
+            format!("JO-ENROLL:2:a b:{fp}:https://x"),
+            format!("JO-ENROLL:2:abc:{fp}:https://x y"),
+            "JO-ENROLL:2:abc:abcd:https://x".into(),
+            format!("JO-ENROLL:2:abc:{}:https://x", "zz".repeat(32)),
         ] {
-            assert_eq!(EnrollmentInvite::parse(bad), None, "{bad}");
+            assert_eq!(EnrollmentInvite::parse(&bad), None, "{bad}");
         }
     }
 }

@@ -11,6 +11,10 @@
 //!   valid.
 //! - `withdrawn.txt` (optional): ids of withdrawn keys, one per line (8 hex
 //!   digits; `#` starts a comment). Their tickets are refused.
+//! - `keyring.chain.json`: the signed keyring statements, version 1 first
+//!   ([`crate::trust`]). Gates pin one at enrolment and accept a change of
+//!   keys only as the next statement, signed by a key they already trust;
+//!   [`update_chain`] appends one whenever the two files above change.
 //!
 //! See `keys/README.md` for the procedures.
 
@@ -25,7 +29,8 @@ use thiserror::Error;
 use zeroize::Zeroizing;
 
 use crate::doublekey::RandomError;
-use crate::signing::{KeyId, KeyIdCollision, Keyring, TicketSigner};
+use crate::signing::{KeyId, KeyIdCollision, KeyLookup, Keyring, TicketSigner};
+use crate::trust::{self, SignedKeyring};
 
 /// File name of the active private key inside a keys directory.
 pub const SIGNING_KEY_FILE: &str = "signing.key.pem";
@@ -33,6 +38,8 @@ pub const SIGNING_KEY_FILE: &str = "signing.key.pem";
 pub const KEYRING_FILE: &str = "keyring.pem";
 /// File name of the list of withdrawn key ids inside a keys directory.
 pub const WITHDRAWN_FILE: &str = "withdrawn.txt";
+/// File name of the signed keyring statements inside a keys directory.
+pub const CHAIN_FILE: &str = "keyring.chain.json";
 
 /// DER prefix of an Ed25519 PKCS#8 v1 `PrivateKeyInfo` (RFC 8410 §7), followed
 /// by the 32-byte seed.
@@ -83,6 +90,18 @@ pub enum KeyError {
     /// Two keys of the keyring share an id.
     #[error(transparent)]
     Collision(#[from] KeyIdCollision),
+    /// The signing key cannot sign tickets: it is not in the keyring, or it
+    /// was withdrawn.
+    #[error("{0}")]
+    SignerNotUsable(String),
+    /// The keyring changed in a way no key the gates trust can vouch for.
+    #[error("{path}: {reason}")]
+    Chain {
+        /// The chain file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> KeyError + '_ {
@@ -217,6 +236,13 @@ pub fn generate(dir: &Path, force: bool) -> Result<Generated, KeyError> {
     } else {
         None
     };
+    // The old key signs the statement that adds the new one, so gates that
+    // trust it follow the rotation; it is read before anything changes.
+    let old_signer = if old.is_some() {
+        Some(load_signer(dir)?)
+    } else {
+        None
+    };
     let signer = TicketSigner::generate()?;
     let mut keys = vec![signer.verifying_key()];
     if ring_path.exists() {
@@ -233,6 +259,7 @@ pub fn generate(dir: &Path, force: bool) -> Result<Generated, KeyError> {
         .map(|e| public_key_to_pem(&e.key))
         .collect();
     write_atomic(&ring_path, ring_text.as_bytes(), 0o644)?;
+    update_chain(dir, &[Some(&signer), old_signer.as_ref()])?;
     write_atomic(
         &key_path,
         signing_key_to_pem(signer.signing_key()).as_bytes(),
@@ -291,6 +318,93 @@ pub fn load_keyring(dir: &Path) -> Result<Keyring, KeyError> {
         }
     }
     Ok(ring)
+}
+
+/// Checks that `signer` may sign tickets: its public key is in the keyring
+/// and not withdrawn. A server that signed with any other key would sell
+/// tickets that every gate refuses.
+pub fn check_signer(ring: &Keyring, signer: &TicketSigner) -> Result<(), KeyError> {
+    let id = signer.key_id();
+    match ring.lookup(id) {
+        KeyLookup::Active(k) if *k == signer.verifying_key() => Ok(()),
+        KeyLookup::Active(_) | KeyLookup::Unknown => Err(KeyError::SignerNotUsable(format!(
+            "the signing key {id} is not in {KEYRING_FILE}: tickets it signed would be refused \
+             at every gate (rotate with `jo-server keygen --force`, or restore the keyring)"
+        ))),
+        KeyLookup::Withdrawn => Err(KeyError::SignerNotUsable(format!(
+            "the signing key {id} is withdrawn ({WITHDRAWN_FILE}): tickets it signed would be \
+             refused at every gate (rotate with `jo-server keygen --force` first)"
+        ))),
+    }
+}
+
+/// The signed keyring statements of `dir` (empty when none was written yet).
+pub fn load_chain(dir: &Path) -> Result<Vec<SignedKeyring>, KeyError> {
+    let path = dir.join(CHAIN_FILE);
+    let text = match fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err(&path)(e)),
+    };
+    serde_json::from_str(&text).map_err(|e| KeyError::Chain {
+        path: path.clone(),
+        reason: format!("not a keyring chain: {e}"),
+    })
+}
+
+/// Brings the chain of `dir` up to its keyring files and returns it.
+///
+/// Nothing to do when the newest statement lists exactly the keys of
+/// `keyring.pem` and `withdrawn.txt`. Otherwise a statement with the next
+/// version is appended, signed by every one of `signers` (`None`s skipped)
+/// — at least one of which must be active in the newest statement, or the
+/// gates could not follow: then nothing is written and the error says why.
+/// With no chain yet (a new key, or keys made before chains existed), the
+/// first statement is signed by the signers themselves. Statements are
+/// deterministic (Ed25519 signs deterministically), so several servers
+/// sharing one keys directory write the same file.
+pub fn update_chain(
+    dir: &Path,
+    signers: &[Option<&TicketSigner>],
+) -> Result<Vec<SignedKeyring>, KeyError> {
+    let signers: Vec<&TicketSigner> = signers.iter().flatten().copied().collect();
+    let path = dir.join(CHAIN_FILE);
+    let ring = load_keyring(dir)?;
+    let mut chain = load_chain(dir)?;
+    let wanted = trust::key_infos(&ring);
+    let chain_err = |reason: String| KeyError::Chain {
+        path: path.clone(),
+        reason,
+    };
+    let version = match chain.last() {
+        Some(last) if last.keys == wanted => return Ok(chain),
+        Some(last) => {
+            let trusted = last
+                .keyring()
+                .map_err(|e| chain_err(format!("newest statement: {e}")))?;
+            let vouched = signers
+                .iter()
+                .any(|s| matches!(trusted.lookup(s.key_id()), KeyLookup::Active(k) if *k == s.verifying_key()));
+            if !vouched {
+                return Err(chain_err(format!(
+                    "the keyring changed, but no key active at version {} can sign the change: \
+                     gates would refuse it (rotate with `jo-server keygen --force`, which signs \
+                     the new key with the old one)",
+                    last.version
+                )));
+            }
+            last.version + 1
+        }
+        None => 1,
+    };
+    if signers.is_empty() {
+        return Err(chain_err("no key to sign the keyring with".into()));
+    }
+    chain.push(SignedKeyring::sign(version, &ring, &signers));
+    let text = serde_json::to_string_pretty(&chain)
+        .map_err(|e| chain_err(format!("cannot write: {e}")))?;
+    write_atomic(&path, text.as_bytes(), 0o644)?;
+    Ok(chain)
 }
 
 fn create_private_dir(dir: &Path) -> Result<(), KeyError> {
@@ -414,6 +528,61 @@ mod tests {
             ring.lookup(first.key_id),
             crate::signing::KeyLookup::Withdrawn
         );
+    }
+
+    #[test]
+    fn rotation_and_withdrawal_extend_a_chain_gates_can_follow() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let first = generate(dir.path(), false).expect("generates");
+        let chain = load_chain(dir.path()).expect("chain");
+        assert_eq!(chain.len(), 1);
+        let pinned = chain[0].clone();
+        generate(dir.path(), true).expect("rotates");
+        let signer = load_signer(dir.path()).expect("signer");
+        // Unchanged files: nothing appended.
+        assert_eq!(
+            update_chain(dir.path(), &[Some(&signer)])
+                .expect("same")
+                .len(),
+            2
+        );
+        fs::write(
+            dir.path().join(WITHDRAWN_FILE),
+            format!("{}\n", first.key_id),
+        )
+        .expect("write");
+        let chain = update_chain(dir.path(), &[Some(&signer)]).expect("withdraws");
+        assert_eq!(chain.len(), 3);
+        assert_eq!(load_chain(dir.path()).expect("reads"), chain);
+        let newest = trust::advance(&pinned, &chain)
+            .expect("verifies")
+            .expect("newer");
+        assert_eq!(newest.version, 3);
+        let ring = newest.keyring().expect("ring");
+        assert_eq!(ring.lookup(first.key_id), KeyLookup::Withdrawn);
+        check_signer(&ring, &signer).expect("active signer");
+        assert!(matches!(
+            check_signer(&ring, &TicketSigner::new(SigningKey::from_bytes(&[1; 32]))),
+            Err(KeyError::SignerNotUsable(_))
+        ));
+    }
+
+    #[test]
+    fn a_keyring_changed_by_hand_is_not_signed_into_the_chain() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        generate(dir.path(), false).expect("generates");
+        // Someone replaces the keys outside keygen: the old key is gone.
+        let intruder = TicketSigner::new(SigningKey::from_bytes(&[42; 32]));
+        fs::write(
+            dir.path().join(KEYRING_FILE),
+            public_key_to_pem(&intruder.verifying_key()),
+        )
+        .expect("write");
+        assert!(matches!(
+            update_chain(dir.path(), &[Some(&intruder)]),
+            Err(KeyError::Chain { .. })
+        ));
+        assert_eq!(load_chain(dir.path()).expect("reads").len(), 1);
     }
 
     #[cfg(unix)]

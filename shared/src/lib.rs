@@ -9,6 +9,8 @@
 //! - [`qr`]: the QR string (`payload ‖ signature`, base64url), QR rendering and decoding;
 //! - [`verify`]: the one entry point that turns a scanned string into a [`verify::Verdict`];
 //! - [`revocation`]: the signed, versioned, append-only revocation list;
+//! - [`trust`]: what a gate trusts: the signed keyring chain pinned at
+//!   enrolment, the signed device list, signed admissions;
 //! - [`api`]: the request and response types of the scanners' sync API.
 //!
 //! Every decoder in this crate treats its input as hostile: it returns an error,
@@ -21,6 +23,7 @@ pub mod qr;
 pub mod revocation;
 pub mod signing;
 pub mod ticket;
+pub mod trust;
 pub mod verify;
 
 pub use signing::{KeyId, Keyring, TicketSigner};

@@ -211,6 +211,17 @@ pub enum RevocationError {
     /// The signature does not verify.
     #[error("bad signature on the revocation list")]
     BadSignature,
+    /// The signed state is older than the one held: a replay, or a server
+    /// restored from a back-up.
+    #[error(
+        "the revocation list offered (signed at {got}) is older than the one held (signed at {have})"
+    )]
+    Older {
+        /// Issue time of the list held, Unix seconds.
+        have: i64,
+        /// Issue time of the list offered.
+        got: i64,
+    },
 }
 
 /// The revocation list as a device holds it.
@@ -281,6 +292,12 @@ impl RevocationList {
             return Err(RevocationError::StateMismatch);
         }
         delta.state.verify(keyring)?;
+        if delta.state.issued_at < self.issued_at {
+            return Err(RevocationError::Older {
+                have: self.issued_at,
+                got: delta.state.issued_at,
+            });
+        }
         self.revoked.reserve(delta.entries.len());
         for e in &delta.entries {
             self.revoked.insert(e.ticket_id, e.reason);
@@ -384,7 +401,7 @@ impl ListBuilder {
 
 macro_rules! hex_array {
     ($name:ident, $n:expr) => {
-        mod $name {
+        pub(crate) mod $name {
             pub fn serialize<S: serde::Serializer>(v: &[u8; $n], s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(&hex::encode(v))
             }
@@ -508,6 +525,36 @@ mod tests {
         list.apply(&good, &ring)
             .expect("the untouched delta applies");
         assert_eq!(list.len(), 3);
+    }
+
+    #[test]
+    fn a_list_signed_before_the_one_held_is_refused() {
+        let (s, ring) = setup();
+        let mut b = ListBuilder::default();
+        let mut list = RevocationList::new();
+        let d1 = delta(&mut b, &s, &[1]);
+        list.apply(&d1, &ring).expect("applies");
+        let fresh = RevocationDelta {
+            from_version: 1,
+            entries: vec![],
+            state: b.sign(&s, 1_700_000_500),
+        };
+        list.apply(&fresh, &ring).expect("refreshes");
+        assert_eq!(list.issued_at(), 1_700_000_500);
+        // The same version replayed with its older signature.
+        let replay = RevocationDelta {
+            from_version: 1,
+            entries: vec![],
+            state: d1.state.clone(),
+        };
+        assert_eq!(
+            list.apply(&replay, &ring),
+            Err(RevocationError::Older {
+                have: 1_700_000_500,
+                got: 1_700_000_100
+            })
+        );
+        assert_eq!(list.issued_at(), 1_700_000_500);
     }
 
     #[test]

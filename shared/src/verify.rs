@@ -173,29 +173,40 @@ fn refuse(reason: Refusal) -> Verdict {
     }
 }
 
-/// Verifies a scanned string. Never panics.
-pub fn verify(scanned: &str, ctx: &VerifyContext<'_>) -> Verdict {
+/// Decodes a scanned string and checks its signature against `keyring`,
+/// nothing more: the authentic ticket, or why it is not one. The server uses
+/// it to check the ticket text of an uploaded admission. Never panics.
+pub fn authenticate(scanned: &str, keyring: &Keyring) -> Result<TicketPayload, Refusal> {
     let (payload_bytes, sig) = match qr::decode_string(scanned.trim()) {
         Ok(parts) => parts,
         Err(QrStringError::TooLong | QrStringError::BadBase64 | QrStringError::TooShort) => {
-            return refuse(Refusal::BadEncoding);
+            return Err(Refusal::BadEncoding);
         }
     };
     let ticket = match TicketPayload::decode(&payload_bytes) {
         Ok(t) => t,
         Err(DecodeError::UnsupportedVersion(version)) => {
-            return refuse(Refusal::UnsupportedVersion { version });
+            return Err(Refusal::UnsupportedVersion { version });
         }
-        Err(_) => return refuse(Refusal::Malformed),
+        Err(_) => return Err(Refusal::Malformed),
     };
-    let key = match ctx.keyring.lookup(ticket.key_id) {
+    let key = match keyring.lookup(ticket.key_id) {
         KeyLookup::Active(k) => k,
-        KeyLookup::Withdrawn => return refuse(Refusal::WithdrawnKey),
-        KeyLookup::Unknown => return refuse(Refusal::UnknownKey),
+        KeyLookup::Withdrawn => return Err(Refusal::WithdrawnKey),
+        KeyLookup::Unknown => return Err(Refusal::UnknownKey),
     };
     if verify_signature(key, &payload_bytes, &sig).is_err() {
-        return refuse(Refusal::BadSignature);
+        return Err(Refusal::BadSignature);
     }
+    Ok(ticket)
+}
+
+/// Verifies a scanned string. Never panics.
+pub fn verify(scanned: &str, ctx: &VerifyContext<'_>) -> Verdict {
+    let ticket = match authenticate(scanned, ctx.keyring) {
+        Ok(t) => t,
+        Err(reason) => return refuse(reason),
+    };
     // From here on the ticket is authentic.
     let authentic = |reason| Verdict::Refuse {
         reason,
