@@ -101,6 +101,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0005_sync.sql"),
     // 6: the admin console (audit log).
     include_str!("migrations/0006_admin.sql"),
+    // 7: sessions that passed the second factor; pending TOTP secrets bound to a session.
+    include_str!("migrations/0007_second_factor_sessions.sql"),
 ];
 
 /// Applies every pending migration in one IMMEDIATE transaction, so two
