@@ -20,6 +20,7 @@ use jo_shared::api::{
 };
 use jo_shared::revocation::{ListBuilder, RevocationList, RevocationReason};
 use jo_shared::ticket::TicketId;
+use jo_shared::ticket::{HolderName, TicketPayload};
 use jo_shared::{Keyring, TicketSigner};
 use rusqlite::{Connection, params};
 
@@ -203,12 +204,29 @@ async fn get<T: serde::de::DeserializeOwned>(
     Ok(serde_json::from_slice(&r.bytes().await?)?)
 }
 
-/// Uploads admissions of `tickets` in signed batches; returns the time taken.
+/// The signed text of a ticket of `SESSION`, as its holder shows it.
+fn ticket_text(server: &TicketSigner, id: TicketId) -> String {
+    let payload = TicketPayload {
+        key_id: server.key_id(),
+        ticket_id: id,
+        session_id: SESSION,
+        admits: 1,
+        valid_from: u32::try_from(now() - 3600).unwrap_or(0),
+        valid_minutes: 600,
+        holder: HolderName::shorten("BENCH"),
+    };
+    jo_shared::qr::encode_string(&server.sign_ticket(&payload).unwrap_or_default())
+}
+
+/// Uploads admissions of `tickets` in signed batches, each admission with
+/// its ticket text and the gate's signature, as a gate sends them; returns
+/// the time taken (the server checks both signatures of every admission).
 async fn upload(
     http: &reqwest::Client,
     base: &str,
     d: &mut Device,
     tickets: &[TicketId],
+    server: &TicketSigner,
 ) -> anyhow::Result<Duration> {
     let gate = format!("Porte {}", &d.id[4..8]);
     let batches: Vec<ScanBatch> = tickets
@@ -218,19 +236,23 @@ async fn upload(
                 .iter()
                 .map(|t| {
                     d.seq += 1;
-                    let r = ScanRecord {
+                    let mut r = ScanRecord {
                         scan_id: ScanId::generate().expect("random"),
                         seq: d.seq,
                         prev_hash: hex::encode(d.last),
                         ticket_id: Some(*t),
                         session_id: Some(SESSION),
-                        raw: None,
+                        raw: Some(ticket_text(server, *t)),
                         verdict: ScanVerdict::Admit,
                         reason: None,
                         admits: 1,
                         gate: gate.clone(),
                         scanned_at: now(),
+                        signature: None,
                     };
+                    r.signature = r
+                        .admission(&d.id)
+                        .map(|a| hex::encode(d.key.sign(&jo_shared::trust::admission_message(&a))));
                     d.last = r.hash();
                     r
                 })
@@ -268,7 +290,9 @@ async fn run() -> anyhow::Result<()> {
     let mut config = Config::for_tests(dir.path().join("data"));
     config.api.rate_per_sec = 1_000_000;
     config.api.rate_burst = 1_000_000;
+    config.api.enroll_burst = 1_000;
     let app = Application::build(config.clone()).await?;
+    let server = jo_shared::keys::load_signer(&config.keys_dir)?;
     let base = format!("http://127.0.0.1:{}", app.port());
 
     let t = Instant::now();
@@ -290,7 +314,7 @@ async fn run() -> anyhow::Result<()> {
     for g in 0..GATES {
         let mut d = enroll(&http, &base, &config).await?;
         let share = &seated[g * SEATS / GATES..(g + 1) * SEATS / GATES];
-        uploads.push(upload(&http, &base, &mut d, share).await?);
+        uploads.push(upload(&http, &base, &mut d, share, &server).await?);
     }
     let mut sorted = uploads.clone();
     sorted.sort();
@@ -347,13 +371,7 @@ async fn run() -> anyhow::Result<()> {
     anyhow::ensure!(entries == SEATS, "{entries} entries");
     anyhow::ensure!(sessions.sessions.iter().any(|s| s.id == SESSION));
     // What the device then does with the list (not the server's time).
-    let mut ring = Keyring::new();
-    for k in &keyring.keys {
-        let raw = URL_SAFE_NO_PAD.decode(&k.public_key)?;
-        if let Some(key) = jo_shared::signing::verifying_key_from_bytes(&raw) {
-            ring.add(key)?;
-        }
-    }
+    let ring: Keyring = jo_shared::trust::pin(&keyring.chain, None)?.keyring()?;
     let v = Instant::now();
     let mut list = RevocationList::new();
     for delta in &deltas {

@@ -73,3 +73,14 @@ pub async fn create_enrollment_code(config: &Config, ttl_hours: u32) -> anyhow::
         .await?;
     Ok(code)
 }
+
+/// The fingerprint (hex) of the newest keyring statement in the keys
+/// directory, which enrolment codes carry so that the gate pins it.
+pub fn keyring_fingerprint(config: &Config) -> anyhow::Result<String> {
+    let signer = jo_shared::keys::load_signer(&config.keys_dir)?;
+    let (_, chain) = crate::trust::current(&config.keys_dir, &signer)?;
+    let newest = chain
+        .last()
+        .ok_or_else(|| anyhow::anyhow!("empty keyring chain"))?;
+    Ok(newest.fingerprint_hex()?)
+}

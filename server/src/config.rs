@@ -175,6 +175,12 @@ pub struct ApiPolicy {
     /// A scan whose device time is this much ahead of the server's is flagged
     /// as a late upload too (a device clock far off).
     pub future_tolerance_secs: i64,
+    /// Enrolment attempts one client address may make per minute, on
+    /// average (each opens a write transaction; codes are guessed nowhere
+    /// else).
+    pub enroll_per_minute: u32,
+    /// Enrolment attempts one client address may make in a burst.
+    pub enroll_burst: u32,
 }
 
 impl Default for ApiPolicy {
@@ -186,6 +192,8 @@ impl Default for ApiPolicy {
             rate_burst: 50,
             late_upload_secs: 60 * 60,
             future_tolerance_secs: 5 * 60,
+            enroll_per_minute: 10,
+            enroll_burst: 10,
         }
     }
 }
@@ -251,6 +259,10 @@ pub struct ServeArgs {
     /// Sync API: requests each scanner device may make in a burst.
     #[arg(long, env = "JO_API_RATE_BURST", default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub api_rate_burst: u32,
+    /// Sync API: enrolment attempts one client address may make per minute
+    /// (and in a burst).
+    #[arg(long, env = "JO_ENROLL_RATE_PER_MIN", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub enroll_rate_per_min: u32,
 }
 
 /// Everything the application needs to start.
@@ -329,6 +341,8 @@ impl Config {
             api: ApiPolicy {
                 rate_per_sec: args.api_rate_per_sec,
                 rate_burst: args.api_rate_burst,
+                enroll_per_minute: args.enroll_rate_per_min,
+                enroll_burst: args.enroll_rate_per_min,
                 ..ApiPolicy::default()
             },
         })

@@ -8,6 +8,7 @@
 //! - [`web`]: routes, templates, sessions, CSRF, security headers; the shop
 //!   ([`web::shop`]) and the admin console ([`web::admin`]);
 //! - [`api`]: the scanners' sync API under `/api/v1/`;
+//! - [`trust`]: the signed keyring chain and device list the gates check;
 //! - [`mail`]: SMTP or the `.eml` outbox.
 
 pub mod admin;
@@ -24,6 +25,7 @@ pub mod shop;
 pub mod startup;
 pub mod state;
 pub mod tickets;
+pub mod trust;
 pub mod web;
 
 pub use config::Config;

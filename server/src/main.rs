@@ -117,6 +117,12 @@ async fn main() -> anyhow::Result<()> {
             // The code alone on stdout, for scripts; the explanation on stderr.
             println!("{code}");
             eprintln!("one-time scanner enrolment code, valid {ttl_hours} h");
+            match jo_server::admin::keyring_fingerprint(&config) {
+                Ok(fp) => eprintln!(
+                    "keyring fingerprint (the gate pins it): {fp}\n  jo-scanner enroll --server URL --code {code} --keyring {fp}"
+                ),
+                Err(e) => eprintln!("no keyring fingerprint yet ({e:#}): start the server once"),
+            }
         }
     }
     Ok(())

@@ -49,6 +49,12 @@ impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let signer = load_or_create_signing_key(&config.keys_dir)?;
+        // Refuse to start with a key the gates would not trust (missing
+        // from the keyring, withdrawn) or a keyring they could not follow.
+        let (_, chain) = crate::trust::current(&config.keys_dir, &signer)?;
+        if let Some(newest) = chain.last() {
+            tracing::info!(version = newest.version, "keyring chain up to date");
+        }
         crate::fixtures::load(&store)
             .await
             .context("loading fixtures")?;

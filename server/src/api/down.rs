@@ -6,10 +6,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jo_shared::api::{
-    EntriesResponse, KeyInfo, KeyringResponse, RevocationDelta, SessionsResponse,
+    EntriesResponse, KeyringResponse, RevocationDelta, SessionsResponse, SignedDeviceList,
 };
 use jo_shared::revocation::SignedListState;
 use serde::Deserialize;
@@ -36,14 +34,16 @@ const DEFAULT_ENTRIES_PAGE: u32 = 5_000;
 /// knows how far it still is (it asks again from the delta's end).
 pub const LATEST_VERSION_HEADER: &str = "x-jo-revocations-latest";
 
-/// The public keys that verify tickets, active and withdrawn.
+/// The signed keyring chain: every statement from version 1, each signed
+/// by a key of the one before it, so a gate follows key rotations and
+/// withdrawals from the version it pinned at enrolment.
 #[utoipa::path(
     get,
     path = "/api/v1/keyring",
     tag = "down-sync",
     security(("bearer" = [])),
     responses(
-        (status = 200, description = "Every key", body = KeyringResponse),
+        (status = 200, description = "The keyring chain", body = KeyringResponse),
         (status = 401, description = "No valid device token", body = jo_shared::api::ApiError),
         (status = 429, description = "Rate limited: see Retry-After", body = jo_shared::api::ApiError),
     )
@@ -52,22 +52,35 @@ pub async fn keyring(
     State(state): State<AppState>,
     _device: Device,
 ) -> Result<Json<KeyringResponse>, ApiFailure> {
-    let dir = state.config.keys_dir.clone();
     // Read at each call: a key withdrawn in withdrawn.txt is served at once.
-    let ring = tokio::task::spawn_blocking(move || jo_shared::keys::load_keyring(&dir))
+    let (_, chain) = crate::trust::current_for(&state)
         .await
-        .map_err(|e| ApiFailure::Internal(e.into()))?
-        .map_err(|e| ApiFailure::Internal(e.into()))?;
-    let keys = ring
-        .entries()
-        .iter()
-        .map(|e| KeyInfo {
-            key_id: e.id,
-            public_key: URL_SAFE_NO_PAD.encode(e.key.as_bytes()),
-            withdrawn: e.withdrawn,
-        })
-        .collect();
-    Ok(Json(KeyringResponse { keys }))
+        .map_err(ApiFailure::Internal)?;
+    Ok(Json(KeyringResponse { chain }))
+}
+
+/// Every enrolled device's public key and whether it is revoked, signed by
+/// the server's ticket key: gates believe another gate's admission only
+/// when it verifies with an active key of this list.
+#[utoipa::path(
+    get,
+    path = "/api/v1/devices",
+    tag = "down-sync",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The signed device list", body = SignedDeviceList),
+        (status = 401, description = "No valid device token", body = jo_shared::api::ApiError),
+        (status = 429, description = "Rate limited: see Retry-After", body = jo_shared::api::ApiError),
+    )
+)]
+pub async fn devices(
+    State(state): State<AppState>,
+    _device: Device,
+) -> Result<Json<SignedDeviceList>, ApiFailure> {
+    let list = crate::trust::device_list(&state, crate::db::now())
+        .await
+        .map_err(ApiFailure::Internal)?;
+    Ok(Json(list))
 }
 
 /// The sessions gates serve: every scheduled session that has not ended

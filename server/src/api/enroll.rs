@@ -1,8 +1,10 @@
 //! Enrolment (a one-time code and the device's public key for a device id
 //! and token) and token rolls.
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::State;
+use axum::{Extension, Json};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jo_shared::api::{EnrollRequest, EnrollResponse, TokenResponse};
@@ -10,9 +12,11 @@ use jo_shared::signing::verifying_key_from_bytes;
 
 use super::error::ApiFailure;
 use super::extract::{ApiJson, Device};
+use super::rate::RateLimiter;
 use crate::auth::tokens::{hash_enrollment_code, hash_token, random_token};
 use crate::db::devices::NewDevice;
 use crate::state::AppState;
+use crate::web::client::ClientIp;
 
 /// Longest device label, in characters.
 pub const MAX_LABEL_CHARS: usize = 64;
@@ -66,12 +70,23 @@ fn parse_label(s: &str) -> Result<String, ApiFailure> {
         (status = 400, description = "Malformed request or public key", body = jo_shared::api::ApiError),
         (status = 403, description = "Unknown, used or expired enrolment code", body = jo_shared::api::ApiError),
         (status = 413, description = "Body too large", body = jo_shared::api::ApiError),
+        (status = 429, description = "Too many attempts from this address: see Retry-After", body = jo_shared::api::ApiError),
     )
 )]
 pub async fn enroll(
     State(state): State<AppState>,
+    Extension(limiter): Extension<Arc<RateLimiter>>,
+    ClientIp(ip): ClientIp,
     ApiJson(req): ApiJson<EnrollRequest>,
 ) -> Result<Json<EnrollResponse>, ApiFailure> {
+    // Before anything else: each attempt may open a write transaction, and
+    // codes must not be guessed at speed.
+    let policy = state.config.api;
+    limiter.check_per_minute(
+        &format!("enroll {ip}"),
+        policy.enroll_per_minute,
+        policy.enroll_burst,
+    )?;
     // Input is checked before the code is spent, so a typo does not burn it.
     let public_key = parse_public_key(&req.device_public_key)?;
     let label = parse_label(&req.label)?;
@@ -92,10 +107,14 @@ pub async fn enroll(
         return Err(ApiFailure::InvalidCode);
     }
     tracing::info!(device_id = %id, "scanner device enrolled");
+    let (_, keyring) = crate::trust::current_for(&state)
+        .await
+        .map_err(ApiFailure::Internal)?;
     Ok(Json(EnrollResponse {
         device_id: id,
         token,
         server_time: crate::db::now(),
+        keyring,
     }))
 }
 

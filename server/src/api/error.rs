@@ -123,7 +123,7 @@ impl IntoResponse for ApiFailure {
                 let mut res = error_body(
                     StatusCode::TOO_MANY_REQUESTS,
                     "rate_limited",
-                    format!("too many requests from this device: retry in {secs} s"),
+                    format!("too many requests: retry in {secs} s"),
                 );
                 res.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));

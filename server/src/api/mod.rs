@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route(paths::ENROLL, post(enroll::enroll))
         .route(paths::TOKEN, post(enroll::roll_token))
         .route(paths::KEYRING, get(down::keyring))
+        .route(paths::DEVICES, get(down::devices))
         .route(paths::SESSIONS, get(down::sessions))
         .route(paths::REVOCATIONS, get(down::revocations))
         .route(paths::ENTRIES, get(down::entries))

@@ -32,6 +32,7 @@ impl Modify for BearerAuth {
         enroll::enroll,
         enroll::roll_token,
         down::keyring,
+        down::devices,
         down::sessions,
         down::revocations,
         down::entries,

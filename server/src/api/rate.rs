@@ -25,17 +25,16 @@ impl RateLimiter {
     /// Takes one token from `key`'s bucket (refilled at `per_sec`, holding at
     /// most `burst`), or says in how many seconds one will be there.
     pub fn check(&self, key: &str, per_sec: u32, burst: u32) -> Result<(), ApiFailure> {
-        self.check_at(key, per_sec, burst, Instant::now())
+        self.check_at(key, f64::from(per_sec.max(1)), burst, Instant::now())
     }
 
-    fn check_at(
-        &self,
-        key: &str,
-        per_sec: u32,
-        burst: u32,
-        now: Instant,
-    ) -> Result<(), ApiFailure> {
-        let rate = f64::from(per_sec.max(1));
+    /// [`RateLimiter::check`] with a rate per minute (for rare calls such as
+    /// enrolment, keyed by client address).
+    pub fn check_per_minute(&self, key: &str, per_min: u32, burst: u32) -> Result<(), ApiFailure> {
+        self.check_at(key, f64::from(per_min.max(1)) / 60.0, burst, Instant::now())
+    }
+
+    fn check_at(&self, key: &str, rate: f64, burst: u32, now: Instant) -> Result<(), ApiFailure> {
         let cap = f64::from(burst.max(1));
         let mut map = self
             .buckets
@@ -55,12 +54,8 @@ impl RateLimiter {
             Ok(())
         } else {
             let wait = ((1.0 - b.tokens) / rate).ceil();
-            // `wait` is between 1 and 1/rate seconds, rate >= 1.
-            Err(ApiFailure::RateLimited(if wait >= 1.0 {
-                wait as u64
-            } else {
-                1
-            }))
+            // `wait` is at most 1/rate seconds (60 s at one a minute).
+            Err(ApiFailure::RateLimited(wait.clamp(1.0, 3600.0) as u64))
         }
     }
 }
@@ -76,15 +71,18 @@ mod tests {
         let l = RateLimiter::default();
         let t0 = Instant::now();
         for _ in 0..5 {
-            assert!(l.check_at("a", 2, 5, t0).is_ok());
+            assert!(l.check_at("a", 2.0, 5, t0).is_ok());
         }
         assert!(matches!(
-            l.check_at("a", 2, 5, t0),
+            l.check_at("a", 2.0, 5, t0),
             Err(ApiFailure::RateLimited(1))
         ));
-        assert!(l.check_at("b", 2, 5, t0).is_ok(), "buckets are per device");
+        assert!(
+            l.check_at("b", 2.0, 5, t0).is_ok(),
+            "buckets are per device"
+        );
         let later = t0 + Duration::from_millis(500);
-        assert!(l.check_at("a", 2, 5, later).is_ok(), "refilled at 2/s");
-        assert!(l.check_at("a", 2, 5, later).is_err());
+        assert!(l.check_at("a", 2.0, 5, later).is_ok(), "refilled at 2/s");
+        assert!(l.check_at("a", 2.0, 5, later).is_err());
     }
 }

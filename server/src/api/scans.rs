@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use axum::Json;
 use axum::extract::State;
-use jo_shared::api::{ScanBatch, ScanBatchResponse, ScanVerdict, batch_message};
-use jo_shared::signing::{verify_signature, verifying_key_from_bytes};
+use jo_shared::api::{ScanBatch, ScanBatchResponse, ScanRecord, ScanVerdict, batch_message};
+use jo_shared::signing::{Keyring, verify_signature, verifying_key_from_bytes};
 
 use super::error::ApiFailure;
 use super::extract::{ApiJson, Device};
@@ -20,6 +20,46 @@ pub const MAX_RAW_BYTES: usize = 8 * 1024;
 /// Longest `gate` and `reason`, in bytes.
 pub const MAX_LABEL_BYTES: usize = 256;
 
+/// Earliest device time accepted (2020-01-01 UTC): anything before is a
+/// clock that was never set, or a forged record.
+pub const MIN_SCANNED_AT: i64 = 1_577_836_800;
+/// Latest device time accepted (2100-01-01 UTC). Times outside the bounds
+/// are refused rather than stored: arithmetic on them (lateness, hours)
+/// would overflow.
+pub const MAX_SCANNED_AT: i64 = 4_102_444_800;
+/// Highest log position accepted (2^40, a trillion scans): a position near
+/// 2^63 would leave the device no room to upload its next record.
+pub const MAX_SEQ: u64 = 1 << 40;
+
+/// Why an admission does not prove itself, or `None` when it does: it must
+/// carry the signed ticket text of its ticket and session (a real ticket
+/// was scanned) and the device's signature over the admission (which other
+/// gates check before they refuse that ticket on its word).
+fn unproven(device: &Device, record: &ScanRecord, keyring: &Keyring) -> Option<String> {
+    let admission = record.admission(&device.id)?;
+    let Some(raw) = record.raw.as_deref() else {
+        return Some("admission without the scanned ticket text".into());
+    };
+    match jo_shared::verify::authenticate(raw, keyring) {
+        Err(why) => {
+            return Some(format!(
+                "the scanned text is not a valid ticket ({})",
+                why.code()
+            ));
+        }
+        Ok(t) if t.ticket_id != *admission.ticket_id || t.session_id != admission.session_id => {
+            return Some(
+                "the scanned ticket is not the ticket or session the admission names".into(),
+            );
+        }
+        Ok(_) => {}
+    }
+    let signed = record.signature.as_deref().is_some_and(|sig| {
+        jo_shared::trust::verify_admission(&device.public_key, &admission, sig).is_ok()
+    });
+    (!signed).then(|| "admission without a valid signature of its device".into())
+}
+
 fn bad(i: usize, field: &str, what: &str) -> ApiFailure {
     ApiFailure::BadRequest(format!("records[{i}].{field}: {what}"))
 }
@@ -31,11 +71,14 @@ fn hex32(s: &str) -> Option<[u8; 32]> {
 }
 
 /// Checks a batch: bounds, the hash chain inside it, and the device's
-/// signature over its last record. Returns the records with their hashes.
+/// signature over its last record; and whether each admission proves itself
+/// against `keyring` (an unproven one is stored and flagged, not refused: the
+/// device's log must still go up). Returns the records with their hashes.
 pub fn check_batch(
     device: &Device,
     batch: ScanBatch,
     max_records: usize,
+    keyring: &Keyring,
 ) -> Result<Vec<CheckedRecord>, ApiFailure> {
     let n = batch.records.len();
     if n == 0 {
@@ -54,8 +97,22 @@ pub fn check_batch(
     let mut seen = HashSet::with_capacity(n);
     let mut out: Vec<CheckedRecord> = Vec::with_capacity(n);
     for (i, record) in batch.records.into_iter().enumerate() {
-        if record.seq == 0 || i64::try_from(record.seq).is_err() {
-            return Err(bad(i, "seq", "must be between 1 and 2^63 - 1"));
+        if record.seq == 0 || record.seq > MAX_SEQ {
+            return Err(bad(i, "seq", "must be between 1 and 2^40"));
+        }
+        if !(MIN_SCANNED_AT..=MAX_SCANNED_AT).contains(&record.scanned_at) {
+            return Err(bad(
+                i,
+                "scanned_at",
+                "must be a Unix time between 2020-01-01 and 2100-01-01",
+            ));
+        }
+        if record
+            .signature
+            .as_ref()
+            .is_some_and(|s| s.len() != 128 || !s.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            return Err(bad(i, "signature", "must be 128 hex digits"));
         }
         let prev_hash =
             hex32(&record.prev_hash).ok_or_else(|| bad(i, "prev_hash", "must be 64 hex digits"))?;
@@ -100,10 +157,12 @@ pub fn check_batch(
             }
         }
         let hash = record.hash();
+        let unproven = unproven(device, &record, keyring);
         out.push(CheckedRecord {
             record,
             hash,
             prev_hash,
+            unproven,
         });
     }
     let last = out.last().ok_or_else(|| {
@@ -118,8 +177,9 @@ pub fn check_batch(
 
 /// Uploads a batch of the device's scan log. Idempotent by scan id: records
 /// already stored are reported as duplicates. Conflicts (double admission,
-/// admission after revocation, unknown ticket, gaps or breaks in the hash
-/// chain, late uploads) are stored and flagged for admins, never refused.
+/// admission after revocation, unknown ticket, an admission without a valid
+/// ticket text or device signature, gaps or breaks in the hash chain, late
+/// uploads) are stored and flagged for admins, never refused.
 #[utoipa::path(
     post,
     path = "/api/v1/scans",
@@ -141,7 +201,10 @@ pub async fn upload(
 ) -> Result<Json<ScanBatchResponse>, ApiFailure> {
     let policy = state.config.api;
     let pending = batch.pending;
-    let records = match check_batch(&device, batch, policy.max_batch_records) {
+    let (keyring, _) = crate::trust::current_for(&state)
+        .await
+        .map_err(ApiFailure::Internal)?;
+    let records = match check_batch(&device, batch, policy.max_batch_records, &keyring) {
         Ok(r) => r,
         Err(ApiFailure::BadSignature) => {
             // A live token with a batch its key did not sign: a bug, or a

@@ -534,6 +534,7 @@ pub const CONFLICT_KINDS: &[&str] = &[
     "chain_gap",
     "chain_break",
     "late_upload",
+    "unproven_admission",
 ];
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.

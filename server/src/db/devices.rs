@@ -132,6 +132,29 @@ pub fn revoke(conn: &Connection, id: &str, now: i64) -> StoreResult<bool> {
     Ok(n == 1)
 }
 
+/// Every enrolled device: id, public key, whether revoked (for the signed
+/// device list gates check admissions against).
+pub fn keys(conn: &Connection) -> StoreResult<Vec<(String, [u8; 32], bool)>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT id, public_key, revoked_at IS NOT NULL FROM devices ORDER BY id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, Vec<u8>>(1)?,
+            r.get::<_, bool>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, key, revoked) = row?;
+        // The schema holds 32-byte keys; anything else cannot verify and is left out.
+        if let Ok(key) = <[u8; 32]>::try_from(key) {
+            out.push((id, key, revoked));
+        }
+    }
+    Ok(out)
+}
+
 /// Records that a device talked to the sync API.
 pub fn touch(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
     conn.prepare_cached("UPDATE devices SET last_sync_at = ?2 WHERE id = ?1")?

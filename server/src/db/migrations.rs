@@ -103,6 +103,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0006_admin.sql"),
     // 7: sessions that passed the second factor; pending TOTP secrets bound to a session.
     include_str!("migrations/0007_second_factor_sessions.sql"),
+    // 8: admissions prove themselves (ticket text, gate signature); a new conflict kind.
+    include_str!("migrations/0008_trusted_admissions.sql"),
 ];
 
 /// Applies every pending migration in one IMMEDIATE transaction, so two

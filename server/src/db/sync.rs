@@ -25,6 +25,12 @@ pub struct CheckedRecord {
     pub hash: [u8; 32],
     /// Its `prev_hash`, decoded.
     pub prev_hash: [u8; 32],
+    /// For an admission: why it does not prove itself (no ticket text, a
+    /// text that is not a valid ticket of its id and session, or no valid
+    /// device signature); `None` when it does, or for other verdicts. An
+    /// unproven admission is stored and flagged, and stays out of the
+    /// entries feed.
+    pub unproven: Option<String>,
 }
 
 /// Limits that decide a late upload.
@@ -156,16 +162,22 @@ pub fn revocation_page(
     }))
 }
 
-/// Up to `limit` admissions after `cursor`, without those of `device_id`.
+/// Up to `limit` proven admissions after `cursor`, without those of
+/// `device_id` and of revoked devices (whose admissions stay stored for the
+/// admins, but no gate should refuse a ticket on their word).
 pub fn entries_page(
     conn: &Connection,
     device_id: &str,
     cursor: u64,
     limit: usize,
 ) -> StoreResult<EntriesPage> {
+    // The cursor moves over every admission row read, so that filtered rows
+    // are not read again; `more` tells whether the page was full.
     let mut stmt = conn.prepare_cached(
-        "SELECT id, ticket_id, session_id, device_id, gate, scanned_at FROM scans
-         WHERE verdict = 'admit' AND id > ?1 ORDER BY id LIMIT ?2",
+        "SELECT s.id, s.ticket_id, s.session_id, s.device_id, s.gate, s.scanned_at,
+                s.scan_id, s.signature, d.revoked_at IS NOT NULL
+         FROM scans s JOIN devices d ON d.id = s.device_id
+         WHERE s.verdict = 'admit' AND s.proven = 1 AND s.id > ?1 ORDER BY s.id LIMIT ?2",
     )?;
     let mut rows = stmt.query(params![to_i64(cursor), to_i64(limit as u64)])?;
     let mut entries = Vec::new();
@@ -176,22 +188,26 @@ pub fn entries_page(
         next_cursor = u64::try_from(r.get::<_, i64>(0)?).unwrap_or(next_cursor);
         let dev: String = r.get(3)?;
         // The device's own entries are in its own log already.
-        if dev == device_id {
+        if dev == device_id || r.get::<_, bool>(8)? {
             continue;
         }
-        let (Some(ticket_id), Some(session)) = (
+        let (Some(ticket_id), Some(session), Some(scan_id), Some(signature)) = (
             ticket_id_of(r.get(1)?),
             r.get::<_, Option<i64>>(2)?
                 .and_then(|s| u32::try_from(s).ok()),
+            ScanId::parse(&r.get::<_, String>(6)?),
+            r.get::<_, Option<String>>(7)?,
         ) else {
             continue;
         };
         entries.push(RemoteEntry {
+            scan_id,
             ticket_id,
             session_id: session,
             device_id: dev,
             gate: r.get(4)?,
             scanned_at: r.get(5)?,
+            signature,
         });
     }
     Ok(EntriesPage {
@@ -488,10 +504,12 @@ pub fn store_batch(
             )?;
             out.conflicts += 1;
         }
+        let admission = rec.verdict == ScanVerdict::Admit;
         tx.prepare_cached(
             "INSERT INTO scans (scan_id, device_id, seq, prev_hash, hash, ticket_id, session_id,
-                                raw, verdict, reason, admits, gate, scanned_at, received_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                                raw, verdict, reason, admits, gate, scanned_at, received_at,
+                                signature, proven)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?
         .execute(params![
             rec.scan_id.as_str(),
@@ -507,9 +525,23 @@ pub fn store_batch(
             i64::from(rec.admits),
             rec.gate,
             rec.scanned_at,
-            now
+            now,
+            rec.signature,
+            admission && c.unproven.is_none()
         ])?;
         out.stored += 1;
+        if admission && let Some(why) = &c.unproven {
+            add_conflict(
+                &tx,
+                "unproven_admission",
+                &rec.scan_id,
+                device_id,
+                rec.ticket_id.as_ref(),
+                &format!("{why}; kept out of the entries other gates sync"),
+                now,
+            )?;
+            out.conflicts += 1;
+        }
         if rec.verdict == ScanVerdict::Admit
             && let Some(ticket) = &rec.ticket_id
         {
@@ -600,6 +632,11 @@ impl Store {
         self.pool
             .read_blocking(move |c| devices::authenticate(c, &token_hash))
             .await
+    }
+
+    /// Every enrolled device's id, public key and whether it is revoked.
+    pub async fn device_keys(&self) -> StoreResult<Vec<(String, [u8; 32], bool)>> {
+        self.pool.read_blocking(devices::keys).await
     }
 
     /// Records that a device synced now.

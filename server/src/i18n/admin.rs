@@ -655,6 +655,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Remontée tardive",
         "Late upload",
     ),
+    (
+        "admin.conflict.unproven_admission",
+        "Entrée sans billet vérifiable",
+        "Admission without a verifiable ticket",
+    ),
     // Audit
     ("admin.audit.title", "Journal d'audit", "Audit log"),
     (

@@ -9,28 +9,22 @@ use std::time::Duration;
 use crate::common::api::*;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jo_shared::Keyring;
 use jo_shared::api::{
     EntriesResponse, EntryRule, KeyringResponse, RevocationDelta, ScanBatchResponse, ScanVerdict,
     SessionsResponse, TokenResponse, paths,
 };
 use jo_shared::revocation::{RevocationList, RevocationReason};
 use jo_shared::ticket::TicketId;
-use jo_shared::{KeyId, Keyring};
 use reqwest::StatusCode;
 
-/// The keyring a device builds from the keyring answer.
+/// The keyring a device builds from the keyring answer: the chain followed
+/// from its first statement.
 fn keyring_of(k: &KeyringResponse) -> Keyring {
-    let mut ring = Keyring::new();
-    for info in &k.keys {
-        let raw = URL_SAFE_NO_PAD.decode(&info.public_key).expect("base64url");
-        let key = jo_shared::signing::verifying_key_from_bytes(&raw).expect("a key");
-        assert_eq!(KeyId::of(&key), info.key_id);
-        ring.add(key).expect("adds");
-        if info.withdrawn {
-            ring.withdraw(info.key_id);
-        }
-    }
-    ring
+    jo_shared::trust::pin(&k.chain, None)
+        .expect("the chain verifies")
+        .keyring()
+        .expect("a keyring")
 }
 
 #[tokio::test]
@@ -54,8 +48,9 @@ async fn enrol_sync_upload_and_conflicts_over_http() {
 
     // Down: keyring, sessions, revocations (verified with the keyring).
     let keyring: KeyringResponse = a.get_ok(paths::KEYRING).await;
-    assert_eq!(keyring.keys.len(), 1);
-    assert!(!keyring.keys[0].withdrawn);
+    assert_eq!(keyring.chain.len(), 1);
+    assert_eq!(keyring.chain[0].keys.len(), 1);
+    assert!(!keyring.chain[0].keys[0].withdrawn);
     let ring = keyring_of(&keyring);
     let sessions: SessionsResponse = a.get_ok(paths::SESSIONS).await;
     let s = sessions
@@ -73,6 +68,7 @@ async fn enrol_sync_upload_and_conflicts_over_http() {
     // Up from A: an admission, an admission after revocation, a valid
     // signature for a ticket the server never issued, a refusal.
     let unknown = TicketId([0xee; 10]);
+    signed_ticket_text(&server_signer(&c), unknown, 900_001);
     let records = vec![
         a.admit(tickets[0], 900_001),
         a.admit(tickets[1], 900_001),
@@ -604,6 +600,7 @@ async fn the_openapi_document_describes_every_route() {
         paths::ENROLL,
         paths::TOKEN,
         paths::KEYRING,
+        paths::DEVICES,
         paths::SESSIONS,
         paths::REVOCATIONS,
         paths::ENTRIES,
@@ -624,4 +621,254 @@ async fn the_openapi_document_describes_every_route() {
         api_error(r, StatusCode::METHOD_NOT_ALLOWED).await.error,
         "method_not_allowed"
     );
+}
+
+/// Every entry of the feed from `cursor` 0, as one device sees it.
+async fn all_entries(d: &ApiDevice) -> Vec<jo_shared::api::RemoteEntry> {
+    let page: EntriesResponse = d.get_ok(&format!("{}?cursor=0", paths::ENTRIES)).await;
+    assert!(!page.more);
+    page.entries
+}
+
+#[tokio::test]
+async fn an_admission_without_a_real_ticket_is_flagged_and_kept_out_of_the_feed() {
+    let app = common::spawn_app().await;
+    let c = db(&app);
+    seed_session(&c, 900_010, 1);
+    let tickets = seed_tickets(&c, 900_010, 4);
+    let mut a = ApiDevice::enroll(&app, "Porte A").await;
+    let b = ApiDevice::enroll(&app, "Porte B").await;
+
+    // A rogue gate marks tickets used everywhere without having seen them:
+    // no ticket text; another ticket's text; the right text but no gate
+    // signature; and one honest admission.
+    let mut no_text = a.admit(tickets[0], 900_010);
+    no_text.raw = None;
+    let mut wrong_text = a.admit(tickets[1], 900_010);
+    wrong_text.raw = ticket_text(&tickets[3]);
+    let mut unsigned = a.admit(tickets[2], 900_010);
+    unsigned.signature = None;
+    let honest = a.admit(tickets[3], 900_010);
+    // The chain covers each record as altered (signatures are outside it).
+    let mut records = vec![no_text, wrong_text, unsigned, honest];
+    let mut prev = [0u8; 32];
+    for r in &mut records {
+        r.prev_hash = hex::encode(prev);
+        prev = r.hash();
+    }
+    a.last_hash = prev;
+    let r: ScanBatchResponse = json_of(a.upload(&a.batch(records)).await, StatusCode::OK).await;
+    assert_eq!((r.stored, r.conflicts), (4, 3), "stored, never dropped");
+    assert_eq!(
+        conflict_kinds(&c, &a.id),
+        [
+            "unproven_admission",
+            "unproven_admission",
+            "unproven_admission"
+        ]
+    );
+    let feed = all_entries(&b).await;
+    assert_eq!(
+        feed.len(),
+        1,
+        "only the proven admission reaches other gates"
+    );
+    assert_eq!(feed[0].ticket_id, tickets[3]);
+}
+
+#[tokio::test]
+async fn entries_carry_their_gate_signature_and_those_of_a_revoked_device_leave_the_feed() {
+    let app = common::spawn_app().await;
+    let c = db(&app);
+    seed_session(&c, 900_011, 1);
+    let tickets = seed_tickets(&c, 900_011, 2);
+    let mut a = ApiDevice::enroll(&app, "Porte A").await;
+    let b = ApiDevice::enroll(&app, "Porte B").await;
+    let records = vec![a.admit(tickets[0], 900_011), a.admit(tickets[1], 900_011)];
+    let r: ScanBatchResponse = json_of(a.upload(&a.batch(records)).await, StatusCode::OK).await;
+    assert_eq!((r.stored, r.conflicts), (2, 0));
+
+    // The signed device list vouches for A's key; each entry verifies with it.
+    let ring = keyring_of(&b.get_ok(paths::KEYRING).await);
+    let list: jo_shared::api::SignedDeviceList = b.get_ok(paths::DEVICES).await;
+    list.verify(&ring)
+        .expect("signed by the server's ticket key");
+    let key = list.active_key(&a.id).expect("A is enrolled and live");
+    let feed = all_entries(&b).await;
+    assert_eq!(feed.len(), 2);
+    for e in &feed {
+        jo_shared::trust::verify_admission(&key, &e.admission(), &e.signature)
+            .expect("A's own signature");
+    }
+    let mut forged = feed[0].clone();
+    forged.ticket_id = TicketId([0x42; 10]);
+    assert!(
+        jo_shared::trust::verify_admission(&key, &forged.admission(), &forged.signature).is_err()
+    );
+
+    // A is revoked: its entries leave the feed and the list says so; the
+    // scans stay stored for the admins.
+    assert!(jo_server::db::devices::revoke(&c, &a.id, now()).expect("revokes"));
+    assert!(all_entries(&b).await.is_empty());
+    let list: jo_shared::api::SignedDeviceList = b.get_ok(paths::DEVICES).await;
+    list.verify(&ring).expect("verifies");
+    assert!(list.active_key(&a.id).is_none());
+    assert!(
+        list.devices
+            .iter()
+            .any(|d| d.device_id == a.id && d.revoked)
+    );
+    assert_eq!(stored_scans(&c, &a.id), 2);
+}
+
+#[tokio::test]
+async fn scan_times_and_positions_out_of_bounds_are_refused_and_the_device_can_go_on() {
+    let app = common::spawn_app().await;
+    let c = db(&app);
+    seed_session(&c, 900_012, 1);
+    let tickets = seed_tickets(&c, 900_012, 1);
+    let mut d = ApiDevice::enroll(&app, "Porte Z").await;
+    for (seq, at) in [
+        (1, i64::MAX),
+        (1, i64::MIN),
+        (1, 0),
+        (i64::MAX as u64, now()),
+        ((1 << 40) + 1, now()),
+    ] {
+        let mut r = d.record(ScanVerdict::Refuse, None, None, at);
+        r.seq = seq;
+        r.prev_hash = "0".repeat(64);
+        d.seq = 0;
+        d.last_hash = [0; 32];
+        let e = api_error(d.upload(&d.batch(vec![r])).await, StatusCode::BAD_REQUEST).await;
+        assert!(
+            e.message.contains("scanned_at") || e.message.contains("seq"),
+            "{}",
+            e.message
+        );
+    }
+    assert_eq!(stored_scans(&c, &d.id), 0);
+    let ok = d.admit(tickets[0], 900_012);
+    let r: ScanBatchResponse = json_of(d.upload(&d.batch(vec![ok])).await, StatusCode::OK).await;
+    assert_eq!((r.stored, r.conflicts), (1, 0));
+}
+
+#[tokio::test]
+async fn enrolment_is_rate_limited_per_client_address() {
+    let app = common::spawn_app_with(|c| {
+        c.api.enroll_per_minute = 2;
+        c.api.enroll_burst = 3;
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let url = format!("{}{}", app.addr, paths::ENROLL);
+    let key = URL_SAFE_NO_PAD.encode(device_public_key());
+    let body = serde_json::json!({"code": "aaaa-bbbb-cccc-dddd-eeee", "device_public_key": key, "label": "x"});
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        let r = post_json(&client, &url, None, &body).await;
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let wait: u64 = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok())
+                .expect("Retry-After");
+            assert!((1..=60).contains(&wait), "{wait}");
+        }
+        statuses.push(r.status());
+    }
+    assert_eq!(
+        statuses,
+        [
+            StatusCode::FORBIDDEN,
+            StatusCode::FORBIDDEN,
+            StatusCode::FORBIDDEN,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS,
+        ]
+    );
+    // A live code is refused too while the address is over its limit.
+    let code = enrollment_code(&app).await;
+    let body = serde_json::json!({"code": code, "device_public_key": key, "label": "x"});
+    assert_eq!(
+        post_json(&client, &url, None, &body).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
+
+/// A valid device public key for enrolment requests.
+fn device_public_key() -> [u8; 32] {
+    jo_shared::TicketSigner::generate()
+        .expect("key")
+        .verifying_key()
+        .to_bytes()
+}
+
+#[tokio::test]
+async fn the_enrolment_answer_and_code_pin_the_keyring_and_a_rotation_extends_it() {
+    let app = common::spawn_app().await;
+    let d = ApiDevice::enroll(&app, "Porte K").await;
+    let served: KeyringResponse = d.get_ok(paths::KEYRING).await;
+    assert_eq!(served.chain.len(), 1);
+    let pinned = served.chain[0].clone();
+    let config = jo_server::Config::for_tests(app.data.path().join("data"));
+    assert_eq!(
+        jo_server::admin::keyring_fingerprint(&config).expect("fingerprint"),
+        pinned.fingerprint_hex().expect("fp"),
+        "what enroll-code prints is what the gate pins"
+    );
+
+    // The operator rotates: the old key signs the statement adding the new.
+    let rotated = jo_shared::keys::generate(&config.keys_dir, true).expect("rotates");
+    let served: KeyringResponse = d.get_ok(paths::KEYRING).await;
+    assert_eq!(served.chain.len(), 2);
+    let newest = jo_shared::trust::advance(&pinned, &served.chain)
+        .expect("a pinned gate follows the rotation")
+        .expect("newer");
+    let ring = newest.keyring().expect("ring");
+    assert!(matches!(
+        ring.lookup(rotated.key_id),
+        jo_shared::signing::KeyLookup::Active(_)
+    ));
+    let rotated_from = rotated.rotated_from.expect("old key");
+    assert!(matches!(
+        ring.lookup(rotated_from),
+        jo_shared::signing::KeyLookup::Active(_)
+    ));
+}
+
+#[tokio::test]
+async fn the_server_refuses_to_start_with_a_signing_key_gates_would_refuse() {
+    // Withdrawn.
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = jo_server::Config::for_tests(data.path().join("data"));
+    let g = jo_shared::keys::generate(&config.keys_dir, false).expect("key");
+    std::fs::write(
+        config.keys_dir.join(jo_shared::keys::WITHDRAWN_FILE),
+        format!("{}\n", g.key_id),
+    )
+    .expect("write");
+    let err = match jo_server::Application::build(config).await {
+        Ok(_) => panic!("started with a withdrawn key"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("withdrawn"), "{err}");
+
+    // Missing from the keyring.
+    let data = tempfile::tempdir().expect("tempdir");
+    let config = jo_server::Config::for_tests(data.path().join("data"));
+    jo_shared::keys::generate(&config.keys_dir, false).expect("key");
+    let other = jo_shared::TicketSigner::generate().expect("key");
+    std::fs::write(
+        config.keys_dir.join(jo_shared::keys::KEYRING_FILE),
+        jo_shared::keys::public_key_to_pem(&other.verifying_key()),
+    )
+    .expect("write");
+    let err = match jo_server::Application::build(config).await {
+        Ok(_) => panic!("started with a key missing from the keyring"),
+        Err(e) => format!("{e:#}"),
+    };
+    assert!(err.contains("not in keyring.pem"), "{err}");
 }

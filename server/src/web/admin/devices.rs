@@ -111,9 +111,18 @@ pub(super) async fn create_code(
         .store
         .admin_create_enrollment_code(admin.actor, hash, CODE_TTL_SECS)
         .await?;
+    // The QR pins the keyring the admin's server holds now: a gate enrolled
+    // through a lying network refuses any other.
+    let (_, chain) = crate::trust::current_for(&state).await?;
+    let keyring_fingerprint = chain
+        .last()
+        .ok_or_else(|| anyhow::anyhow!("empty keyring chain"))?
+        .fingerprint()
+        .map_err(|e| anyhow::anyhow!("keyring fingerprint: {e}"))?;
     let qr_text = jo_shared::api::EnrollmentInvite {
         server_url: state.public_url.clone(),
         code: code.clone(),
+        keyring_fingerprint,
     }
     .to_qr_text();
     let svg =

@@ -9,13 +9,27 @@ use jo_shared::api::{
     ApiError, EnrollRequest, EnrollResponse, ScanBatch, ScanId, ScanRecord, ScanVerdict,
     batch_message, paths,
 };
-use jo_shared::ticket::TicketId;
+use jo_shared::ticket::{HolderName, TicketId, TicketPayload};
 use reqwest::{Client, Response, StatusCode, header};
 use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::TestApp;
+
+/// The signed text of every ticket [`seed_tickets`] made, so that a test
+/// device can upload admissions that prove themselves, as a gate does.
+static TICKET_TEXT: std::sync::Mutex<Vec<(TicketId, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// The signed text of a seeded ticket.
+pub fn ticket_text(id: &TicketId) -> Option<String> {
+    TICKET_TEXT
+        .lock()
+        .expect("lock")
+        .iter()
+        .find(|(t, _)| t == id)
+        .map(|(_, s)| s.clone())
+}
 
 /// Seconds since the Unix epoch.
 pub fn now() -> i64 {
@@ -123,20 +137,59 @@ pub fn seed_tickets(c: &Connection, session: u32, n: usize) -> Vec<TicketId> {
     )
     .expect("order line");
     let line = c.last_insert_rowid();
+    let signer = server_signer(c);
     (0..n)
         .map(|i| {
             let mut id = [0u8; 10];
             jo_shared::doublekey::random_bytes(&mut id).expect("random");
+            let text = signed_ticket_text(&signer, TicketId(id), session);
             c.execute(
                 "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id,
                      offer_id, holder, admits, key_id, valid_from, valid_minutes, qr, issued_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'MARIE CURIE', 1, zeroblob(4), ?8, 600, '', ?8)",
-                params![&id[..], order, line, i as i64, user, session, offer, t],
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'MARIE CURIE', 1, ?8, ?9, 600, ?10, ?9)",
+                params![
+                    &id[..],
+                    order,
+                    line,
+                    i as i64,
+                    user,
+                    session,
+                    offer,
+                    &signer.key_id().0[..],
+                    t,
+                    text
+                ],
             )
             .expect("ticket");
             TicketId(id)
         })
         .collect()
+}
+
+/// The server's signing key, from the keys directory beside its database.
+pub fn server_signer(c: &Connection) -> TicketSigner {
+    let keys = std::path::Path::new(c.path().expect("a file database"))
+        .parent()
+        .expect("data dir")
+        .join("keys");
+    jo_shared::keys::load_signer(&keys).expect("signing key")
+}
+
+/// Signs a ticket of `session` with `signer` (valid from two hours ago for
+/// ten hours) and remembers its text for [`ticket_text`].
+pub fn signed_ticket_text(signer: &TicketSigner, id: TicketId, session: u32) -> String {
+    let payload = TicketPayload {
+        key_id: signer.key_id(),
+        ticket_id: id,
+        session_id: session,
+        admits: 1,
+        valid_from: u32::try_from(now() - 7200).expect("time"),
+        valid_minutes: 600,
+        holder: HolderName::shorten("MARIE CURIE"),
+    };
+    let text = jo_shared::qr::encode_string(&signer.sign_ticket(&payload).expect("signs"));
+    TICKET_TEXT.lock().expect("lock").push((id, text.clone()));
+    text
 }
 
 /// Conflict kinds recorded for a device, sorted.
@@ -268,19 +321,29 @@ impl ApiDevice {
         scanned_at: i64,
     ) -> ScanRecord {
         self.seq += 1;
-        let r = ScanRecord {
+        let admit = verdict == ScanVerdict::Admit;
+        let mut r = ScanRecord {
             scan_id: ScanId::generate().expect("random"),
             seq: self.seq,
             prev_hash: hex::encode(self.last_hash),
             ticket_id: ticket,
             session_id: session,
-            raw: (verdict != ScanVerdict::Admit).then(|| "JO1-illisible".to_owned()),
+            // An admission carries the scanned ticket; a refusal its evidence.
+            raw: if admit {
+                ticket.as_ref().and_then(ticket_text)
+            } else {
+                Some("JO1-illisible".to_owned())
+            },
             verdict,
-            reason: (verdict != ScanVerdict::Admit).then(|| "bad_signature".to_owned()),
-            admits: u8::from(verdict == ScanVerdict::Admit),
+            reason: (!admit).then(|| "bad_signature".to_owned()),
+            admits: u8::from(admit),
             gate: self.gate.clone(),
             scanned_at,
+            signature: None,
         };
+        r.signature = r
+            .admission(&self.id)
+            .map(|a| hex::encode(self.key.sign(&jo_shared::trust::admission_message(&a))));
         self.last_hash = r.hash();
         r
     }
