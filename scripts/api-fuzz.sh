@@ -4,6 +4,9 @@
 #
 #   scripts/api-fuzz.sh [max examples per operation, default 100]
 #
+# JO_SERVER_BIN names a jo-server binary already built (scripts/test passes
+# the one `cargo test` built); without it the script builds one.
+#
 # Starts a real `jo-server serve` on a free port with a temporary data
 # directory, makes an enrolment code with the CLI, enrols a device with curl,
 # then runs schemathesis with the device's bearer token. Fails on any 5xx,
@@ -19,8 +22,11 @@ if [[ ! -x "$venv/bin/schemathesis" ]]; then
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
 fi
 
-cargo build --quiet --locked -p jo-server
-bin=target/debug/jo-server
+bin="${JO_SERVER_BIN:-}"
+if [[ -z "$bin" ]]; then
+    cargo build --quiet --locked -p jo-server
+    bin=target/debug/jo-server
+fi
 
 data="$(mktemp -d)"
 log="$data/server.log"
@@ -34,7 +40,7 @@ trap cleanup EXIT
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 base="http://127.0.0.1:$port"
 # A generous rate limit: the fuzzer is one device sending thousands of requests.
-JO_API_RATE_PER_SEC=100000 JO_API_RATE_BURST=1000000 \
+JO_API_RATE_PER_SEC=100000 JO_API_RATE_BURST=1000000 JO_ENROLL_RATE_PER_MIN=100000 \
     "$bin" serve --bind "127.0.0.1:$port" --data "$data/srv" >"$log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do
