@@ -357,6 +357,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Wrong code. Check your phone's clock and try again.",
     ),
     (
+        "2fa.new_secret",
+        "Ce code ne correspond à aucune clé en cours d'activation dans cette session (une autre session a pu en commencer une). Scannez la nouvelle clé ci-dessous, puis saisissez son code.",
+        "This code matches no key being set up in this session (another session may have started one). Scan the new key below, then enter its code.",
+    ),
+    (
         "2fa.codes_title",
         "Vos codes de secours",
         "Your recovery codes",

@@ -75,24 +75,30 @@ impl App {
         }
     }
 
-    /// The TOTP secret being enrolled.
+    /// The TOTP secret being enrolled by session `session` (id hash); none
+    /// if another session of the account created the pending one.
     pub async fn totp_pending_secret(
         &self,
         user_id: i64,
+        session: [u8; 32],
     ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, AppError> {
-        match self.store.totp_pending_secret(user_id).await? {
+        match self.store.totp_pending_secret(user_id, session).await? {
             Some(sealed) => Ok(Some(self.secret_box.open(user_id, &sealed)?)),
             None => Ok(None),
         }
     }
 
-    /// Stores a TOTP secret to enrol.
+    /// Stores a TOTP secret to enrol, bound to session `session` (id hash).
     pub async fn set_totp_pending_secret(
         &self,
         user_id: i64,
         secret: &[u8],
+        session: [u8; 32],
     ) -> Result<(), AppError> {
         let sealed = self.secret_box.seal(user_id, secret)?;
-        Ok(self.store.set_totp_pending_secret(user_id, sealed).await?)
+        Ok(self
+            .store
+            .set_totp_pending_secret(user_id, sealed, session)
+            .await?)
     }
 }

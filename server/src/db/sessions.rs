@@ -33,23 +33,37 @@ pub struct SessionInfo {
     pub user: User,
     /// The login stage.
     pub stage: Stage,
+    /// Whether this session passed the second factor (at login, or by
+    /// enrolling it): what the admin console requires, since the account
+    /// having 2FA on says nothing of a session opened before enrolment.
+    pub second_factor: bool,
     /// When the session was last used (Unix seconds).
     pub last_seen_at: i64,
 }
 
-/// Creates a session.
+/// Creates a session; `second_factor` says whether it passed the second
+/// factor (recorded as the time it did).
 pub fn insert(
     conn: &Connection,
     id_hash: &[u8; 32],
     user_id: i64,
     stage: Stage,
+    second_factor: bool,
     now: i64,
     expires_at: i64,
 ) -> StoreResult<()> {
     conn.execute(
-        "INSERT INTO sessions (id_hash, user_id, stage, created_at, last_seen_at, expires_at)
-         VALUES (?1, ?2, ?3, ?4, ?4, ?5)",
-        params![&id_hash[..], user_id, stage.as_str(), now, expires_at],
+        "INSERT INTO sessions (id_hash, user_id, stage, created_at, last_seen_at, expires_at,
+                               second_factor_at)
+         VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+        params![
+            &id_hash[..],
+            user_id,
+            stage.as_str(),
+            now,
+            expires_at,
+            second_factor.then_some(now)
+        ],
     )?;
     Ok(())
 }
@@ -73,14 +87,15 @@ pub fn lookup(
     now: i64,
     idle_secs: i64,
 ) -> StoreResult<Lookup> {
-    let row: Option<(i64, String, i64, i64)> = conn
+    let row: Option<(i64, String, i64, i64, bool)> = conn
         .query_row(
-            "SELECT user_id, stage, last_seen_at, expires_at FROM sessions WHERE id_hash = ?1",
+            "SELECT user_id, stage, last_seen_at, expires_at, second_factor_at IS NOT NULL
+             FROM sessions WHERE id_hash = ?1",
             [&id_hash[..]],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
-    let Some((user_id, stage, last_seen_at, expires_at)) = row else {
+    let Some((user_id, stage, last_seen_at, expires_at, second_factor)) = row else {
         return Ok(Lookup::Missing);
     };
     if now >= expires_at || now - last_seen_at >= idle_secs {
@@ -95,6 +110,7 @@ pub fn lookup(
         Some(user) => Lookup::Live(SessionInfo {
             user,
             stage,
+            second_factor,
             last_seen_at,
         }),
         None => Lookup::Missing,
@@ -130,12 +146,14 @@ pub fn delete_others(conn: &Connection, user_id: i64, keep: Option<&[u8; 32]>) -
 
 /// Replaces session `old` (if any) by a new one with a fresh id, atomically:
 /// used at login and at every privilege change, against session fixation.
+#[allow(clippy::too_many_arguments)]
 pub fn rotate(
     conn: &mut Connection,
     old: Option<&[u8; 32]>,
     new: &[u8; 32],
     user_id: i64,
     stage: Stage,
+    second_factor: bool,
     now: i64,
     expires_at: i64,
 ) -> StoreResult<()> {
@@ -143,7 +161,7 @@ pub fn rotate(
     if let Some(old) = old {
         delete(&tx, old)?;
     }
-    insert(&tx, new, user_id, stage, now, expires_at)?;
+    insert(&tx, new, user_id, stage, second_factor, now, expires_at)?;
     tx.commit()?;
     Ok(())
 }

@@ -111,17 +111,26 @@ impl Store {
         self.pool.run(move |c| users::totp_secret(c, id)).await
     }
 
-    /// The TOTP secret being enrolled.
-    pub async fn totp_pending_secret(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
+    /// The TOTP secret being enrolled by session `session` (id hash).
+    pub async fn totp_pending_secret(
+        &self,
+        id: i64,
+        session: [u8; 32],
+    ) -> StoreResult<Option<Vec<u8>>> {
         self.pool
-            .run(move |c| users::totp_pending_secret(c, id))
+            .run(move |c| users::totp_pending_secret(c, id, &session))
             .await
     }
 
-    /// Stores a TOTP secret to enrol.
-    pub async fn set_totp_pending_secret(&self, id: i64, secret: Vec<u8>) -> StoreResult<()> {
+    /// Stores a TOTP secret to enrol, bound to session `session` (id hash).
+    pub async fn set_totp_pending_secret(
+        &self,
+        id: i64,
+        secret: Vec<u8>,
+        session: [u8; 32],
+    ) -> StoreResult<()> {
         self.pool
-            .run(move |c| users::set_totp_pending_secret(c, id, &secret))
+            .run(move |c| users::set_totp_pending_secret(c, id, &secret, &session))
             .await
     }
 
@@ -132,21 +141,25 @@ impl Store {
             .await
     }
 
-    /// Turns two-factor on with new recovery codes.
+    /// Turns two-factor on with the pending secret of session `session`
+    /// and new recovery codes, ending every other session of the account.
     pub async fn enable_totp(
         &self,
         id: i64,
         step: i64,
         recovery: Vec<[u8; 32]>,
+        session: [u8; 32],
     ) -> StoreResult<bool> {
         self.pool
-            .run(move |c| users::enable_totp(c, id, step, &recovery))
+            .run(move |c| users::enable_totp(c, id, step, &recovery, &session))
             .await
     }
 
-    /// Turns two-factor off.
-    pub async fn disable_totp(&self, id: i64) -> StoreResult<()> {
-        self.pool.run(move |c| users::disable_totp(c, id)).await
+    /// Turns two-factor off, ending every session of the account but `keep`.
+    pub async fn disable_totp(&self, id: i64, keep: [u8; 32]) -> StoreResult<()> {
+        self.pool
+            .run(move |c| users::disable_totp(c, id, &keep))
+            .await
     }
 
     /// Spends a recovery code.
@@ -194,19 +207,30 @@ impl Store {
             .await
     }
 
-    /// Replaces a session by a new one (fresh id).
+    /// Replaces a session by a new one (fresh id); `second_factor` says
+    /// whether the new one passed the second factor.
     pub async fn rotate_session(
         &self,
         old: Option<[u8; 32]>,
         new: [u8; 32],
         user_id: i64,
         stage: Stage,
+        second_factor: bool,
         lifetime_secs: i64,
     ) -> StoreResult<()> {
         self.pool
             .run(move |c| {
                 let t = now();
-                sessions::rotate(c, old.as_ref(), &new, user_id, stage, t, t + lifetime_secs)
+                sessions::rotate(
+                    c,
+                    old.as_ref(),
+                    &new,
+                    user_id,
+                    stage,
+                    second_factor,
+                    t,
+                    t + lifetime_secs,
+                )
             })
             .await
     }

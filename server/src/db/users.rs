@@ -222,23 +222,35 @@ pub fn totp_secret(conn: &Connection, id: i64) -> StoreResult<Option<Vec<u8>>> {
         .flatten())
 }
 
-/// The secret being enrolled (shown as a QR code until confirmed).
-pub fn totp_pending_secret(conn: &Connection, id: i64) -> StoreResult<Option<Vec<u8>>> {
+/// The secret being enrolled (shown as a QR code until confirmed), if the
+/// session with id hash `session` created it: another session of the
+/// account never gets it, so it cannot read the seed being confirmed.
+pub fn totp_pending_secret(
+    conn: &Connection,
+    id: i64,
+    session: &[u8; 32],
+) -> StoreResult<Option<Vec<u8>>> {
     Ok(conn
         .query_row(
-            "SELECT totp_pending_secret FROM users WHERE id = ?1",
-            [id],
+            "SELECT totp_pending_secret FROM users WHERE id = ?1 AND totp_pending_session = ?2",
+            params![id, &session[..]],
             |r| r.get::<_, Option<Vec<u8>>>(0),
         )
         .optional()?
         .flatten())
 }
 
-/// Stores a new secret to enrol.
-pub fn set_totp_pending_secret(conn: &Connection, id: i64, secret: &[u8]) -> StoreResult<()> {
+/// Stores a new secret to enrol, bound to the session (id hash) that will
+/// show and confirm it; replaces any other session's pending secret.
+pub fn set_totp_pending_secret(
+    conn: &Connection,
+    id: i64,
+    secret: &[u8],
+    session: &[u8; 32],
+) -> StoreResult<()> {
     conn.execute(
-        "UPDATE users SET totp_pending_secret = ?1 WHERE id = ?2",
-        params![secret, id],
+        "UPDATE users SET totp_pending_secret = ?1, totp_pending_session = ?3 WHERE id = ?2",
+        params![secret, id, &session[..]],
     )?;
     Ok(())
 }
@@ -253,24 +265,28 @@ pub fn use_totp_step(conn: &Connection, id: i64, step: i64) -> StoreResult<bool>
     Ok(n == 1)
 }
 
-/// Turns two-factor on with the pending secret and replaces the recovery
-/// codes, in one transaction. False if there was no pending secret.
+/// Turns two-factor on with the pending secret of session `session` (id
+/// hash), replaces the recovery codes and ends every other session of the
+/// account, in one transaction: a session opened with the password alone
+/// must not outlive the enrolment. False if that session has no pending secret.
 pub fn enable_totp(
     conn: &mut Connection,
     id: i64,
     used_step: i64,
     recovery_hashes: &[[u8; 32]],
+    session: &[u8; 32],
 ) -> StoreResult<bool> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let n = tx.execute(
         "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL,
-                          totp_enabled = 1, totp_last_step = ?2
-         WHERE id = ?1 AND totp_pending_secret IS NOT NULL",
-        params![id, used_step],
+                          totp_pending_session = NULL, totp_enabled = 1, totp_last_step = ?2
+         WHERE id = ?1 AND totp_pending_secret IS NOT NULL AND totp_pending_session = ?3",
+        params![id, used_step, &session[..]],
     )?;
     if n != 1 {
         return Ok(false);
     }
+    super::sessions::delete_others(&tx, id, Some(session))?;
     tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
     {
         let mut ins =
@@ -283,15 +299,19 @@ pub fn enable_totp(
     Ok(true)
 }
 
-/// Turns two-factor off and drops its secret and recovery codes.
-pub fn disable_totp(conn: &mut Connection, id: i64) -> StoreResult<()> {
+/// Turns two-factor off, drops its secret and recovery codes and ends every
+/// session of the account but `keep` (id hash), in one transaction: a change
+/// of the second factor, like one of the password, ends the other sessions.
+pub fn disable_totp(conn: &mut Connection, id: i64, keep: &[u8; 32]) -> StoreResult<()> {
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     tx.execute(
-        "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL, totp_enabled = 0
+        "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL,
+                          totp_pending_session = NULL, totp_enabled = 0
          WHERE id = ?1",
         [id],
     )?;
     tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
+    super::sessions::delete_others(&tx, id, Some(keep))?;
     tx.commit()?;
     Ok(())
 }

@@ -215,7 +215,9 @@ async fn change_password(
         .store
         .change_password(me.user.id, new_hash, None)
         .await?;
-    let (cookie, _) = session::start(&state, None, me.user.id, Stage::Full).await?;
+    // The new session keeps what this one proved: a password change is not a second factor.
+    let (cookie, _) =
+        session::start(&state, None, me.user.id, Stage::Full, me.second_factor).await?;
     tracing::info!(
         user_id = me.user.id,
         "password changed; other sessions ended"
@@ -240,8 +242,10 @@ async fn twofa(State(state): State<AppState>, ctx: PageCtx, me: CurrentUser) -> 
     setup_page(&state, &ctx, &me, StatusCode::OK, FieldErrors::default()).await
 }
 
-/// The enrolment page; keeps the pending secret across reloads so a code
-/// from an app that already scanned it still works.
+/// The enrolment page; keeps the pending secret across reloads of this
+/// session so a code from an app that already scanned it still works. A
+/// secret pending in another session of the account is never shown here:
+/// this session gets a fresh one of its own (which replaces it).
 async fn setup_page(
     state: &AppState,
     ctx: &PageCtx,
@@ -249,11 +253,16 @@ async fn setup_page(
     status: StatusCode,
     errors: FieldErrors,
 ) -> Result<Response> {
-    let secret = match state.totp_pending_secret(me.user.id).await? {
+    let secret = match state
+        .totp_pending_secret(me.user.id, me.session_hash)
+        .await?
+    {
         Some(s) => s,
         None => {
             let s = zeroize::Zeroizing::new(totp::new_secret()?);
-            state.set_totp_pending_secret(me.user.id, &s).await?;
+            state
+                .set_totp_pending_secret(me.user.id, &s, me.session_hash)
+                .await?;
             s
         }
     };
@@ -273,7 +282,7 @@ async fn twofa_qr(State(state): State<AppState>, me: CurrentUser) -> Result<Resp
         return Err(AppError::NotFound);
     }
     let secret = state
-        .totp_pending_secret(me.user.id)
+        .totp_pending_secret(me.user.id, me.session_hash)
         .await?
         .ok_or(AppError::NotFound)?;
     let url = totp::otpauth_url(&secret, &me.user.username)
@@ -297,8 +306,15 @@ async fn twofa_enable(
     if me.user.totp_enabled {
         return Ok(Redirect::to("/account/2fa").into_response());
     }
-    let Some(secret) = state.totp_pending_secret(me.user.id).await? else {
-        return Ok(Redirect::to("/account/2fa").into_response());
+    let Some(secret) = state
+        .totp_pending_secret(me.user.id, me.session_hash)
+        .await?
+    else {
+        // Nothing pending in this session (another one may have replaced it):
+        // say so, and show this session a key of its own.
+        let mut errors = FieldErrors::default();
+        errors.add("code", "2fa.new_secret");
+        return setup_page(&state, &ctx, &me, StatusCode::UNPROCESSABLE_ENTITY, errors).await;
     };
     let now_secs = u64::try_from(now()).unwrap_or(0);
     let Some(step) = totp::matching_step(&secret, &f.code, now_secs) else {
@@ -317,12 +333,19 @@ async fn twofa_enable(
     }
     // The confirming code's step is recorded as used: it cannot log in again.
     let step = i64::try_from(step).unwrap_or(i64::MAX);
-    if !state.store.enable_totp(me.user.id, step, hashes).await? {
+    // Ends every other session of the account: one opened with the password
+    // alone before enrolment must not carry on beside the new second factor.
+    if !state
+        .store
+        .enable_totp(me.user.id, step, hashes, me.session_hash)
+        .await?
+    {
         return Ok(Redirect::to("/account/2fa").into_response());
     }
-    // A privilege change: new session id.
+    // A privilege change: new session id. It just proved the second factor
+    // (a code from the new secret), so it counts as having passed it.
     let (cookie, _) =
-        session::start(&state, Some(me.session_hash), me.user.id, Stage::Full).await?;
+        session::start(&state, Some(me.session_hash), me.user.id, Stage::Full, true).await?;
     tracing::info!(user_id = me.user.id, "two-factor authentication turned on");
     let mut res = render(StatusCode::OK, &RecoveryCodesPage { ctx: &ctx, codes })?;
     res.headers_mut().append(header::SET_COOKIE, cookie);
@@ -384,9 +407,18 @@ async fn twofa_disable(
             },
         );
     }
-    state.store.disable_totp(me.user.id).await?;
-    let (cookie, _) =
-        session::start(&state, Some(me.session_hash), me.user.id, Stage::Full).await?;
+    state
+        .store
+        .disable_totp(me.user.id, me.session_hash)
+        .await?;
+    let (cookie, _) = session::start(
+        &state,
+        Some(me.session_hash),
+        me.user.id,
+        Stage::Full,
+        false,
+    )
+    .await?;
     tracing::info!(user_id = me.user.id, "two-factor authentication turned off");
     Ok(redirect_with_cookies("/account", vec![cookie]))
 }

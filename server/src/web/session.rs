@@ -61,6 +61,9 @@ pub struct CurrentUser {
     pub user: User,
     /// Hash of the session id (to rotate or end it).
     pub session_hash: [u8; 32],
+    /// Whether this session passed the second factor (not whether the
+    /// account has it on: a session opened before enrolment did not).
+    pub second_factor: bool,
 }
 
 impl FromRequestParts<AppState> for CurrentUser {
@@ -79,6 +82,7 @@ impl FromRequestParts<AppState> for CurrentUser {
                 Ok(Self {
                     user: info.user,
                     session_hash: h,
+                    second_factor: info.second_factor,
                 })
             }
             _ => Err(AppError::LoginRequired),
@@ -97,6 +101,7 @@ impl FromRequestParts<AppState> for MaybeUser {
             Some((info, h)) if info.stage == Stage::Full => Some(CurrentUser {
                 user: info.user,
                 session_hash: h,
+                second_factor: info.second_factor,
             }),
             _ => None,
         }))
@@ -137,12 +142,14 @@ pub fn presented_session(
 
 /// Starts a session with a fresh id, ending `old` (fixation defence: the id
 /// changes at login, at the second factor and at every privilege change).
+/// `second_factor` says whether the new session passed the second factor.
 /// Returns the `Set-Cookie` header and the new id's hash.
 pub async fn start(
     state: &AppState,
     old: Option<[u8; 32]>,
     user_id: i64,
     stage: Stage,
+    second_factor: bool,
 ) -> Result<(HeaderValue, [u8; 32]), AppError> {
     let id = random_token()?;
     let hash = hash_token(&id);
@@ -152,7 +159,7 @@ pub async fn start(
     };
     state
         .store
-        .rotate_session(old, hash, user_id, stage, lifetime)
+        .rotate_session(old, hash, user_id, stage, second_factor, lifetime)
         .await?;
     let cookie = cookies::set(
         state.cookie_name("jo_session"),

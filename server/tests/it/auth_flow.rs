@@ -474,3 +474,172 @@ async fn the_profile_names_can_be_changed() {
     assert!(html.contains("Profil enregistré"));
     assert!(html.contains("value=\"Maria\"") && html.contains("value=\"Skłodowska-Curie\""));
 }
+
+/// Enrols TOTP in browser `b` (on `/account/2fa`) and returns the secret
+/// and the recovery codes.
+async fn enrol_totp(b: &Browser) -> (String, Vec<String>) {
+    let (_, html) = b.get_text("/account/2fa").await;
+    let secret = between(&html, "id=\"totp-secret\">", "<").expect("secret shown");
+    if secs_left_in_step() < 3 {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
+    let r = b
+        .submit(
+            "/account/2fa",
+            "/account/2fa/enable",
+            &[("code", &oathtool(&secret, 0))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK, "2FA enrolment");
+    let html = r.text().await.expect("body");
+    let codes = html
+        .split("<li><code>")
+        .skip(1)
+        .filter_map(|s| s.split("</code>").next().map(str::to_owned))
+        .collect();
+    (secret, codes)
+}
+
+#[tokio::test]
+async fn password_only_session_is_not_admin_after_enrolment() {
+    let app = spawn_app().await;
+    crate::common::admin::create_admin(&app, "chef@example.com", "chef").await;
+    // Someone who knows the password logs in before the admin enrols 2FA.
+    let early = Browser::new(&app);
+    assert_redirect_to(
+        &early.login("chef@example.com", GOOD_PASSWORD).await,
+        "/account/2fa",
+    );
+    let db = crate::common::shop::db(&app);
+    let early_row: (Vec<u8>, i64, i64, i64, i64) = db
+        .query_row(
+            "SELECT id_hash, user_id, created_at, last_seen_at, expires_at FROM sessions",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .expect("the early session");
+
+    let real = Browser::new(&app);
+    assert_redirect_to(
+        &real.login("chef@example.com", GOOD_PASSWORD).await,
+        "/account/2fa",
+    );
+    enrol_totp(&real).await;
+    assert_eq!(real.get("/admin").await.status(), StatusCode::OK);
+
+    // Even a password-only session that outlived enrolment (one opened
+    // before this server version ended them, say) is not an admin session:
+    // the account has 2FA on, but this session never passed it.
+    db.execute(
+        "INSERT OR IGNORE INTO sessions (id_hash, user_id, stage, created_at, last_seen_at, expires_at)
+         VALUES (?1, ?2, 'full', ?3, ?4, ?5)",
+        rusqlite::params![early_row.0, early_row.1, early_row.2, early_row.3, early_row.4],
+    )
+    .expect("the early session is back");
+    for path in ["/admin", "/admin/orders", "/admin/devices"] {
+        assert_eq!(
+            early.get(path).await.status(),
+            StatusCode::FORBIDDEN,
+            "{path} without the second factor in this session"
+        );
+    }
+    let r = early
+        .submit("/account", "/admin/devices/codes", &[("label", "porte")])
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(real.get("/admin").await.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn enabling_2fa_ends_other_sessions() {
+    let app = spawn_app().await;
+    let laptop = registered_user(&app, "deux_fa", "deuxfa@example.com").await;
+    let phone = Browser::new(&app);
+    assert_redirect_to(
+        &laptop.login("deuxfa@example.com", GOOD_PASSWORD).await,
+        "/",
+    );
+    assert_redirect_to(&phone.login("deuxfa@example.com", GOOD_PASSWORD).await, "/");
+    let (secret, recovery) = enrol_totp(&laptop).await;
+    assert_eq!(laptop.get("/account").await.status(), StatusCode::OK);
+    assert_redirect_to(&phone.get("/account").await, "/login");
+
+    // Turning it off is a change of the second factor too.
+    assert_redirect_to(
+        &phone.login("deuxfa@example.com", GOOD_PASSWORD).await,
+        "/login/totp",
+    );
+    if secs_left_in_step() < 3 {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
+    let r = phone
+        .submit(
+            "/login/totp",
+            "/login/totp",
+            &[("code", &oathtool(&secret, 30))],
+        )
+        .await;
+    assert_redirect_to(&r, "/");
+    let r = laptop
+        .submit(
+            "/account/2fa",
+            "/account/2fa/disable",
+            // A recovery code: this step's and the next one's TOTP codes are used.
+            &[("password", GOOD_PASSWORD), ("code", &recovery[0])],
+        )
+        .await;
+    assert_redirect_to(&r, "/account");
+    assert_eq!(laptop.get("/account").await.status(), StatusCode::OK);
+    assert_redirect_to(&phone.get("/account").await, "/login");
+}
+
+#[tokio::test]
+async fn pending_totp_secret_is_not_shown_to_another_session() {
+    let app = spawn_app().await;
+    crate::common::admin::create_admin(&app, "chef@example.com", "chef").await;
+    let admin = Browser::new(&app);
+    let other = Browser::new(&app);
+    for b in [&admin, &other] {
+        assert_redirect_to(
+            &b.login("chef@example.com", GOOD_PASSWORD).await,
+            "/account/2fa",
+        );
+    }
+    let (_, html) = admin.get_text("/account/2fa").await;
+    let secret = between(&html, "id=\"totp-secret\">", "<").expect("secret shown");
+    let qr = admin.get("/account/2fa/qr.svg").await;
+    assert_eq!(qr.status(), StatusCode::OK);
+    let qr = qr.text().await.expect("svg");
+
+    // The other session's QR code and page never carry the admin's seed.
+    let r = other.get("/account/2fa/qr.svg").await;
+    if r.status() == StatusCode::OK {
+        assert!(r.text().await.expect("svg") != qr, "another session's QR");
+    }
+    let (status, html) = other.get_text("/account/2fa").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(!html.contains(&secret), "another session's enrolment page");
+    let r = other.get("/account/2fa/qr.svg").await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.text().await.expect("svg") != qr, "another session's QR");
+    // Nor can it confirm the admin's seed.
+    if secs_left_in_step() < 3 {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
+    let r = other
+        .submit(
+            "/account/2fa",
+            "/account/2fa/enable",
+            &[("code", &oathtool(&secret, 0))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        crate::common::shop::sql_i64(
+            &app,
+            "SELECT totp_enabled FROM users WHERE username = 'chef'",
+            []
+        ),
+        0
+    );
+}

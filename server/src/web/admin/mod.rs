@@ -43,7 +43,10 @@ impl FromRequestParts<AppState> for Admin {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, AppError> {
         // Anonymous: redirect to login; admin without 2FA: redirect to enrolment.
         let me = CurrentUser::from_request_parts(parts, state).await?;
-        if me.user.role != Role::Admin || !me.user.totp_enabled {
+        // The session must have passed the second factor itself: the account
+        // having it on does not vouch for a session opened with the password
+        // alone before enrolment.
+        if me.user.role != Role::Admin || !me.user.totp_enabled || !me.second_factor {
             return Err(AppError::Forbidden);
         }
         let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;

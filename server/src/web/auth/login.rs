@@ -138,10 +138,10 @@ pub(super) async fn submit(
     }
     let old = presented_session(&headers, &state);
     if user.totp_enabled {
-        let (cookie, _) = session::start(&state, old, user.id, Stage::SecondFactor).await?;
+        let (cookie, _) = session::start(&state, old, user.id, Stage::SecondFactor, false).await?;
         return Ok(redirect_with_cookies("/login/totp", vec![cookie]));
     }
-    finish_login(&state, old, &user).await
+    finish_login(&state, old, &user, false).await
 }
 
 /// The second-factor form.
@@ -206,7 +206,7 @@ pub(super) async fn totp_submit(
         );
     }
     state.store.clear_throttle(bucket).await?;
-    finish_login(&state, Some(pending.session_hash), &pending.user).await
+    finish_login(&state, Some(pending.session_hash), &pending.user, true).await
 }
 
 /// `POST /logout`: ends the session server-side.

@@ -239,10 +239,17 @@ pub fn redirect_with_cookies(to: &str, set_cookies: Vec<HeaderValue>) -> Respons
     res
 }
 
-/// Completes a login: a full session under a fresh id, a fresh CSRF cookie,
-/// a trusted-device cookie; admins without 2FA go to enrolment.
-async fn finish_login(state: &AppState, old: Option<[u8; 32]>, user: &User) -> Result<Response> {
-    let (session_cookie, _) = session::start(state, old, user.id, Stage::Full).await?;
+/// Completes a login: a full session under a fresh id (recording whether it
+/// passed the second factor), a fresh CSRF cookie, a trusted-device cookie;
+/// admins without 2FA go to enrolment.
+async fn finish_login(
+    state: &AppState,
+    old: Option<[u8; 32]>,
+    user: &User,
+    second_factor: bool,
+) -> Result<Response> {
+    let (session_cookie, _) =
+        session::start(state, old, user.id, Stage::Full, second_factor).await?;
     let device = cookies::set(
         state.cookie_name("jo_device"),
         &device_cookie_value(state, &user.email)?,
