@@ -328,27 +328,30 @@ impl Store {
 
     // ----- throttling
 
-    /// When the latest lock among `buckets` ends, if any is locked.
-    pub async fn throttled_until(&self, buckets: Vec<String>) -> StoreResult<Option<i64>> {
-        self.pool
-            .run(move |c| {
-                let refs: Vec<&str> = buckets.iter().map(String::as_str).collect();
-                throttle::locked_until(c, &refs, now())
-            })
-            .await
-    }
-
-    /// Counts a failed login against the account (or device) and the address.
-    pub async fn record_login_failure(
+    /// Reserves an attempt at a secret (password, second factor) before it
+    /// is checked, in one IMMEDIATE transaction: if any of `check` is locked,
+    /// returns when the lock ends and counts nothing; otherwise counts the
+    /// attempt as a failure of `account` and of `other` (an address, or the
+    /// user for attempts made from a session) now, locking them once past
+    /// their free failures. Checking the lock and counting the failure
+    /// separately, around a slow argon2 check, let a burst of concurrent
+    /// guesses all pass the check before any was counted. A successful
+    /// attempt gives its count back ([`Store::release_attempt`]).
+    pub async fn reserve_attempt(
         &self,
+        check: Vec<String>,
         account: String,
-        address: String,
+        other: String,
         p: ThrottlePolicy,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Option<i64>> {
         self.pool
             .run(move |c| {
                 let t = now();
                 let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let refs: Vec<&str> = check.iter().map(String::as_str).collect();
+                if let Some(until) = throttle::locked_until(&tx, &refs, t)? {
+                    return Ok(Some(until));
+                }
                 throttle::record_failure(
                     &tx,
                     &account,
@@ -360,13 +363,38 @@ impl Store {
                 )?;
                 throttle::record_failure(
                     &tx,
-                    &address,
+                    &other,
                     t,
                     p.address_free_failures,
                     p.base_lock_secs,
                     p.max_lock_secs,
                     p.window_secs,
                 )?;
+                tx.commit()?;
+                Ok(None)
+            })
+            .await
+    }
+
+    /// After a successful attempt reserved by [`Store::reserve_attempt`]:
+    /// forgets every failure of `account` when `clear_account` (a successful
+    /// login), else gives back the one reserved; gives back the one of `other`.
+    pub async fn release_attempt(
+        &self,
+        account: String,
+        clear_account: bool,
+        other: String,
+        p: ThrottlePolicy,
+    ) -> StoreResult<()> {
+        self.pool
+            .run(move |c| {
+                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                if clear_account {
+                    throttle::clear(&tx, &account)?;
+                } else {
+                    throttle::release(&tx, &account, p.account_free_failures)?;
+                }
+                throttle::release(&tx, &other, p.address_free_failures)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -393,11 +421,6 @@ impl Store {
                 Ok(true)
             })
             .await
-    }
-
-    /// Forgets an account's (or device's) failures after a successful login.
-    pub async fn clear_throttle(&self, bucket: String) -> StoreResult<()> {
-        self.pool.run(move |c| throttle::clear(c, &bucket)).await
     }
 
     // ----- devices

@@ -58,6 +58,21 @@ pub fn record_failure(
     Ok(())
 }
 
+/// Gives back one failure counted in advance by a reservation whose attempt
+/// succeeded ([`crate::db::Store::reserve_attempt`]); lifts the bucket's lock
+/// if that brings it back within its `free` failures (only failures past
+/// them lock it).
+pub fn release(conn: &Connection, bucket: &str, free: u32) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE login_throttle
+         SET failures = failures - 1,
+             locked_until = CASE WHEN failures - 1 <= ?2 THEN 0 ELSE locked_until END
+         WHERE bucket = ?1 AND failures > 0",
+        params![bucket, i64::from(free)],
+    )?;
+    Ok(())
+}
+
 /// Forgets a bucket's failures (after a successful login or password reset).
 pub fn clear(conn: &Connection, bucket: &str) -> StoreResult<()> {
     conn.execute("DELETE FROM login_throttle WHERE bucket = ?1", [bucket])?;
@@ -106,5 +121,34 @@ mod tests {
         );
         clear(&c, "a:x").expect("clears");
         assert_eq!(locked_until(&c, &["a:x"], now + 107).expect("reads"), None);
+    }
+
+    #[test]
+    fn a_released_failure_lifts_the_lock_it_caused() {
+        let c = db();
+        let now = 1_000_000;
+        for i in 0..4 {
+            record_failure(&c, "i:x", now + i, 3, 30, 900, 3600).expect("records");
+        }
+        assert!(
+            locked_until(&c, &["i:x"], now + 4)
+                .expect("reads")
+                .is_some()
+        );
+        release(&c, "i:x", 3).expect("releases");
+        assert_eq!(locked_until(&c, &["i:x"], now + 4).expect("reads"), None);
+        // A release never goes below zero, nor creates a row.
+        for _ in 0..5 {
+            release(&c, "i:x", 3).expect("releases");
+            release(&c, "i:none", 3).expect("releases");
+        }
+        let n: i64 = c
+            .query_row(
+                "SELECT failures FROM login_throttle WHERE bucket = 'i:x'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("reads");
+        assert_eq!(n, 0);
     }
 }

@@ -154,10 +154,15 @@ async fn change_password(
     Form(f): Form<PasswordForm>,
 ) -> Result<Response> {
     let bucket = account_bucket(&me.user.email);
+    let user_bucket = format!("u:{}", me.user.id);
+    let t = state.config.throttle;
     let mut errors = FieldErrors::default();
+    // Counts like a failed login, reserved before the check so that
+    // concurrent guesses cannot all pass: a stolen session must not become
+    // a password oracle.
     if state
         .store
-        .throttled_until(vec![bucket.clone()])
+        .reserve_attempt(vec![bucket.clone()], bucket.clone(), user_bucket.clone(), t)
         .await?
         .is_some()
     {
@@ -174,17 +179,16 @@ async fn change_password(
         .await;
     }
     let hash = state.store.password_hash(me.user.id).await?;
-    if !state
+    if state
         .hasher
         .verify(Secret::new(f.current_password), hash)
         .await?
     {
-        // Counts like a failed login: a stolen session must not become a password oracle.
-        let t = state.config.throttle;
         state
             .store
-            .record_login_failure(bucket.clone(), format!("u:{}", me.user.id), t)
+            .release_attempt(bucket, false, user_bucket, t)
             .await?;
+    } else {
         errors.add("current_password", "err.current_password");
     }
     let u = &me.user;
@@ -373,10 +377,13 @@ async fn twofa_disable(
         return Ok(Redirect::to("/account/2fa").into_response());
     }
     let bucket = account_bucket(&me.user.email);
+    let user_bucket = format!("u:{}", me.user.id);
+    let t = state.config.throttle;
     let mut errors = FieldErrors::default();
+    // Reserved before the checks, as for a password change.
     if state
         .store
-        .throttled_until(vec![bucket.clone()])
+        .reserve_attempt(vec![bucket.clone()], bucket.clone(), user_bucket.clone(), t)
         .await?
         .is_some()
     {
@@ -390,10 +397,10 @@ async fn twofa_disable(
         } else if !code_ok {
             errors.add("code", "totp.bad_code");
         }
-        if !code_ok {
+        if code_ok {
             state
                 .store
-                .record_login_failure(bucket, format!("u:{}", me.user.id), state.config.throttle)
+                .release_attempt(bucket, false, user_bucket, t)
                 .await?;
         }
     }

@@ -661,3 +661,129 @@ async fn the_forms_cannot_flood_a_mailbox() {
     }
     assert_eq!(live, 1);
 }
+
+/// `n` fresh browsers, each holding the CSRF token of `page`.
+async fn browsers_with_tokens(app: &TestApp, n: usize, page: &str) -> Vec<(Browser, String)> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let b = Browser::new(app);
+        let (_, html) = b.get_text(page).await;
+        let token = csrf_of(&html);
+        out.push((b, token));
+    }
+    out
+}
+
+/// POSTs each browser's form to `action` at once; returns the statuses.
+async fn burst(forms: Vec<(Browser, Vec<(String, String)>)>, action: &str) -> Vec<StatusCode> {
+    let mut set = tokio::task::JoinSet::new();
+    for (b, form) in forms {
+        let url = b.url(action);
+        set.spawn(async move {
+            b.client
+                .post(url)
+                .form(&form)
+                .send()
+                .await
+                .expect("POST")
+                .status()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(s) = set.join_next().await {
+        statuses.push(s.expect("task"));
+    }
+    statuses
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_passwords_past_the_limit_are_not_evaluated() {
+    // Real argon2 cost: guesses wait in the hasher's queue, as in production.
+    let app = spawn_app_with(|c| {
+        c.argon2 = Argon2Params::PRODUCTION;
+        c.throttle.account_free_failures = 3;
+        c.throttle.address_free_failures = 1000;
+    })
+    .await;
+    registered_user(&app, "cible", "cible@example.com").await;
+    let browsers = browsers_with_tokens(&app, 30, "/login").await;
+    let forms = browsers
+        .into_iter()
+        .map(|(b, token)| {
+            let form = vec![
+                ("email".to_owned(), "cible@example.com".to_owned()),
+                ("password".to_owned(), "wrong password!!".to_owned()),
+                ("csrf".to_owned(), token),
+            ];
+            (b, form)
+        })
+        .collect();
+    let statuses = burst(forms, "/login").await;
+    let evaluated = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    // Three free failures, then the fourth locks: at most four guesses checked.
+    assert!(evaluated <= 4, "{evaluated} of 30 guesses were evaluated");
+    assert_eq!(evaluated + refused, 30, "{statuses:?}");
+    // The lock holds against the right password too.
+    let r = Browser::new(&app)
+        .login("cible@example.com", GOOD_PASSWORD)
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_totp_codes_past_the_limit_are_not_evaluated() {
+    let app = spawn_app_with(|c| {
+        c.throttle.account_free_failures = 3;
+        c.throttle.address_free_failures = 1000;
+    })
+    .await;
+    let owner = registered_user(&app, "deux_etapes", "etapes@example.com").await;
+    assert_redirect_to(&owner.login("etapes@example.com", GOOD_PASSWORD).await, "/");
+    let (_, html) = owner.get_text("/account/2fa").await;
+    let secret = between(&html, "id=\"totp-secret\">", "<").expect("secret shown");
+    if secs_left_in_step() < 3 {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+    }
+    let r = owner
+        .submit(
+            "/account/2fa",
+            "/account/2fa/enable",
+            &[("code", &oathtool(&secret, 0))],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Thirty sessions past the password, each guessing a code at once.
+    let mut forms = Vec::new();
+    for _ in 0..30 {
+        let b = Browser::new(&app);
+        assert_redirect_to(
+            &b.login("etapes@example.com", GOOD_PASSWORD).await,
+            "/login/totp",
+        );
+        let (_, html) = b.get_text("/login/totp").await;
+        let form = vec![
+            ("code".to_owned(), "000000".to_owned()),
+            ("csrf".to_owned(), csrf_of(&html)),
+        ];
+        forms.push((b, form));
+    }
+    let statuses = burst(forms, "/login/totp").await;
+    let evaluated = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(evaluated <= 4, "{evaluated} of 30 codes were evaluated");
+    assert_eq!(evaluated + refused, 30, "{statuses:?}");
+}

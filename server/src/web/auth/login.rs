@@ -81,7 +81,16 @@ pub(super) async fn submit(
     if device.is_none() {
         buckets.push(address.clone());
     }
-    if state.store.throttled_until(buckets).await?.is_some() {
+    // The attempt is counted before the password is checked, in the same
+    // transaction as the lock check: concurrent guesses past the limit are
+    // refused here instead of all waiting for argon2 together.
+    let throttle = state.config.throttle;
+    if state
+        .store
+        .reserve_attempt(buckets, account.clone(), address.clone(), throttle)
+        .await?
+        .is_some()
+    {
         tracing::warn!(client = %client, "login refused: throttled");
         return login_page(
             &ctx,
@@ -102,10 +111,7 @@ pub(super) async fn submit(
         .is_some_and(|h| state.hasher.needs_rehash(h));
     let ok = state.hasher.verify(password.clone(), hash).await?;
     let Some(user) = user.filter(|_| ok) else {
-        state
-            .store
-            .record_login_failure(account, address, state.config.throttle)
-            .await?;
+        // Already counted by the reservation.
         tracing::info!(client = %client, "failed login");
         return login_page(
             &ctx,
@@ -115,7 +121,10 @@ pub(super) async fn submit(
             "error",
         );
     };
-    state.store.clear_throttle(account).await?;
+    state
+        .store
+        .release_attempt(account, true, address, throttle)
+        .await?;
     if needs_rehash {
         // Costs were raised since this hash was made: upgrade it now that we hold the password.
         let upgraded = state.hasher.hash(password).await?;
@@ -173,9 +182,16 @@ pub(super) async fn totp_submit(
 ) -> Result<Response> {
     let bucket = format!("t:{}", pending.user.id);
     let address = address_bucket(client);
+    let throttle = state.config.throttle;
+    // Counted before the code is checked, atomically with the lock check (see `submit`).
     if state
         .store
-        .throttled_until(vec![bucket.clone(), address.clone()])
+        .reserve_attempt(
+            vec![bucket.clone(), address.clone()],
+            bucket.clone(),
+            address.clone(),
+            throttle,
+        )
         .await?
         .is_some()
     {
@@ -189,10 +205,6 @@ pub(super) async fn totp_submit(
         );
     }
     if !check_second_factor(&state, &pending.user, &f.code).await? {
-        state
-            .store
-            .record_login_failure(bucket, address, state.config.throttle)
-            .await?;
         tracing::info!(user_id = pending.user.id, "wrong second factor");
         let mut errors = FieldErrors::default();
         errors.add("code", "totp.bad_code");
@@ -205,7 +217,10 @@ pub(super) async fn totp_submit(
             },
         );
     }
-    state.store.clear_throttle(bucket).await?;
+    state
+        .store
+        .release_attempt(bucket, true, address, throttle)
+        .await?;
     finish_login(&state, Some(pending.session_hash), &pending.user, true).await
 }
 
