@@ -328,20 +328,23 @@ impl Store {
 
     // ----- throttling
 
-    /// Reserves an attempt at a secret (password, second factor) before it
-    /// is checked, in one IMMEDIATE transaction: if any of `check` is locked,
-    /// returns when the lock ends and counts nothing; otherwise counts the
-    /// attempt as a failure of `account` and of `other` (an address, or the
-    /// user for attempts made from a session) now, locking them once past
-    /// their free failures. Checking the lock and counting the failure
-    /// separately, around a slow argon2 check, let a burst of concurrent
-    /// guesses all pass the check before any was counted. A successful
-    /// attempt gives its count back ([`Store::release_attempt`]).
+    /// Reserves an attempt at a secret (password, second factor) of one
+    /// account before it is checked, in one IMMEDIATE transaction: if any
+    /// of `check` is locked, returns when the lock ends and counts nothing;
+    /// otherwise counts the attempt as a failure of `account` now, locking
+    /// it once past its free failures. Checking the lock and counting the
+    /// failure separately, around a slow argon2 check, let a burst of
+    /// concurrent guesses all pass the check before any was counted. A
+    /// successful attempt gives its count back ([`Store::release_attempt`]).
+    ///
+    /// Only the account's own bucket is reserved: a bucket shared by many
+    /// people (a client address behind a NAT) would be locked by a crowd of
+    /// right passwords in flight at once; its failures are counted after
+    /// the check ([`Store::count_shared_failure`]).
     pub async fn reserve_attempt(
         &self,
         check: Vec<String>,
         account: String,
-        other: String,
         p: ThrottlePolicy,
     ) -> StoreResult<Option<i64>> {
         self.pool
@@ -361,42 +364,46 @@ impl Store {
                     p.max_lock_secs,
                     p.window_secs,
                 )?;
-                throttle::record_failure(
-                    &tx,
-                    &other,
-                    t,
-                    p.address_free_failures,
-                    p.base_lock_secs,
-                    p.max_lock_secs,
-                    p.window_secs,
-                )?;
                 tx.commit()?;
                 Ok(None)
             })
             .await
     }
 
+    /// Counts a failed attempt against a bucket shared by several accounts
+    /// (a client address) or kept beside the account's (the user's own).
+    pub async fn count_shared_failure(&self, bucket: String, p: ThrottlePolicy) -> StoreResult<()> {
+        self.pool
+            .run(move |c| {
+                throttle::record_failure(
+                    c,
+                    &bucket,
+                    now(),
+                    p.address_free_failures,
+                    p.base_lock_secs,
+                    p.max_lock_secs,
+                    p.window_secs,
+                )
+            })
+            .await
+    }
+
     /// After a successful attempt reserved by [`Store::reserve_attempt`]:
-    /// forgets every failure of `account` when `clear_account` (a successful
-    /// login), else gives back the one reserved; gives back the one of `other`.
+    /// forgets every failure of `account` when `clear` (a successful login),
+    /// else gives back the one reserved.
     pub async fn release_attempt(
         &self,
         account: String,
-        clear_account: bool,
-        other: String,
+        clear: bool,
         p: ThrottlePolicy,
     ) -> StoreResult<()> {
         self.pool
             .run(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-                if clear_account {
-                    throttle::clear(&tx, &account)?;
+                if clear {
+                    throttle::clear(c, &account)
                 } else {
-                    throttle::release(&tx, &account, p.account_free_failures)?;
+                    throttle::release(c, &account, p.account_free_failures)
                 }
-                throttle::release(&tx, &other, p.address_free_failures)?;
-                tx.commit()?;
-                Ok(())
             })
             .await
     }

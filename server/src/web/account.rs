@@ -162,7 +162,7 @@ async fn change_password(
     // a password oracle.
     if state
         .store
-        .reserve_attempt(vec![bucket.clone()], bucket.clone(), user_bucket.clone(), t)
+        .reserve_attempt(vec![bucket.clone()], bucket.clone(), t)
         .await?
         .is_some()
     {
@@ -184,11 +184,9 @@ async fn change_password(
         .verify(Secret::new(f.current_password), hash)
         .await?
     {
-        state
-            .store
-            .release_attempt(bucket, false, user_bucket, t)
-            .await?;
+        state.store.release_attempt(bucket, false, t).await?;
     } else {
+        state.store.count_shared_failure(user_bucket, t).await?;
         errors.add("current_password", "err.current_password");
     }
     let u = &me.user;
@@ -383,7 +381,7 @@ async fn twofa_disable(
     // Reserved before the checks, as for a password change.
     if state
         .store
-        .reserve_attempt(vec![bucket.clone()], bucket.clone(), user_bucket.clone(), t)
+        .reserve_attempt(vec![bucket.clone()], bucket.clone(), t)
         .await?
         .is_some()
     {
@@ -398,10 +396,9 @@ async fn twofa_disable(
             errors.add("code", "totp.bad_code");
         }
         if code_ok {
-            state
-                .store
-                .release_attempt(bucket, false, user_bucket, t)
-                .await?;
+            state.store.release_attempt(bucket, false, t).await?;
+        } else {
+            state.store.count_shared_failure(user_bucket, t).await?;
         }
     }
     if !errors.is_empty() {

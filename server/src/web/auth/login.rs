@@ -81,13 +81,14 @@ pub(super) async fn submit(
     if device.is_none() {
         buckets.push(address.clone());
     }
-    // The attempt is counted before the password is checked, in the same
-    // transaction as the lock check: concurrent guesses past the limit are
-    // refused here instead of all waiting for argon2 together.
+    // The attempt is counted against the account before the password is
+    // checked, in the same transaction as the lock check: concurrent
+    // guesses past the limit are refused here instead of all waiting for
+    // argon2 together. The address counts failures only, once checked.
     let throttle = state.config.throttle;
     if state
         .store
-        .reserve_attempt(buckets, account.clone(), address.clone(), throttle)
+        .reserve_attempt(buckets, account.clone(), throttle)
         .await?
         .is_some()
     {
@@ -111,7 +112,8 @@ pub(super) async fn submit(
         .is_some_and(|h| state.hasher.needs_rehash(h));
     let ok = state.hasher.verify(password.clone(), hash).await?;
     let Some(user) = user.filter(|_| ok) else {
-        // Already counted by the reservation.
+        // Counted against the account by the reservation; now the address.
+        state.store.count_shared_failure(address, throttle).await?;
         tracing::info!(client = %client, "failed login");
         return login_page(
             &ctx,
@@ -121,10 +123,7 @@ pub(super) async fn submit(
             "error",
         );
     };
-    state
-        .store
-        .release_attempt(account, true, address, throttle)
-        .await?;
+    state.store.release_attempt(account, true, throttle).await?;
     if needs_rehash {
         // Costs were raised since this hash was made: upgrade it now that we hold the password.
         let upgraded = state.hasher.hash(password).await?;
@@ -183,13 +182,13 @@ pub(super) async fn totp_submit(
     let bucket = format!("t:{}", pending.user.id);
     let address = address_bucket(client);
     let throttle = state.config.throttle;
-    // Counted before the code is checked, atomically with the lock check (see `submit`).
+    // Counted against the user before the code is checked, atomically with
+    // the lock check (see `submit`); against the address if it is wrong.
     if state
         .store
         .reserve_attempt(
             vec![bucket.clone(), address.clone()],
             bucket.clone(),
-            address.clone(),
             throttle,
         )
         .await?
@@ -205,6 +204,7 @@ pub(super) async fn totp_submit(
         );
     }
     if !check_second_factor(&state, &pending.user, &f.code).await? {
+        state.store.count_shared_failure(address, throttle).await?;
         tracing::info!(user_id = pending.user.id, "wrong second factor");
         let mut errors = FieldErrors::default();
         errors.add("code", "totp.bad_code");
@@ -217,10 +217,7 @@ pub(super) async fn totp_submit(
             },
         );
     }
-    state
-        .store
-        .release_attempt(bucket, true, address, throttle)
-        .await?;
+    state.store.release_attempt(bucket, true, throttle).await?;
     finish_login(&state, Some(pending.session_hash), &pending.user, true).await
 }
 
