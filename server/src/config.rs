@@ -139,13 +139,20 @@ impl Default for SessionPolicy {
     }
 }
 
-/// The shop's timings.
+/// The shop's timings and what one buyer may hold unpaid.
 #[derive(Clone, Copy, Debug)]
 pub struct ShopPolicy {
     /// How long an unpaid order holds its seats.
     pub hold_secs: i64,
     /// How often expired holds are swept (their seats return on sale).
     pub sweep_secs: u64,
+    /// Most unpaid, unexpired orders one buyer may have at once: without a
+    /// cap, one account could hold a session's seats by checking out again
+    /// every hold period.
+    pub max_pending_orders: i64,
+    /// Most seats one buyer may hold at once in unpaid orders, the order
+    /// being placed included.
+    pub max_held_seats: i64,
 }
 
 impl Default for ShopPolicy {
@@ -153,6 +160,8 @@ impl Default for ShopPolicy {
         Self {
             hold_secs: 15 * 60,
             sweep_secs: 30,
+            max_pending_orders: 3,
+            max_held_seats: 40,
         }
     }
 }
@@ -253,6 +262,12 @@ pub struct ServeArgs {
     /// Minutes an unpaid order holds its seats.
     #[arg(long, env = "JO_HOLD_MINUTES", default_value_t = 15, value_parser = clap::value_parser!(u16).range(1..=1440))]
     pub hold_minutes: u16,
+    /// Most unpaid orders holding seats one buyer may have at once.
+    #[arg(long, env = "JO_MAX_PENDING_ORDERS", default_value_t = 3, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub max_pending_orders: u16,
+    /// Most seats one buyer may hold at once in unpaid orders.
+    #[arg(long, env = "JO_MAX_HELD_SEATS", default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..=10_000))]
+    pub max_held_seats: u16,
     /// Sync API: requests per second each scanner device may make on average.
     #[arg(long, env = "JO_API_RATE_PER_SEC", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub api_rate_per_sec: u32,
@@ -336,6 +351,8 @@ impl Config {
             trusted_proxies: args.trusted_proxies,
             shop: ShopPolicy {
                 hold_secs: i64::from(args.hold_minutes) * 60,
+                max_pending_orders: i64::from(args.max_pending_orders),
+                max_held_seats: i64::from(args.max_held_seats),
                 ..ShopPolicy::default()
             },
             api: ApiPolicy {

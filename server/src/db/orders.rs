@@ -12,6 +12,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::catalogue::{SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row};
 use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_write};
+use crate::config::ShopPolicy;
 use crate::shop::money::offer_price;
 use crate::tickets::{IssueError, IssuedTicket, TicketSpec};
 
@@ -107,6 +108,18 @@ pub enum CheckoutOutcome {
     Empty,
     /// Nothing was held: these lines cannot be bought.
     Refused(Vec<LineProblem>),
+    /// Nothing was held: the buyer has this many unpaid orders holding
+    /// seats already (the most allowed).
+    TooManyPending {
+        /// The most unpaid orders a buyer may have.
+        limit: i64,
+    },
+    /// Nothing was held: with this order, the buyer would hold more seats
+    /// unpaid than allowed.
+    TooManySeats {
+        /// The most seats a buyer may hold unpaid.
+        limit: i64,
+    },
 }
 
 /// Status of an order.
@@ -400,8 +413,12 @@ fn cart_add(
     Ok(Ok(()))
 }
 
-/// Moves an anonymous cart's lines into a buyer's cart (quantities add up,
-/// capped) and deletes the anonymous cart.
+/// Moves an anonymous cart's lines into a buyer's cart and deletes the
+/// anonymous cart. The caps of [`cart_add`] hold here too: quantities add
+/// up to [`MAX_LINE_QUANTITY`] at most, and lines new to the buyer's cart
+/// are kept, oldest first, only while it has fewer than [`MAX_CART_LINES`]
+/// (otherwise logging in with a visitor's cart would grow a cart past them).
+/// Returns how many lines were kept.
 fn cart_merge(c: &mut Connection, anon: [u8; 32], user_id: i64) -> StoreResult<usize> {
     let t = now();
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -409,18 +426,42 @@ fn cart_merge(c: &mut Connection, anon: [u8; 32], user_id: i64) -> StoreResult<u
         return Ok(0);
     };
     let to = cart_id_or_create(&tx, CartOwner::User(user_id), t)?;
-    let moved = tx.prepare_cached(
-        "INSERT INTO cart_lines (cart_id, session_id, offer_id, quantity, added_at)
-         SELECT ?2, session_id, offer_id, quantity, added_at FROM cart_lines WHERE cart_id = ?1 AND true
-         ON CONFLICT (cart_id, session_id, offer_id)
-         DO UPDATE SET quantity = min(quantity + excluded.quantity, ?3)",
-    )?.execute(
-        params![from, to, MAX_LINE_QUANTITY],
-    )?;
+    let incoming: Vec<(i64, i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT session_id, offer_id, quantity, added_at FROM cart_lines
+             WHERE cart_id = ?1 ORDER BY added_at, session_id, offer_id",
+        )?
+        .query_map([from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let mut lines: i64 = tx
+        .prepare_cached("SELECT count(*) FROM cart_lines WHERE cart_id = ?1")?
+        .query_row([to], |r| r.get(0))?;
+    let mut kept = 0;
+    for (session_id, offer_id, quantity, added_at) in incoming {
+        let q = quantity.clamp(1, MAX_LINE_QUANTITY);
+        let merged = tx
+            .prepare_cached(
+                "UPDATE cart_lines SET quantity = min(quantity + ?4, ?5)
+                 WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
+            )?
+            .execute(params![to, session_id, offer_id, q, MAX_LINE_QUANTITY])?;
+        if merged == 0 {
+            if lines >= MAX_CART_LINES {
+                continue;
+            }
+            tx.prepare_cached(
+                "INSERT INTO cart_lines (cart_id, session_id, offer_id, quantity, added_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![to, session_id, offer_id, q, added_at])?;
+            lines += 1;
+        }
+        kept += 1;
+    }
     tx.prepare_cached("DELETE FROM carts WHERE id = ?1")?
         .execute([from])?;
     tx.commit()?;
-    Ok(moved)
+    Ok(kept)
 }
 
 // ----- holds
@@ -468,7 +509,19 @@ fn take_seats(tx: &Connection, lines: &[(i64, i64)]) -> StoreResult<Vec<usize>> 
     Ok(failed)
 }
 
-fn checkout(c: &mut Connection, user_id: i64, hold_secs: i64) -> StoreResult<CheckoutOutcome> {
+/// How many unpaid, unexpired orders the buyer has, and the seats they hold.
+fn held_by(tx: &Connection, user_id: i64, t: i64) -> StoreResult<(i64, i64)> {
+    Ok(tx
+        .prepare_cached(
+            "SELECT count(DISTINCT o.id), coalesce(sum(l.seats * l.quantity), 0)
+             FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
+             WHERE o.user_id = ?1 AND o.status = 'pending' AND o.hold_expires_at > ?2",
+        )?
+        .query_row(params![user_id, t], |r| Ok((r.get(0)?, r.get(1)?)))?)
+}
+
+fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<CheckoutOutcome> {
+    let hold_secs = shop.hold_secs;
     let t = now();
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     // Seats of expired holds go back on sale before anyone is told "sold out".
@@ -498,6 +551,24 @@ fn checkout(c: &mut Connection, user_id: i64, hold_secs: i64) -> StoreResult<Che
         }
     }
     if problems.is_empty() {
+        // One buyer may not hold a session's seats by checking out again
+        // every hold period: cap the unpaid orders and the seats they hold.
+        // Checked in this IMMEDIATE transaction, so two checkouts at once
+        // cannot both pass.
+        let (pending, held) = held_by(&tx, user_id, t)?;
+        if pending >= shop.max_pending_orders {
+            return Ok(CheckoutOutcome::TooManyPending {
+                limit: shop.max_pending_orders,
+            });
+        }
+        let wanted = lines
+            .iter()
+            .fold(0i64, |acc, l| acc.saturating_add(l.seats_needed()));
+        if held.saturating_add(wanted) > shop.max_held_seats {
+            return Ok(CheckoutOutcome::TooManySeats {
+                limit: shop.max_held_seats,
+            });
+        }
         // Several lines may share a session: take each session's seats once, summed.
         let mut per_session: Vec<(i64, i64)> = Vec::new();
         for l in &lines {
@@ -1027,12 +1098,13 @@ impl Store {
     }
 
     /// Creates a pending order from the buyer's cart and holds its seats for
-    /// `hold_secs`, all in one IMMEDIATE transaction. Committed without an
-    /// fsync ([`relaxed_write`]): a power cut can only lose the whole pending
-    /// order with its hold and seats, never a paid one.
-    pub async fn checkout(&self, user_id: i64, hold_secs: i64) -> StoreResult<CheckoutOutcome> {
+    /// the shop's hold time, all in one IMMEDIATE transaction, unless the
+    /// buyer would pass the shop's caps on unpaid orders and held seats.
+    /// Committed without an fsync ([`relaxed_write`]): a power cut can only
+    /// lose the whole pending order with its hold and seats, never a paid one.
+    pub async fn checkout(&self, user_id: i64, shop: ShopPolicy) -> StoreResult<CheckoutOutcome> {
         self.pool
-            .run(move |c| relaxed_write(c, |c| checkout(c, user_id, hold_secs)))
+            .run(move |c| relaxed_write(c, |c| checkout(c, user_id, shop)))
             .await
     }
 

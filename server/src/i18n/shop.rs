@@ -136,6 +136,16 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "The order could not be placed: nothing was held or charged.",
     ),
     (
+        "cart.too_many_pending",
+        "Commande impossible : vous avez déjà trop de commandes en attente de paiement. Payez-en une ou laissez-la expirer, puis recommencez ; rien n'a été réservé ni débité. Commandes en attente au plus :",
+        "The order could not be placed: you already have too many orders waiting for payment. Pay one or let it expire, then try again; nothing was held or charged. Most orders waiting for payment:",
+    ),
+    (
+        "cart.too_many_seats",
+        "Commande impossible : vous ne pouvez pas réserver plus de places à la fois, en comptant vos commandes en attente de paiement. Réduisez votre panier, ou payez vos commandes en attente ; rien n'a été réservé ni débité. Places réservées au plus :",
+        "The order could not be placed: you cannot hold more seats at once, counting your orders waiting for payment. Reduce your cart or pay your waiting orders; nothing was held or charged. Most seats held:",
+    ),
+    (
         "cart.err_sold_out",
         "complet, il ne reste pas assez de places.",
         "sold out, not enough seats left.",

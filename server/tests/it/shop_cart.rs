@@ -230,3 +230,161 @@ async fn sold_out_sessions_and_inactive_offers_say_so() {
     assert_redirect_to(&r, &format!("/sessions/{sid}?refused=sold_out"));
     assert_eq!(sql_i64(&app, "SELECT count(*) FROM orders", []), 0);
 }
+
+#[tokio::test]
+async fn pending_orders_per_buyer_are_capped() {
+    let app = spawn_app_with(|c| c.shop.max_pending_orders = 2).await;
+    let b = buyer(&app, "hoarder").await;
+    let sid = first_session(&app).await;
+    let solo = offer_id(&b, sid, "Solo").await;
+    for _ in 0..2 {
+        add_to_cart(&b, sid, solo, 1).await;
+        order_of_redirect(&checkout(&b).await);
+    }
+    // A third unpaid order while two still hold seats: refused, nothing held.
+    add_to_cart(&b, sid, solo, 1).await;
+    let taken = sql_i64(
+        &app,
+        "SELECT seats_taken FROM game_sessions WHERE id = ?1",
+        [sid],
+    );
+    let r = checkout(&b).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let html = r.text().await.expect("body");
+    assert!(
+        html.contains("commandes en attente de paiement") && html.contains(" 2"),
+        "{html}"
+    );
+    assert_eq!(
+        sql_i64(
+            &app,
+            "SELECT count(*) FROM orders WHERE status = 'pending'",
+            []
+        ),
+        2
+    );
+    assert_eq!(
+        sql_i64(
+            &app,
+            "SELECT seats_taken FROM game_sessions WHERE id = ?1",
+            [sid]
+        ),
+        taken
+    );
+    // Once a hold has expired, the buyer may order again.
+    db(&app)
+        .execute(
+            "UPDATE orders SET hold_expires_at = 0 WHERE id = (SELECT min(id) FROM orders)",
+            [],
+        )
+        .expect("update");
+    order_of_redirect(&checkout(&b).await);
+}
+
+#[tokio::test]
+async fn seats_held_per_buyer_are_capped() {
+    let app = spawn_app_with(|c| c.shop.max_held_seats = 10).await;
+    let b = buyer(&app, "grand_groupe").await;
+    let sid = first_session(&app).await;
+    let solo = offer_id(&b, sid, "Solo").await;
+    let fam = offer_id(&b, sid, "Famille").await;
+    // Three Famille tickets are 12 seats: more than one buyer may hold.
+    add_to_cart(&b, sid, fam, 3).await;
+    let r = checkout(&b).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let html = r.text().await.expect("body");
+    assert!(
+        html.contains("places à la fois") && html.contains(" 10"),
+        "{html}"
+    );
+    assert_eq!(sql_i64(&app, "SELECT count(*) FROM orders", []), 0);
+    // Eight seats, then three more (eleven held): the second is refused.
+    let (sid_s, fam_s) = (sid.to_string(), fam.to_string());
+    b.submit(
+        "/cart",
+        "/cart/update",
+        &[
+            ("session_id", &sid_s),
+            ("offer_id", &fam_s),
+            ("quantity", "2"),
+        ],
+    )
+    .await;
+    order_of_redirect(&checkout(&b).await);
+    add_to_cart(&b, sid, solo, 3).await;
+    assert_eq!(checkout(&b).await.status(), StatusCode::CONFLICT);
+    let solo_s = solo.to_string();
+    b.submit(
+        "/cart",
+        "/cart/update",
+        &[
+            ("session_id", &sid_s),
+            ("offer_id", &solo_s),
+            ("quantity", "2"),
+        ],
+    )
+    .await;
+    order_of_redirect(&checkout(&b).await);
+    assert_eq!(
+        sql_i64(
+            &app,
+            "SELECT sum(l.seats * l.quantity) FROM order_lines l JOIN orders o ON o.id = l.order_id
+             WHERE o.status = 'pending'",
+            []
+        ),
+        10
+    );
+}
+
+#[tokio::test]
+async fn a_cart_merged_at_login_keeps_the_line_and_quantity_caps() {
+    let app = spawn_app().await;
+    let email = "fusion@example.com";
+    let b = registered_user(&app, "fusion", email).await;
+    assert_redirect_to(&b.login(email, GOOD_PASSWORD).await, "/");
+    let sessions = session_ids(&b, "").await;
+    assert!(sessions.len() >= 7, "enough sessions in the fixtures");
+    // The buyer's own cart: ten lines (the most), one of them at ten tickets.
+    let mut lines = Vec::new();
+    for &sid in &sessions[..5] {
+        for name in ["Solo", "Duo"] {
+            lines.push((sid, offer_id(&b, sid, name).await));
+        }
+    }
+    for &(sid, offer) in &lines {
+        assert_redirect_to(&add_to_cart(&b, sid, offer, 1).await, "/cart?added=1");
+    }
+    let (first_sid, first_offer) = lines[0];
+    add_to_cart(&b, first_sid, first_offer, 9).await;
+    b.logout().await;
+
+    // As a visitor, the same browser fills another cart: three new lines
+    // and five more of the line already at ten.
+    for &sid in &sessions[5..7] {
+        let fam = offer_id(&b, sid, "Famille").await;
+        add_to_cart(&b, sid, fam, 2).await;
+    }
+    let fam = offer_id(&b, sessions[0], "Famille").await;
+    add_to_cart(&b, sessions[0], fam, 1).await;
+    add_to_cart(&b, first_sid, first_offer, 5).await;
+
+    assert_redirect_to(&b.login(email, GOOD_PASSWORD).await, "/");
+    let (status, _) = b.get_text("/cart").await;
+    assert_eq!(status, StatusCode::OK);
+    let user_lines = |sql: &str| {
+        sql_i64(
+            &app,
+            &format!(
+                "SELECT {sql} FROM cart_lines l JOIN carts c ON c.id = l.cart_id
+                 JOIN users u ON u.id = c.user_id WHERE u.email = ?1"
+            ),
+            [email],
+        )
+    };
+    assert_eq!(user_lines("count(*)"), 10, "the line cap holds at login");
+    assert_eq!(user_lines("max(l.quantity)"), 10, "the quantity cap holds");
+    assert_eq!(
+        sql_i64(&app, "SELECT count(*) FROM carts WHERE user_id IS NULL", []),
+        0
+    );
+}

@@ -120,6 +120,8 @@ pub struct CartPage<'a> {
     pub can_checkout: bool,
     /// Message key of a notice, or empty.
     pub notice: &'static str,
+    /// A number shown after the notice (the limit a refused checkout hit).
+    pub notice_limit: Option<i64>,
     /// Kind of the notice.
     pub notice_kind: &'static str,
     /// Problems found at checkout.
@@ -168,6 +170,22 @@ fn line_problem(l: &CartLine, t: i64) -> &'static str {
     }
 }
 
+/// A notice on the cart page: a message key (or empty) and, for a checkout
+/// refused over a buyer's limits, the limit, shown after the message.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Notice {
+    /// Message key, or empty.
+    pub key: &'static str,
+    /// The number shown after the message.
+    pub limit: Option<i64>,
+}
+
+impl From<&'static str> for Notice {
+    fn from(key: &'static str) -> Self {
+        Self { key, limit: None }
+    }
+}
+
 /// Renders the cart page.
 pub async fn cart_page(
     state: &AppState,
@@ -175,7 +193,7 @@ pub async fn cart_page(
     owner: Option<CartOwner>,
     logged_in: bool,
     status: StatusCode,
-    notice: &'static str,
+    notice: Notice,
     problems: &[LineProblem],
 ) -> Result<Response> {
     let lines = match owner {
@@ -217,7 +235,8 @@ pub async fn cart_page(
             lines: views,
             total: Cents(total).fr(),
             logged_in,
-            notice,
+            notice: notice.key,
+            notice_limit: notice.limit,
             notice_kind: if status.is_success() {
                 "success"
             } else {
@@ -262,7 +281,7 @@ pub async fn show(
         owner,
         uid.is_some(),
         StatusCode::OK,
-        notice,
+        notice.into(),
         &[],
     )
     .await?;

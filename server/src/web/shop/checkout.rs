@@ -11,7 +11,7 @@ use serde::Deserialize;
 use crate::auth::tokens::{is_token_shaped, random_token};
 use crate::db::now;
 use crate::db::orders::{
-    ChargeNow, CheckoutOutcome, Order, OrderStatus, PaymentResult, PaymentStart, Signer,
+    CartOwner, ChargeNow, CheckoutOutcome, Order, OrderStatus, PaymentResult, PaymentStart, Signer,
 };
 use crate::error::{AppError, Result};
 use crate::shop::money::Cents;
@@ -22,7 +22,7 @@ use crate::web::ctx::PageCtx;
 use crate::web::pages::{FieldErrors, render};
 use crate::web::session::CurrentUser;
 
-use super::cart::{cart_page, owner};
+use super::cart::{Notice, cart_page, owner};
 use super::{Gateway, parse_order_number};
 
 /// `POST /checkout`: a pending order from the buyer's cart, its seats held
@@ -38,11 +38,7 @@ pub async fn checkout(
     }
     // A visitor's cart, if the browser still has one, joins the buyer's first.
     let (owner, _) = owner(&state, &headers, Some(me.user.id)).await?;
-    match state
-        .store
-        .checkout(me.user.id, state.config.shop.hold_secs)
-        .await?
-    {
+    match state.store.checkout(me.user.id, state.config.shop).await? {
         CheckoutOutcome::Created(number) => {
             tracing::info!(user_id = me.user.id, order = %number, "order created; seats held");
             Ok(Redirect::to(&format!("/orders/{number}/pay")).into_response())
@@ -54,7 +50,7 @@ pub async fn checkout(
                 owner,
                 true,
                 StatusCode::UNPROCESSABLE_ENTITY,
-                "cart.empty",
+                "cart.empty".into(),
                 &[],
             )
             .await
@@ -66,12 +62,48 @@ pub async fn checkout(
                 owner,
                 true,
                 StatusCode::CONFLICT,
-                "cart.checkout_refused",
+                "cart.checkout_refused".into(),
                 &problems,
             )
             .await
         }
+        CheckoutOutcome::TooManyPending { limit } => {
+            refused_over_limit(&state, &ctx, owner, &me, "cart.too_many_pending", limit).await
+        }
+        CheckoutOutcome::TooManySeats { limit } => {
+            refused_over_limit(&state, &ctx, owner, &me, "cart.too_many_seats", limit).await
+        }
     }
+}
+
+/// The cart page after a checkout refused over one of the buyer's hold
+/// limits: the message says which, and the limit.
+async fn refused_over_limit(
+    state: &AppState,
+    ctx: &PageCtx,
+    owner: Option<CartOwner>,
+    me: &CurrentUser,
+    key: &'static str,
+    limit: i64,
+) -> Result<Response> {
+    tracing::info!(
+        user_id = me.user.id,
+        key,
+        "checkout refused: buyer's hold limit"
+    );
+    cart_page(
+        state,
+        ctx,
+        owner,
+        true,
+        StatusCode::CONFLICT,
+        Notice {
+            key,
+            limit: Some(limit),
+        },
+        &[],
+    )
+    .await
 }
 
 /// An order line as shown.
