@@ -205,6 +205,21 @@ pub enum SessionRefusal {
     Cancelled,
     /// The sport or venue does not exist.
     BadReference,
+    /// The doors, start or end would change while this many valid tickets
+    /// exist: each carries its validity window, signed, and is never
+    /// reissued, so the gates would refuse a rescheduled session's crowd.
+    TimesLocked(i64),
+}
+
+/// Valid tickets of a session (those whose signed window a change of its
+/// times would leave behind).
+fn valid_tickets_of_session(c: &Connection, id: i64) -> StoreResult<i64> {
+    Ok(
+        c.prepare_cached(
+            "SELECT count(*) FROM tickets WHERE session_id = ?1 AND status = 'valid'",
+        )?
+        .query_row([id], |r| r.get(0))?,
+    )
 }
 
 const SESSION_SELECT: &str =
@@ -955,6 +970,14 @@ impl Store {
         self.pool.read_blocking(move |c| session_by_id(c, id)).await
     }
 
+    /// How many valid tickets a session has (its times are fixed once any
+    /// exists).
+    pub async fn admin_session_valid_tickets(&self, id: i64) -> StoreResult<i64> {
+        self.pool
+            .read_blocking(move |c| valid_tickets_of_session(c, id))
+            .await
+    }
+
     /// Sports and venues, `(id, name)`, for the session form.
     pub async fn admin_sports_venues(
         &self,
@@ -1040,6 +1063,15 @@ impl Store {
                 // sale cannot slip in between.
                 if input.capacity < current.seats_taken {
                     return Ok(Err(SessionRefusal::BelowTaken(current.seats_taken)));
+                }
+                let times_change = (input.doors_open_at, input.starts_at, input.ends_at)
+                    != (current.doors_open_at, current.starts_at, current.ends_at);
+                if times_change {
+                    // In this transaction too: no ticket can be issued in between.
+                    let sold = valid_tickets_of_session(&tx, id)?;
+                    if sold > 0 {
+                        return Ok(Err(SessionRefusal::TimesLocked(sold)));
+                    }
                 }
                 if !references_exist(&tx, &input)? {
                     return Ok(Err(SessionRefusal::BadReference));

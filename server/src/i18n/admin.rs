@@ -111,6 +111,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "A whole number from 0 to 1,000,000.",
     ),
     (
+        "admin.err.times_locked",
+        "Des billets sont vendus pour cette épreuve : l'horaire ne peut plus changer (annulez-la et créez-en une nouvelle pour la reprogrammer).",
+        "Tickets are sold for this session: the times can no longer change (cancel it and create a new one to reschedule).",
+    ),
+    (
         "admin.err.capacity_below_sold",
         "La jauge ne peut pas être inférieure aux places déjà vendues ou réservées.",
         "Capacity cannot be below the seats already sold or held.",
@@ -319,6 +324,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Doors open",
     ),
     ("admin.sessions.time_hint", "Heure de Paris.", "Paris time."),
+    (
+        "admin.sessions.times_locked",
+        "billets vendus : l'horaire ne peut plus changer. Chaque billet porte, signée, sa fenêtre de validité (de l'ouverture des portes à une heure après la fin) et n'est pas réémis : les portes refuseraient le public d'une épreuve déplacée. Pour la reprogrammer, annulez-la (les billets sont révoqués, les acheteurs prévenus) et créez-en une nouvelle. Les autres champs restent modifiables.",
+        "tickets sold: the times can no longer change. Each ticket carries its validity window, signed (from doors opening to an hour after the end), and is not reissued: the gates would refuse the crowd of a moved session. To reschedule it, cancel it (tickets are revoked, buyers told) and create a new one. The other fields can still be changed.",
+    ),
     ("admin.sessions.starts_at", "Début", "Start"),
     ("admin.sessions.ends_at", "Fin", "End"),
     (

@@ -306,3 +306,113 @@ async fn sessions_are_created_edited_within_capacity_and_cancelled() {
         "create, update, cancel"
     );
 }
+
+#[tokio::test]
+async fn a_session_with_tickets_sold_cannot_change_its_times() {
+    let app = spawn_app().await;
+    let (chef, _) = admin(&app).await;
+    let id = first_session(&app);
+    let page = format!("/admin/sessions/{id}");
+    // The edit form as the page fills it in.
+    let form_of = |html: &str| -> Vec<(String, String)> {
+        let mut form: Vec<(String, String)> = [
+            "code",
+            "title",
+            "doors_open_at",
+            "starts_at",
+            "ends_at",
+            "capacity",
+            "base_price",
+            "max_entries",
+        ]
+        .iter()
+        .map(|name| {
+            let value = between(html, &format!("name=\"{name}\""), ">")
+                .and_then(|attrs| between(&attrs, "value=\"", "\""))
+                .unwrap_or_else(|| panic!("field {name} on the page"));
+            ((*name).to_owned(), value)
+        })
+        .collect();
+        for (name, column) in [("sport_id", "sport_id"), ("venue_id", "venue_id")] {
+            let v = one_i64(
+                &app,
+                &format!("SELECT {column} FROM game_sessions WHERE id = ?1"),
+                [id],
+            );
+            form.push((name.to_owned(), v.to_string()));
+        }
+        form.push(("entry_rule".to_owned(), "single".to_owned()));
+        form
+    };
+    let times = || {
+        admin_db(&app)
+            .query_row(
+                "SELECT doors_open_at, starts_at, ends_at FROM game_sessions WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
+            )
+            .expect("times")
+    };
+    let submit = |form: Vec<(String, String)>| {
+        let chef = &chef;
+        let page = page.clone();
+        async move {
+            let refs: Vec<(&str, &str)> =
+                form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+            chef.submit(&page, &page, &refs).await
+        }
+    };
+
+    // Tickets are sold for it: they carry the signed validity window.
+    let (_, buyer_id) = logged_in_buyer(&app, "spectatrice").await;
+    let solo = offer_named(&app, "Solo");
+    paid_order(&app, buyer_id, id, solo, 2, 2500);
+    let (status, html) = chef.get_text(&page).await;
+    assert_eq!(status, StatusCode::OK);
+    let before = times();
+
+    // Postponed by a year: refused, nothing changed.
+    let mut form = form_of(&html);
+    for (k, v) in form.iter_mut() {
+        if ["doors_open_at", "starts_at", "ends_at"].contains(&k.as_str()) {
+            let (y, rest) = v.split_once('-').expect("date");
+            *v = format!("{}-{rest}", y.parse::<i32>().expect("year") + 1);
+        }
+    }
+    let r = submit(form).await;
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let body = r.text().await.expect("body");
+    assert!(body.contains("horaire ne peut plus changer"), "{body}");
+    assert_eq!(times(), before);
+
+    // The edit page says so before the admin confirms.
+    assert!(
+        html.contains("2 billets vendus : l") && html.contains("horaire ne peut plus changer"),
+        "{html}"
+    );
+
+    // Other fields stay editable, the times sent back unchanged.
+    let mut form = form_of(&html);
+    for (k, v) in form.iter_mut() {
+        if k == "title" {
+            *v = "Finale au nouveau titre".to_owned();
+        }
+    }
+    let r = submit(form).await;
+    assert_redirect_to(&r, &format!("/admin/sessions/{id}?done=updated"));
+    assert_eq!(times(), before);
+    assert_eq!(
+        one_i64(
+            &app,
+            "SELECT count(*) FROM game_sessions WHERE id = ?1 AND title = 'Finale au nouveau titre'",
+            [id]
+        ),
+        1
+    );
+}

@@ -1,5 +1,7 @@
 //! Sessions (épreuves): list, create, edit (capacity never below the seats
-//! sold or held), cancel (revokes every ticket and mails the buyers).
+//! sold or held; doors, start and end fixed once a valid ticket exists, since
+//! tickets carry their signed validity window and are never reissued),
+//! cancel (revokes every ticket and mails the buyers).
 
 use askama::Template;
 use axum::Form;
@@ -258,6 +260,9 @@ struct SessionFormPage<'a> {
     sports: Vec<(i64, String)>,
     venues: Vec<(i64, String)>,
     notice: &'static str,
+    /// Valid tickets of the session edited: when any, its times are shown
+    /// read-only, with why.
+    sold: i64,
 }
 
 /// `GET /admin/sessions`.
@@ -296,6 +301,10 @@ async fn form_page(
     notice: &'static str,
 ) -> Result<Response> {
     let (sports, venues) = state.store.admin_sports_venues().await?;
+    let sold = match &session {
+        Some(s) => state.store.admin_session_valid_tickets(s.id).await?,
+        None => 0,
+    };
     render(
         status,
         &SessionFormPage {
@@ -306,6 +315,7 @@ async fn form_page(
             sports,
             venues,
             notice,
+            sold,
         },
     )
 }
@@ -339,6 +349,11 @@ fn refusal_error(errors: &mut FieldErrors, r: SessionRefusal) -> Result<()> {
         SessionRefusal::BelowTaken(_) => errors.add("capacity", "admin.err.capacity_below_sold"),
         SessionRefusal::BadReference => errors.add("sport_id", "admin.err.choose"),
         SessionRefusal::Cancelled => errors.add("title", "admin.err.session_cancelled"),
+        SessionRefusal::TimesLocked(_) => {
+            for field in ["doors_open_at", "starts_at", "ends_at"] {
+                errors.add(field, "admin.err.times_locked");
+            }
+        }
         SessionRefusal::NotFound => return Err(AppError::NotFound),
     }
     Ok(())
@@ -427,7 +442,19 @@ pub(super) async fn update(
         .await?
         .ok_or(AppError::NotFound)?;
     let mut errors = FieldErrors::default();
-    if let Some(input) = parse(&f, &mut errors) {
+    if let Some(mut input) = parse(&f, &mut errors) {
+        // A time sent back as the form showed it is unchanged: keep the exact
+        // stored value (the form has minutes only), so that editing another
+        // field never counts as moving the session.
+        for (typed, stored, parsed) in [
+            (&f.doors_open_at, s.doors_open_at, &mut input.doors_open_at),
+            (&f.starts_at, s.starts_at, &mut input.starts_at),
+            (&f.ends_at, s.ends_at, &mut input.ends_at),
+        ] {
+            if typed.trim() == local_input(stored) {
+                *parsed = stored;
+            }
+        }
         match state
             .store
             .admin_update_session(admin.actor, id, input)
