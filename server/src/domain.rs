@@ -84,7 +84,48 @@ impl Username {
     }
 }
 
-/// A nom or prénom: 1–100 characters, no control characters.
+/// The code points of Unicode general category Cf ("format", Unicode 15.1):
+/// invisible characters that change how the text around them is shown —
+/// bidirectional overrides, embeddings and isolates, zero-width spaces and
+/// joiners, the soft hyphen, the byte order mark, tags… Inclusive ranges.
+const FORMAT_CHARS: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{180E}', '\u{180E}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{2064}'),
+    ('\u{2066}', '\u{206F}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0001}', '\u{E0001}'),
+    ('\u{E0020}', '\u{E007F}'),
+];
+
+/// Whether `c` may not appear in a person's name: a control character, a
+/// format character (general category Cf: a right-to-left override shows
+/// "Marie\u{202E}eiruC" as "MarieCurie"), or a line or paragraph separator.
+/// A holder's name is read at the gate against an identity document, so
+/// what is shown must be exactly what was typed.
+pub fn is_forbidden_in_name(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{2028}' | '\u{2029}')
+        || FORMAT_CHARS.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
+}
+
+/// A nom or prénom: 1–100 characters, none of them a control or an
+/// invisible format character ([`is_forbidden_in_name`]). Names of account
+/// holders become the holder names printed and signed on tickets.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PersonName(String);
 
@@ -95,7 +136,10 @@ impl PersonName {
         if s.is_empty() {
             return Err("err.required");
         }
-        if s.chars().count() > 100 || has_control(s) {
+        if s.chars().any(is_forbidden_in_name) {
+            return Err("err.name_format");
+        }
+        if s.chars().count() > 100 {
             return Err("err.name_invalid");
         }
         Ok(Self(s.to_owned()))
@@ -205,6 +249,47 @@ mod tests {
         );
         assert!(PersonName::parse("a\u{0}b").is_err());
         assert!(PersonName::parse(&"é".repeat(101)).is_err());
+    }
+
+    #[test]
+    fn names_refuse_format_characters_and_separators() {
+        for bad in [
+            "Marie\u{202E}eiruC",
+            "\u{2067}Curie\u{2069}",
+            "Ma\u{200B}rie",
+            "Ma\u{200C}rie",
+            "Marie\u{200D}",
+            "Marie\u{200E}",
+            "\u{FEFF}Marie",
+            "Ma\u{00AD}rie",
+            "Marie\u{2060}",
+            "Marie\u{061C}",
+            "Marie\u{E0041}",
+            "Marie\u{2028}Curie",
+            "Marie\u{2029}Curie",
+            "Ma\u{7}rie",
+            "Ma\u{9F}rie",
+        ] {
+            assert_eq!(PersonName::parse(bad), Err("err.name_format"), "{bad:?}");
+        }
+        // Letters, marks, apostrophes and hyphens of any script are names.
+        for good in [
+            "Éloïse-Anaïs",
+            "N'Diaye",
+            "عائشة",
+            "李小龍",
+            "Ōtani",
+            "Nguyễn",
+        ] {
+            assert!(PersonName::parse(good).is_ok(), "{good:?}");
+        }
+        // Around the listed ranges, nothing else is caught.
+        for c in [
+            '\u{00AC}', '\u{00AE}', '\u{200A}', '\u{2010}', '\u{2065}', '\u{2070}', '\u{FEFE}',
+            '\u{FF00}',
+        ] {
+            assert!(!is_forbidden_in_name(c), "{c:?}");
+        }
     }
 
     #[test]

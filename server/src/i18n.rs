@@ -409,9 +409,14 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "This username is already taken.",
     ),
     (
+        "err.name_format",
+        "Ce nom contient un caractère invisible ou de mise en forme (inversion du sens d'écriture, espace sans largeur, trait d'union conditionnel…) ou un caractère de contrôle : retirez-le. Le nom est vérifié à l'entrée contre une pièce d'identité.",
+        "This name holds an invisible or formatting character (a text direction override, a zero-width space, a soft hyphen…) or a control character: remove it. The name is checked at the gate against an identity document.",
+    ),
+    (
         "err.name_invalid",
-        "100 caractères au plus, sans caractères de contrôle.",
-        "At most 100 characters, without control characters.",
+        "100 caractères au plus.",
+        "At most 100 characters.",
     ),
     (
         "err.password_short",

@@ -787,3 +787,112 @@ async fn concurrent_wrong_totp_codes_past_the_limit_are_not_evaluated() {
     assert!(evaluated <= 4, "{evaluated} of 30 codes were evaluated");
     assert_eq!(evaluated + refused, 30, "{statuses:?}");
 }
+
+/// Names a gate agent would misread at the ID check: bidi overrides and
+/// isolates, zero-width and other invisible format characters, controls.
+const SPOOFED_NAMES: &[&str] = &[
+    "Marie\u{202E}eiruC",
+    "\u{2067}Curie\u{2069}",
+    "Ma\u{200B}rie",
+    "Marie\u{200D}",
+    "\u{FEFF}Marie",
+    "Ma\u{00AD}rie",
+    "Marie\u{2066}",
+    "Marie\u{061C}",
+    "Marie\u{E0041}",
+    "Ma\u{0007}rie",
+    "Marie\u{2028}Curie",
+];
+
+#[tokio::test]
+async fn names_with_bidi_overrides_or_invisible_characters_are_refused_at_registration() {
+    let app = spawn_app().await;
+    let b = Browser::new(&app);
+    for (i, name) in SPOOFED_NAMES.iter().enumerate() {
+        let (username, email) = (format!("spoof{i}"), format!("spoof{i}@example.com"));
+        for field in ["first_name", "last_name"] {
+            let mut form = vec![
+                ("username", username.as_str()),
+                ("email", email.as_str()),
+                ("first_name", "Marie"),
+                ("last_name", "Curie"),
+                ("password", GOOD_PASSWORD),
+                ("password_confirm", GOOD_PASSWORD),
+            ];
+            for f in form.iter_mut() {
+                if f.0 == field {
+                    f.1 = name;
+                }
+            }
+            let r = b.submit("/register", "/register", &form).await;
+            assert_eq!(
+                r.status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{name:?} as {field}"
+            );
+            let html = r.text().await.expect("body");
+            assert!(
+                html.contains(&format!("id=\"{field}-error\"")),
+                "{name:?}: the error is next to {field}"
+            );
+        }
+    }
+    assert_eq!(
+        crate::common::shop::sql_i64(&app, "SELECT count(*) FROM users", []),
+        0
+    );
+    // Accents, apostrophes, hyphens and other scripts are names.
+    let r = b
+        .submit(
+            "/register",
+            "/register",
+            &[
+                ("username", "eloise"),
+                ("email", "eloise@example.com"),
+                ("first_name", "Éloïse-Anaïs"),
+                ("last_name", "N'Diaye عائشة 李"),
+                ("password", GOOD_PASSWORD),
+                ("password_confirm", GOOD_PASSWORD),
+            ],
+        )
+        .await;
+    assert_redirect_to(&r, "/register/done");
+}
+
+#[tokio::test]
+async fn names_with_bidi_overrides_or_invisible_characters_are_refused_at_account_edit() {
+    let app = spawn_app().await;
+    let b = registered_user(&app, "renommee", "renommee@example.com").await;
+    assert_redirect_to(&b.login("renommee@example.com", GOOD_PASSWORD).await, "/");
+    for name in SPOOFED_NAMES {
+        for (field, other) in [("first_name", "last_name"), ("last_name", "first_name")] {
+            let r = b
+                .submit(
+                    "/account",
+                    "/account/profile",
+                    &[(field, name), (other, "Curie")],
+                )
+                .await;
+            assert_eq!(
+                r.status(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "{name:?} as {field}"
+            );
+            let html = r.text().await.expect("body");
+            assert!(
+                html.contains(&format!("id=\"{field}-error\"")),
+                "{name:?}: the error is next to {field}"
+            );
+            assert!(!html.contains(&format!("id=\"{other}-error\"")));
+        }
+    }
+    assert_eq!(
+        crate::common::shop::sql_i64(
+            &app,
+            "SELECT count(*) FROM users WHERE first_name = 'Marie' AND last_name = 'Curie'",
+            []
+        ),
+        1,
+        "the names are unchanged"
+    );
+}
