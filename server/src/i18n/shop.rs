@@ -162,6 +162,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "this event is no longer on sale.",
     ),
     (
+        "cart.err_quantity",
+        "Choisissez entre 1 et 10 billets : rien n'a été ajouté au panier.",
+        "Choose between 1 and 10 tickets: nothing was added to your cart.",
+    ),
+    (
         "cart.err_full",
         "Votre panier est plein (10 lignes au plus).",
         "Your cart is full (10 lines at most).",

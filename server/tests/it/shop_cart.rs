@@ -388,3 +388,32 @@ async fn a_cart_merged_at_login_keeps_the_line_and_quantity_caps() {
         0
     );
 }
+
+#[tokio::test]
+async fn adding_zero_tickets_is_refused_and_adds_nothing() {
+    let app = spawn_app().await;
+    let b = buyer(&app, "zero").await;
+    let sid = first_session(&app).await;
+    let solo = offer_id(&b, sid, "Solo").await;
+    let (sid_s, solo_s) = (sid.to_string(), solo.to_string());
+    for q in ["0", "-0", "+0", " 0 ", "00"] {
+        let r = b
+            .submit(
+                &format!("/sessions/{sid}"),
+                "/cart/add",
+                &[
+                    ("session_id", &sid_s),
+                    ("offer_id", &solo_s),
+                    ("quantity", q),
+                ],
+            )
+            .await;
+        assert_redirect_to(&r, &format!("/sessions/{sid}?refused=quantity"));
+        let (_, html) = b.get_text(&location(&r)).await;
+        assert!(
+            html.contains("Choisissez entre 1 et 10 billets"),
+            "{q:?}: {html}"
+        );
+    }
+    assert_eq!(sql_i64(&app, "SELECT count(*) FROM cart_lines", []), 0);
+}

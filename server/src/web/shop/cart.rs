@@ -321,8 +321,13 @@ pub async fn add(
         1
     } else {
         quantity_of(&f.quantity)?
+    };
+    if quantity == 0 {
+        // Zero (or "-0") tickets is no order of one: say so and add nothing.
+        return Ok(
+            Redirect::to(&format!("/sessions/{session_id}?refused=quantity")).into_response(),
+        );
     }
-    .max(1);
     let uid = user.as_ref().map(|u| u.user.id);
     let (owner, mut set) = owner(&state, &headers, uid).await?;
     let owner = match owner {

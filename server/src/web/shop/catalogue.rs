@@ -224,6 +224,7 @@ pub fn refusal_key(code: &str) -> &'static str {
         "offer" => "cart.err_offer_inactive",
         "closed" => "cart.err_session_closed",
         "full" => "cart.err_full",
+        "quantity" => "cart.err_quantity",
         _ => "",
     }
 }
