@@ -4,11 +4,14 @@
 //! sessions and their entry rules, entries seen here and at other gates) and
 //! the store where every decision is logged. [`Gate::scan`] verifies with the
 //! shared crate, applies the session's entry rule, appends the scan to the log
-//! durably, and only then returns the verdict to show.
+//! durably, and only then returns the verdict to show. An admission is signed
+//! with the device's own key as it is logged, so that other gates can check
+//! it when the server relays it.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use ed25519_dalek::{Signer as _, SigningKey};
 use jo_shared::api::{EntryRule, GateSession, ScanId, ScanRecord, ScanVerdict};
 use jo_shared::revocation::RevocationList;
 use jo_shared::signing::Keyring;
@@ -46,8 +49,24 @@ pub struct Synced {
     pub sessions: Vec<(GateSession, bool)>,
     /// The revocation list, when it changed.
     pub revocations: Option<RevocationList>,
-    /// Entries other gates uploaded since the last sync.
+    /// Entries other gates uploaded since the last sync, each verified
+    /// against the signed device list.
     pub entries: Vec<jo_shared::api::RemoteEntry>,
+}
+
+/// The enrolled device's identity, which signs its admissions.
+struct Identity {
+    device_id: String,
+    key: SigningKey,
+}
+
+impl Identity {
+    fn of(store: &Store) -> Result<Option<Self>, StoreError> {
+        Ok(store.enrollment()?.map(|e| Self {
+            device_id: e.device_id,
+            key: SigningKey::from_bytes(&e.secret_key),
+        }))
+    }
 }
 
 /// Admissions of one ticket, oldest first.
@@ -62,6 +81,7 @@ pub struct Gate {
     served: Vec<u32>,
     admissions: Admissions,
     gate: String,
+    identity: Option<Identity>,
     skew_secs: i64,
     repeat_window: Duration,
     last: Option<(String, Instant, Verdict)>,
@@ -105,6 +125,7 @@ impl Gate {
             .collect();
         let sessions = all.into_iter().map(|(s, _)| s).collect();
         let gate = store.gate()?;
+        let identity = Identity::of(&store)?;
         let mut admissions: Admissions = HashMap::new();
         let mut known = store.known_entries()?;
         known.sort_by_key(|e| e.scanned_at);
@@ -122,6 +143,7 @@ impl Gate {
             served,
             admissions,
             gate,
+            identity,
             skew_secs: DEFAULT_SKEW_SECS,
             repeat_window: DEFAULT_REPEAT_WINDOW,
             last: None,
@@ -155,8 +177,15 @@ impl Gate {
     /// Takes what a background sync brought, without rereading the store (a
     /// large revocation list would hold up scanning): the keyring and the
     /// sessions as synced, the list when it changed, and other gates' new
-    /// entries, merged with this gate's own admissions.
+    /// entries, merged with this gate's own admissions. The device's
+    /// identity is read again (one row): an enrolment made by the sync
+    /// thread changes the key admissions are signed with.
     pub fn install(&mut self, synced: Synced) {
+        // A store that cannot be read keeps the identity held; the next
+        // scan, which must write to the same store, reports the failure.
+        if let Ok(identity) = Identity::of(&self.store) {
+            self.identity = identity;
+        }
         self.keyring = synced.keyring;
         self.served = synced
             .sessions
@@ -236,23 +265,22 @@ impl Gate {
             },
         );
         let ticket = verdict.ticket();
-        let record = ScanRecord {
+        let mut record = ScanRecord {
             scan_id: ScanId::generate()
                 .map_err(|e| StoreError::Corrupt(format!("no scan id: {e}")))?,
             seq: 0,
             prev_hash: String::new(),
             ticket_id: ticket.map(|t| t.ticket_id),
             session_id: ticket.map(|t| t.session_id),
-            // Keep the evidence of anything not admitted; bounded by the QR
-            // string limit so a hostile code cannot bloat the log.
-            raw: match verdict {
-                Verdict::Admit { .. } => None,
-                _ => Some(
-                    text.chars()
-                        .take(jo_shared::qr::MAX_QR_STRING_LEN + 1)
-                        .collect(),
-                ),
-            },
+            // The scanned text, always: for an admission it is the signed
+            // ticket, which the server checks (an admission without it is
+            // not believed); for anything else it is the evidence. Bounded
+            // by the QR string limit so a hostile code cannot bloat the log.
+            raw: Some(
+                text.chars()
+                    .take(jo_shared::qr::MAX_QR_STRING_LEN + 1)
+                    .collect(),
+            ),
             verdict: match verdict {
                 Verdict::Admit { .. } => ScanVerdict::Admit,
                 Verdict::Refuse { .. } => ScanVerdict::Refuse,
@@ -265,7 +293,17 @@ impl Gate {
             },
             gate: self.gate.clone(),
             scanned_at: now,
+            signature: None,
         };
+        // Signed before it is logged, so the log (and the upload) carries
+        // the signature. The signature does not enter the record's hash:
+        // the scan id it covers is already fixed.
+        if let Some(id) = &self.identity
+            && let Some(admission) = record.admission(&id.device_id)
+        {
+            let message = jo_shared::trust::admission_message(&admission);
+            record.signature = Some(hex::encode(id.key.sign(&message).to_bytes()));
+        }
         let record = self.store.append_scan(record)?;
         if let Verdict::Admit { ticket } = &verdict {
             self.admissions
@@ -413,6 +451,42 @@ mod tests {
         assert!(!again.repeat);
         assert!(matches!(again.verdict, Verdict::AlreadyUsed { .. }));
         assert_eq!(g.store().all_scans().expect("log").len(), 2);
+    }
+
+    #[test]
+    fn an_admission_is_logged_with_its_ticket_text_and_the_devices_signature() {
+        use jo_shared::api::SignedKeyring;
+        let s = TicketSigner::new(SigningKey::from_bytes(&[1; 32]));
+        let mut g = gate(&s);
+        let device = SigningKey::from_bytes(&[9; 32]);
+        let mut ring = Keyring::new();
+        ring.add(s.verifying_key()).expect("adds");
+        g.store_mut()
+            .save_enrollment(
+                &crate::store::Enrollment {
+                    server_url: "https://billets.example.fr".into(),
+                    device_id: "dev-a".into(),
+                    token: "t".into(),
+                    secret_key: device.to_bytes(),
+                },
+                &SignedKeyring::sign(1, &ring, &[&s]),
+                NOW,
+            )
+            .expect("enrols");
+        g.store_mut().set_gate("Porte A").expect("gate");
+        g.reload().expect("reload");
+        let code = ticket(&s, 6, 1);
+        g.scan(&code, NOW).expect("logs");
+        g.scan("garbage!", NOW).expect("logs");
+        let log = g.store().all_scans().expect("log");
+        assert_eq!(log[0].raw.as_deref(), Some(code.as_str()));
+        let sig = log[0].signature.as_deref().expect("signed");
+        let admission = log[0].admission("dev-a").expect("an admission");
+        jo_shared::trust::verify_admission(device.verifying_key().as_bytes(), &admission, sig)
+            .expect("verifies with the device key");
+        // Only admissions are signed; refusals keep their evidence.
+        assert_eq!(log[1].signature, None);
+        assert_eq!(log[1].raw.as_deref(), Some("garbage!"));
     }
 
     #[test]

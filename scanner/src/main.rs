@@ -45,6 +45,9 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Enrol this device with a server, using a one-time code from an admin.
+    /// The server's keyring is pinned: by the fingerprint `--keyring` (as
+    /// `jo-server enroll-code` and the admin console print it), or, without
+    /// it, trusted on first use. Plain http:// only to this machine.
     Enroll {
         /// Server base URL, e.g. https://billets.example.org
         #[arg(long)]
@@ -52,13 +55,18 @@ enum Command {
         /// The one-time enrolment code.
         #[arg(long)]
         code: String,
+        /// Fingerprint of the server's keyring (64 hex digits) to pin;
+        /// without it the server's first keyring is trusted on first use.
+        #[arg(long, value_name = "FINGERPRINT")]
+        keyring: Option<String>,
         /// Name of this device in the admin console (default: the host name).
         #[arg(long)]
         label: Option<String>,
     },
-    /// Synchronise now: keyring, sessions, revocations, entries down; scan log
-    /// up. Prints a JSON report; exits non-zero when the server could not be
-    /// reached or refused the device (nothing scanned is lost either way).
+    /// Synchronise now: scan log up; keyring, device list, sessions,
+    /// revocations, entries down, each step on its own. Prints a JSON report
+    /// (failed steps, alarms, the revocation list's age); exits non-zero when
+    /// any step failed (nothing scanned is lost either way).
     Sync,
     /// Set the gate's name and the sessions it serves (ids as synced; none
     /// given: every synced session).
@@ -182,57 +190,103 @@ fn main() -> anyhow::Result<()> {
             server,
             code,
             label,
+            keyring,
         }) => {
+            let fingerprint = match keyring {
+                Some(fp) => Some(jo_shared::trust::parse_fingerprint(fp).with_context(|| {
+                    format!("--keyring {fp:?}: a keyring fingerprint is 64 hex digits")
+                })?),
+                None => None,
+            };
             let mut store = Store::open(&cli.state)
                 .with_context(|| format!("opening scanner state in {}", cli.state.display()))?;
             let label = label.clone().unwrap_or_else(host_name);
-            let answer = sync::enroll(&mut store, server, code, &label)
+            let enrolled = sync::enroll(&mut store, server, code, &label, fingerprint.as_ref())
                 .with_context(|| format!("enrolling with {server}"))?;
+            if enrolled.pinned_by == sync::PinnedBy::FirstUse {
+                eprintln!(
+                    "jo-scanner: no --keyring given: the server's keyring was trusted on first use; \
+                     compare its fingerprint with the admin console's"
+                );
+            }
             print_json(
                 &mut std::io::stdout().lock(),
                 &serde_json::json!({
                     "enrolled": true,
-                    "device_id": answer.device_id,
+                    "device_id": enrolled.answer.device_id,
                     "server": server.trim().trim_end_matches('/'),
-                    "skew_secs": unix_now() - answer.server_time,
+                    "skew_secs": unix_now() - enrolled.answer.server_time,
+                    "keyring_version": enrolled.pinned.version,
+                    "keyring_fingerprint": enrolled.pinned.fingerprint_hex().ok(),
+                    "keyring_pinned_by": enrolled.pinned_by,
                 }),
             )?;
         }
         Some(Command::Sync) => {
             let mut store = Store::open(&cli.state)
                 .with_context(|| format!("opening scanner state in {}", cli.state.display()))?;
+            let max_age = Settings::load(&Settings::path_in(&cli.state)).max_list_age_secs;
             let mut list = store.revocations()?;
-            let report = sync::sync_once(&mut store, &mut list, &mut |_, _| {});
-            let pending = store.pending_count()?;
-            let mut out = std::io::stdout().lock();
-            match report {
-                Ok(r) => print_json(
-                    &mut out,
-                    &serde_json::json!({
-                        "ok": true,
-                        "keyring_changed": r.keyring_changed,
-                        "sessions_changed": r.sessions_changed,
-                        "revocations_added": r.revocations_added,
-                        "revocation_version": list.version(),
-                        "entries_added": r.entries.len(),
-                        "uploaded": r.uploaded,
-                        "duplicates": r.duplicates,
-                        "conflicts": r.conflicts,
-                        "pending": pending,
-                        "skew_secs": r.skew_secs,
-                    }),
-                )?,
-                Err(e) => {
-                    print_json(
-                        &mut out,
-                        &serde_json::json!({
-                            "ok": false,
-                            "error": e.to_string(),
-                            "pending": pending,
-                        }),
-                    )?;
-                    anyhow::bail!("sync failed: {e}");
-                }
+            let mut report = sync::SyncReport::default();
+            let result = sync::sync_into(&mut store, &mut list, &mut report, &mut |_, _| {});
+            let online = !matches!(
+                result,
+                Err(sync::SyncError::Offline(_) | sync::SyncError::NotEnrolled)
+            );
+            let age = sync::list_age_secs(&list, report.skew_secs, now(cli.now));
+            let stale = online && age > i64::try_from(max_age).unwrap_or(i64::MAX);
+            let mut alarms: Vec<String> = report.alarms().map(|f| f.error.to_string()).collect();
+            if stale {
+                alarms.push(format!(
+                    "the revocation list was signed {age} s ago (more than {max_age} s) although \
+                     the server answers: it is not being refreshed; tell the admins"
+                ));
+            }
+            let failures: Vec<_> = report
+                .failures
+                .iter()
+                .map(|f| {
+                    serde_json::json!({
+                        "step": f.step,
+                        "kind": f.error.kind(),
+                        "error": f.error.to_string(),
+                    })
+                })
+                .collect();
+            print_json(
+                &mut std::io::stdout().lock(),
+                &serde_json::json!({
+                    "ok": result.is_ok(),
+                    "error": result.as_ref().err().map(ToString::to_string),
+                    "failed_steps": report.failures.iter().map(|f| f.step).collect::<Vec<_>>(),
+                    "failures": failures,
+                    "alarms": alarms,
+                    "keyring_changed": report.keyring_changed,
+                    "keyring_version": report.keyring_version,
+                    "sessions_changed": report.sessions_changed,
+                    "revocations_added": report.revocations_added,
+                    "revocation_version": list.version(),
+                    "revocations_issued_at": list.issued_at(),
+                    "revocations_age_secs": age,
+                    "revocations_stale": stale,
+                    "entries_added": report.entries.len(),
+                    "entries_refused": report.entries_refused,
+                    "entries_refused_why": report.entries_refused_why,
+                    "uploaded": report.uploaded,
+                    "duplicates": report.duplicates,
+                    "conflicts": report.conflicts,
+                    "pending": store.pending_count()?,
+                    "skew_secs": report.skew_secs,
+                }),
+            )?;
+            for a in &alarms {
+                eprintln!("jo-scanner: ALARM: {a}");
+            }
+            for f in &report.failures {
+                eprintln!("jo-scanner: {} failed: {}", f.step.name(), f.error);
+            }
+            if let Err(e) = result {
+                anyhow::bail!("sync failed: {e}");
             }
         }
         Some(Command::Configure { gate, sessions }) => {

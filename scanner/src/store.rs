@@ -1,5 +1,6 @@
-//! The scanner's local store (SQLite): keyring, sessions, revocation list,
-//! entries seen, the hash-chained scan log and sync cursors.
+//! The scanner's local store (SQLite): the keyring pinned at enrolment,
+//! sessions, revocation list, the signed device list, entries seen, the
+//! hash-chained scan log and sync cursors.
 //!
 //! Durability is the point: the database runs in WAL mode with
 //! `synchronous = FULL`, so a committed scan is on disk before
@@ -8,7 +9,9 @@
 
 use std::path::Path;
 
-use jo_shared::api::{EntryRule, GateSession, ScanId, ScanRecord, ScanVerdict};
+use jo_shared::api::{
+    EntryRule, GateSession, ScanId, ScanRecord, ScanVerdict, SignedDeviceList, SignedKeyring,
+};
 use jo_shared::revocation::{RevocationEntry, RevocationList};
 use jo_shared::signing::{KeyId, Keyring, verifying_key_from_bytes};
 use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
@@ -71,6 +74,28 @@ const MIGRATIONS: &[&str] = &[
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL
     );
+    "#,
+    // 2: trust. The keyring statement pinned at enrolment (the gate's keys
+    // derive from it; the old `keyring` table is read only by a gate that
+    // has not pinned one yet), the signed device list, and other gates'
+    // entries with their device's signature. Entries learned before they
+    // were signed cannot be checked: they are forgotten and the feed is read
+    // again from the start, so that only signed ones come back.
+    r#"
+    CREATE TABLE pinned_keyring (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        version INTEGER NOT NULL,
+        statement TEXT NOT NULL
+    );
+    CREATE TABLE device_list (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        issued_at INTEGER NOT NULL,
+        list TEXT NOT NULL
+    );
+    DELETE FROM remote_entries;
+    DELETE FROM sync_state WHERE key = 'entries_cursor';
+    ALTER TABLE remote_entries ADD COLUMN scan_id TEXT NOT NULL DEFAULT '';
+    ALTER TABLE remote_entries ADD COLUMN signature TEXT NOT NULL DEFAULT '';
     "#,
 ];
 
@@ -236,9 +261,18 @@ impl Store {
         }))
     }
 
-    /// Saves a new enrolment (keeping the gate name), replacing any earlier one.
-    pub fn save_enrollment(&mut self, e: &Enrollment, now: i64) -> Result<()> {
-        self.conn.execute(
+    /// Saves a new enrolment (keeping the gate name) and the keyring
+    /// statement pinned with it, in one transaction, replacing any earlier
+    /// enrolment. The device list held is dropped: it was checked against
+    /// the old trust root.
+    pub fn save_enrollment(
+        &mut self,
+        e: &Enrollment,
+        pinned: &SignedKeyring,
+        now: i64,
+    ) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
             "INSERT INTO device (id, server_url, device_id, token, secret_key, gate, enrolled_at)
              VALUES (1, ?1, ?2, ?3, ?4, '', ?5)
              ON CONFLICT (id) DO UPDATE SET server_url = excluded.server_url,
@@ -246,6 +280,9 @@ impl Store {
                 secret_key = excluded.secret_key, enrolled_at = excluded.enrolled_at",
             params![e.server_url, e.device_id, e.token, &e.secret_key[..], now],
         )?;
+        put_pinned(&tx, pinned)?;
+        tx.execute("DELETE FROM device_list", [])?;
+        tx.commit()?;
         Ok(())
     }
 
@@ -256,7 +293,10 @@ impl Store {
         Ok(())
     }
 
-    /// Replaces the keyring with the synced one.
+    /// Sets an unpinned keyring by hand: a gate set up without a server
+    /// (tests, demos), or what a gate enrolled before keyrings were signed
+    /// held. Once a statement is pinned ([`Store::pin_keyring`]) it alone
+    /// decides the keyring and this table is no longer read.
     pub fn replace_keyring(&mut self, keys: &[(KeyId, [u8; 32], bool)]) -> Result<()> {
         let tx = self.conn.transaction()?;
         tx.execute("DELETE FROM keyring", [])?;
@@ -270,8 +310,45 @@ impl Store {
         Ok(())
     }
 
-    /// The keyring.
+    /// Pins a keyring statement (the caller checked it: [`jo_shared::trust::pin`]
+    /// at enrolment, [`jo_shared::trust::advance`] afterwards).
+    pub fn pin_keyring(&mut self, statement: &SignedKeyring) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        put_pinned(&tx, statement)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The keyring statement pinned, if any.
+    pub fn pinned_keyring(&self) -> Result<Option<SignedKeyring>> {
+        let json: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT statement FROM pinned_keyring WHERE id = 1",
+                [],
+                |r| r.get(0),
+            )
+            .optional()?;
+        json.map(|j| {
+            serde_json::from_str(&j)
+                .map_err(|e| StoreError::Corrupt(format!("pinned keyring: {e}")))
+        })
+        .transpose()
+    }
+
+    /// The keyring the gate verifies with: the pinned statement's, or, on a
+    /// gate that has pinned none yet, the keys set by hand or synced before
+    /// keyrings were signed.
     pub fn keyring(&self) -> Result<Keyring> {
+        if let Some(statement) = self.pinned_keyring()? {
+            return statement
+                .keyring()
+                .map_err(|e| StoreError::Corrupt(format!("pinned keyring: {e}")));
+        }
+        self.unpinned_keyring()
+    }
+
+    fn unpinned_keyring(&self) -> Result<Keyring> {
         let mut ring = Keyring::new();
         let mut withdrawn = Vec::new();
         let mut stmt = self
@@ -488,14 +565,26 @@ impl Store {
             .collect()
     }
 
-    /// Records entries other devices uploaded (learned at sync).
+    /// Records entries other devices uploaded (learned at sync), with their
+    /// device's signature as evidence. The caller checked each against the
+    /// signed device list: only verified entries may be stored, since the
+    /// gate refuses tickets on their word.
     pub fn add_remote_entries(&mut self, entries: &[jo_shared::api::RemoteEntry]) -> Result<()> {
         let tx = self.conn.transaction()?;
         for e in entries {
             tx.execute(
-                "INSERT OR IGNORE INTO remote_entries (ticket_id, session_id, device_id, gate, scanned_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![&e.ticket_id.0[..], e.session_id, e.device_id, e.gate, e.scanned_at],
+                "INSERT OR IGNORE INTO remote_entries
+                    (ticket_id, session_id, device_id, gate, scanned_at, scan_id, signature)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    &e.ticket_id.0[..],
+                    e.session_id,
+                    e.device_id,
+                    e.gate,
+                    e.scanned_at,
+                    e.scan_id.as_str(),
+                    e.signature
+                ],
             )?;
         }
         tx.commit()?;
@@ -533,6 +622,31 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// Stores the device list (the caller verified it with the pinned keyring).
+    pub fn save_device_list(&mut self, list: &SignedDeviceList) -> Result<()> {
+        let json = serde_json::to_string(list).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.conn.execute(
+            "INSERT INTO device_list (id, issued_at, list) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET issued_at = excluded.issued_at, list = excluded.list",
+            params![list.issued_at, json],
+        )?;
+        Ok(())
+    }
+
+    /// The device list last verified, if any.
+    pub fn device_list(&self) -> Result<Option<SignedDeviceList>> {
+        let json: Option<String> = self
+            .conn
+            .query_row("SELECT list FROM device_list WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        json.map(|j| {
+            serde_json::from_str(&j).map_err(|e| StoreError::Corrupt(format!("device list: {e}")))
+        })
+        .transpose()
     }
 
     /// A sync cursor or other small setting.
@@ -575,9 +689,76 @@ impl Store {
     }
 }
 
+fn put_pinned(tx: &rusqlite::Transaction<'_>, statement: &SignedKeyring) -> Result<()> {
+    let json = serde_json::to_string(statement).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+    let version = i64::try_from(statement.version)
+        .map_err(|_| StoreError::Corrupt("keyring version out of range".into()))?;
+    tx.execute(
+        "INSERT INTO pinned_keyring (id, version, statement) VALUES (1, ?1, ?2)
+         ON CONFLICT (id) DO UPDATE SET version = excluded.version, statement = excluded.statement",
+        params![version, json],
+    )?;
+    Ok(())
+}
+
 fn ticket_id(bytes: &[u8]) -> Result<TicketId> {
     let id: [u8; TICKET_ID_LEN] = bytes
         .try_into()
         .map_err(|_| StoreError::Corrupt("ticket id length".into()))?;
     Ok(TicketId(id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ed25519_dalek::SigningKey;
+    use jo_shared::TicketSigner;
+    use jo_shared::signing::KeyLookup;
+
+    #[test]
+    fn the_pinned_statement_alone_decides_the_keyring() {
+        let a = TicketSigner::new(SigningKey::from_bytes(&[1; 32]));
+        let b = TicketSigner::new(SigningKey::from_bytes(&[2; 32]));
+        let mut store = Store::in_memory().expect("store");
+        store
+            .replace_keyring(&[(a.key_id(), *a.verifying_key().as_bytes(), false)])
+            .expect("keyring");
+        assert!(store.pinned_keyring().expect("reads").is_none());
+        assert!(matches!(
+            store.keyring().expect("ring").lookup(a.key_id()),
+            KeyLookup::Active(_)
+        ));
+        let mut ring = Keyring::new();
+        ring.add(b.verifying_key()).expect("adds");
+        let statement = SignedKeyring::sign(1, &ring, &[&b]);
+        store.pin_keyring(&statement).expect("pins");
+        assert_eq!(store.pinned_keyring().expect("reads"), Some(statement));
+        let held = store.keyring().expect("ring");
+        assert!(matches!(held.lookup(b.key_id()), KeyLookup::Active(_)));
+        assert_eq!(held.lookup(a.key_id()), KeyLookup::Unknown);
+    }
+
+    #[test]
+    fn a_store_from_before_signed_entries_forgets_its_unsigned_ones() {
+        let conn = Connection::open_in_memory().expect("db");
+        conn.execute_batch(MIGRATIONS[0]).expect("schema 1");
+        conn.pragma_update(None, "user_version", 1)
+            .expect("version");
+        conn.execute(
+            "INSERT INTO remote_entries (ticket_id, session_id, device_id, gate, scanned_at)
+             VALUES (?1, 1, 'dev-b', 'Porte B', 1785000000)",
+            [&[7u8; TICKET_ID_LEN][..]],
+        )
+        .expect("entry");
+        conn.execute(
+            "INSERT INTO sync_state (key, value) VALUES ('entries_cursor', '42')",
+            [],
+        )
+        .expect("cursor");
+        let store = Store::init(conn).expect("migrates");
+        assert!(store.known_entries().expect("entries").is_empty());
+        assert_eq!(store.get_state("entries_cursor").expect("reads"), None);
+        assert!(store.pinned_keyring().expect("reads").is_none());
+        assert!(store.device_list().expect("reads").is_none());
+    }
 }

@@ -1,14 +1,23 @@
-//! Talking to the server's sync API (`jo_shared::api`): enrolment, then
-//! keyring, sessions, revocations and other gates' entries down, the scan log
-//! up.
+//! Talking to the server's sync API (`jo_shared::api`): enrolment, then the
+//! scan log up, and keyring, device list, sessions, revocations and other
+//! gates' entries down.
 //!
 //! Everything here is blocking and runs on the caller's thread: the `enroll`
 //! and `sync` subcommands, or the GUI's background sync thread. The scanning
 //! thread never waits for it; it decides with what the store already holds.
 //!
-//! A sync is a series of independent, idempotent steps, each committed to the
-//! store as it succeeds, so a network lost half-way loses nothing: the next
-//! attempt goes on from the cursors.
+//! A sync is a series of independent, idempotent steps ([`Step`]), each
+//! committed to the store as it succeeds, so a network lost half-way loses
+//! nothing: the next attempt goes on from the cursors. The upload runs first
+//! and a step that fails (a chain the gate refuses, a server restored from
+//! a back-up) does not stop the others; only a server out of reach, or one
+//! that refuses the device, ends the attempt.
+//!
+//! Nothing that comes down is believed on the server's word alone
+//! ([`jo_shared::trust`]): the keyring moves on only through statements
+//! signed by a key the gate already trusts (pinned at enrolment), the device
+//! list and the revocation list must verify with that keyring, and another
+//! gate's entry counts only when its device's signature verifies.
 
 use std::time::Duration;
 
@@ -17,15 +26,16 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signer, SigningKey};
 use jo_shared::api::{
     self, ApiError, EnrollRequest, EnrollResponse, EntriesResponse, KeyringResponse, RemoteEntry,
-    RevocationDelta, ScanBatch, ScanBatchResponse, SessionsResponse, TokenResponse,
+    RevocationDelta, ScanBatch, ScanBatchResponse, SessionsResponse, SignedDeviceList,
+    SignedKeyring, TokenResponse,
 };
 use jo_shared::revocation::{RevocationError, RevocationList};
-use jo_shared::signing::{KeyId, Keyring, verifying_key_from_bytes};
+use jo_shared::signing::Keyring;
+use jo_shared::trust::{self, TrustError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::store::{Enrollment, Store, StoreError};
-
 /// Records per upload batch: small enough to stay far below the server's
 /// body cap, large enough that 10,000 queued scans go up in a few requests.
 pub const UPLOAD_BATCH: usize = 500;
@@ -45,12 +55,32 @@ const ENTRIES_CURSOR: &str = "entries_cursor";
 /// Sync state key of the last successful sync (Unix seconds).
 pub const LAST_SYNC_AT: &str = "last_sync_at";
 
-/// Why talking to the server failed.
-#[derive(Debug, thiserror::Error)]
+/// Default oldest revocation list (by its signature time) a gate accepts
+/// quietly while the server answers: a gate online whose list stops being
+/// refreshed may be fed an old one by something in the way.
+pub const DEFAULT_MAX_LIST_AGE_SECS: u64 = 600;
+
+/// Age of a revocation list, seconds, on the server's clock: `now` is the
+/// device's clock, `skew_secs` the device's lead over the server (when
+/// measured), since the list's time is the server's.
+pub fn list_age_secs(list: &RevocationList, skew_secs: Option<i64>, now: i64) -> i64 {
+    now.saturating_sub(skew_secs.unwrap_or(0))
+        .saturating_sub(list.issued_at())
+}
+
+/// Why talking to the server failed, or what the gate refused.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SyncError {
     /// The device has no enrolment.
     #[error("this device is not enrolled (jo-scanner enroll)")]
     NotEnrolled,
+    /// A plain `http://` server other than this machine: anyone on the
+    /// venue network could read the token and answer in the server's place.
+    #[error(
+        "refusing plain http:// to {0}: a gate talks to its server over https:// \
+         (plain http is allowed only to this machine: 127.0.0.0/8, ::1, localhost)"
+    )]
+    InsecureServer(String),
     /// The server could not be reached (no network, timeout, refused).
     #[error("server unreachable: {0}")]
     Offline(String),
@@ -81,12 +111,55 @@ pub enum SyncError {
     /// The server sent something this device cannot accept.
     #[error("unusable answer from the server: {0}")]
     BadAnswer(String),
+    /// The keyring offered does not follow from the one pinned (forged,
+    /// older, skipped or rewritten), or does not match the enrolment
+    /// code's fingerprint. The gate keeps the keys it had.
+    #[error(
+        "KEYRING REFUSED: {0}. The gate keeps the keys it trusts; a proxy or a rogue server \
+         may be in the way: tell the admins"
+    )]
+    KeyringRefused(String),
+    /// The device list does not verify with the pinned keyring, or is older
+    /// than the one held: the one held is kept.
+    #[error("device list refused: {0}; other gates' entries are not believed until it verifies")]
+    DeviceListRefused(String),
+    /// Other gates' entries were not fetched: no device list verified in
+    /// this sync to check their signatures with.
+    #[error("other gates' entries not fetched: no verified device list to check them with")]
+    NoDeviceList,
+    /// The server's revocation list went backwards (409 `list_ahead`, or a
+    /// list signed before the one held): the gate keeps its own list.
+    #[error(
+        "the server's revocation list is behind this gate's: server restored from a back-up? \
+         tell the admins ({0}); the gate keeps its list"
+    )]
+    RevocationsBehind(String),
     /// The revocation list does not verify (cut, altered, wrong key): kept as it was.
     #[error("revocation list refused: {0}")]
-    BadList(#[from] RevocationError),
+    BadList(RevocationError),
+    /// Some steps failed (each is in [`SyncReport::failures`]); the others
+    /// were done.
+    #[error("sync incomplete: {} failed", step_names(.0))]
+    Incomplete(Vec<Step>),
     /// The local store failed.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+    #[error("{0}")]
+    Store(String),
+}
+
+impl From<StoreError> for SyncError {
+    fn from(e: StoreError) -> Self {
+        // As text: the store's errors carry SQLite and I/O errors, which do
+        // not clone, and a sync report is handed between threads.
+        Self::Store(e.to_string())
+    }
+}
+
+fn step_names(steps: &[Step]) -> String {
+    steps
+        .iter()
+        .map(|s| s.name())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 impl SyncError {
@@ -97,19 +170,120 @@ impl SyncError {
             Self::Offline(_) | Self::RateLimited | Self::Server { .. }
         )
     }
+
+    /// Whether the rest of a sync is pointless after this error: the server
+    /// is out of reach, refuses the device, or asks to slow down. Any other
+    /// failure concerns one step only.
+    pub fn stops_sync(&self) -> bool {
+        matches!(
+            self,
+            Self::Offline(_) | Self::Unauthorized | Self::RateLimited | Self::NotEnrolled
+        )
+    }
+
+    /// Whether staff and admins must hear of it now: the gate caught the
+    /// server (or something in its place) saying what it cannot prove.
+    pub fn is_alarm(&self) -> bool {
+        matches!(
+            self,
+            Self::KeyringRefused(_) | Self::RevocationsBehind(_) | Self::DeviceListRefused(_)
+        )
+    }
+
+    /// A short stable name of the kind, for the JSON report.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::NotEnrolled => "not_enrolled",
+            Self::InsecureServer(_) => "insecure_server",
+            Self::Offline(_) => "offline",
+            Self::Unauthorized => "unauthorized",
+            Self::RateLimited => "rate_limited",
+            Self::Server { .. } => "server_error",
+            Self::Rejected { .. } => "rejected",
+            Self::BadAnswer(_) => "bad_answer",
+            Self::KeyringRefused(_) => "keyring_refused",
+            Self::DeviceListRefused(_) => "device_list_refused",
+            Self::NoDeviceList => "no_device_list",
+            Self::RevocationsBehind(_) => "revocations_behind",
+            Self::BadList(_) => "bad_list",
+            Self::Incomplete(_) => "incomplete",
+            Self::Store(_) => "store",
+        }
+    }
 }
+
+/// One step of a sync, in the order they run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    /// The scan log up (first: nothing that comes down may hold it back).
+    Upload,
+    /// The keyring chain, followed from the pinned statement.
+    Keyring,
+    /// The signed device list.
+    Devices,
+    /// The sessions.
+    Sessions,
+    /// The signed revocation list.
+    Revocations,
+    /// Other gates' entries.
+    Entries,
+}
+
+impl Step {
+    /// Every step, in order.
+    pub const ALL: [Step; 6] = [
+        Step::Upload,
+        Step::Keyring,
+        Step::Devices,
+        Step::Sessions,
+        Step::Revocations,
+        Step::Entries,
+    ];
+
+    /// The step's name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Step::Upload => "upload",
+            Step::Keyring => "keyring",
+            Step::Devices => "devices",
+            Step::Sessions => "sessions",
+            Step::Revocations => "revocations",
+            Step::Entries => "entries",
+        }
+    }
+}
+
+/// A step that failed, and why.
+#[derive(Debug, Clone)]
+pub struct StepFailure {
+    /// The step.
+    pub step: Step,
+    /// Why.
+    pub error: SyncError,
+}
+
+/// Most refused entries described in a report (the count has them all).
+pub const MAX_REFUSED_SHOWN: usize = 20;
 
 /// What one sync did.
 #[derive(Debug, Clone, Default)]
 pub struct SyncReport {
     /// The keyring changed.
     pub keyring_changed: bool,
+    /// Version of the keyring statement pinned after the sync.
+    pub keyring_version: Option<u64>,
     /// The sessions changed.
     pub sessions_changed: bool,
     /// Revocations added.
     pub revocations_added: usize,
-    /// Entries from other gates learned.
+    /// Entries from other gates learned (each verified).
     pub entries: Vec<RemoteEntry>,
+    /// Entries from other gates dropped: unknown or revoked device, or a
+    /// signature that does not verify.
+    pub entries_refused: u64,
+    /// Why, for the first [`MAX_REFUSED_SHOWN`] of them.
+    pub entries_refused_why: Vec<String>,
     /// Scans uploaded (stored now or already there).
     pub uploaded: u64,
     /// Of those, already stored by an earlier attempt.
@@ -120,6 +294,8 @@ pub struct SyncReport {
     pub pending: u64,
     /// Device clock minus server clock, seconds (from the server's answers).
     pub skew_secs: Option<i64>,
+    /// The steps that failed, in order.
+    pub failures: Vec<StepFailure>,
 }
 
 impl SyncReport {
@@ -129,6 +305,16 @@ impl SyncReport {
             || self.sessions_changed
             || self.revocations_added > 0
             || !self.entries.is_empty()
+    }
+
+    /// Whether `step` failed.
+    pub fn failed(&self, step: Step) -> bool {
+        self.failures.iter().any(|f| f.step == step)
+    }
+
+    /// The failures staff and admins must hear of now ([`SyncError::is_alarm`]).
+    pub fn alarms(&self) -> impl Iterator<Item = &StepFailure> {
+        self.failures.iter().filter(|f| f.error.is_alarm())
     }
 }
 
@@ -270,16 +456,68 @@ fn transport(e: &reqwest::Error) -> String {
     msg
 }
 
+/// Refuses a plain `http://` URL unless it points at this machine
+/// (127.0.0.0/8, ::1, `localhost`): over the venue network a plain
+/// connection gives the token, the keyring on first use and every answer to
+/// whoever listens or sits in the middle.
+pub fn require_tls_off_loopback(url: &str) -> Result<(), SyncError> {
+    let parsed = reqwest::Url::parse(url)
+        .map_err(|e| SyncError::BadAnswer(format!("server URL {url:?}: {e}")))?;
+    if parsed.scheme() == "https" {
+        return Ok(());
+    }
+    let host = parsed.host_str().unwrap_or_default();
+    // IPv6 hosts come bracketed ("[::1]").
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback = match bare.parse::<std::net::IpAddr>() {
+        Ok(ip) => ip.is_loopback(),
+        Err(_) => bare.eq_ignore_ascii_case("localhost"),
+    };
+    if loopback {
+        Ok(())
+    } else {
+        Err(SyncError::InsecureServer(host.to_owned()))
+    }
+}
+
+/// How the keyring was pinned at enrolment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinnedBy {
+    /// By the fingerprint of the admin's enrolment QR or `--keyring`.
+    Fingerprint,
+    /// On first use: the server's first statement, taken on trust over TLS.
+    FirstUse,
+}
+
+/// What an enrolment stored.
+#[derive(Debug, Clone)]
+pub struct Enrolled {
+    /// The server's answer.
+    pub answer: EnrollResponse,
+    /// The keyring statement pinned (the newest the chain leads to).
+    pub pinned: SignedKeyring,
+    /// How.
+    pub pinned_by: PinnedBy,
+}
+
 /// Enrols this device: makes its key pair, trades the one-time code for a
-/// device id and token, and stores all of it. An earlier enrolment is
-/// replaced; the scan log and synced data are kept.
+/// device id and token, pins the server's keyring and stores all of it. An
+/// earlier enrolment is replaced; the scan log and synced data are kept.
+///
+/// `keyring_fingerprint` comes from the admin's enrolment QR or the
+/// `--keyring` flag: the server's keyring chain must hold the statement it
+/// names. Without one, the chain's first statement is trusted on first use
+/// (over TLS). Plain `http://` is refused except to this machine.
 pub fn enroll(
     store: &mut Store,
     server_url: &str,
     code: &str,
     label: &str,
-) -> Result<EnrollResponse, SyncError> {
+    keyring_fingerprint: Option<&[u8; 32]>,
+) -> Result<Enrolled, SyncError> {
     let server_url = normalise_server_url(server_url)?;
+    require_tls_off_loopback(&server_url)?;
     let mut secret = [0u8; 32];
     jo_shared::doublekey::random_bytes(&mut secret)
         .map_err(|e| SyncError::BadAnswer(e.to_string()))?;
@@ -296,6 +534,13 @@ pub fn enroll(
     if answer.device_id.is_empty() || answer.token.is_empty() {
         return Err(SyncError::BadAnswer("empty device id or token".into()));
     }
+    // Nothing is stored unless the keyring pins: a server whose keys are not
+    // the ones the admin's code names is not the server the admin meant.
+    let pinned = trust::pin(&answer.keyring, keyring_fingerprint).map_err(|e| {
+        SyncError::KeyringRefused(format!(
+            "{e} (the enrolment code is used up: ask the admins for a new one)"
+        ))
+    })?;
     store.save_enrollment(
         &Enrollment {
             server_url,
@@ -303,9 +548,18 @@ pub fn enroll(
             token: answer.token.clone(),
             secret_key: secret,
         },
+        &pinned,
         now_secs(),
     )?;
-    Ok(answer)
+    Ok(Enrolled {
+        answer,
+        pinned,
+        pinned_by: if keyring_fingerprint.is_some() {
+            PinnedBy::Fingerprint
+        } else {
+            PinnedBy::FirstUse
+        },
+    })
 }
 
 /// Replaces the device's token with a fresh one from the server.
@@ -320,44 +574,52 @@ pub fn roll_token(store: &mut Store) -> Result<(), SyncError> {
     Ok(())
 }
 
-/// The keyring an answer describes; every key id must match its key.
-fn keyring_of(answer: &KeyringResponse) -> Result<Vec<(KeyId, [u8; 32], bool)>, SyncError> {
-    answer
-        .keys
-        .iter()
-        .map(|k| {
-            let raw = URL_SAFE_NO_PAD
-                .decode(k.public_key.as_bytes())
-                .map_err(|e| SyncError::BadAnswer(format!("public key: {e}")))?;
-            let raw: [u8; 32] = raw
-                .try_into()
-                .map_err(|_| SyncError::BadAnswer("public key length".into()))?;
-            let vk = verifying_key_from_bytes(&raw)
-                .ok_or_else(|| SyncError::BadAnswer("invalid public key".into()))?;
-            if KeyId::of(&vk) != k.key_id {
-                return Err(SyncError::BadAnswer(format!(
-                    "key id {} does not match its key",
-                    k.key_id.to_hex()
-                )));
-            }
-            Ok((k.key_id, raw, k.withdrawn))
-        })
-        .collect()
-}
-
-fn same_keys(a: &Keyring, b: &[(KeyId, [u8; 32], bool)]) -> bool {
-    a.entries().len() == b.len()
-        && b.iter().all(|(id, key, withdrawn)| {
+fn same_keys(a: &Keyring, b: &Keyring) -> bool {
+    a.entries().len() == b.entries().len()
+        && b.entries().iter().all(|x| {
             a.entries()
                 .iter()
-                .any(|e| e.id == *id && e.key.as_bytes() == key && e.withdrawn == *withdrawn)
+                .any(|e| e.id == x.id && e.key == x.key && e.withdrawn == x.withdrawn)
         })
 }
 
-/// One full sync: down (keyring, sessions, revocations, entries) then up
-/// (the scan log). `list` is the caller's copy of the revocation list, kept
-/// across syncs so that a large list is not reread each time; it is updated
-/// in place and in the store together.
+/// Pins the served chain on a gate enrolled before keyrings were signed,
+/// which holds an unpinned keyring (`held`). The statement listing exactly
+/// the keys held is the starting point when the chain has one; otherwise
+/// the chain's first statement is trusted on first use, but only if its
+/// newest keyring still holds one of the keys the gate had: a chain that
+/// shares nothing with them is someone else's.
+pub fn pin_first_use(held: &Keyring, chain: &[SignedKeyring]) -> Result<SignedKeyring, SyncError> {
+    let refused = |e: TrustError| SyncError::KeyringRefused(e.to_string());
+    let matching = chain
+        .iter()
+        .rev()
+        .find(|s| s.keyring().is_ok_and(|r| same_keys(&r, held)));
+    if let Some(s) = matching {
+        let fp = s.fingerprint().map_err(refused)?;
+        return trust::pin(chain, Some(&fp)).map_err(refused);
+    }
+    let pinned = trust::pin(chain, None).map_err(refused)?;
+    if !held.entries().is_empty() {
+        let ring = pinned.keyring().map_err(refused)?;
+        let shares = held.entries().iter().any(|h| {
+            ring.entries()
+                .iter()
+                .any(|e| e.id == h.id && e.key == h.key)
+        });
+        if !shares {
+            return Err(SyncError::KeyringRefused(
+                "the server's keyring holds none of the keys this gate held".into(),
+            ));
+        }
+    }
+    Ok(pinned)
+}
+
+/// One full sync: the scan log up, then keyring, device list, sessions,
+/// revocations and entries down. `list` is the caller's copy of the
+/// revocation list, kept across syncs so that a large list is not reread
+/// each time; it is updated in place and in the store together.
 pub fn sync_once(
     store: &mut Store,
     list: &mut RevocationList,
@@ -368,109 +630,306 @@ pub fn sync_once(
     Ok(report)
 }
 
+/// What the steps of one sync share.
+struct Run<'a, 'p> {
+    store: &'a mut Store,
+    client: Client,
+    enrollment: Enrollment,
+    list: &'a mut RevocationList,
+    report: &'a mut SyncReport,
+    progress: Progress<'p>,
+    /// The device list verified in this sync, if any.
+    devices: Option<SignedDeviceList>,
+}
+
 /// [`sync_once`], filling `report` as each step commits, so that a sync cut
 /// short still tells what it already stored (the entries cursor moved on:
 /// the gate must be given those entries now, they will not come again).
+///
+/// Every step runs even when an earlier one failed, except after an error
+/// that [stops the sync](SyncError::stops_sync) (that error is returned).
+/// Each failure is in [`SyncReport::failures`]; when there are any, the
+/// result is [`SyncError::Incomplete`] naming the steps.
 pub fn sync_into(
     store: &mut Store,
     list: &mut RevocationList,
     report: &mut SyncReport,
     progress: Progress<'_>,
 ) -> Result<(), SyncError> {
-    let e = store.enrollment()?.ok_or(SyncError::NotEnrolled)?;
-    let mut client = Client::new(&e.server_url, Some(e.token.clone()))?;
-
-    // Keyring first: the revocation list's signature is checked with it.
-    let keys = keyring_of(&client.get::<KeyringResponse>(api::paths::KEYRING)?)?;
-    report.skew_secs = client.skew_secs();
-    let mut keyring = store.keyring()?;
-    if !same_keys(&keyring, &keys) {
-        store.replace_keyring(&keys)?;
-        keyring = store.keyring()?;
-        report.keyring_changed = true;
-    }
-
-    let sessions: SessionsResponse = client.get(api::paths::SESSIONS)?;
-    let before: Vec<_> = store.sessions()?.into_iter().map(|(s, _)| s).collect();
-    if before != sessions.sessions {
-        store.replace_sessions(&sessions.sessions)?;
-        report.sessions_changed = true;
-    }
-
-    // Revocations: deltas until one brings nothing new. Each is verified
-    // against the signed state before anything is stored.
-    for _ in 0..MAX_PAGES {
-        let since = list.version();
-        let delta: RevocationDelta =
-            client.get(&format!("{}?since={since}", api::paths::REVOCATIONS))?;
-        if delta.entries.is_empty() && delta.state.version == since {
-            break;
-        }
-        let target = delta.state.version;
-        let mut next = list.clone();
-        let applied = next.apply(&delta, &keyring)?;
-        store.add_revocations(&delta.entries, &next)?;
-        *list = next;
-        report.revocations_added += applied.added;
-        progress(list.version(), target);
-        if delta.entries.is_empty() {
-            break;
-        }
-    }
-
-    // Entries other gates uploaded, from the stored cursor.
-    let mut cursor: u64 = store
-        .get_state(ENTRIES_CURSOR)?
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    for _ in 0..MAX_PAGES {
-        let page: EntriesResponse =
-            client.get(&format!("{}?cursor={cursor}", api::paths::ENTRIES))?;
-        let theirs: Vec<RemoteEntry> = page
-            .entries
-            .into_iter()
-            .filter(|x| x.device_id != e.device_id)
-            .collect();
-        store.add_remote_entries(&theirs)?;
-        if page.next_cursor < cursor {
-            return Err(SyncError::BadAnswer("entries cursor went back".into()));
-        }
-        cursor = page.next_cursor;
-        store.set_state(ENTRIES_CURSOR, &cursor.to_string())?;
-        report.entries.extend(theirs);
-        if !page.more {
-            break;
-        }
-    }
-
-    // Up: the log in order, in signed batches. The server stores a batch
-    // whole or not at all, so a batch is marked uploaded only once answered.
-    let key = SigningKey::from_bytes(&e.secret_key);
-    let total = store.pending_count()?;
-    for _ in 0..MAX_PAGES {
-        let records = store.pending_scans(UPLOAD_BATCH)?;
-        let Some(last) = records.last() else {
-            break;
+    let enrollment = store.enrollment()?.ok_or(SyncError::NotEnrolled)?;
+    let client = Client::new(&enrollment.server_url, Some(enrollment.token.clone()))?;
+    let mut run = Run {
+        store,
+        client,
+        enrollment,
+        list,
+        report,
+        progress,
+        devices: None,
+    };
+    let mut stopped = None;
+    for step in Step::ALL {
+        let result = match step {
+            Step::Upload => run.upload(),
+            Step::Keyring => run.keyring(),
+            Step::Devices => run.devices(),
+            Step::Sessions => run.sessions(),
+            Step::Revocations => run.revocations(),
+            Step::Entries => run.entries(),
         };
-        let message = api::batch_message(&e.device_id, last.seq, &last.hash());
-        let n = records.len() as u64;
-        let ids: Vec<_> = records.iter().map(|r| r.scan_id.clone()).collect();
-        let batch = ScanBatch {
-            signature: hex::encode(key.sign(&message).to_bytes()),
-            pending: store.pending_count()?.saturating_sub(n),
-            records,
-        };
-        let answer: ScanBatchResponse = client.post(api::paths::SCANS, &batch)?;
-        store.mark_uploaded(&ids)?;
-        report.uploaded += n;
-        report.duplicates += answer.duplicates.len() as u64;
-        report.conflicts += u64::from(answer.conflicts);
-        progress(report.uploaded, total);
+        run.report.skew_secs = run.client.skew_secs().or(run.report.skew_secs);
+        if let Err(error) = result {
+            let stop = error.stops_sync();
+            run.report.failures.push(StepFailure {
+                step,
+                error: error.clone(),
+            });
+            if stop {
+                stopped = Some(error);
+                break;
+            }
+        }
     }
-    report.pending = store.pending_count()?;
-    report.skew_secs = client.skew_secs();
+    let Run { store, report, .. } = run;
+    if let Ok(n) = store.pending_count() {
+        report.pending = n;
+    }
+    if let Ok(Some(pinned)) = store.pinned_keyring() {
+        report.keyring_version = Some(pinned.version);
+    }
+    if let Some(e) = stopped {
+        return Err(e);
+    }
+    if !report.failures.is_empty() {
+        return Err(SyncError::Incomplete(
+            report.failures.iter().map(|f| f.step).collect(),
+        ));
+    }
     store.set_state(LAST_SYNC_AT, &now_secs().to_string())?;
     Ok(())
+}
+
+/// Why another gate's entry is not believed, if it is not.
+pub fn check_entry(devices: &SignedDeviceList, entry: &RemoteEntry) -> Result<(), String> {
+    let Some(key) = devices.active_key(&entry.device_id) else {
+        let revoked = devices
+            .devices
+            .iter()
+            .any(|d| d.device_id == entry.device_id && d.revoked);
+        return Err(format!(
+            "entry {} from device {}: {}",
+            entry.scan_id,
+            entry.device_id,
+            if revoked {
+                "the device is revoked"
+            } else {
+                "no such device in the signed device list"
+            }
+        ));
+    };
+    trust::verify_admission(&key, &entry.admission(), &entry.signature).map_err(|e| {
+        format!(
+            "entry {} from device {}: {e}",
+            entry.scan_id, entry.device_id
+        )
+    })
+}
+
+impl Run<'_, '_> {
+    /// Up: the log in order, in signed batches. The server stores a batch
+    /// whole or not at all, so a batch is marked uploaded only once answered.
+    fn upload(&mut self) -> Result<(), SyncError> {
+        let e = &self.enrollment;
+        let key = SigningKey::from_bytes(&e.secret_key);
+        let total = self.store.pending_count()?;
+        for _ in 0..MAX_PAGES {
+            let records = self.store.pending_scans(UPLOAD_BATCH)?;
+            let Some(last) = records.last() else {
+                break;
+            };
+            let message = api::batch_message(&e.device_id, last.seq, &last.hash());
+            let n = records.len() as u64;
+            let ids: Vec<_> = records.iter().map(|r| r.scan_id.clone()).collect();
+            let batch = ScanBatch {
+                signature: hex::encode(key.sign(&message).to_bytes()),
+                pending: self.store.pending_count()?.saturating_sub(n),
+                records,
+            };
+            let answer: ScanBatchResponse = self.client.post(api::paths::SCANS, &batch)?;
+            self.store.mark_uploaded(&ids)?;
+            self.report.uploaded += n;
+            self.report.duplicates += answer.duplicates.len() as u64;
+            self.report.conflicts += u64::from(answer.conflicts);
+            (self.progress)(self.report.uploaded, total);
+        }
+        Ok(())
+    }
+
+    /// The keyring: accepted only as a chain leading from the statement
+    /// pinned. A gate that pinned none yet (enrolled before keyrings were
+    /// signed) pins the served chain now ([`pin_first_use`]).
+    fn keyring(&mut self) -> Result<(), SyncError> {
+        let answer: KeyringResponse = self.client.get(api::paths::KEYRING)?;
+        match self.store.pinned_keyring()? {
+            Some(held) => {
+                let newer = trust::advance(&held, &answer.chain)
+                    .map_err(|e| SyncError::KeyringRefused(e.to_string()))?;
+                if let Some(newer) = newer {
+                    self.store.pin_keyring(&newer)?;
+                    self.report.keyring_changed = true;
+                }
+            }
+            None => {
+                let held = self.store.keyring()?;
+                let pinned = pin_first_use(&held, &answer.chain)?;
+                self.store.pin_keyring(&pinned)?;
+                self.report.keyring_changed = !same_keys(&held, &self.store.keyring()?);
+            }
+        }
+        Ok(())
+    }
+
+    /// Fetches, verifies and stores the device list; the one held is kept
+    /// when the new one does not verify or is older.
+    fn fetch_devices(&mut self) -> Result<SignedDeviceList, SyncError> {
+        let list: SignedDeviceList = self.client.get(api::paths::DEVICES)?;
+        let keyring = self.store.keyring()?;
+        list.verify(&keyring)
+            .map_err(|e| SyncError::DeviceListRefused(e.to_string()))?;
+        if let Some(held) = self.store.device_list()?
+            && list.issued_at < held.issued_at
+        {
+            // A replay of an older list could bring back a revoked gate.
+            return Err(SyncError::DeviceListRefused(format!(
+                "signed at {}, before the list held (signed at {})",
+                list.issued_at, held.issued_at
+            )));
+        }
+        self.store.save_device_list(&list)?;
+        Ok(list)
+    }
+
+    fn devices(&mut self) -> Result<(), SyncError> {
+        self.devices = Some(self.fetch_devices()?);
+        Ok(())
+    }
+
+    fn sessions(&mut self) -> Result<(), SyncError> {
+        let sessions: SessionsResponse = self.client.get(api::paths::SESSIONS)?;
+        let before: Vec<_> = self.store.sessions()?.into_iter().map(|(s, _)| s).collect();
+        if before != sessions.sessions {
+            self.store.replace_sessions(&sessions.sessions)?;
+            self.report.sessions_changed = true;
+        }
+        Ok(())
+    }
+
+    /// Revocations: deltas until one brings nothing new. Each is verified
+    /// against the signed state before anything is stored; the last, empty
+    /// one is applied too, since its fresh signature time is what shows the
+    /// list is current. A list that went backwards is an alarm, never a
+    /// reason to drop what the gate holds.
+    fn revocations(&mut self) -> Result<(), SyncError> {
+        let keyring = self.store.keyring()?;
+        for _ in 0..MAX_PAGES {
+            let since = self.list.version();
+            let delta: RevocationDelta = match self
+                .client
+                .get(&format!("{}?since={since}", api::paths::REVOCATIONS))
+            {
+                Err(SyncError::Rejected {
+                    status: 409,
+                    code,
+                    message,
+                }) if code == "list_ahead" => {
+                    return Err(SyncError::RevocationsBehind(format!(
+                        "this gate holds version {since}; the server says: {message}"
+                    )));
+                }
+                other => other?,
+            };
+            let behind_or_bad = |e: RevocationError| match e {
+                RevocationError::Older { .. } => SyncError::RevocationsBehind(e.to_string()),
+                other => SyncError::BadList(other),
+            };
+            // Checked on a list holding only the state (no entries to copy):
+            // the store gets the state the delta leads to before the list in
+            // memory moves, so the two never disagree.
+            let mut probe = RevocationList::restore(
+                self.list.version(),
+                self.list.head(),
+                self.list.issued_at(),
+                [],
+            );
+            let applied = probe.apply(&delta, &keyring).map_err(behind_or_bad)?;
+            self.store.add_revocations(&delta.entries, &probe)?;
+            self.list.apply(&delta, &keyring).map_err(behind_or_bad)?;
+            self.report.revocations_added += applied.added;
+            (self.progress)(self.list.version(), delta.state.version);
+            if delta.entries.is_empty() {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Entries other gates uploaded, from the stored cursor. Each is
+    /// believed only if its device is active in the device list verified in
+    /// this sync and its signature verifies; the others are dropped and
+    /// counted. Without a verified list the step waits (the cursor stays).
+    fn entries(&mut self) -> Result<(), SyncError> {
+        let Some(mut devices) = self.devices.take() else {
+            return Err(SyncError::NoDeviceList);
+        };
+        // A gate enrolled after the list was signed may already have
+        // uploaded: the list is fetched again, once, for its sake.
+        let mut refetched = false;
+        let own = self.enrollment.device_id.clone();
+        let mut cursor: u64 = self
+            .store
+            .get_state(ENTRIES_CURSOR)?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        for _ in 0..MAX_PAGES {
+            let page: EntriesResponse = self
+                .client
+                .get(&format!("{}?cursor={cursor}", api::paths::ENTRIES))?;
+            if page.next_cursor < cursor {
+                return Err(SyncError::BadAnswer("entries cursor went back".into()));
+            }
+            let mut believed = Vec::new();
+            for x in page.entries {
+                if x.device_id == own {
+                    continue;
+                }
+                let unknown = !devices.devices.iter().any(|d| d.device_id == x.device_id);
+                if unknown && !refetched {
+                    refetched = true;
+                    if let Ok(newer) = self.fetch_devices() {
+                        devices = newer;
+                    }
+                }
+                match check_entry(&devices, &x) {
+                    Ok(()) => believed.push(x),
+                    Err(why) => {
+                        self.report.entries_refused += 1;
+                        if self.report.entries_refused_why.len() < MAX_REFUSED_SHOWN {
+                            self.report.entries_refused_why.push(why);
+                        }
+                    }
+                }
+            }
+            self.store.add_remote_entries(&believed)?;
+            cursor = page.next_cursor;
+            self.store.set_state(ENTRIES_CURSOR, &cursor.to_string())?;
+            self.report.entries.extend(believed);
+            if !page.more {
+                break;
+            }
+        }
+        self.devices = Some(devices);
+        Ok(())
+    }
 }
 
 /// Waits between failed attempts: doubling from `base` up to `max`, with up
@@ -561,7 +1020,8 @@ mod tests {
     fn an_unreachable_server_is_offline_and_transient() {
         // Port 9 on loopback: nothing listens there in a test machine.
         let mut store = Store::in_memory().expect("store");
-        let err = enroll(&mut store, "http://127.0.0.1:9", "CODE", "porte").expect_err("offline");
+        let err =
+            enroll(&mut store, "http://127.0.0.1:9", "CODE", "porte", None).expect_err("offline");
         assert!(matches!(err, SyncError::Offline(_)), "{err:?}");
         assert!(err.is_transient());
         assert_eq!(
@@ -571,26 +1031,99 @@ mod tests {
     }
 
     #[test]
-    fn a_keyring_whose_ids_lie_is_refused() {
-        let signer = jo_shared::TicketSigner::generate().expect("key");
-        let other = jo_shared::TicketSigner::generate().expect("key");
-        let answer = KeyringResponse {
-            keys: vec![api::KeyInfo {
-                key_id: other.key_id(),
-                public_key: URL_SAFE_NO_PAD.encode(signer.verifying_key().as_bytes()),
-                withdrawn: false,
-            }],
-        };
-        assert!(matches!(keyring_of(&answer), Err(SyncError::BadAnswer(_))));
-        let good = KeyringResponse {
-            keys: vec![api::KeyInfo {
-                key_id: signer.key_id(),
-                public_key: URL_SAFE_NO_PAD.encode(signer.verifying_key().as_bytes()),
-                withdrawn: true,
-            }],
-        };
-        let keys = keyring_of(&good).expect("valid");
-        assert_eq!(keys.len(), 1);
-        assert!(keys[0].2);
+    fn enrolment_over_plain_http_is_refused_except_to_this_machine() {
+        for ok in [
+            "https://billets.example.fr",
+            "http://127.0.0.1:8080",
+            "http://127.8.9.10",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "http://LOCALHOST",
+        ] {
+            require_tls_off_loopback(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "http://192.168.1.10:8080",
+            "http://billets.example.fr",
+            "http://localhost.example.fr",
+            "http://[::2]",
+            "http://10.0.0.1",
+        ] {
+            assert!(
+                matches!(
+                    require_tls_off_loopback(bad),
+                    Err(SyncError::InsecureServer(_))
+                ),
+                "{bad}"
+            );
+        }
+        // Refused before any network: nothing listens on 192.0.2.1 (TEST-NET-1).
+        let mut store = Store::in_memory().expect("store");
+        let err =
+            enroll(&mut store, "http://192.0.2.1", "CODE", "porte", None).expect_err("refused");
+        assert!(matches!(err, SyncError::InsecureServer(_)), "{err:?}");
+        assert!(err.to_string().contains("https://"), "{err}");
+    }
+
+    fn ring(keys: &[&jo_shared::TicketSigner], withdrawn: &[&jo_shared::TicketSigner]) -> Keyring {
+        let mut r = Keyring::new();
+        for k in keys {
+            r.add(k.verifying_key()).expect("adds");
+        }
+        for k in withdrawn {
+            r.withdraw(k.key_id());
+        }
+        r
+    }
+
+    fn signer(n: u8) -> jo_shared::TicketSigner {
+        jo_shared::TicketSigner::new(SigningKey::from_bytes(&[n; 32]))
+    }
+
+    #[test]
+    fn a_gate_enrolled_before_signed_keyrings_pins_the_chain_from_the_keys_it_held() {
+        let (a, b) = (signer(1), signer(2));
+        let v1 = SignedKeyring::sign(1, &ring(&[&a], &[]), &[&a]);
+        let v2 = SignedKeyring::sign(2, &ring(&[&b, &a], &[]), &[&a, &b]);
+        let chain = vec![v1.clone(), v2.clone()];
+        // Held exactly v1's keys: followed from there to v2.
+        let pinned = pin_first_use(&ring(&[&a], &[]), &chain).expect("pins");
+        assert_eq!(pinned, v2);
+        // Held nothing (never synced): trust on first use.
+        assert_eq!(pin_first_use(&Keyring::new(), &chain).expect("pins"), v2);
+        // A chain that shares no key with what the gate held is someone else's.
+        let evil = signer(66);
+        let forged = vec![SignedKeyring::sign(1, &ring(&[&evil], &[]), &[&evil])];
+        assert!(matches!(
+            pin_first_use(&ring(&[&a], &[]), &forged),
+            Err(SyncError::KeyringRefused(_))
+        ));
+        // A forged continuation of the matching statement is refused too.
+        let bad_v2 = SignedKeyring::sign(2, &ring(&[&evil, &a], &[]), &[&evil]);
+        assert!(matches!(
+            pin_first_use(&ring(&[&a], &[]), &[v1, bad_v2]),
+            Err(SyncError::KeyringRefused(_))
+        ));
+    }
+
+    #[test]
+    fn only_refusals_of_content_let_the_other_steps_run() {
+        assert!(SyncError::Offline("x".into()).stops_sync());
+        assert!(SyncError::Unauthorized.stops_sync());
+        for e in [
+            SyncError::RevocationsBehind("x".into()),
+            SyncError::KeyringRefused("x".into()),
+            SyncError::BadList(RevocationError::BadSignature),
+            SyncError::Server {
+                status: 500,
+                message: "x".into(),
+            },
+            SyncError::NoDeviceList,
+        ] {
+            assert!(!e.stops_sync(), "{e:?}");
+        }
+        let behind = SyncError::RevocationsBehind("v 12".into()).to_string();
+        assert!(behind.contains("restored from a back-up"), "{behind}");
+        assert!(behind.contains("tell the admins"), "{behind}");
     }
 }

@@ -7,6 +7,8 @@ use jo_shared::revocation::RevocationReason;
 use jo_shared::verify::Refusal;
 use serde::{Deserialize, Serialize};
 
+use super::worker::Alarm;
+
 /// The screen's language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum Lang {
@@ -64,6 +66,14 @@ pub struct Texts {
     pub enroll_code: &'static str,
     /// Device label field.
     pub device_label: &'static str,
+    /// Keyring fingerprint field.
+    pub keyring_fingerprint: &'static str,
+    /// Placeholder of the keyring fingerprint field.
+    pub keyring_fingerprint_hint: &'static str,
+    /// Shown when no fingerprint is given: the keyring is trusted on first use.
+    pub first_use_warning: &'static str,
+    /// The fingerprint typed is not 64 hex digits.
+    pub fingerprint_invalid: &'static str,
     /// Enrol button.
     pub enroll_button: &'static str,
     /// While enrolling.
@@ -191,6 +201,10 @@ pub const FR: Texts = Texts {
     server_url: "Adresse du serveur",
     enroll_code: "Code d'enrôlement",
     device_label: "Nom de cet appareil",
+    keyring_fingerprint: "Empreinte du trousseau",
+    keyring_fingerprint_hint: "64 chiffres hexadécimaux (QR ou console d'administration)",
+    first_use_warning: "Sans empreinte, les clés du serveur sont acceptées de confiance à la première connexion : n'enrôlez ainsi qu'en https sur un réseau sûr.",
+    fingerprint_invalid: "L'empreinte du trousseau doit compter 64 chiffres hexadécimaux.",
     enroll_button: "Enrôler",
     enrolling: "Enrôlement en cours…",
     enroll_failed: "Échec de l'enrôlement",
@@ -269,6 +283,10 @@ pub const EN: Texts = Texts {
     server_url: "Server address",
     enroll_code: "Enrolment code",
     device_label: "This device's name",
+    keyring_fingerprint: "Keyring fingerprint",
+    keyring_fingerprint_hint: "64 hex digits (QR code or admin console)",
+    first_use_warning: "Without a fingerprint, the server's keys are trusted on first connection: enrol that way only over https on a network you trust.",
+    fingerprint_invalid: "The keyring fingerprint must have 64 hex digits.",
     enroll_button: "Enrol",
     enrolling: "Enrolling…",
     enroll_failed: "Enrolment failed",
@@ -331,6 +349,61 @@ pub const EN: Texts = Texts {
         ("F1", "show or hide this help"),
     ],
 };
+
+/// An alarm, in words that tell the staff what happened and whom to tell.
+pub fn alarm_text(lang: Lang, alarm: &Alarm) -> String {
+    let fr = lang == Lang::Fr;
+    match alarm {
+        Alarm::RevocationsBehind => pick(
+            fr,
+            "LA LISTE DE RÉVOCATION DU SERVEUR EST EN RETARD SUR CELLE DE CETTE PORTE : serveur \
+             restauré depuis une sauvegarde ? Prévenez les administrateurs. La porte garde sa liste.",
+            "THE SERVER'S REVOCATION LIST IS BEHIND THIS GATE'S: server restored from a back-up? \
+             Tell the admins. The gate keeps its list.",
+        ),
+        Alarm::KeyringRefused => pick(
+            fr,
+            "CLÉS DU SERVEUR REFUSÉES : elles ne sont pas signées par une clé que cette porte \
+             connaît (proxy ou faux serveur ?). La porte garde ses clés ; prévenez les administrateurs.",
+            "SERVER KEYS REFUSED: they are not signed by a key this gate trusts (proxy or rogue \
+             server?). The gate keeps its keys; tell the admins.",
+        ),
+        Alarm::DeviceListRefused => pick(
+            fr,
+            "Liste des appareils refusée (signature invalide ou ancienne) : les entrées des \
+             autres portes ne sont pas prises en compte. Prévenez les administrateurs.",
+            "Device list refused (bad or old signature): other gates' entries are not taken \
+             into account. Tell the admins.",
+        ),
+        Alarm::ListStale { age_secs } => {
+            let minutes = age_secs / 60;
+            if fr {
+                format!(
+                    "LISTE DE RÉVOCATION ANCIENNE : signée il y a {minutes} min alors que le \
+                     serveur répond. Des billets révoqués depuis peuvent passer : prévenez les \
+                     administrateurs."
+                )
+            } else {
+                format!(
+                    "OLD REVOCATION LIST: signed {minutes} min ago although the server answers. \
+                     Tickets revoked since may get through: tell the admins."
+                )
+            }
+        }
+        Alarm::EntriesRefused { count } => {
+            if fr {
+                format!(
+                    "{count} entrée(s) d'autres portes ignorée(s) : signature invalide ou \
+                     appareil révoqué."
+                )
+            } else {
+                format!(
+                    "{count} entries from other gates ignored: bad signature or revoked device."
+                )
+            }
+        }
+    }
+}
 
 /// Why a ticket was refused, in words the staff can say to the holder.
 pub fn refusal_text(lang: Lang, refusal: &Refusal) -> String {
@@ -424,6 +497,23 @@ mod tests {
             refusal_text(Lang::Fr, &Refusal::Expired),
             refusal_text(Lang::En, &Refusal::Expired)
         );
+    }
+
+    #[test]
+    fn every_alarm_is_said_in_both_languages() {
+        let all = [
+            Alarm::RevocationsBehind,
+            Alarm::KeyringRefused,
+            Alarm::DeviceListRefused,
+            Alarm::ListStale { age_secs: 1800 },
+            Alarm::EntriesRefused { count: 3 },
+        ];
+        for a in &all {
+            assert_ne!(alarm_text(Lang::Fr, a), alarm_text(Lang::En, a), "{a:?}");
+        }
+        assert!(alarm_text(Lang::Fr, &all[0]).contains("sauvegarde"));
+        assert!(alarm_text(Lang::En, &all[0]).contains("back-up"));
+        assert!(alarm_text(Lang::En, &all[3]).contains("30 min"));
     }
 
     #[test]

@@ -25,7 +25,8 @@ use eframe::egui;
 use crate::gate::Gate;
 pub use i18n::Lang;
 pub use settings::Settings;
-use sync_worker::{SyncHandle, SyncRequest};
+use sync_worker::{SyncHandle, SyncOptions, SyncRequest};
+use view::EnrollForm;
 use worker::{
     CameraStatus, Command, Counters, GateInfo, Notifier, SourceChoice, SyncStatus, UiEvent,
     VerdictView, Worker, WorkerHandle,
@@ -62,20 +63,6 @@ pub struct AppOptions {
     pub sync_state: Option<PathBuf>,
     /// Time between syncs while online (default [`sync_worker::SYNC_INTERVAL`]).
     pub sync_interval: Option<Duration>,
-}
-
-/// The enrolment form.
-#[derive(Default)]
-struct EnrollForm {
-    server: String,
-    code: String,
-    label: String,
-    /// Waiting for the server's answer.
-    busy: bool,
-    /// Why the last attempt failed.
-    error: Option<String>,
-    /// Opened from the sync panel (a device enrolled before, or with keys).
-    open: bool,
 }
 
 /// The gate set-up window (gate name, sessions served).
@@ -153,7 +140,10 @@ impl ScannerApp {
                 dir,
                 notifier.clone(),
                 worker.sender(),
-                options.sync_interval.unwrap_or(sync_worker::SYNC_INTERVAL),
+                SyncOptions {
+                    interval: options.sync_interval.unwrap_or(sync_worker::SYNC_INTERVAL),
+                    max_list_age_secs: settings.max_list_age_secs,
+                },
             )?),
             None => None,
         };
@@ -208,6 +198,7 @@ impl ScannerApp {
         if open_setup {
             self.open_setup();
         }
+        view::alarms_ui(ui, lang, &self.screen.sync.alarms);
         self.enroll_step(ui);
         self.setup_step(ui);
         if let Some(text) = view::manual_entry_ui(ui, lang, &mut self.screen.manual) {
@@ -340,6 +331,7 @@ impl ScannerApp {
                 if enrolling {
                     s.enroll.server = invite.server_url;
                     s.enroll.code = invite.code;
+                    s.enroll.fingerprint = hex::encode(invite.keyring_fingerprint);
                     s.enroll.error = None;
                 }
             }
@@ -350,6 +342,7 @@ impl ScannerApp {
                         s.enroll.open = false;
                         s.enroll.error = None;
                         s.enroll.code.clear();
+                        s.enroll.fingerprint.clear();
                         s.sync.enrolled = true;
                         s.sync.revoked = false;
                     }
@@ -395,23 +388,23 @@ impl ScannerApp {
         let f = &mut self.screen.enroll;
         let mut submit = false;
         let mut close = false;
-        view::enroll_ui(
-            ui.ctx(),
-            lang,
-            &mut f.server,
-            &mut f.code,
-            &mut f.label,
-            f.busy,
-            f.error.as_deref(),
-            &mut submit,
-            &mut close,
-        );
+        view::enroll_ui(ui.ctx(), lang, f, &mut submit, &mut close);
         if close {
             f.open = false;
         }
         if submit && !f.busy {
-            match &self.sync {
-                Some(sync) => {
+            // A fingerprint (from the admin's QR, or typed from the admin
+            // console) pins the server's keyring; without one the first
+            // keyring is trusted on first use.
+            let fingerprint = match f.fingerprint.trim() {
+                "" => Ok(None),
+                typed => jo_shared::trust::parse_fingerprint(typed)
+                    .map(Some)
+                    .ok_or(lang.texts().fingerprint_invalid),
+            };
+            match (&self.sync, fingerprint) {
+                (_, Err(why)) => f.error = Some(why.to_owned()),
+                (Some(sync), Ok(keyring_fingerprint)) => {
                     f.busy = true;
                     f.error = None;
                     let label = if f.label.trim().is_empty() {
@@ -423,9 +416,10 @@ impl ScannerApp {
                         server: f.server.trim().to_owned(),
                         code: f.code.trim().to_owned(),
                         label,
+                        keyring_fingerprint,
                     });
                 }
-                None => f.error = Some("no state directory".into()),
+                (None, Ok(_)) => f.error = Some("no state directory".into()),
             }
         }
     }

@@ -1,4 +1,5 @@
-//! The gate screen's persisted settings: language and camera choice.
+//! The gate's persisted settings: language, camera choice, and how old a
+//! revocation list may grow while the server answers before the gate warns.
 //!
 //! Kept apart from runtime handles (worker, channels, textures) and stored as
 //! a small JSON file in the state directory, so that a restarted laptop comes
@@ -61,6 +62,10 @@ pub struct Settings {
     pub camera: Option<u32>,
     /// Requested camera resolution.
     pub resolution: Resolution,
+    /// Oldest revocation list, in seconds since the server signed it, that
+    /// the gate holds without a loud warning while the server answers (the
+    /// GUI's sync panel and `jo-scanner sync` both say so past it).
+    pub max_list_age_secs: u64,
 }
 
 impl Default for Settings {
@@ -69,6 +74,7 @@ impl Default for Settings {
             lang: Lang::Fr,
             camera: Some(0),
             resolution: Resolution::default(),
+            max_list_age_secs: crate::sync::DEFAULT_MAX_LIST_AGE_SECS,
         }
     }
 }
@@ -111,10 +117,19 @@ mod tests {
             lang: Lang::En,
             camera: None,
             resolution: RESOLUTIONS[0],
+            max_list_age_secs: 120,
         };
         s.save(&path).expect("saves");
         assert_eq!(Settings::load(&path), s);
         std::fs::write(&path, "{not json").expect("write");
         assert_eq!(Settings::load(&path), Settings::default());
+        // A file from before the setting existed gets its default.
+        std::fs::write(&path, r#"{"lang":"En","camera":null}"#).expect("write");
+        let old = Settings::load(&path);
+        assert_eq!(old.lang, Lang::En);
+        assert_eq!(
+            old.max_list_age_secs,
+            crate::sync::DEFAULT_MAX_LIST_AGE_SECS
+        );
     }
 }

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, channel};
 use std::time::{Duration, Instant};
 
-use super::worker::{Command, Notifier, SyncProgress, SyncStatus, UiEvent};
+use super::worker::{Alarm, Command, Notifier, SyncProgress, SyncStatus, UiEvent};
 use crate::gate::Synced;
 use crate::store::Store;
-use crate::sync::{self, Backoff, SyncError};
+use crate::sync::{self, Backoff, SyncError, SyncReport};
 
 /// Time between syncs while online: short, so that a ticket admitted at
 /// another gate is refused here within seconds.
@@ -39,6 +39,9 @@ pub enum SyncRequest {
         code: String,
         /// Device label.
         label: String,
+        /// Fingerprint of the server's keyring, from the admin's enrolment
+        /// QR or typed in (`None`: trust on first use).
+        keyring_fingerprint: Option<[u8; 32]>,
     },
     /// Stop.
     Shutdown,
@@ -64,18 +67,70 @@ impl Drop for SyncHandle {
     }
 }
 
+/// How the sync thread runs.
+#[derive(Debug, Clone, Copy)]
+pub struct SyncOptions {
+    /// Time between syncs while online.
+    pub interval: Duration,
+    /// Past this age (server clock) the revocation list held is an alarm
+    /// while the server answers.
+    pub max_list_age_secs: u64,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        Self {
+            interval: SYNC_INTERVAL,
+            max_list_age_secs: sync::DEFAULT_MAX_LIST_AGE_SECS,
+        }
+    }
+}
+
 /// Starts the sync thread on the store in `state_dir`.
 pub fn spawn(
     state_dir: PathBuf,
     events: Notifier,
     gate: Sender<Command>,
-    interval: Duration,
+    options: SyncOptions,
 ) -> std::io::Result<SyncHandle> {
     let (tx, rx) = channel();
     std::thread::Builder::new()
         .name("scanner-sync".into())
-        .spawn(move || run(&state_dir, &events, &gate, &rx, interval))?;
+        .spawn(move || run(&state_dir, &events, &gate, &rx, options))?;
     Ok(SyncHandle { requests: tx })
+}
+
+/// The alarms one sync leaves on screen: what it refused, and a list that
+/// is too old while the server answers (offline, an old list is expected).
+pub fn alarms(
+    report: &SyncReport,
+    online: bool,
+    list_age_secs: i64,
+    max_age_secs: u64,
+) -> Vec<Alarm> {
+    let mut out = Vec::new();
+    for f in &report.failures {
+        let alarm = match &f.error {
+            SyncError::RevocationsBehind(_) => Alarm::RevocationsBehind,
+            SyncError::KeyringRefused(_) => Alarm::KeyringRefused,
+            SyncError::DeviceListRefused(_) => Alarm::DeviceListRefused,
+            _ => continue,
+        };
+        if !out.contains(&alarm) {
+            out.push(alarm);
+        }
+    }
+    if online && list_age_secs > i64::try_from(max_age_secs).unwrap_or(i64::MAX) {
+        out.push(Alarm::ListStale {
+            age_secs: list_age_secs,
+        });
+    }
+    if report.entries_refused > 0 {
+        out.push(Alarm::EntriesRefused {
+            count: report.entries_refused,
+        });
+    }
+    out
 }
 
 fn unix_now() -> i64 {
@@ -89,8 +144,9 @@ fn run(
     events: &Notifier,
     gate: &Sender<Command>,
     requests: &Receiver<SyncRequest>,
-    interval: Duration,
+    options: SyncOptions,
 ) {
+    let interval = options.interval;
     let mut status = SyncStatus::default();
     let mut store = match Store::open(dir) {
         Ok(s) => s,
@@ -118,6 +174,9 @@ fn run(
         .and_then(|v| v.parse().ok());
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut next = Instant::now();
+    // After an enrolment the gate is handed the sync's result whatever it
+    // brought: its identity (the key admissions are signed with) changed.
+    let mut hand_over = false;
     loop {
         match requests.recv_timeout(next.saturating_duration_since(Instant::now())) {
             Ok(SyncRequest::Now) | Err(RecvTimeoutError::Timeout) => {}
@@ -125,15 +184,24 @@ fn run(
                 server,
                 code,
                 label,
+                keyring_fingerprint,
             }) => {
-                let result = sync::enroll(&mut store, &server, &code, &label);
+                let result = sync::enroll(
+                    &mut store,
+                    &server,
+                    &code,
+                    &label,
+                    keyring_fingerprint.as_ref(),
+                );
                 match result {
-                    Ok(answer) => {
+                    Ok(enrolled) => {
                         status.enrolled = true;
                         status.revoked = false;
                         status.error = None;
+                        status.alarms.clear();
                         backoff.reset();
-                        events.send(UiEvent::Enrolled(Ok(answer.device_id)));
+                        hand_over = true;
+                        events.send(UiEvent::Enrolled(Ok(enrolled.answer.device_id)));
                     }
                     Err(e) => {
                         events.send(UiEvent::Enrolled(Err(e.to_string())));
@@ -160,8 +228,9 @@ fn run(
             events.send(UiEvent::Sync(s));
         });
         status.progress = None;
-        // Whatever was stored, even by a sync cut short, goes to the gate now.
-        if report.changes_decisions() {
+        // Whatever was stored, even by a sync cut short or with steps that
+        // failed, goes to the gate now.
+        if report.changes_decisions() || std::mem::take(&mut hand_over) {
             match (store.keyring(), store.sessions()) {
                 (Ok(keyring), Ok(sessions)) => {
                     let synced = Synced {
@@ -179,7 +248,7 @@ fn run(
             events.send(UiEvent::Pending(n));
         }
         status.skew_secs = report.skew_secs.or(status.skew_secs);
-        match result {
+        match &result {
             Ok(()) => {
                 backoff.reset();
                 status.online = true;
@@ -194,12 +263,31 @@ fn run(
                 status.error = None;
                 next = Instant::now() + REFUSED_RETRY;
             }
+            Err(SyncError::Incomplete(_)) => {
+                // The server answered and the other steps were done: keep
+                // the normal pace, so entries and the upload keep flowing
+                // while a step (a list behind, a refused chain) fails.
+                backoff.reset();
+                status.online = true;
+                status.revoked = false;
+                status.error = Some(
+                    report
+                        .failures
+                        .iter()
+                        .map(|f| format!("{}: {}", f.step.name(), f.error))
+                        .collect::<Vec<_>>()
+                        .join(" · "),
+                );
+                next = Instant::now() + interval;
+            }
             Err(e) => {
                 status.online = !matches!(e, SyncError::Offline(_));
                 status.error = Some(e.to_string());
                 next = Instant::now() + backoff.next_delay();
             }
         }
+        let age = sync::list_age_secs(&list, status.skew_secs, unix_now());
+        status.alarms = alarms(&report, status.online, age, options.max_list_age_secs);
         events.send(UiEvent::Sync(status.clone()));
     }
 }

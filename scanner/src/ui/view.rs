@@ -8,7 +8,7 @@ use eframe::egui::{self, Color32, RichText};
 use super::i18n::{self, Lang};
 use super::settings::{RESOLUTIONS, Resolution, Settings};
 use super::worker::{
-    CameraStatus, Counters, GateInfo, Outcome, SessionChoice, SyncStatus, VerdictView, Via,
+    Alarm, CameraStatus, Counters, GateInfo, Outcome, SessionChoice, SyncStatus, VerdictView, Via,
 };
 use super::{camera::CameraInfo, manual_entry_id};
 
@@ -92,6 +92,34 @@ pub fn top_bar_ui(
             });
         });
     toggle
+}
+
+/// The alarms, in a red band under the top bar: what the sync refused, or
+/// a revocation list gone stale while the server answers. Nothing when all
+/// is well.
+pub fn alarms_ui(ui: &mut egui::Ui, lang: Lang, alarms: &[Alarm]) {
+    if alarms.is_empty() {
+        return;
+    }
+    egui::Panel::top("alarms")
+        .frame(
+            egui::Frame::new()
+                .fill(RED)
+                .inner_margin(egui::Margin::symmetric(12, 8)),
+        )
+        .show(ui, |ui| {
+            for a in alarms {
+                ui.add(
+                    egui::Label::new(
+                        RichText::new(i18n::alarm_text(lang, a))
+                            .color(Color32::WHITE)
+                            .strong()
+                            .size(20.0),
+                    )
+                    .wrap(),
+                );
+            }
+        });
 }
 
 /// Bottom bar: manual entry. Returns the code when submitted (button or Enter).
@@ -556,23 +584,48 @@ pub fn help_ui(ctx: &egui::Context, lang: Lang, open: &mut bool) {
         });
 }
 
-/// The enrolment window: server address, one-time code, device name. Sets
-/// `submit` when the button is clicked (or Enter pressed in the code field),
-/// `close` when closed.
-#[allow(clippy::too_many_arguments)] // one call site; a struct would only rename them
+/// The enrolment form's state.
+#[derive(Default)]
+pub struct EnrollForm {
+    /// Server address.
+    pub server: String,
+    /// One-time code.
+    pub code: String,
+    /// Device label.
+    pub label: String,
+    /// Keyring fingerprint (hex), from the admin's QR or typed; empty: trust
+    /// on first use.
+    pub fingerprint: String,
+    /// Waiting for the server's answer.
+    pub busy: bool,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    /// Opened from the sync panel (a device enrolled before, or with keys).
+    pub open: bool,
+}
+
+/// The enrolment window: server address, one-time code, device name and
+/// the keyring fingerprint to pin. Sets `submit` when the button is clicked
+/// (or Enter pressed in the code field), `close` when closed.
 pub fn enroll_ui(
     ctx: &egui::Context,
     lang: Lang,
-    server: &mut String,
-    code: &mut String,
-    label: &mut String,
-    busy: bool,
-    error: Option<&str>,
+    form: &mut EnrollForm,
     submit: &mut bool,
     close: &mut bool,
 ) {
     let t = lang.texts();
     let mut open = true;
+    let EnrollForm {
+        server,
+        code,
+        label,
+        fingerprint,
+        busy,
+        error,
+        ..
+    } = form;
+    let busy = *busy;
     egui::Window::new(t.enroll_title)
         .id(egui::Id::unique("enroll-window"))
         .collapsible(false)
@@ -613,7 +666,19 @@ pub fn enroll_ui(
                     )
                     .labelled_by(l.id);
                     ui.end_row();
+                    let l = ui.label(t.keyring_fingerprint);
+                    ui.add(
+                        egui::TextEdit::singleline(fingerprint)
+                            .hint_text(t.keyring_fingerprint_hint)
+                            .font(egui::TextStyle::Monospace)
+                            .desired_width(320.0),
+                    )
+                    .labelled_by(l.id);
+                    ui.end_row();
                 });
+            if fingerprint.trim().is_empty() {
+                ui.label(RichText::new(t.first_use_warning).color(AMBER));
+            }
             ui.add_space(6.0);
             ui.horizontal(|ui| {
                 let ready = !server.trim().is_empty() && !code.trim().is_empty() && !busy;
@@ -628,7 +693,7 @@ pub fn enroll_ui(
                     ui.label(t.enrolling);
                 }
             });
-            if let Some(e) = error {
+            if let Some(e) = error.as_deref() {
                 ui.label(
                     RichText::new(format!("{}{}{e}", t.enroll_failed, t.colon))
                         .color(RED)

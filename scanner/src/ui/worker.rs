@@ -232,6 +232,35 @@ pub struct SyncStatus {
     pub last_sync_at: Option<i64>,
     /// Set while a sync runs.
     pub progress: Option<SyncProgress>,
+    /// What staff and admins must hear of now, loudest first (empty: all is well).
+    pub alarms: Vec<Alarm>,
+}
+
+/// Something the sync caught that the gate must say loudly: the server (or
+/// something in its place) said what it cannot prove, or the gate's
+/// revocation list stopped being refreshed while the server answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Alarm {
+    /// The server's revocation list is behind the gate's (409 `list_ahead`,
+    /// or a list signed earlier than the one held): restored from a back-up?
+    RevocationsBehind,
+    /// The keyring offered does not follow from the one pinned at
+    /// enrolment: the gate keeps its keys.
+    KeyringRefused,
+    /// The device list does not verify: other gates' entries are not believed.
+    DeviceListRefused,
+    /// The server answers, but the revocation list held was signed this
+    /// long ago (more than the configured age).
+    ListStale {
+        /// Age of the list, seconds.
+        age_secs: i64,
+    },
+    /// Entries of other gates dropped by the last sync (bad signature,
+    /// unknown or revoked device).
+    EntriesRefused {
+        /// How many.
+        count: u64,
+    },
 }
 
 /// The frame source's state, as shown.

@@ -1,6 +1,7 @@
 //! The scanner against a real `jo-server`: enrolment, two gates sharing
-//! entries, a revocation reaching the gate, and a network that goes away and
-//! comes back without a scan lost or counted twice.
+//! signed entries, a revocation reaching the gate, a key rotation reaching an
+//! enrolled gate, and a network that goes away and comes back without a scan
+//! lost or counted twice.
 
 use crate::common::{Server, enrolled_scanner, qr_png, scanner, scanner_ok};
 
@@ -208,4 +209,89 @@ fn tickets_issued_by_the_server_photographed_like_replay_to_the_expected_verdict
     assert_eq!(lines[0]["holder"], "INÈS MOREAU");
     assert_eq!(lines[0]["admits"], 2);
     assert_eq!(lines[4]["used_gate"], "Porte Est");
+}
+
+#[test]
+fn a_key_rotation_reaches_an_enrolled_gate_without_re_enrolment() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server_dir = data.path().join("server");
+    let server = Server::start(&server_dir, 0);
+    let session = server.session_on_now("E2E-ROTATION");
+    let state = data.path().join("gate");
+    enrolled_scanner(&server, &state, "Porte R");
+    let (_, before) = server.ticket(session, 0, "Lina Haddad");
+
+    // The admins rotate: the new key is signed into the chain by the old one.
+    jo_shared::keys::generate(&server.config.keys_dir, true).expect("rotates");
+    let (after_id, after) = server.ticket(session, 1, "Yanis Morel");
+    let before = qr_png(data.path(), "before", &before);
+    let after = qr_png(data.path(), "after", &after);
+    let v = scanner_ok(&state, &["verify", after.to_str().expect("utf-8")]);
+    assert_eq!(v["reason"], "unknown_key", "not synced yet: {v}");
+
+    let up = scanner_ok(&state, &["sync"]);
+    assert_eq!(up["keyring_changed"], true, "{up}");
+    assert_eq!(up["keyring_version"], 2, "{up}");
+    let v = scanner_ok(&state, &["verify", after.to_str().expect("utf-8")]);
+    assert_eq!(v["verdict"], "admit", "{v}");
+    let v = scanner_ok(&state, &["verify", before.to_str().expect("utf-8")]);
+    assert_eq!(v["verdict"], "admit", "the old key is still active: {v}");
+
+    // The server restarted on its new key signs the revocation list with
+    // it: the gate, which never re-enrolled, believes it.
+    let port = server.port;
+    server.stop();
+    let server = Server::start(&server_dir, port);
+    server.revoke(&after_id);
+    let down = scanner_ok(&state, &["sync"]);
+    assert_eq!(down["revocations_added"], 1, "{down}");
+    assert_eq!(down["keyring_changed"], false, "{down}");
+    let v = scanner_ok(&state, &["verify", after.to_str().expect("utf-8")]);
+    assert_eq!(v["reason"], "revoked", "{v}");
+}
+
+#[test]
+fn enrolment_with_a_keyring_fingerprint_that_is_not_the_servers_is_refused() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&data.path().join("server"), 0);
+    let state = data.path().join("gate");
+    let code = server.enrollment_code();
+    let wrong = "ab".repeat(32);
+    let (ok, _, err) = scanner(
+        &state,
+        &[
+            "enroll",
+            "--server",
+            &server.url,
+            "--code",
+            &code,
+            "--keyring",
+            &wrong,
+        ],
+    );
+    assert!(!ok);
+    assert!(err.contains("KEYRING REFUSED"), "{err}");
+    assert!(err.contains("fingerprint"), "{err}");
+    let (ok, lines, _) = scanner(&state, &["sync"]);
+    assert!(!ok);
+    assert!(
+        lines[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not enrolled")),
+        "nothing was stored: {lines:?}"
+    );
+
+    // Without a fingerprint: trusted on first use, and said so.
+    let code = server.enrollment_code();
+    let (ok, lines, err) = scanner(
+        &state,
+        &["enroll", "--server", &server.url, "--code", &code],
+    );
+    assert!(ok, "{err}");
+    assert_eq!(lines[0]["keyring_pinned_by"], "first_use");
+    assert_eq!(
+        lines[0]["keyring_fingerprint"].as_str(),
+        Some(server.keyring_fingerprint().as_str())
+    );
+    assert!(err.contains("trusted on first use"), "{err}");
 }

@@ -11,7 +11,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use jo_scanner::gate::Gate;
 use jo_scanner::store::Store;
-use jo_scanner::ui::worker::{SourceChoice, SyncProgress, SyncStatus, UiEvent};
+use jo_scanner::ui::worker::{Alarm, SourceChoice, SyncProgress, SyncStatus, UiEvent};
 use jo_scanner::ui::{AppOptions, ScannerApp};
 use jo_shared::api::{EntryRule, GateSession, ScanVerdict};
 use jo_shared::qr;
@@ -348,4 +348,59 @@ fn sync_panel_shows_what_the_sync_side_reports() {
         &h,
         "Décalage d'horloge : -240 s — L'heure de cet appareil est fausse : réglez-la."
     ));
+}
+
+#[test]
+fn a_server_behind_on_revocations_and_a_stale_list_are_shown_loudly_in_both_languages() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let app = app(gate(&s, dir.path(), Duration::ZERO), SourceChoice::None);
+    let notifier = app.notifier();
+    let mut h = harness(app);
+    wait_for(&mut h, "Hors ligne");
+    assert!(!shows(&h, "sauvegarde"));
+    assert!(notifier.send(UiEvent::Sync(SyncStatus {
+        enrolled: true,
+        online: true,
+        alarms: vec![
+            Alarm::RevocationsBehind,
+            Alarm::ListStale { age_secs: 1500 },
+            Alarm::EntriesRefused { count: 2 },
+        ],
+        ..SyncStatus::default()
+    })));
+    wait_for(&mut h, "restauré depuis une sauvegarde");
+    assert!(shows(&h, "signée il y a 25 min"));
+    assert!(shows(&h, "2 entrée(s) d'autres portes ignorée(s)"));
+    // The gate keeps scanning under the alarm.
+    type_code(&mut h, &ticket(&s, 21, SERVED, 1, "Ana Silva"));
+    wait_for(&mut h, "ADMIS 1");
+
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::L);
+    h.step();
+    wait_for(&mut h, "server restored from a back-up? Tell the admins");
+    assert!(shows(&h, "signed 25 min ago"));
+    // A keyring refused is said too; a sync that is fine again clears them.
+    assert!(notifier.send(UiEvent::Sync(SyncStatus {
+        enrolled: true,
+        online: true,
+        alarms: vec![Alarm::KeyringRefused],
+        ..SyncStatus::default()
+    })));
+    wait_for(&mut h, "SERVER KEYS REFUSED");
+    assert!(!shows(&h, "back-up"));
+    assert!(notifier.send(UiEvent::Sync(SyncStatus {
+        enrolled: true,
+        online: true,
+        ..SyncStatus::default()
+    })));
+    let start = Instant::now();
+    while shows(&h, "SERVER KEYS REFUSED") {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "alarm never cleared"
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }

@@ -1,7 +1,7 @@
 //! First run of the gate GUI against a real `jo-server`: the enrolment
 //! screen, enrolment from the admin's QR code held up to the camera (a folder
-//! frame through the real decoder), the first background sync, then choosing
-//! the gate and its sessions.
+//! frame through the real decoder) which pins the keyring it names, the first
+//! background sync, then choosing the gate and its sessions.
 
 use crate::common;
 
@@ -48,9 +48,11 @@ fn first_run_enrols_from_the_admins_qr_then_syncs_and_sets_up_the_gate() {
     // The admin's enrolment QR, as one camera frame.
     let frames = data.path().join("frames");
     std::fs::create_dir_all(&frames).expect("dir");
+    let fingerprint = jo_server::admin::keyring_fingerprint(&server.config).expect("fingerprint");
     let invite = EnrollmentInvite {
         server_url: server.url.clone(),
         code,
+        keyring_fingerprint: jo_shared::trust::parse_fingerprint(&fingerprint).expect("hex"),
     };
     common::qr_png(&frames, "0001", &invite.to_qr_text());
 
@@ -85,6 +87,11 @@ fn first_run_enrols_from_the_admins_qr_then_syncs_and_sets_up_the_gate() {
         assert!(start.elapsed() < Duration::from_secs(20), "QR never read");
         std::thread::sleep(Duration::from_millis(20));
     }
+    // The QR's keyring fingerprint is what the gate will pin.
+    let shown = h
+        .query_by_label_contains("Empreinte du trousseau")
+        .and_then(|n| n.value());
+    assert_eq!(shown.as_deref(), Some(fingerprint.as_str()));
     h.get_by_label_contains("Nom de cet appareil").focus();
     h.step();
     h.get_by_label_contains("Nom de cet appareil")
@@ -113,6 +120,14 @@ fn first_run_enrols_from_the_admins_qr_then_syncs_and_sets_up_the_gate() {
     h.step();
     wait_for(&mut h, "Porte Nord");
     wait_for(&mut h, "En ligne");
+
+    // The keyring pinned is the one the QR named.
+    let pinned = Store::open(&state)
+        .expect("store")
+        .pinned_keyring()
+        .expect("reads")
+        .expect("pinned");
+    assert_eq!(pinned.fingerprint_hex().expect("fp"), fingerprint);
 
     // The synced keyring verifies the server's ticket.
     h.get_by_label_contains("Saisie manuelle").focus();

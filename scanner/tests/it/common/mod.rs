@@ -5,6 +5,8 @@
 
 #![allow(dead_code, missing_docs)]
 
+pub mod fake;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -80,6 +82,12 @@ impl Server {
             .expect("runtime");
         rt.block_on(jo_server::admin::create_enrollment_code(&self.config, 1))
             .expect("code")
+    }
+
+    /// The fingerprint of the server's keyring, as `jo-server enroll-code`
+    /// prints it.
+    pub fn keyring_fingerprint(&self) -> String {
+        jo_server::admin::keyring_fingerprint(&self.config).expect("fingerprint")
     }
 
     /// The server's database, opened directly (tests only).
@@ -213,9 +221,11 @@ pub fn qr_png(dir: &Path, name: &str, qr: &str) -> PathBuf {
     path
 }
 
-/// Enrols a scanner at `state`, syncs, names its gate; the device id.
+/// Enrols a scanner at `state` with the keyring fingerprint the admin
+/// would give, syncs, names its gate; the device id.
 pub fn enrolled_scanner(server: &Server, state: &Path, gate: &str) -> String {
     let code = server.enrollment_code();
+    let fingerprint = server.keyring_fingerprint();
     let e = scanner_ok(
         state,
         &[
@@ -226,9 +236,12 @@ pub fn enrolled_scanner(server: &Server, state: &Path, gate: &str) -> String {
             &code,
             "--label",
             gate,
+            "--keyring",
+            &fingerprint,
         ],
     );
     assert_eq!(e["enrolled"], true);
+    assert_eq!(e["keyring_pinned_by"], "fingerprint");
     scanner_ok(state, &["sync"]);
     scanner_ok(state, &["configure", "--gate", gate]);
     e["device_id"].as_str().expect("device id").to_owned()
