@@ -379,9 +379,19 @@ impl Store {
     }
 
     /// Replaces the sessions with the synced ones, keeping which were selected
-    /// for this gate (new sessions start selected).
+    /// for this gate. A session new to the gate starts selected only while
+    /// the gate is not set up yet (no gate name: the set-up window then
+    /// offers every session ticked); once it is, a new session starts
+    /// unselected, so that a gate set up for one venue never starts admitting
+    /// a session added later at another.
     pub fn replace_sessions(&mut self, sessions: &[GateSession]) -> Result<()> {
         let tx = self.conn.transaction()?;
+        let configured = tx
+            .query_row("SELECT gate FROM device WHERE id = 1", [], |r| {
+                r.get::<_, String>(0)
+            })
+            .optional()?
+            .is_some_and(|g| !g.is_empty());
         let keep: Vec<(u32, bool)> = {
             let mut stmt = tx.prepare("SELECT id, selected FROM sessions")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -392,7 +402,7 @@ impl Store {
             let selected = keep
                 .iter()
                 .find(|(id, _)| *id == s.id)
-                .is_none_or(|(_, sel)| *sel);
+                .map_or(!configured, |(_, sel)| *sel);
             let json = serde_json::to_string(s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
             tx.execute(
                 "INSERT INTO sessions (id, json, selected) VALUES (?1, ?2, ?3)",
@@ -714,6 +724,46 @@ mod tests {
     use ed25519_dalek::SigningKey;
     use jo_shared::TicketSigner;
     use jo_shared::signing::KeyLookup;
+
+    fn session(id: u32) -> GateSession {
+        GateSession {
+            id,
+            sport: "Escrime".into(),
+            title: format!("Session {id}"),
+            venue: "Grand Palais".into(),
+            starts_at: 1_785_000_000,
+            ends_at: 1_785_007_200,
+            doors_open_at: 1_784_996_400,
+            entry_rule: EntryRule::Single,
+        }
+    }
+
+    fn selected(store: &Store) -> Vec<u32> {
+        store
+            .sessions()
+            .expect("sessions")
+            .into_iter()
+            .filter(|(_, sel)| *sel)
+            .map(|(s, _)| s.id)
+            .collect()
+    }
+
+    #[test]
+    fn a_session_added_after_the_gate_is_set_up_starts_unselected() {
+        let mut store = Store::in_memory().expect("store");
+        // First sync, gate not set up: every session offered ticked.
+        store
+            .replace_sessions(&[session(1), session(2)])
+            .expect("sessions");
+        assert_eq!(selected(&store), [1, 2]);
+        store.set_gate("Porte A").expect("gate");
+        store.select_sessions(&[1]).expect("select");
+        // A session added later (at another venue): not admitted here.
+        store
+            .replace_sessions(&[session(1), session(2), session(3)])
+            .expect("sessions");
+        assert_eq!(selected(&store), [1]);
+    }
 
     #[test]
     fn the_pinned_statement_alone_decides_the_keyring() {
