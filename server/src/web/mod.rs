@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         // The sync API takes larger bodies (scan batches) than the site.
         .layer(from_fn_with_state(state.clone(), crate::api::body_limit))
+        .layer(from_fn(close_after_too_large))
         .layer(from_fn_with_state(state.clone(), headers::layer))
         .layer(
             // Log the path only: queries carry single-use tokens.
@@ -51,6 +52,23 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .with_state(state)
+}
+
+/// A 413 (body too large, site or API) ends the connection and says so.
+/// The body was not read to its end, so the server cannot serve another
+/// request on that connection; without `Connection: close`, a client that
+/// reuses its connections sends its next request into a closed one.
+/// HTTP/1 only: HTTP/2 has no such header, and its streams end on their own.
+async fn close_after_too_large(req: axum::extract::Request, next: Next) -> Response {
+    let http1 = req.version() <= axum::http::Version::HTTP_11;
+    let mut res = next.run(req).await;
+    if http1 && res.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
+        res.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    res
 }
 
 /// Under `/api/`, error pages become the sync API's JSON error body

@@ -896,3 +896,125 @@ async fn names_with_bidi_overrides_or_invisible_characters_are_refused_at_accoun
         "the names are unchanged"
     );
 }
+
+/// Writes `request` on one raw connection (from a task of its own, so a
+/// server that stops reading cannot block the test), then reads everything
+/// the server answers until it closes the connection (or 5 s pass).
+async fn raw_http(port: u16, request: Vec<u8>) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .expect("connects");
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        // The server may close before reading it all: errors are expected.
+        let _ = wr.write_all(&request).await;
+        let _ = wr.flush().await;
+        wr
+    });
+    let mut out = Vec::new();
+    let mut buf = [0u8; 16 * 1024];
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+            Ok(Ok(n)) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    drop(writer.await);
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A 413 either says `Connection: close` (the client opens a new connection
+/// for its next request) or lets the next request on the connection through.
+fn assert_413_keeps_the_client_working(answer: &str, what: &str) {
+    let first = answer.split("\r\n\r\n").next().unwrap_or("");
+    assert!(
+        first.starts_with("HTTP/1.1 413"),
+        "{what}: expected a 413 first, got {answer:?}"
+    );
+    let says_close = first
+        .lines()
+        .any(|l| l.to_ascii_lowercase().replace(' ', "") == "connection:close");
+    let next_answered = answer.matches("HTTP/1.1 ").count() >= 2;
+    assert!(
+        says_close || next_answered,
+        "{what}: the 413 neither says Connection: close nor answers the next request: {first}"
+    );
+}
+
+#[tokio::test]
+async fn an_oversized_body_answer_does_not_break_the_connection_for_the_next_request() {
+    let app = spawn_app().await;
+    let next = b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_vec();
+    let body = "x".repeat(100 * 1024);
+
+    // A declared length over the site's cap (64 KiB).
+    let mut req = format!(
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&next);
+    assert_413_keeps_the_client_working(&raw_http(app.port, req).await, "declared length");
+
+    // A chunked body cut at the cap while it is read (by the CSRF check:
+    // the request carries the cookie, so its body is read).
+    let b = Browser::new(&app);
+    b.get("/login").await;
+    let cookie = b.cookie("jo_csrf").expect("CSRF cookie");
+    let mut req = format!("POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: jo_csrf={cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nTransfer-Encoding: chunked\r\n\r\n").into_bytes();
+    for chunk in body.as_bytes().chunks(8 * 1024) {
+        req.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        req.extend_from_slice(chunk);
+        req.extend_from_slice(b"\r\n");
+    }
+    req.extend_from_slice(b"0\r\n\r\n");
+    req.extend_from_slice(&next);
+    assert_413_keeps_the_client_working(&raw_http(app.port, req).await, "chunked body");
+
+    // The sync API's JSON 413.
+    let mut req = format!(
+        "POST /api/v1/enroll HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(&next);
+    let answer = raw_http(app.port, req).await;
+    assert_413_keeps_the_client_working(&answer, "API");
+    assert!(answer.contains("application/json"), "{answer}");
+
+    // A body within the cap keeps the connection for the next request.
+    let (_, html) = b.get_text("/login").await;
+    let form = format!(
+        "email=x%40example.com&password=nope&csrf={}",
+        csrf_of(&html)
+    );
+    let mut req = format!(
+        "POST /login HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: jo_csrf={cookie}\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{form}",
+        form.len()
+    )
+    .into_bytes();
+    req.extend_from_slice(b"GET /login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    let answer = raw_http(app.port, req).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert_eq!(
+        answer.matches("HTTP/1.1 ").count(),
+        2,
+        "both answered: {answer}"
+    );
+
+    // And a client that reuses its connections carries on.
+    for _ in 0..3 {
+        let r = b
+            .client
+            .post(b.url("/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body.clone())
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(b.get("/login").await.status(), StatusCode::OK);
+    }
+}
