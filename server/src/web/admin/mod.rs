@@ -4,7 +4,8 @@
 //!
 //! Access: every handler takes the [`Admin`] extractor, the console's one
 //! guard (anonymous → login page, buyer → 403, admin without 2FA → 2FA
-//! enrolment). Routes are declared once, in the table below, which builds
+//! enrolment, a session of a 2FA admin that did not itself pass the second
+//! factor → 403). Routes are declared once, in the table below, which builds
 //! both the router and [`ROUTES`]; the access test walks [`ROUTES`], so a
 //! route added here without the guard fails it.
 
