@@ -44,7 +44,11 @@ fn ms(d: Duration) -> String {
 
 /// Seeds the programme, 1 M tickets (the first `SEATS` for `SESSION`) and
 /// the revocation list, in one transaction with prepared statements.
-fn seed(db: &std::path::Path, seated: &mut Vec<TicketId>) -> anyhow::Result<()> {
+fn seed(
+    db: &std::path::Path,
+    server: &TicketSigner,
+    seated: &mut Vec<(TicketId, String)>,
+) -> anyhow::Result<()> {
     let mut c = Connection::open(db)?;
     c.busy_timeout(Duration::from_secs(30))?;
     c.pragma_update(None, "synchronous", "OFF")?;
@@ -100,7 +104,7 @@ fn seed(db: &std::path::Path, seated: &mut Vec<TicketId>) -> anyhow::Result<()> 
     let mut ticket = tx.prepare(
         "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id,
              holder, admits, key_id, valid_from, valid_minutes, qr, issued_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'HOLDER', 1, zeroblob(4), ?8, 600, '', ?8)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'HOLDER', 1, zeroblob(4), ?8, 600, ?9, ?8)",
     )?;
     // Deterministic, well-spread ids: SHA-256 of the index.
     let (mut o, mut l) = (0i64, 0i64);
@@ -117,6 +121,13 @@ fn seed(db: &std::path::Path, seated: &mut Vec<TicketId>) -> anyhow::Result<()> 
             line.execute(params![o, session, offer])?;
             l = tx.last_insert_rowid();
         }
+        // The seated session's tickets carry their signed text, which the
+        // gates' admissions must match; the others are never scanned here.
+        let text = if i < SEATS {
+            ticket_text(server, TicketId(id), t)
+        } else {
+            String::new()
+        };
         ticket.execute(params![
             &id[..],
             o,
@@ -125,10 +136,11 @@ fn seed(db: &std::path::Path, seated: &mut Vec<TicketId>) -> anyhow::Result<()> 
             user,
             session,
             offer,
-            t
+            t,
+            text
         ])?;
         if i < SEATS {
-            seated.push(TicketId(id));
+            seated.push((TicketId(id), text));
         }
     }
     drop((order, line, ticket));
@@ -204,14 +216,14 @@ async fn get<T: serde::de::DeserializeOwned>(
     Ok(serde_json::from_slice(&r.bytes().await?)?)
 }
 
-/// The signed text of a ticket of `SESSION`, as its holder shows it.
-fn ticket_text(server: &TicketSigner, id: TicketId) -> String {
+/// The signed text of a ticket of `SESSION` issued at `t`, as its holder shows it.
+fn ticket_text(server: &TicketSigner, id: TicketId, t: i64) -> String {
     let payload = TicketPayload {
         key_id: server.key_id(),
         ticket_id: id,
         session_id: SESSION,
         admits: 1,
-        valid_from: u32::try_from(now() - 3600).unwrap_or(0),
+        valid_from: u32::try_from(t).unwrap_or(0),
         valid_minutes: 600,
         holder: HolderName::shorten("BENCH"),
     };
@@ -225,8 +237,7 @@ async fn upload(
     http: &reqwest::Client,
     base: &str,
     d: &mut Device,
-    tickets: &[TicketId],
-    server: &TicketSigner,
+    tickets: &[(TicketId, String)],
 ) -> anyhow::Result<Duration> {
     let gate = format!("Porte {}", &d.id[4..8]);
     let batches: Vec<ScanBatch> = tickets
@@ -234,7 +245,7 @@ async fn upload(
         .map(|chunk| {
             let records: Vec<ScanRecord> = chunk
                 .iter()
-                .map(|t| {
+                .map(|(t, text)| {
                     d.seq += 1;
                     let mut r = ScanRecord {
                         scan_id: ScanId::generate().expect("random"),
@@ -242,7 +253,7 @@ async fn upload(
                         prev_hash: hex::encode(d.last),
                         ticket_id: Some(*t),
                         session_id: Some(SESSION),
-                        raw: Some(ticket_text(server, *t)),
+                        raw: Some(text.clone()),
                         verdict: ScanVerdict::Admit,
                         reason: None,
                         admits: 1,
@@ -293,13 +304,15 @@ async fn run() -> anyhow::Result<()> {
     config.api.enroll_burst = 1_000;
     let app = Application::build(config.clone()).await?;
     let server = jo_shared::keys::load_signer(&config.keys_dir)?;
+    let server = std::sync::Arc::new(server);
     let base = format!("http://127.0.0.1:{}", app.port());
 
     let t = Instant::now();
     let db = config.database.clone();
+    let signer = server.clone();
     let seated = tokio::task::spawn_blocking(move || {
         let mut seated = Vec::with_capacity(SEATS);
-        seed(&db, &mut seated).map(|()| seated)
+        seed(&db, &signer, &mut seated).map(|()| seated)
     })
     .await??;
     println!(
@@ -314,7 +327,7 @@ async fn run() -> anyhow::Result<()> {
     for g in 0..GATES {
         let mut d = enroll(&http, &base, &config).await?;
         let share = &seated[g * SEATS / GATES..(g + 1) * SEATS / GATES];
-        uploads.push(upload(&http, &base, &mut d, share, &server).await?);
+        uploads.push(upload(&http, &base, &mut d, share).await?);
     }
     let mut sorted = uploads.clone();
     sorted.sort();

@@ -25,6 +25,13 @@ pub fn current(
     keys_dir: &Path,
     signer: &TicketSigner,
 ) -> anyhow::Result<(Keyring, Vec<SignedKeyring>)> {
+    // One writer at a time in this process: two syncs arriving just after a
+    // change of withdrawn.txt would otherwise race on the chain's temporary
+    // file. (Servers sharing a keys directory write identical statements.)
+    static CHAIN_WRITER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = CHAIN_WRITER
+        .lock()
+        .map_err(|_| anyhow::anyhow!("keyring chain lock poisoned"))?;
     let ring = keys::load_keyring(keys_dir)
         .with_context(|| format!("reading the keyring in {}", keys_dir.display()))?;
     keys::check_signer(&ring, signer)?;

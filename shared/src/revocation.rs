@@ -33,6 +33,13 @@ use crate::ticket::{TICKET_ID_LEN, TicketId};
 /// Domain-separation prefix of the signed list state.
 pub const STATE_LABEL: &[u8] = b"JO-REVOCATIONS-v1\0";
 
+/// How much older than the held one a signed state may be and still be
+/// taken: several server nodes sign with their own clocks. The list keeps
+/// the newest issue time it has seen, so an older state never makes it look
+/// fresher, and one older by more than this is refused as a replay or a
+/// server restored from a back-up.
+pub const ISSUE_TIME_TOLERANCE_SECS: i64 = 120;
+
 /// Why a ticket was revoked. Travels as a one-byte code so that a scanner built
 /// before a new reason was added still verifies the list (and shows "other").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -292,7 +299,7 @@ impl RevocationList {
             return Err(RevocationError::StateMismatch);
         }
         delta.state.verify(keyring)?;
-        if delta.state.issued_at < self.issued_at {
+        if delta.state.issued_at < self.issued_at.saturating_sub(ISSUE_TIME_TOLERANCE_SECS) {
             return Err(RevocationError::Older {
                 have: self.issued_at,
                 got: delta.state.issued_at,
@@ -304,7 +311,7 @@ impl RevocationList {
         }
         self.version = expected;
         self.head = head;
-        self.issued_at = delta.state.issued_at;
+        self.issued_at = self.issued_at.max(delta.state.issued_at);
         Ok(Applied {
             added: delta.entries.len(),
             version: expected,
@@ -540,6 +547,16 @@ mod tests {
             state: b.sign(&s, 1_700_000_500),
         };
         list.apply(&fresh, &ring).expect("refreshes");
+        assert_eq!(list.issued_at(), 1_700_000_500);
+        // Signed a minute earlier by another node: taken, but the list
+        // keeps its newest issue time.
+        let other_node = RevocationDelta {
+            from_version: 1,
+            entries: vec![],
+            state: b.sign(&s, 1_700_000_440),
+        };
+        list.apply(&other_node, &ring)
+            .expect("within the clock tolerance");
         assert_eq!(list.issued_at(), 1_700_000_500);
         // The same version replayed with its older signature.
         let replay = RevocationDelta {

@@ -83,6 +83,7 @@ mod tests {
             paths::ENROLL,
             paths::TOKEN,
             paths::KEYRING,
+            paths::DEVICES,
             paths::SESSIONS,
             paths::REVOCATIONS,
             paths::ENTRIES,
@@ -90,13 +91,15 @@ mod tests {
         ] {
             assert!(listed.contains(&p), "{p} missing from the OpenAPI document");
         }
-        assert_eq!(listed.len(), 7);
+        assert_eq!(listed.len(), 8);
         for schema in [
             "ScanBatch",
             "ScanRecord",
             "RevocationDelta",
             "TicketId",
             "ApiError",
+            "SignedKeyring",
+            "SignedDeviceList",
         ] {
             assert!(
                 doc["components"]["schemas"][schema].is_object(),

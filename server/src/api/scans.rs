@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use axum::Json;
 use axum::extract::State;
-use jo_shared::api::{ScanBatch, ScanBatchResponse, ScanRecord, ScanVerdict, batch_message};
-use jo_shared::signing::{Keyring, verify_signature, verifying_key_from_bytes};
+use jo_shared::api::{ScanBatch, ScanBatchResponse, ScanVerdict, batch_message};
+use jo_shared::signing::{verify_signature, verifying_key_from_bytes};
 
 use super::error::ApiFailure;
 use super::extract::{ApiJson, Device};
@@ -31,35 +31,6 @@ pub const MAX_SCANNED_AT: i64 = 4_102_444_800;
 /// 2^63 would leave the device no room to upload its next record.
 pub const MAX_SEQ: u64 = 1 << 40;
 
-/// Why an admission does not prove itself, or `None` when it does: it must
-/// carry the signed ticket text of its ticket and session (a real ticket
-/// was scanned) and the device's signature over the admission (which other
-/// gates check before they refuse that ticket on its word).
-fn unproven(device: &Device, record: &ScanRecord, keyring: &Keyring) -> Option<String> {
-    let admission = record.admission(&device.id)?;
-    let Some(raw) = record.raw.as_deref() else {
-        return Some("admission without the scanned ticket text".into());
-    };
-    match jo_shared::verify::authenticate(raw, keyring) {
-        Err(why) => {
-            return Some(format!(
-                "the scanned text is not a valid ticket ({})",
-                why.code()
-            ));
-        }
-        Ok(t) if t.ticket_id != *admission.ticket_id || t.session_id != admission.session_id => {
-            return Some(
-                "the scanned ticket is not the ticket or session the admission names".into(),
-            );
-        }
-        Ok(_) => {}
-    }
-    let signed = record.signature.as_deref().is_some_and(|sig| {
-        jo_shared::trust::verify_admission(&device.public_key, &admission, sig).is_ok()
-    });
-    (!signed).then(|| "admission without a valid signature of its device".into())
-}
-
 fn bad(i: usize, field: &str, what: &str) -> ApiFailure {
     ApiFailure::BadRequest(format!("records[{i}].{field}: {what}"))
 }
@@ -71,14 +42,14 @@ fn hex32(s: &str) -> Option<[u8; 32]> {
 }
 
 /// Checks a batch: bounds, the hash chain inside it, and the device's
-/// signature over its last record; and whether each admission proves itself
-/// against `keyring` (an unproven one is stored and flagged, not refused: the
-/// device's log must still go up). Returns the records with their hashes.
+/// signature over its last record. Returns the records with their hashes.
+/// Whether each admission proves itself is for the store to tell (it holds
+/// the tickets issued); an unproven one is stored and flagged, not refused:
+/// the device's log must still go up.
 pub fn check_batch(
     device: &Device,
     batch: ScanBatch,
     max_records: usize,
-    keyring: &Keyring,
 ) -> Result<Vec<CheckedRecord>, ApiFailure> {
     let n = batch.records.len();
     if n == 0 {
@@ -157,12 +128,10 @@ pub fn check_batch(
             }
         }
         let hash = record.hash();
-        let unproven = unproven(device, &record, keyring);
         out.push(CheckedRecord {
             record,
             hash,
             prev_hash,
-            unproven,
         });
     }
     let last = out.last().ok_or_else(|| {
@@ -201,10 +170,7 @@ pub async fn upload(
 ) -> Result<Json<ScanBatchResponse>, ApiFailure> {
     let policy = state.config.api;
     let pending = batch.pending;
-    let (keyring, _) = crate::trust::current_for(&state)
-        .await
-        .map_err(ApiFailure::Internal)?;
-    let records = match check_batch(&device, batch, policy.max_batch_records, &keyring) {
+    let records = match check_batch(&device, batch, policy.max_batch_records) {
         Ok(r) => r,
         Err(ApiFailure::BadSignature) => {
             // A live token with a batch its key did not sign: a bug, or a
@@ -218,9 +184,14 @@ pub async fn upload(
         late_upload_secs: policy.late_upload_secs,
         future_tolerance_secs: policy.future_tolerance_secs,
     };
+    // For admissions of tickets this server never issued (their text is
+    // checked against the keyring instead of the issued text).
+    let (keyring, _) = crate::trust::current_for(&state)
+        .await
+        .map_err(ApiFailure::Internal)?;
     let out = state
         .store
-        .store_scan_batch(device.id.clone(), records, pending, late)
+        .store_scan_batch(device.id.clone(), records, pending, late, keyring)
         .await?;
     if out.conflicts > 0 {
         tracing::warn!(device_id = %device.id, conflicts = out.conflicts, "scan conflicts recorded");

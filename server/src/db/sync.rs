@@ -10,6 +10,7 @@ use std::collections::{HashMap, HashSet};
 
 use jo_shared::api::{EntryRule, GateSession, RemoteEntry, ScanId, ScanRecord, ScanVerdict};
 use jo_shared::revocation::RevocationEntry;
+use jo_shared::signing::Keyring;
 use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
@@ -25,12 +26,49 @@ pub struct CheckedRecord {
     pub hash: [u8; 32],
     /// Its `prev_hash`, decoded.
     pub prev_hash: [u8; 32],
-    /// For an admission: why it does not prove itself (no ticket text, a
-    /// text that is not a valid ticket of its id and session, or no valid
-    /// device signature); `None` when it does, or for other verdicts. An
-    /// unproven admission is stored and flagged, and stays out of the
-    /// entries feed.
-    pub unproven: Option<String>,
+}
+
+/// Why an admission does not prove itself, or `None` when it does. It must
+/// carry the signed text of the ticket it names (so a real ticket was
+/// scanned): the text this server issued for that ticket, or, for a ticket
+/// it never issued, a text that verifies with its keyring (flagged as
+/// `unknown_ticket` besides). And it must carry its device's signature over
+/// the admission, which the other gates check against the signed device list
+/// before they refuse that ticket on its word (a signature that does not
+/// verify only hurts the device's own entries, so the server checks its
+/// shape, not the curve: one Ed25519 verification fewer per scan).
+fn unproven(
+    rec: &ScanRecord,
+    ticket: &TicketId,
+    session: u32,
+    issued_text: Option<&str>,
+    keyring: &Keyring,
+) -> Option<String> {
+    let Some(raw) = rec.raw.as_deref().map(str::trim) else {
+        return Some("admission without the scanned ticket text".into());
+    };
+    match issued_text {
+        Some(text) if text == raw => {}
+        Some(_) => return Some("the scanned text is not the ticket the server issued".into()),
+        None => match jo_shared::verify::authenticate(raw, keyring) {
+            Err(why) => {
+                return Some(format!(
+                    "the scanned text is not a valid ticket ({})",
+                    why.code()
+                ));
+            }
+            Ok(t) if t.ticket_id != *ticket || t.session_id != session => {
+                return Some(
+                    "the scanned ticket is not the ticket or session the admission names".into(),
+                );
+            }
+            Ok(_) => {}
+        },
+    }
+    if rec.signature.is_none() {
+        return Some("admission without its device's signature".into());
+    }
+    None
 }
 
 /// Limits that decide a late upload.
@@ -270,6 +308,23 @@ fn allowed_entries(
     Ok(n)
 }
 
+/// Whether an admission proves itself ([`unproven`]), before it is stored:
+/// the reason when it does not.
+fn admission_proof(
+    conn: &Connection,
+    rec: &ScanRecord,
+    keyring: &Keyring,
+) -> StoreResult<Option<String>> {
+    let (Some(ticket), Some(session)) = (&rec.ticket_id, rec.session_id) else {
+        return Ok(Some("admission without its ticket and session".into()));
+    };
+    let issued: Option<String> = conn
+        .prepare_cached("SELECT qr FROM tickets WHERE ticket_id = ?1")?
+        .query_row([&ticket.0[..]], |r| r.get(0))
+        .optional()?;
+    Ok(unproven(rec, ticket, session, issued.as_deref(), keyring))
+}
+
 /// The conflicts an admission raises: unknown ticket, admitted after its
 /// revocation, more entries than its session allows.
 fn check_admission(
@@ -417,6 +472,7 @@ pub fn store_batch(
     records: &[CheckedRecord],
     pending: u64,
     late: LatePolicy,
+    keyring: &Keyring,
     now: i64,
 ) -> StoreResult<UploadOutcome> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -505,6 +561,11 @@ pub fn store_batch(
             out.conflicts += 1;
         }
         let admission = rec.verdict == ScanVerdict::Admit;
+        let unproven = if admission {
+            admission_proof(&tx, rec, keyring)?
+        } else {
+            None
+        };
         tx.prepare_cached(
             "INSERT INTO scans (scan_id, device_id, seq, prev_hash, hash, ticket_id, session_id,
                                 raw, verdict, reason, admits, gate, scanned_at, received_at,
@@ -527,10 +588,10 @@ pub fn store_batch(
             rec.scanned_at,
             now,
             rec.signature,
-            admission && c.unproven.is_none()
+            admission && unproven.is_none()
         ])?;
         out.stored += 1;
-        if admission && let Some(why) = &c.unproven {
+        if let Some(why) = &unproven {
             add_conflict(
                 &tx,
                 "unproven_admission",
@@ -698,9 +759,10 @@ impl Store {
         records: Vec<CheckedRecord>,
         pending: u64,
         late: LatePolicy,
+        keyring: Keyring,
     ) -> StoreResult<UploadOutcome> {
         self.pool
-            .run(move |c| store_batch(c, &device_id, &records, pending, late, now()))
+            .run(move |c| store_batch(c, &device_id, &records, pending, late, &keyring, now()))
             .await
     }
 }

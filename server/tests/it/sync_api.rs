@@ -649,8 +649,16 @@ async fn an_admission_without_a_real_ticket_is_flagged_and_kept_out_of_the_feed(
     let mut unsigned = a.admit(tickets[2], 900_010);
     unsigned.signature = None;
     let honest = a.admit(tickets[3], 900_010);
+    // A ticket the server never issued, signed by a key it does not know.
+    let forged_id = TicketId([0x77; 10]);
+    signed_ticket_text(
+        &jo_shared::TicketSigner::generate().expect("key"),
+        forged_id,
+        900_010,
+    );
+    let forged = a.admit(forged_id, 900_010);
     // The chain covers each record as altered (signatures are outside it).
-    let mut records = vec![no_text, wrong_text, unsigned, honest];
+    let mut records = vec![no_text, wrong_text, unsigned, honest, forged];
     let mut prev = [0u8; 32];
     for r in &mut records {
         r.prev_hash = hex::encode(prev);
@@ -658,10 +666,12 @@ async fn an_admission_without_a_real_ticket_is_flagged_and_kept_out_of_the_feed(
     }
     a.last_hash = prev;
     let r: ScanBatchResponse = json_of(a.upload(&a.batch(records)).await, StatusCode::OK).await;
-    assert_eq!((r.stored, r.conflicts), (4, 3), "stored, never dropped");
+    assert_eq!((r.stored, r.conflicts), (5, 5), "stored, never dropped");
     assert_eq!(
         conflict_kinds(&c, &a.id),
         [
+            "unknown_ticket",
+            "unproven_admission",
             "unproven_admission",
             "unproven_admission",
             "unproven_admission"
