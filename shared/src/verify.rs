@@ -113,6 +113,22 @@ impl Refusal {
     }
 }
 
+/// Every reason code a gate logs ([`Verdict::reason_code`]): the refusals'
+/// codes, then `already_used`. Readers (the admin console) name each one.
+pub const REASON_CODES: &[&str] = &[
+    "bad_encoding",
+    "unsupported_version",
+    "malformed",
+    "unknown_key",
+    "withdrawn_key",
+    "bad_signature",
+    "wrong_session",
+    "not_yet_valid",
+    "expired",
+    "revoked",
+    "already_used",
+];
+
 /// The outcome of a scan.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
@@ -229,4 +245,30 @@ pub fn verify(scanned: &str, ctx: &VerifyContext<'_>) -> Verdict {
         return Verdict::AlreadyUsed { ticket, prior };
     }
     Verdict::Admit { ticket }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_reason_a_gate_logs_is_in_the_list_of_codes() {
+        let all = [
+            Refusal::BadEncoding,
+            Refusal::UnsupportedVersion { version: 9 },
+            Refusal::Malformed,
+            Refusal::UnknownKey,
+            Refusal::WithdrawnKey,
+            Refusal::BadSignature,
+            Refusal::WrongSession,
+            Refusal::NotYetValid,
+            Refusal::Expired,
+            Refusal::Revoked {
+                reason: RevocationReason::Fraud,
+            },
+        ];
+        let mut codes: Vec<&str> = all.iter().map(Refusal::code).collect();
+        codes.push("already_used");
+        assert_eq!(codes, REASON_CODES);
+    }
 }

@@ -611,6 +611,86 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "No entries yet.",
     ),
     (
+        "admin.scans.no_entries",
+        "Aucune entrée enregistrée pour ce choix.",
+        "No entries recorded for this choice.",
+    ),
+    (
+        "admin.scans.no_refusals",
+        "Aucun billet refusé pour ce choix.",
+        "No ticket refused for this choice.",
+    ),
+    (
+        "admin.scans.no_conflicts",
+        "Aucun conflit pour ce choix.",
+        "No conflict for this choice.",
+    ),
+    (
+        "admin.scans.used_total",
+        "billets présentés alors qu'ils avaient déjà servi (non comptés parmi les refus)",
+        "tickets shown again after they had been used (not counted among refusals)",
+    ),
+    (
+        "admin.scan_reason.bad_encoding",
+        "Code illisible ou qui n'est pas un billet",
+        "Unreadable code, or not a ticket",
+    ),
+    (
+        "admin.scan_reason.unsupported_version",
+        "Format de billet inconnu",
+        "Unknown ticket format",
+    ),
+    (
+        "admin.scan_reason.malformed",
+        "Billet mal formé",
+        "Malformed ticket",
+    ),
+    (
+        "admin.scan_reason.unknown_key",
+        "Signé par une clé inconnue (faux billet ?)",
+        "Signed by an unknown key (forgery?)",
+    ),
+    (
+        "admin.scan_reason.withdrawn_key",
+        "Signé par une clé retirée",
+        "Signed by a withdrawn key",
+    ),
+    (
+        "admin.scan_reason.bad_signature",
+        "Signature invalide (billet modifié)",
+        "Invalid signature (altered ticket)",
+    ),
+    (
+        "admin.scan_reason.wrong_session",
+        "Billet d'une autre épreuve",
+        "Ticket for another session",
+    ),
+    (
+        "admin.scan_reason.not_yet_valid",
+        "Présenté avant l'ouverture des portes",
+        "Shown before the doors opened",
+    ),
+    (
+        "admin.scan_reason.expired",
+        "Présenté après la fin de validité",
+        "Shown after its validity",
+    ),
+    (
+        "admin.scan_reason.revoked",
+        "Billet révoqué",
+        "Revoked ticket",
+    ),
+    (
+        "admin.scan_reason.already_used",
+        "Déjà utilisé",
+        "Already used",
+    ),
+    (
+        "admin.scan_reason.other",
+        "Motif inconnu de cette version",
+        "Reason unknown to this version",
+    ),
+    (
         "admin.scans.entries",
         "Entrées par épreuve et porte",
         "Entries per session and gate",
@@ -626,7 +706,6 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Refus par motif",
         "Refusals by reason",
     ),
-    ("admin.scans.verdict", "Verdict", "Verdict"),
     ("admin.scans.count", "Nombre", "Count"),
     ("admin.scans.conflicts", "Conflits", "Conflicts"),
     (

@@ -309,8 +309,23 @@ async fn scans_view_and_csv_exports_show_entries_refusals_and_conflicts() {
     );
     let entries = between(&html, "id=\"entries\"", "</table>").expect("entries table");
     assert!(entries.contains("Porte A") && entries.contains("Porte B"));
+    // Refusals in words (the code beside them); a ticket shown again after
+    // use is counted apart, not among the refusals.
     let refused = between(&html, "id=\"refused\"", "</table>").expect("refusals table");
-    assert!(refused.contains("bad_signature") && refused.contains("already_used"));
+    assert!(
+        refused.contains("Signature invalide (billet modifié)")
+            && refused.contains("bad_signature"),
+        "{refused}"
+    );
+    assert!(!refused.contains("already_used") && !refused.contains("Déjà utilisé"));
+    assert_eq!(
+        between(&html, "id=\"kpi-used\">", "<").as_deref(),
+        Some("1")
+    );
+    // An empty table says so.
+    let (_, empty) = chef.get_text("/admin/scans?gate=Nulle+part").await;
+    let none = between(&empty, "id=\"entries\"", "</table>").expect("entries table");
+    assert!(none.contains("Aucune entrée enregistrée"), "{none}");
     let counts = between(&html, "id=\"conflict-counts\"", "</ul>").expect("conflict counts");
     assert!(counts.contains("Billet admis deux fois") && counts.contains("Remontée tardive"));
     assert!(html.contains("id=\"chart-entries\""));

@@ -643,3 +643,24 @@ async fn pending_totp_secret_is_not_shown_to_another_session() {
         0
     );
 }
+
+#[tokio::test]
+async fn an_admin_lands_on_the_console_after_the_second_factor() {
+    let app = spawn_app().await;
+    let (_, secret) = crate::common::admin::admin(&app).await;
+    let b = Browser::new(&app);
+    assert_redirect_to(
+        &b.login("chef@example.com", GOOD_PASSWORD).await,
+        "/login/totp",
+    );
+    // The enrolment spent the current step: the next one (within the drift).
+    let r = b
+        .submit(
+            "/login/totp",
+            "/login/totp",
+            &[("code", &oathtool(&secret, 30))],
+        )
+        .await;
+    assert_redirect_to(&r, "/admin");
+    assert_eq!(b.get("/admin").await.status(), StatusCode::OK);
+}

@@ -28,6 +28,44 @@ pub(super) struct EntryLine {
     session: String,
 }
 
+/// Refused scans of one reason, with the reason in words.
+pub(super) struct RefusalLine {
+    /// Message key of the reason.
+    reason_key: String,
+    /// The code as logged (shown beside the words, for searches).
+    code: String,
+    scans: i64,
+}
+
+/// The message key naming a logged reason code; codes this version does not
+/// know (a newer scanner) get a generic name, their code still shown.
+fn reason_key(code: &str) -> String {
+    if jo_shared::verify::REASON_CODES.contains(&code) {
+        format!("admin.scan_reason.{code}")
+    } else {
+        "admin.scan_reason.other".to_owned()
+    }
+}
+
+/// Splits the non-admitted scans: refusals by reason, and the count of
+/// tickets shown again after use, which are not refusals of a bad ticket.
+fn refusals(counts: Vec<ReasonCount>) -> (Vec<RefusalLine>, i64) {
+    let mut used = 0;
+    let mut lines = Vec::new();
+    for r in counts {
+        if r.verdict == "used" {
+            used += r.scans;
+        } else {
+            lines.push(RefusalLine {
+                reason_key: reason_key(&r.reason),
+                code: r.reason,
+                scans: r.scans,
+            });
+        }
+    }
+    (lines, used)
+}
+
 /// A conflict row with display strings.
 pub(super) struct ConflictLine {
     c: ConflictRow,
@@ -47,7 +85,8 @@ struct ScansPage<'a> {
     kinds: Vec<(&'static str, String, bool)>,
     entries: Vec<EntryLine>,
     over_time: ColumnChart,
-    refused: Vec<ReasonCount>,
+    refused: Vec<RefusalLine>,
+    used_scans: i64,
     conflict_counts: Vec<(String, i64)>,
     conflicts: Vec<ConflictLine>,
     late_scans: i64,
@@ -128,6 +167,7 @@ pub(super) async fn page(
             c,
         })
         .collect();
+    let (refused, used_scans) = refusals(v.refused);
     let export_href = match session {
         Some(s) => format!("/admin/scans.csv?session={s}"),
         None => "/admin/scans.csv".to_owned(),
@@ -153,7 +193,8 @@ pub(super) async fn page(
                 .collect(),
             entries,
             over_time,
-            refused: v.refused,
+            refused,
+            used_scans,
             conflict_counts: v.conflict_counts,
             conflicts,
             late_scans: v.late_scans,
@@ -292,7 +333,36 @@ pub(super) async fn sales_csv(_admin: Admin, State(state): State<AppState>) -> R
 
 #[cfg(test)]
 mod tests {
-    use super::csv_cell;
+    use super::*;
+
+    fn count(verdict: &str, reason: &str, scans: i64) -> ReasonCount {
+        ReasonCount {
+            verdict: verdict.into(),
+            reason: reason.into(),
+            scans,
+        }
+    }
+
+    #[test]
+    fn used_tickets_are_not_counted_among_refusals_and_every_reason_has_words() {
+        let (lines, used) = refusals(vec![
+            count("refuse", "not_yet_valid", 4),
+            count("used", "already_used", 7),
+            count("refuse", "from_the_future", 1),
+        ]);
+        assert_eq!(used, 7);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0].reason_key, "admin.scan_reason.not_yet_valid");
+        assert_eq!(lines[1].reason_key, "admin.scan_reason.other");
+        assert_eq!(lines[1].code, "from_the_future");
+        for code in jo_shared::verify::REASON_CODES {
+            let key = reason_key(code);
+            for lang in [crate::i18n::Lang::Fr, crate::i18n::Lang::En] {
+                let text = lang.t(&key);
+                assert!(text != "?" && !text.contains('_'), "{code}: {text}");
+            }
+        }
+    }
 
     #[test]
     fn formula_cells_are_defused() {

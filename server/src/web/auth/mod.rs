@@ -258,10 +258,12 @@ async fn finish_login(
         state.https,
     );
     tracing::info!(user_id = user.id, "login");
-    let to = if user.role == Role::Admin && !user.totp_enabled {
-        "/account/2fa"
-    } else {
-        "/"
+    // An admin comes to work: straight to the console once the session
+    // passed the second factor, to its enrolment while there is none.
+    let to = match (user.role, user.totp_enabled, second_factor) {
+        (Role::Admin, false, _) => "/account/2fa",
+        (Role::Admin, true, true) => "/admin",
+        _ => "/",
     };
     Ok(redirect_with_cookies(
         to,
