@@ -89,12 +89,12 @@ async fn a_password_only_session_of_a_2fa_admin_does_not_reach_the_console() {
     );
     assert_redirect_to(&b.get("/admin").await, "/login");
     assert_redirect_to(&b.get("/admin/scans.csv").await, "/login");
-    // With the code, the console opens.
+    // With the code, the console opens (an admin lands on it).
     let code = oathtool(&secret, 30);
     assert_redirect_to(
         &b.submit("/login/totp", "/login/totp", &[("code", &code)])
             .await,
-        "/",
+        "/admin",
     );
     assert_eq!(b.get("/admin").await.status(), StatusCode::OK);
 }
@@ -116,4 +116,32 @@ async fn the_navigation_links_the_console_for_admins_only() {
         page.contains("href=\"/admin\""),
         "admins see the console link"
     );
+}
+
+#[tokio::test]
+async fn tables_that_scroll_sideways_can_be_reached_by_keyboard() {
+    let app = spawn_app().await;
+    let (chef, _) = admin(&app).await;
+    let mut seen = 0;
+    for path in [
+        "/admin",
+        "/admin/scans",
+        "/admin/audit",
+        "/admin/offers",
+        "/admin/sessions",
+        "/admin/devices",
+        "/admin/orders?q=x",
+    ] {
+        let (status, html) = chef.get_text(path).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        for (i, _) in html.match_indices("class=\"table-wrap\"") {
+            seen += 1;
+            let tag_end = html[i..].find('>').map_or(html.len(), |e| i + e);
+            assert!(
+                html[i..tag_end].contains("tabindex=\"0\""),
+                "{path}: a scrolling table is not a tab stop"
+            );
+        }
+    }
+    assert!(seen >= 5, "{seen} tables");
 }

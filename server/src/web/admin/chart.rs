@@ -121,7 +121,11 @@ impl ColumnChart {
         // A few points must not become slabs: columns stay at most 40 wide.
         let w = (slot * 8 / 10).clamp(1, 40);
         let first = points.first().map(|p| p.0.clone()).unwrap_or_default();
-        let last = points.last().map(|p| p.0.clone()).unwrap_or_default();
+        // One column: its label once, not at both ends of the axis.
+        let last = match points.len() {
+            0 | 1 => String::new(),
+            _ => points.last().map(|p| p.0.clone()).unwrap_or_default(),
+        };
         let max = points
             .iter()
             .max_by_key(|p| p.1)
@@ -153,6 +157,17 @@ impl ColumnChart {
             last,
             max,
         }
+    }
+}
+
+impl ColumnChart {
+    /// Labels the right end of the axis with where the last column ends
+    /// (the end of the last hour, say), so that both ends never read alike.
+    pub fn ending_at(mut self, end: String) -> Self {
+        if !self.columns.is_empty() {
+            self.last = end;
+        }
+        self
     }
 }
 
@@ -188,5 +203,15 @@ mod tests {
         assert_eq!(c.max, "99");
         let top = c.columns.last().expect("column");
         assert_eq!(top.h, PLOT_H);
+    }
+
+    #[test]
+    fn both_ends_of_an_axis_never_show_the_same_label() {
+        let one = ColumnChart::new("t".into(), vec![("19:00".into(), 3, "3".into())], 72);
+        assert_eq!((one.first.as_str(), one.last.as_str()), ("19:00", ""));
+        let one = one.ending_at("20:00".into());
+        assert_eq!((one.first.as_str(), one.last.as_str()), ("19:00", "20:00"));
+        let none = ColumnChart::new("t".into(), vec![], 72).ending_at("x".into());
+        assert_eq!(none.last, "");
     }
 }

@@ -104,8 +104,11 @@ pub(super) async fn page(
     );
     let sports_chart = BarChart::new(
         ctx.t("admin.dash.chart_sports").to_owned(),
+        // Sports with sales, best first (the store sorts them); those with
+        // none stay in the table below but would only be empty rows here.
         d.sports
             .iter()
+            .filter(|s| s.revenue_cents > 0)
             .take(12)
             .map(|s| (s.sport.clone(), s.revenue_cents, money(s.revenue_cents)))
             .collect(),

@@ -158,6 +158,12 @@ pub(super) async fn page(
             .map(|(h, people)| (fmt_time(h * 3600), *people, people.to_string()))
             .collect(),
         HOURS_SHOWN,
+    )
+    // Columns are hours: the axis ends where the last hour does.
+    .ending_at(
+        v.hours
+            .last()
+            .map_or_else(String::new, |(h, _)| fmt_time((h + 1) * 3600)),
     );
     let conflicts = v
         .conflicts
