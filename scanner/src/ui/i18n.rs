@@ -182,6 +182,34 @@ pub struct Texts {
     pub log_failed: &'static str,
     /// Help window title.
     pub help: &'static str,
+    /// The offline band: the server is out of reach, the gate decides alone.
+    pub offline_band: &'static str,
+    /// Heading of the centre while something the gate needs is missing.
+    pub not_ready: &'static str,
+    /// Missing: no enrolment (and what to do).
+    pub need_enrolment: &'static str,
+    /// Missing: no key to verify tickets with (and what to do).
+    pub need_keys: &'static str,
+    /// Missing: no session chosen for this gate (and what to do).
+    pub need_sessions: &'static str,
+    /// Toggle that shows an error's technical detail.
+    pub details: &'static str,
+    /// A sync failed because the server could not be reached.
+    pub sync_unreachable: &'static str,
+    /// A sync failed for another reason.
+    pub sync_failed: &'static str,
+    /// What to do after a failed enrolment.
+    pub enroll_failed_hint: &'static str,
+    /// Under the log failure heading: what the staff do.
+    pub log_failed_hint: &'static str,
+    /// Session date: today.
+    pub today: &'static str,
+    /// Shortcut: serve no session.
+    pub select_none: &'static str,
+    /// Shortcut: serve today's sessions at this venue.
+    pub select_today_here: &'static str,
+    /// No session today at this venue.
+    pub none_today_here: &'static str,
     /// Help lines: shortcut and what it does.
     pub help_lines: [(&'static str, &'static str); 5],
 }
@@ -213,7 +241,7 @@ pub const FR: Texts = Texts {
     revoked: "Appareil refusé par le serveur (révoqué) : la vérification continue hors ligne, rien n'est synchronisé. Enrôlez-le à nouveau.",
     skew: "Décalage d'horloge",
     skew_warning: "L'heure de cet appareil est fausse : réglez-la.",
-    sync_error: "Dernière erreur",
+    sync_error: "Dernière synchronisation échouée",
     colon: " : ",
     switch_language: "English",
     admit: "ADMIS",
@@ -259,6 +287,20 @@ pub const FR: Texts = Texts {
     sessions_served: "Épreuves",
     log_failed: "JOURNAL INDISPONIBLE — NE PAS ADMETTRE",
     help: "Aide",
+    offline_band: "HORS LIGNE — les billets sont vérifiés sur place",
+    not_ready: "Pas prêt",
+    need_enrolment: "Appareil non enrôlé : enrôlez-le avec le code d'un administrateur (bouton « Enrôler… » à droite)",
+    need_keys: "Aucune clé de vérification : synchronisez avec le serveur",
+    need_sessions: "Aucune épreuve choisie pour cette porte : ouvrez « Porte et épreuves »",
+    details: "Détails",
+    sync_unreachable: "serveur injoignable, nouvel essai automatique ; les billets restent vérifiés sur place",
+    sync_failed: "la synchronisation n'a pas abouti, nouvel essai automatique",
+    enroll_failed_hint: "vérifiez l'adresse du serveur et le code, puis réessayez",
+    log_failed_hint: "Le passage n'a pas pu être enregistré : n'admettez personne et prévenez un responsable.",
+    today: "aujourd'hui",
+    select_none: "Aucune",
+    select_today_here: "Aujourd'hui ici",
+    none_today_here: "Aucune épreuve aujourd'hui sur ce site.",
     help_lines: [
         ("Entrée", "valider la saisie manuelle"),
         ("Ctrl+M", "aller à la saisie manuelle"),
@@ -295,7 +337,7 @@ pub const EN: Texts = Texts {
     revoked: "Device refused by the server (revoked): checking goes on offline, nothing syncs. Enrol it again.",
     skew: "Clock difference",
     skew_warning: "This device's clock is wrong: set it.",
-    sync_error: "Last error",
+    sync_error: "Last sync failed",
     colon: ": ",
     switch_language: "Français",
     admit: "ADMIT",
@@ -341,6 +383,20 @@ pub const EN: Texts = Texts {
     sessions_served: "Sessions",
     log_failed: "LOG UNAVAILABLE — DO NOT ADMIT",
     help: "Help",
+    offline_band: "OFFLINE — tickets are checked here",
+    not_ready: "Not ready",
+    need_enrolment: "Device not enrolled: enrol it with an administrator's code (the “Enrol…” button on the right)",
+    need_keys: "No verification key: sync with the server",
+    need_sessions: "No session chosen for this gate: open “Gate and sessions”",
+    details: "Details",
+    sync_unreachable: "server unreachable, retrying automatically; tickets are still checked here",
+    sync_failed: "the sync did not complete, retrying automatically",
+    enroll_failed_hint: "check the server address and the code, then try again",
+    log_failed_hint: "The scan could not be recorded: admit no one and tell a supervisor.",
+    today: "today",
+    select_none: "None",
+    select_today_here: "Today here",
+    none_today_here: "No session today at this venue.",
     help_lines: [
         ("Enter", "check the typed code"),
         ("Ctrl+M", "go to manual entry"),
@@ -356,17 +412,18 @@ pub fn alarm_text(lang: Lang, alarm: &Alarm) -> String {
     match alarm {
         Alarm::RevocationsBehind => pick(
             fr,
-            "LA LISTE DE RÉVOCATION DU SERVEUR EST EN RETARD SUR CELLE DE CETTE PORTE : serveur \
-             restauré depuis une sauvegarde ? Prévenez les administrateurs. La porte garde sa liste.",
-            "THE SERVER'S REVOCATION LIST IS BEHIND THIS GATE'S: server restored from a back-up? \
-             Tell the admins. The gate keeps its list.",
+            "LA LISTE DE RÉVOCATION DU SERVEUR EST EN RETARD SUR CELLE DE CETTE PORTE : le serveur \
+             a sans doute été restauré depuis une sauvegarde. Prévenez les administrateurs. La \
+             porte garde sa liste.",
+            "THE SERVER'S REVOCATION LIST IS BEHIND THIS GATE'S: the server was probably restored \
+             from a back-up. Tell the admins. The gate keeps its list.",
         ),
         Alarm::KeyringRefused => pick(
             fr,
             "CLÉS DU SERVEUR REFUSÉES : elles ne sont pas signées par une clé que cette porte \
-             connaît (proxy ou faux serveur ?). La porte garde ses clés ; prévenez les administrateurs.",
-            "SERVER KEYS REFUSED: they are not signed by a key this gate trusts (proxy or rogue \
-             server?). The gate keeps its keys; tell the admins.",
+             connaît (un proxy ou un faux serveur, sans doute). La porte garde ses clés ; prévenez les administrateurs.",
+            "SERVER KEYS REFUSED: they are not signed by a key this gate trusts (probably a proxy \
+             or a rogue server). The gate keeps its keys; tell the admins.",
         ),
         Alarm::DeviceListRefused => pick(
             fr,
@@ -420,8 +477,8 @@ pub fn refusal_text(lang: Lang, refusal: &Refusal) -> String {
         Refusal::Malformed => pick(fr, "Billet mal formé", "Malformed ticket"),
         Refusal::UnknownKey => pick(
             fr,
-            "Signé par une clé inconnue (synchroniser ?)",
-            "Signed by an unknown key (sync needed?)",
+            "Signé par une clé inconnue : synchronisez avec le serveur",
+            "Signed by an unknown key: sync with the server",
         ),
         Refusal::WithdrawnKey => pick(fr, "Clé de signature retirée", "Signing key withdrawn"),
         Refusal::BadSignature => pick(
@@ -460,6 +517,41 @@ fn pick(fr: bool, french: &str, english: &str) -> String {
 
 fn pickstr<'a>(fr: bool, french: &'a str, english: &'a str) -> &'a str {
     if fr { french } else { english }
+}
+
+/// The offline band's count: "3 passages en attente d'envoi".
+pub fn pending_upload(lang: Lang, n: u64) -> String {
+    match (lang, n) {
+        (Lang::Fr, 0) => "Aucun passage en attente d'envoi".to_owned(),
+        (Lang::Fr, 1) => "1 passage en attente d'envoi".to_owned(),
+        (Lang::Fr, n) => format!("{n} passages en attente d'envoi"),
+        (Lang::En, 0) => "No scans waiting to upload".to_owned(),
+        (Lang::En, 1) => "1 scan waiting to upload".to_owned(),
+        (Lang::En, n) => format!("{n} scans waiting to upload"),
+    }
+}
+
+/// The top bar's sessions: their count and the first, "3 épreuves : Finale
+/// 100 m …", so that a long list never runs off the screen.
+pub fn sessions_summary(lang: Lang, first: Option<&str>, count: usize) -> String {
+    let fr = lang == Lang::Fr;
+    match (first, count) {
+        (None, _) | (_, 0) => pick(fr, "Aucune épreuve choisie", "No session chosen"),
+        (Some(first), 1) => {
+            if fr {
+                format!("1 épreuve : {first}")
+            } else {
+                format!("1 session: {first}")
+            }
+        }
+        (Some(first), n) => {
+            if fr {
+                format!("{n} épreuves : {first} …")
+            } else {
+                format!("{n} sessions: {first} …")
+            }
+        }
+    }
 }
 
 /// "1 personne", "4 people".
@@ -514,6 +606,51 @@ mod tests {
         assert!(alarm_text(Lang::Fr, &all[0]).contains("sauvegarde"));
         assert!(alarm_text(Lang::En, &all[0]).contains("back-up"));
         assert!(alarm_text(Lang::En, &all[3]).contains("30 min"));
+    }
+
+    #[test]
+    fn no_reason_or_alarm_is_phrased_as_a_question() {
+        let refusals = [
+            Refusal::UnknownKey,
+            Refusal::WithdrawnKey,
+            Refusal::BadSignature,
+        ];
+        let alarms = [
+            Alarm::RevocationsBehind,
+            Alarm::KeyringRefused,
+            Alarm::DeviceListRefused,
+        ];
+        for lang in [Lang::Fr, Lang::En] {
+            for r in &refusals {
+                assert!(!refusal_text(lang, r).contains('?'), "{r:?}");
+            }
+            for a in &alarms {
+                assert!(!alarm_text(lang, a).contains('?'), "{a:?}");
+            }
+            let t = lang.texts();
+            for text in [t.need_enrolment, t.need_keys, t.need_sessions] {
+                assert!(!text.contains('?'), "{text}");
+            }
+        }
+    }
+
+    #[test]
+    fn pending_and_sessions_agree_in_number() {
+        assert_eq!(pending_upload(Lang::Fr, 3), "3 passages en attente d'envoi");
+        assert_eq!(pending_upload(Lang::Fr, 1), "1 passage en attente d'envoi");
+        assert_eq!(pending_upload(Lang::En, 2), "2 scans waiting to upload");
+        assert_eq!(
+            sessions_summary(Lang::Fr, Some("Finale 100 m"), 3),
+            "3 épreuves : Finale 100 m …"
+        );
+        assert_eq!(
+            sessions_summary(Lang::En, Some("Final"), 1),
+            "1 session: Final"
+        );
+        assert_eq!(
+            sessions_summary(Lang::Fr, None, 0),
+            "Aucune épreuve choisie"
+        );
     }
 
     #[test]

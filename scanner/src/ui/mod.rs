@@ -11,6 +11,7 @@ pub mod camera;
 pub mod i18n;
 pub mod settings;
 pub mod sync_worker;
+pub mod theme;
 mod view;
 pub mod worker;
 
@@ -26,7 +27,7 @@ use crate::gate::Gate;
 pub use i18n::Lang;
 pub use settings::Settings;
 use sync_worker::{SyncHandle, SyncOptions, SyncRequest};
-use view::EnrollForm;
+use view::{EnrollForm, FormError, Missing};
 use worker::{
     CameraStatus, Command, Counters, GateInfo, Notifier, SourceChoice, SyncStatus, UiEvent,
     VerdictView, Worker, WorkerHandle,
@@ -198,6 +199,7 @@ impl ScannerApp {
         if open_setup {
             self.open_setup();
         }
+        view::offline_band_ui(ui, lang, self.screen.sync.online, self.screen.pending);
         view::alarms_ui(ui, lang, &self.screen.sync.alarms);
         self.enroll_step(ui);
         self.setup_step(ui);
@@ -252,11 +254,13 @@ impl ScannerApp {
             .verdict
             .as_ref()
             .filter(|s| s.since.elapsed() < VERDICT_SHOW);
+        let missing = self.missing();
         view::verdict_ui(
             ui,
             lang,
             shown.map(|s| &s.view),
             self.screen.log_failed.as_deref(),
+            &missing,
         );
         if let Some(s) = shown {
             // Come back to clear the verdict when it expires, even if nothing moves.
@@ -346,7 +350,7 @@ impl ScannerApp {
                         s.sync.enrolled = true;
                         s.sync.revoked = false;
                     }
-                    Err(why) => s.enroll.error = Some(why),
+                    Err(why) => s.enroll.error = Some(FormError::Failed(why)),
                 }
             }
         }
@@ -360,6 +364,22 @@ impl ScannerApp {
             s.setup.offered = true;
             self.open_setup();
         }
+    }
+
+    /// What the gate lacks before it may say "Prêt": an enrolment (when it
+    /// syncs with a server at all), keys, and sessions to serve.
+    fn missing(&self) -> Vec<Missing> {
+        let mut out = Vec::new();
+        if self.sync.is_some() && !self.screen.sync.enrolled {
+            out.push(Missing::Enrolment);
+        }
+        if !self.screen.gate.has_keys {
+            out.push(Missing::Keys);
+        }
+        if !self.screen.gate.choices.iter().any(|c| c.served) {
+            out.push(Missing::Sessions);
+        }
+        out
     }
 
     /// First run: no enrolment and no key to verify with.
@@ -400,10 +420,10 @@ impl ScannerApp {
                 "" => Ok(None),
                 typed => jo_shared::trust::parse_fingerprint(typed)
                     .map(Some)
-                    .ok_or(lang.texts().fingerprint_invalid),
+                    .ok_or(FormError::Fingerprint),
             };
             match (&self.sync, fingerprint) {
-                (_, Err(why)) => f.error = Some(why.to_owned()),
+                (_, Err(why)) => f.error = Some(why),
                 (Some(sync), Ok(keyring_fingerprint)) => {
                     f.busy = true;
                     f.error = None;
@@ -419,7 +439,9 @@ impl ScannerApp {
                         keyring_fingerprint,
                     });
                 }
-                (None, Ok(_)) => f.error = Some("no state directory".into()),
+                (None, Ok(_)) => {
+                    f.error = Some(FormError::Failed("no state directory".into()));
+                }
             }
         }
     }
@@ -558,6 +580,7 @@ fn setup_style(ctx: &egui::Context) {
     use egui::{FontFamily, FontId, TextStyle};
     ctx.set_theme(egui::ThemePreference::Dark);
     ctx.all_styles_mut(|style| {
+        theme::apply(&mut style.visuals);
         style.text_styles = [
             (
                 TextStyle::Small,

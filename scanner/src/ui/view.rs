@@ -12,16 +12,9 @@ use super::worker::{
 };
 use super::{camera::CameraInfo, manual_entry_id};
 
-/// Admit: a green that white text reads on from a distance.
-pub const GREEN: Color32 = Color32::from_rgb(0x1b, 0x7f, 0x3b);
-/// Refused.
-pub const RED: Color32 = Color32::from_rgb(0xb7, 0x1c, 0x1c);
-/// Already used: amber, with dark text.
-pub const AMBER: Color32 = Color32::from_rgb(0xf2, 0xa9, 0x00);
-/// Text on amber.
-const INK_ON_AMBER: Color32 = Color32::from_rgb(0x20, 0x18, 0x00);
-/// Neutral background of the verdict panel when no verdict is shown.
-const IDLE: Color32 = Color32::from_rgb(0x26, 0x2a, 0x33);
+use super::theme::{
+    AMBER, CAMERA_BOX, GREEN, GREEN_TEXT, IDLE, INK_ON_AMBER, INK_ON_IDLE, MUTED, RED, RED_TEXT,
+};
 
 /// What the camera panel asks for.
 pub enum CameraPick {
@@ -67,14 +60,22 @@ pub fn top_bar_ui(
                 };
                 ui.label(RichText::new(name).size(22.0).strong());
                 ui.separator();
-                let sessions = if gate.sessions.is_empty() {
-                    "—".to_owned()
-                } else {
-                    gate.sessions.join(" | ")
-                };
-                ui.label(
-                    RichText::new(format!("{}{}{sessions}", t.sessions_served, t.colon)).weak(),
+                // The count and the first session only: a list of them ran
+                // off the edge. The whole list is in the tooltip.
+                let served: Vec<&SessionChoice> = ordered_choices(&gate.choices, now_unix())
+                    .into_iter()
+                    .filter(|c| c.served)
+                    .collect();
+                let summary = i18n::sessions_summary(
+                    lang,
+                    served.first().map(|c| c.title.as_str()),
+                    served.len(),
                 );
+                let all: Vec<&str> = served.iter().map(|c| c.label.as_str()).collect();
+                let label = ui.label(RichText::new(summary).size(20.0));
+                if !all.is_empty() {
+                    label.on_hover_text(all.join("\n"));
+                }
                 ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                     if ui
                         .button(format!("{} (Ctrl+L)", t.switch_language))
@@ -119,6 +120,51 @@ pub fn alarms_ui(ui: &mut egui::Ui, lang: Lang, alarms: &[Alarm]) {
                     .wrap(),
                 );
             }
+        });
+}
+
+/// The offline band: a wide amber band under the top bar, read from a step
+/// away, saying that the gate decides alone and how many scans wait to go
+/// up. Nothing while the server answers: online is the quiet, normal state.
+pub fn offline_band_ui(ui: &mut egui::Ui, lang: Lang, online: bool, pending: u64) {
+    if online {
+        return;
+    }
+    let t = lang.texts();
+    egui::Panel::top("offline-band")
+        .frame(
+            egui::Frame::new()
+                .fill(AMBER)
+                .inner_margin(egui::Margin::symmetric(16, 10)),
+        )
+        .show(ui, |ui| {
+            ui.horizontal_wrapped(|ui| {
+                ui.label(
+                    RichText::new(t.offline_band)
+                        .color(INK_ON_AMBER)
+                        .strong()
+                        .size(30.0),
+                );
+                ui.add_space(24.0);
+                ui.label(
+                    RichText::new(i18n::pending_upload(lang, pending))
+                        .color(INK_ON_AMBER)
+                        .strong()
+                        .size(30.0),
+                );
+            });
+        });
+}
+
+/// An error's technical detail (the error chain, in English as the system
+/// wrote it), folded away under "Détails": the staff read the reason in
+/// words, a technician opens it.
+pub fn details_ui(ui: &mut egui::Ui, lang: Lang, salt: &str, detail: &str, ink: Color32) {
+    egui::CollapsingHeader::new(RichText::new(lang.texts().details).color(ink))
+        .id_salt(salt)
+        .default_open(false)
+        .show(ui, |ui| {
+            ui.add(egui::Label::new(RichText::new(detail).color(ink).monospace()).wrap());
         });
 }
 
@@ -185,13 +231,13 @@ pub fn camera_panel_ui(
                 }
                 None => {
                     let (rect, _) = ui.allocate_exact_size(box_size, egui::Sense::hover());
-                    ui.painter().rect_filled(rect, 6.0, Color32::from_gray(20));
+                    ui.painter().rect_filled(rect, 6.0, CAMERA_BOX);
                     ui.painter().text(
                         rect.center(),
                         egui::Align2::CENTER_CENTER,
                         t.camera,
                         egui::FontId::proportional(22.0),
-                        Color32::from_gray(90),
+                        MUTED,
                     );
                 }
             }
@@ -215,7 +261,7 @@ fn camera_status_ui(ui: &mut egui::Ui, lang: Lang, status: Option<&CameraStatus>
             ui.label(t.no_camera);
         }
         Some(CameraStatus::Live { name }) => {
-            dot_label(ui, GREEN, RichText::new(name).color(GREEN));
+            dot_label(ui, GREEN_TEXT, RichText::new(name).color(GREEN_TEXT));
         }
         Some(CameraStatus::Replay { dir }) => {
             let name = dir.file_name().map_or_else(
@@ -224,20 +270,17 @@ fn camera_status_ui(ui: &mut egui::Ui, lang: Lang, status: Option<&CameraStatus>
             );
             dot_label(
                 ui,
-                GREEN,
-                RichText::new(format!("{}{}{name}", t.replay, t.colon)).color(GREEN),
+                GREEN_TEXT,
+                RichText::new(format!("{}{}{name}", t.replay, t.colon)).color(GREEN_TEXT),
             );
         }
         Some(CameraStatus::Ended) => {
             ui.label(t.replay_ended);
         }
         Some(CameraStatus::Unavailable { why }) => {
-            ui.label(
-                RichText::new(format!("{}{}{why}", t.camera_unavailable, t.colon))
-                    .color(AMBER)
-                    .strong(),
-            );
+            ui.label(RichText::new(t.camera_unavailable).color(AMBER).strong());
             ui.label(t.camera_fallback);
+            details_ui(ui, lang, "camera-details", why, MUTED);
         }
     }
 }
@@ -334,8 +377,8 @@ pub fn side_panel_ui(
                 .spacing([16.0, 4.0])
                 .show(ui, |ui| {
                     for (label, n, color) in [
-                        (t.admitted_people, counters.admitted_people, GREEN),
-                        (t.refused_count, counters.refused, RED),
+                        (t.admitted_people, counters.admitted_people, GREEN_TEXT),
+                        (t.refused_count, counters.refused, RED_TEXT),
                         (t.used_count, counters.used, AMBER),
                     ] {
                         ui.label(label);
@@ -377,7 +420,7 @@ pub fn sync_ui(ui: &mut egui::Ui, lang: Lang, sync: &SyncStatus, pending: u64) {
     let t = lang.texts();
     ui.heading(t.sync);
     let (state, color) = if sync.online {
-        (t.online, GREEN)
+        (t.online, GREEN_TEXT)
     } else {
         (t.offline, AMBER)
     };
@@ -386,7 +429,7 @@ pub fn sync_ui(ui: &mut egui::Ui, lang: Lang, sync: &SyncStatus, pending: u64) {
         ui.label(t.not_enrolled);
     }
     if sync.revoked {
-        ui.label(RichText::new(t.revoked).color(RED).strong());
+        ui.add(egui::Label::new(RichText::new(t.revoked).color(RED_TEXT).strong()).wrap());
     }
     if let Some(skew) = sync.skew_secs {
         // Tickets are checked against this clock: past a minute, say so loudly.
@@ -404,10 +447,17 @@ pub fn sync_ui(ui: &mut egui::Ui, lang: Lang, sync: &SyncStatus, pending: u64) {
         }
     }
     if let Some(err) = &sync.error {
+        // The reason in words; the error chain (English) behind "Détails".
+        let words = if sync.online {
+            t.sync_failed
+        } else {
+            t.sync_unreachable
+        };
         ui.add(
-            egui::Label::new(RichText::new(format!("{}{}{err}", t.sync_error, t.colon)).weak())
+            egui::Label::new(RichText::new(format!("{}{}{words}", t.sync_error, t.colon)).weak())
                 .wrap(),
         );
+        details_ui(ui, lang, "sync-details", err, MUTED);
     }
     let last = sync
         .last_sync_at
@@ -465,11 +515,12 @@ pub fn verdict_ui(
     lang: Lang,
     view: Option<&VerdictView>,
     log_failed: Option<&str>,
+    missing: &[Missing],
 ) {
     let t = lang.texts();
     let (fill, ink) = match (log_failed, view.map(|v| &v.outcome)) {
         (Some(_), _) => (RED, Color32::WHITE),
-        (None, None) => (IDLE, Color32::from_gray(200)),
+        (None, None) => (IDLE, INK_ON_IDLE),
         (None, Some(Outcome::Admit { .. })) => (GREEN, Color32::WHITE),
         (None, Some(Outcome::Refused { .. })) => (RED, Color32::WHITE),
         (None, Some(Outcome::Used { .. })) => (AMBER, INK_ON_AMBER),
@@ -481,10 +532,20 @@ pub fn verdict_ui(
                 ui.add_space((ui.available_height() * 0.12).min(80.0));
                 if let Some(why) = log_failed {
                     big(ui, t.log_failed, 44.0, ink);
-                    ui.label(RichText::new(why).color(ink).size(20.0));
+                    line(ui, t.log_failed_hint, 26.0, ink);
+                    details_ui(ui, lang, "log-details", why, ink);
                     return;
                 }
                 let Some(v) = view else {
+                    if !missing.is_empty() {
+                        // "Ready" would be a lie: say what is missing and what to do.
+                        big(ui, t.not_ready, 72.0, ink);
+                        for m in missing {
+                            ui.add_space(12.0);
+                            line(ui, m.text(lang), 30.0, ink);
+                        }
+                        return;
+                    }
                     big(ui, t.ready, 72.0, ink);
                     ui.label(RichText::new(t.ready_hint).color(ink).size(26.0));
                     return;
@@ -548,6 +609,29 @@ pub fn verdict_ui(
         });
 }
 
+/// What the gate still needs before it can say "Prêt".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Missing {
+    /// No server enrolment.
+    Enrolment,
+    /// No key to verify tickets with.
+    Keys,
+    /// No session chosen for this gate.
+    Sessions,
+}
+
+impl Missing {
+    /// What is missing and what to do, in `lang`.
+    pub fn text(self, lang: Lang) -> &'static str {
+        let t = lang.texts();
+        match self {
+            Self::Enrolment => t.need_enrolment,
+            Self::Keys => t.need_keys,
+            Self::Sessions => t.need_sessions,
+        }
+    }
+}
+
 /// A coloured status dot, then a label (painted: the default fonts have no "●").
 fn dot_label(ui: &mut egui::Ui, color: Color32, text: RichText) {
     ui.horizontal(|ui| {
@@ -584,6 +668,15 @@ pub fn help_ui(ctx: &egui::Context, lang: Lang, open: &mut bool) {
         });
 }
 
+/// Why an enrolment attempt failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FormError {
+    /// The fingerprint typed is not 64 hex digits.
+    Fingerprint,
+    /// The attempt failed; the error chain as the system said it.
+    Failed(String),
+}
+
 /// The enrolment form's state.
 #[derive(Default)]
 pub struct EnrollForm {
@@ -599,7 +692,7 @@ pub struct EnrollForm {
     /// Waiting for the server's answer.
     pub busy: bool,
     /// Why the last attempt failed.
-    pub error: Option<String>,
+    pub error: Option<FormError>,
     /// Opened from the sync panel (a device enrolled before, or with keys).
     pub open: bool,
 }
@@ -693,12 +786,29 @@ pub fn enroll_ui(
                     ui.label(t.enrolling);
                 }
             });
-            if let Some(e) = error.as_deref() {
-                ui.label(
-                    RichText::new(format!("{}{}{e}", t.enroll_failed, t.colon))
-                        .color(RED)
-                        .strong(),
-                );
+            match error.as_ref() {
+                None => {}
+                Some(FormError::Fingerprint) => {
+                    ui.label(
+                        RichText::new(t.fingerprint_invalid)
+                            .color(RED_TEXT)
+                            .strong(),
+                    );
+                }
+                Some(FormError::Failed(chain)) => {
+                    ui.add(
+                        egui::Label::new(
+                            RichText::new(format!(
+                                "{}{}{}",
+                                t.enroll_failed, t.colon, t.enroll_failed_hint
+                            ))
+                            .color(RED_TEXT)
+                            .strong(),
+                        )
+                        .wrap(),
+                    );
+                    details_ui(ui, lang, "enroll-details", chain, MUTED);
+                }
             }
         });
     if !open {
@@ -742,12 +852,32 @@ pub fn setup_ui(
             if choices.is_empty() {
                 ui.label(RichText::new(t.no_sessions_yet).weak());
             }
+            let now = now_unix();
+            ui.horizontal(|ui| {
+                if ui.button(t.select_none).clicked() {
+                    served.clear();
+                }
+                let (venue, today) = today_here(choices, served, now);
+                let label = match venue {
+                    Some(v) => format!("{} ({v})", t.select_today_here),
+                    None => t.select_today_here.to_owned(),
+                };
+                if ui
+                    .add_enabled(!today.is_empty(), egui::Button::new(label))
+                    .on_disabled_hover_text(t.none_today_here)
+                    .clicked()
+                {
+                    *served = today;
+                }
+            });
             egui::ScrollArea::vertical()
                 .max_height(360.0)
                 .show(ui, |ui| {
-                    for c in choices {
+                    for c in ordered_choices(choices, now) {
                         let mut on = served.contains(&c.id);
-                        if ui.checkbox(&mut on, &c.label).changed() {
+                        let text =
+                            format!("{} — {}", session_date(lang, c.starts_at, now), c.label);
+                        if ui.checkbox(&mut on, text).changed() {
                             if on {
                                 served.push(c.id);
                             } else {
@@ -771,5 +901,120 @@ pub fn setup_ui(
         });
     if !open {
         *close = true;
+    }
+}
+
+fn now_unix() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// The local calendar day of a Unix time.
+fn local_day(unix: i64) -> Option<chrono::NaiveDate> {
+    use chrono::{Local, TimeZone};
+    Local
+        .timestamp_opt(unix, 0)
+        .single()
+        .map(|t| t.date_naive())
+}
+
+/// A session's start as the set-up window shows it: "aujourd'hui 14:30",
+/// otherwise "02/12/2026 14:30".
+pub fn session_date(lang: Lang, starts_at: i64, now: i64) -> String {
+    use chrono::{Local, TimeZone};
+    match Local.timestamp_opt(starts_at, 0).single() {
+        Some(t) if Some(t.date_naive()) == local_day(now) => {
+            format!("{} {}", lang.texts().today, t.format("%H:%M"))
+        }
+        Some(t) => t.format("%d/%m/%Y %H:%M").to_string(),
+        None => starts_at.to_string(),
+    }
+}
+
+/// Sessions in the order the set-up window lists them: today's first, then
+/// the others by date (the staff set a gate up on the day).
+pub fn ordered_choices(choices: &[SessionChoice], now: i64) -> Vec<&SessionChoice> {
+    let today = local_day(now);
+    let mut out: Vec<&SessionChoice> = choices.iter().collect();
+    out.sort_by_key(|c| (local_day(c.starts_at) != today, c.starts_at, c.id));
+    out
+}
+
+/// The "today here" shortcut: this gate's venue (that of a session it
+/// already serves, else of today's first session) and today's sessions there.
+pub fn today_here(
+    choices: &[SessionChoice],
+    served: &[u32],
+    now: i64,
+) -> (Option<String>, Vec<u32>) {
+    let today = local_day(now);
+    let todays: Vec<&SessionChoice> = ordered_choices(choices, now)
+        .into_iter()
+        .filter(|c| local_day(c.starts_at) == today)
+        .collect();
+    let venue = choices
+        .iter()
+        .find(|c| served.contains(&c.id))
+        .or_else(|| todays.first().copied())
+        .map(|c| c.venue.clone());
+    let ids = todays
+        .iter()
+        .filter(|c| Some(&c.venue) == venue.as_ref())
+        .map(|c| c.id)
+        .collect();
+    (venue, ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn choice(id: u32, venue: &str, starts_at: i64) -> SessionChoice {
+        SessionChoice {
+            id,
+            label: format!("session {id}"),
+            title: format!("title {id}"),
+            venue: venue.into(),
+            starts_at,
+            served: false,
+        }
+    }
+
+    #[test]
+    fn sessions_are_listed_by_date_with_todays_first() {
+        let now = now_unix();
+        let day = 86_400;
+        let choices = [
+            choice(1, "Stade", now + 3 * day),
+            choice(2, "Stade", now - 2 * day),
+            choice(3, "Arena", now),
+            choice(4, "Stade", now + day),
+        ];
+        let ids: Vec<u32> = ordered_choices(&choices, now)
+            .iter()
+            .map(|c| c.id)
+            .collect();
+        assert_eq!(ids, [3, 2, 4, 1]);
+        assert!(session_date(Lang::Fr, now, now).starts_with("aujourd'hui "));
+        assert!(!session_date(Lang::Fr, now + 3 * day, now).contains("aujourd'hui"));
+    }
+
+    #[test]
+    fn today_here_takes_the_venue_of_the_sessions_served() {
+        let now = now_unix();
+        let choices = [
+            choice(1, "Stade", now),
+            choice(2, "Arena", now),
+            choice(3, "Arena", now + 3 * 86_400),
+            choice(4, "Arena", now + 60),
+        ];
+        let (venue, ids) = today_here(&choices, &[3], now);
+        assert_eq!(venue.as_deref(), Some("Arena"));
+        assert_eq!(ids, [2, 4]);
+        // Nothing served yet: the venue of today's first session.
+        let (venue, ids) = today_here(&choices, &[], now);
+        assert_eq!(venue.as_deref(), Some("Stade"));
+        assert_eq!(ids, [1]);
     }
 }

@@ -307,8 +307,14 @@ pub struct GateInfo {
 pub struct SessionChoice {
     /// Session id.
     pub id: u32,
-    /// Label (sport, title, venue, start).
+    /// Label (sport, title, venue).
     pub label: String,
+    /// Title alone ("Finale 100 m"), for the top bar.
+    pub title: String,
+    /// Venue, for the set-up window's "today here" shortcut.
+    pub venue: String,
+    /// Start, Unix seconds: the set-up window lists sessions by date.
+    pub starts_at: i64,
     /// Whether this gate serves it.
     pub served: bool,
 }
@@ -512,6 +518,9 @@ impl Worker {
             .map(|(s, served)| SessionChoice {
                 id: s.id,
                 label: session_label(s),
+                title: s.title.clone(),
+                venue: s.venue.clone(),
+                starts_at: s.starts_at,
                 served: *served,
             })
             .collect();

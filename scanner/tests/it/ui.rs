@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use ed25519_dalek::SigningKey;
 use eframe::egui;
 use egui_kittest::Harness;
-use egui_kittest::kittest::Queryable;
+use egui_kittest::kittest::{NodeT, Queryable};
 use jo_scanner::gate::Gate;
 use jo_scanner::store::Store;
 use jo_scanner::ui::worker::{Alarm, SourceChoice, SyncProgress, SyncStatus, UiEvent};
@@ -381,7 +381,7 @@ fn a_server_behind_on_revocations_and_a_stale_list_are_shown_loudly_in_both_lang
 
     h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::L);
     h.step();
-    wait_for(&mut h, "server restored from a back-up? Tell the admins");
+    wait_for(&mut h, "restored from a back-up. Tell the admins");
     assert!(shows(&h, "signed 25 min ago"));
     // A keyring refused is said too; a sync that is fine again clears them.
     assert!(notifier.send(UiEvent::Sync(SyncStatus {
@@ -406,4 +406,186 @@ fn a_server_behind_on_revocations_and_a_stale_list_are_shown_loudly_in_both_lang
         h.step();
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+fn toggled(h: &Harness<'_, ScannerApp>, label: &str) -> bool {
+    h.get_by_label_contains(label).accesskit_node().toggled()
+        == Some(egui::accesskit::Toggled::True)
+}
+
+#[test]
+fn offline_band_shows_the_scans_waiting_to_upload_and_is_absent_online() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let app = app(gate(&s, dir.path(), Duration::ZERO), SourceChoice::None);
+    let notifier = app.notifier();
+    let mut h = harness(app);
+    // No server has answered: the gate decides alone, and says so.
+    wait_for(&mut h, "HORS LIGNE — les billets sont vérifiés sur place");
+    assert!(shows(&h, "Aucun passage en attente d'envoi"));
+    for admits in 1..=3 {
+        type_code(
+            &mut h,
+            &ticket(&s, 30 + admits, SERVED, admits, "Ana Silva"),
+        );
+        wait_for(&mut h, &format!("ADMIS {admits}"));
+    }
+    wait_for(&mut h, "3 passages en attente d'envoi");
+
+    h.key_press_modifiers(egui::Modifiers::COMMAND, egui::Key::L);
+    h.step();
+    wait_for(&mut h, "OFFLINE — tickets are checked here");
+    assert!(shows(&h, "3 scans waiting to upload"));
+
+    // Online is the quiet state: no band.
+    assert!(notifier.send(UiEvent::Sync(SyncStatus {
+        enrolled: true,
+        online: true,
+        ..SyncStatus::default()
+    })));
+    wait_for(&mut h, "Online");
+    assert!(!shows(&h, "OFFLINE"));
+    assert!(!shows(&h, "3 scans waiting to upload"));
+}
+
+#[test]
+fn a_gate_not_enrolled_says_what_is_missing_instead_of_ready() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    // Keys and a session, but no enrolment with a server.
+    let gate = gate(&s, dir.path(), Duration::ZERO);
+    let app = ScannerApp::new(
+        gate,
+        AppOptions {
+            source: Some(SourceChoice::None),
+            sync_state: Some(dir.path().to_path_buf()),
+            ..AppOptions::default()
+        },
+    )
+    .expect("starts");
+    let mut h = harness(app);
+    wait_for(
+        &mut h,
+        "Appareil non enrôlé : enrôlez-le avec le code d'un administrateur",
+    );
+    assert!(shows(&h, "Pas prêt"));
+    assert!(h.query_by_label("Prêt").is_none());
+    assert!(!shows(&h, "Présentez le QR code"));
+    assert!(!shows(&h, "Aucune clé de vérification"));
+}
+
+#[test]
+fn a_gate_without_sessions_says_to_choose_them_instead_of_ready() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let mut g = gate(&s, dir.path(), Duration::ZERO);
+    g.store_mut().select_sessions(&[]).expect("select");
+    let mut h = harness(app(g, SourceChoice::None));
+    wait_for(
+        &mut h,
+        "Aucune épreuve choisie pour cette porte : ouvrez « Porte et épreuves »",
+    );
+    assert!(h.query_by_label("Prêt").is_none());
+}
+
+#[test]
+fn a_french_sync_error_hides_the_english_chain_until_details_is_opened() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let app = app(gate(&s, dir.path(), Duration::ZERO), SourceChoice::None);
+    let notifier = app.notifier();
+    let mut h = harness(app);
+    // After a verdict, the worker's first sync state has reached the screen.
+    type_code(&mut h, &ticket(&s, 40, SERVED, 1, "Ana Silva"));
+    wait_for(&mut h, "ADMIS 1");
+    assert!(notifier.send(UiEvent::Sync(SyncStatus {
+        enrolled: true,
+        online: false,
+        error: Some("server unreachable: connection refused (os error 111)".into()),
+        ..SyncStatus::default()
+    })));
+    wait_for(
+        &mut h,
+        "Dernière synchronisation échouée : serveur injoignable",
+    );
+    for english in ["server", "unreachable", "connection refused", "error"] {
+        assert!(!shows(&h, english), "{english:?} shown before Détails");
+    }
+    h.get_by_label("Détails").click();
+    h.step();
+    wait_for(&mut h, "connection refused (os error 111)");
+}
+
+#[test]
+fn setup_window_lists_todays_sessions_first_with_dates_and_none_and_today_here_shortcuts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let mut store = Store::open(dir.path()).expect("store");
+    store
+        .replace_keyring(&[(s.key_id(), *s.verifying_key().as_bytes(), false)])
+        .expect("keyring");
+    let at = |id, title: &str, venue: &str, starts_at| GateSession {
+        venue: venue.into(),
+        starts_at,
+        ends_at: starts_at + 7200,
+        doors_open_at: starts_at - 3600,
+        ..session(id, title)
+    };
+    let t = now();
+    store
+        .replace_sessions(&[
+            at(202, "Saut à la perche", "Stade de France", t + 2 * 86_400),
+            at(404, "Relais 4x100 m", "Stade de France", t),
+            at(303, "Finale 200 m", "Arena Paris Sud", t),
+            at(101, "Finale 100 m", "Stade de France", t),
+        ])
+        .expect("sessions");
+    store.select_sessions(&[101, 303, 404]).expect("select");
+    store.set_gate("Porte 3").expect("gate");
+    let g = Gate::load(store).expect("loads");
+    let mut h = harness(app(g, SourceChoice::None));
+    // The top bar: the count and the first session, not the whole list.
+    wait_for(&mut h, "3 épreuves : Finale 100 m …");
+    assert!(!shows(&h, "Relais 4x100 m"));
+
+    h.get_by_label("Porte et épreuves").click();
+    wait_for(&mut h, "Porte et épreuves servies");
+    let top = |h: &Harness<'_, ScannerApp>, title: &str| {
+        h.get_by_label_contains(&format!("Athlétisme — {title} ·"))
+            .rect()
+            .top()
+    };
+    // Today's first (by time, then as listed), then the later days.
+    assert!(top(&h, "Finale 100 m") < top(&h, "Finale 200 m"));
+    assert!(top(&h, "Finale 200 m") < top(&h, "Relais 4x100 m"));
+    assert!(top(&h, "Relais 4x100 m") < top(&h, "Saut à la perche"));
+    assert!(shows(&h, "aujourd'hui "));
+    let later = h
+        .get_by_label_contains("Saut à la perche ·")
+        .accesskit_node()
+        .label()
+        .unwrap_or_default();
+    assert!(!later.contains("aujourd'hui"), "{later}");
+    assert!(later.contains('/'), "the date is shown: {later}");
+
+    h.get_by_label("Aucune").click();
+    h.step();
+    h.step();
+    for title in ["Finale 100 m", "Finale 200 m", "Relais 4x100 m"] {
+        assert!(!toggled(&h, &format!("Athlétisme — {title} ·")), "{title}");
+    }
+    h.get_by_label_contains("Aujourd'hui ici (Stade de France)")
+        .click();
+    h.step();
+    h.step();
+    assert!(toggled(&h, "Athlétisme — Finale 100 m ·"));
+    assert!(toggled(&h, "Athlétisme — Relais 4x100 m ·"));
+    assert!(!toggled(&h, "Athlétisme — Finale 200 m ·"), "another venue");
+    assert!(
+        !toggled(&h, "Athlétisme — Saut à la perche ·"),
+        "another day"
+    );
+    h.get_by_label("Enregistrer").click();
+    h.step();
+    wait_for(&mut h, "2 épreuves : Finale 100 m …");
 }
