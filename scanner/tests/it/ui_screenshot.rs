@@ -5,6 +5,8 @@
 //! The test starts its own Xvfb and fails with a clear message when Xvfb is
 //! not installed (Debian: `apt-get install xvfb`).
 
+use crate::common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -100,6 +102,12 @@ fn seed_state(dir: &Path, s: &TicketSigner) {
 
 /// Webcam-like frames: a phone showing the ticket's QR code, moving a little.
 fn write_frames(dir: &Path, code: &str) {
+    write_frames_named(dir, "frame", code);
+}
+
+/// Like [`write_frames`], the files named `PREFIX-NN.png`: a folder holding
+/// several tickets replays them in the order of their prefixes.
+fn write_frames_named(dir: &Path, prefix: &str, code: &str) {
     let symbol = qr::render_image(code, 5).expect("renders");
     for i in 0..5u32 {
         let mut frame = image::GrayImage::from_fn(1280, 720, |x, y| {
@@ -114,7 +122,7 @@ fn write_frames(dir: &Path, code: &str) {
         image::imageops::overlay(&mut frame, &screen, px + 15, py + 30);
         image::imageops::overlay(&mut frame, &symbol, px + 40, py + 100);
         frame
-            .save(dir.join(format!("frame-{i:02}.png")))
+            .save(dir.join(format!("{prefix}-{i:02}.png")))
             .expect("png");
     }
 }
@@ -241,6 +249,98 @@ fn main_screen_under_xvfb_shows_each_verdict_of_replayed_frames() {
         state.path(),
         garbage.path(),
         &artifact("scanner-refused.png"),
+    );
+    assert_eq!(verdict_colour(&img), [0xb7, 0x1c, 0x1c], "REFUSED is red");
+}
+
+/// Colour of the band under the top bar (amber while offline).
+fn band_colour(img: &image::RgbaImage) -> [u8; 3] {
+    let p = img.get_pixel(1230, 60).0;
+    [p[0], p[1], p[2]]
+}
+
+#[test]
+fn gate_screen_under_xvfb_online_then_offline_with_scans_waiting() {
+    let xvfb = Xvfb::start();
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = common::Server::start(&data.path().join("server"), 0);
+    let session = server.session_on_now("SHOT");
+    let state = data.path().join("gate");
+    common::enrolled_scanner(&server, &state, "Porte 3");
+    common::scanner_ok(
+        &state,
+        &[
+            "configure",
+            "--gate",
+            "Porte 3",
+            "--session",
+            &session.to_string(),
+        ],
+    );
+    let (_, first) = server.ticket(session, 0, "Léa Martin");
+    let (_, second) = server.ticket(session, 1, "Jo Bloggs");
+    let (_, third) = server.ticket(session, 2, "Ana Silva");
+
+    // Online: the server answers, the screen is quiet above the verdict.
+    let frames = tempfile::tempdir().expect("tempdir");
+    write_frames(frames.path(), &first);
+    let img = screenshot(
+        &xvfb,
+        &state,
+        frames.path(),
+        &artifact("scanner-online-admit.png"),
+    );
+    assert_eq!(verdict_colour(&img), [0x1b, 0x7f, 0x3b], "ADMIT is green");
+    assert_ne!(
+        band_colour(&img),
+        [0xf2, 0xa9, 0x00],
+        "no offline band online"
+    );
+
+    // Offline: two tickets admitted wait to go up, under the amber band.
+    // What the online run admitted goes up first, so that what waits below
+    // is exactly the two scans made offline.
+    common::scanner_ok(&state, &["sync"]);
+    server.stop();
+    let frames = tempfile::tempdir().expect("tempdir");
+    write_frames_named(frames.path(), "a", &second);
+    write_frames_named(frames.path(), "b", &third);
+    let img = screenshot(
+        &xvfb,
+        &state,
+        frames.path(),
+        &artifact("scanner-offline-2-waiting.png"),
+    );
+    assert_eq!(band_colour(&img), [0xf2, 0xa9, 0x00], "the offline band");
+    assert_eq!(verdict_colour(&img), [0x1b, 0x7f, 0x3b], "ADMIT is green");
+    let pending = Store::open(&state)
+        .expect("store")
+        .pending_count()
+        .expect("count");
+    assert_eq!(pending, 2);
+
+    // The first ticket again, offline: already used, from the durable log.
+    let frames = tempfile::tempdir().expect("tempdir");
+    write_frames(frames.path(), &first);
+    let img = screenshot(
+        &xvfb,
+        &state,
+        frames.path(),
+        &artifact("scanner-offline-used.png"),
+    );
+    assert_eq!(
+        verdict_colour(&img),
+        [0xf2, 0xa9, 0x00],
+        "ALREADY USED is amber"
+    );
+
+    let frames = tempfile::tempdir().expect("tempdir");
+    write_frames(frames.path(), "https://example.org/not-a-ticket");
+    let img = screenshot(
+        &xvfb,
+        &state,
+        frames.path(),
+        &artifact("scanner-offline-refused.png"),
     );
     assert_eq!(verdict_colour(&img), [0xb7, 0x1c, 0x1c], "REFUSED is red");
 }
