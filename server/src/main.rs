@@ -1,6 +1,7 @@
 //! `jo-server`: the JO E-Tickets issuance server.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -44,6 +45,17 @@ enum Command {
         #[arg(long)]
         username: String,
     },
+    /// Prepare a demonstration install in a new data directory, for a
+    /// five-minute tour: a session on today, a buyer with paid Solo, Duo and
+    /// Famille tickets and one revoked ticket (QR PNG and PDF of each under
+    /// DATA/demo/), a one-time scanner enrolment code; then print the
+    /// commands of the tour. Refuses a database with accounts, orders or
+    /// tickets.
+    Demo {
+        /// Data directory (the one `jo-server serve --data` then serves).
+        #[arg(long = "data", env = "JO_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Print a one-time scanner enrolment code (the scanner trades it for a
     /// device identity with `jo-scanner enroll --code CODE`).
     EnrollCode {
@@ -59,9 +71,21 @@ enum Command {
     },
 }
 
+/// Runs the command; an error is printed as one line, `error: ` and its
+/// causes (never a backtrace, whatever RUST_BACKTRACE says), with a non-zero
+/// exit status.
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => {
             jo_server::init_tracing(args.log_json);
@@ -103,6 +127,11 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "admin {username} created (id {id}); two-factor enrolment is required at first login"
             );
+        }
+        Command::Demo { data_dir } => {
+            let config = Config::for_data_dir(data_dir);
+            let demo = jo_server::demo::run(&config).await?;
+            print!("{}", demo.instructions("demo-gate"));
         }
         Command::EnrollCode {
             data_dir,

@@ -144,7 +144,7 @@ fn origin_of(url: &str) -> String {
 
 /// The signing key of `keys_dir`, generated on first start. Key material is
 /// never logged; only the key id is.
-fn load_or_create_signing_key(keys_dir: &Path) -> anyhow::Result<jo_shared::TicketSigner> {
+pub fn load_or_create_signing_key(keys_dir: &Path) -> anyhow::Result<jo_shared::TicketSigner> {
     if !keys_dir.join(jo_shared::keys::SIGNING_KEY_FILE).exists() {
         let g = jo_shared::keys::generate(keys_dir, false)
             .with_context(|| format!("generating the signing key in {}", keys_dir.display()))?;

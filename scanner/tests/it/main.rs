@@ -12,6 +12,7 @@ mod crash;
 mod lying_server;
 mod replay;
 mod sync_e2e;
+mod tour;
 mod ui;
 mod ui_enroll;
 mod ui_screenshot;

@@ -31,6 +31,21 @@ impl Store {
         })
     }
 
+    /// Whether the database holds accounts, orders or tickets (a database
+    /// in use, which `jo-server demo` refuses to touch).
+    pub async fn has_accounts_or_sales(&self) -> StoreResult<bool> {
+        self.pool
+            .read_blocking(|c| {
+                Ok(c.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM orders)
+                         OR EXISTS (SELECT 1 FROM tickets)",
+                    [],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+    }
+
     // ----- users
 
     /// Inserts an account.

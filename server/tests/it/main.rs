@@ -14,6 +14,7 @@ mod admin_operations;
 mod auth_flow;
 mod browser;
 mod cli;
+mod demo;
 mod keygen;
 mod security;
 mod shop_access;
