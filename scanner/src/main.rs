@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -121,12 +122,24 @@ fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Re
     Ok(())
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
+/// Runs the command; an error is printed as one line, `error: ` and its
+/// causes (never a backtrace, whatever RUST_BACKTRACE says), with a non-zero
+/// exit status.
+fn main() -> ExitCode {
+    match run(&Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
     let now = |fixed: Option<i64>| fixed.unwrap_or_else(unix_now);
     match &cli.command {
         Some(Command::Verify { images }) => {
-            let mut gate = open_gate(&cli)?;
+            let mut gate = open_gate(cli)?;
             let mut out = std::io::stdout().lock();
             for path in images {
                 let label = path.display().to_string();
@@ -145,7 +158,7 @@ fn main() -> anyhow::Result<()> {
             }
         }
         Some(Command::Replay { frames }) => {
-            let mut gate = open_gate(&cli)?;
+            let mut gate = open_gate(cli)?;
             let mut source = FolderSource::open(frames)?;
             let mut out = std::io::stdout().lock();
             let mut failed = None;
@@ -165,7 +178,7 @@ fn main() -> anyhow::Result<()> {
             print_json(&mut out, &serde_json::json!({ "summary": summary }))?;
         }
         None => {
-            let gate = open_gate(&cli)?;
+            let gate = open_gate(cli)?;
             let source = match (&cli.demo_frames, cli.camera) {
                 (Some(dir), _) => Some(SourceChoice::Folder(dir.clone())),
                 (None, Some(index)) => Some(SourceChoice::Camera {

@@ -187,3 +187,20 @@ fn help_lists_the_subcommands_and_the_state_option() {
         );
     }
 }
+
+#[test]
+fn a_user_error_is_one_line_without_a_backtrace() {
+    let state = tempfile::tempdir().expect("tempdir");
+    // `configure` before the first sync: no session is known yet.
+    let out = run(Command::new(BIN)
+        .arg("--state")
+        .arg(state.path())
+        .args(["configure", "--gate", "Porte 1", "--session", "7"])
+        .env("RUST_BACKTRACE", "1"));
+    assert!(!out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: session 7 is not among"), "{err}");
+    assert!(err.contains("jo-scanner sync"), "says what to do: {err}");
+    assert!(!err.contains("Stack backtrace"), "{err}");
+}

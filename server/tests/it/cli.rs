@@ -173,3 +173,23 @@ async fn enroll_code_prints_a_one_time_code_the_store_redeems_once() {
         Some("dev-1")
     );
 }
+
+#[test]
+fn a_user_error_is_one_line_without_a_backtrace() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A keys directory under a regular file cannot be created.
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, b"").expect("file");
+    let out = Command::new(BIN)
+        .arg("keygen")
+        .arg("--keys")
+        .arg(file.join("keys"))
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert!(err.starts_with("error: keygen in "), "{err}");
+    assert!(!err.contains("Stack backtrace"), "{err}");
+}
