@@ -318,11 +318,24 @@ fn admission_proof(
     let (Some(ticket), Some(session)) = (&rec.ticket_id, rec.session_id) else {
         return Ok(Some("admission without its ticket and session".into()));
     };
-    let issued: Option<String> = conn
-        .prepare_cached("SELECT qr FROM tickets WHERE ticket_id = ?1")?
-        .query_row([&ticket.0[..]], |r| r.get(0))
+    let issued: Option<(String, i64)> = conn
+        .prepare_cached("SELECT qr, session_id FROM tickets WHERE ticket_id = ?1")?
+        .query_row([&ticket.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
-    Ok(unproven(rec, ticket, session, issued.as_deref(), keyring))
+    if let Some((_, issued_session)) = &issued
+        && *issued_session != i64::from(session)
+    {
+        return Ok(Some(
+            "the admission names another session than the ticket's".into(),
+        ));
+    }
+    Ok(unproven(
+        rec,
+        ticket,
+        session,
+        issued.as_ref().map(|(qr, _)| qr.as_str()),
+        keyring,
+    ))
 }
 
 /// The conflicts an admission raises: unknown ticket, admitted after its
@@ -373,11 +386,12 @@ fn check_admission(
         )?;
         conflicts += 1;
     }
-    // Earlier admissions of the ticket, this batch's included (they are
-    // inserted before the next record is checked).
+    // Earlier proven admissions of the ticket, this batch's included (they
+    // are inserted before the next record is checked): a rogue device's
+    // unproven claims do not make a real entry a double one.
     let mut stmt = conn.prepare_cached(
         "SELECT device_id, scan_id, gate, scanned_at FROM scans
-         WHERE ticket_id = ?1 AND verdict = 'admit' AND scan_id <> ?2
+         WHERE ticket_id = ?1 AND verdict = 'admit' AND proven = 1 AND scan_id <> ?2
          ORDER BY id",
     )?;
     let earlier: Vec<(String, String, String, i64)> = stmt

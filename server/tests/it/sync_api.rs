@@ -657,8 +657,10 @@ async fn an_admission_without_a_real_ticket_is_flagged_and_kept_out_of_the_feed(
         900_010,
     );
     let forged = a.admit(forged_id, 900_010);
+    // The right text, claimed for another session.
+    let other_session = a.admit(tickets[0], 900_099);
     // The chain covers each record as altered (signatures are outside it).
-    let mut records = vec![no_text, wrong_text, unsigned, honest, forged];
+    let mut records = vec![no_text, wrong_text, unsigned, honest, forged, other_session];
     let mut prev = [0u8; 32];
     for r in &mut records {
         r.prev_hash = hex::encode(prev);
@@ -666,11 +668,12 @@ async fn an_admission_without_a_real_ticket_is_flagged_and_kept_out_of_the_feed(
     }
     a.last_hash = prev;
     let r: ScanBatchResponse = json_of(a.upload(&a.batch(records)).await, StatusCode::OK).await;
-    assert_eq!((r.stored, r.conflicts), (5, 5), "stored, never dropped");
+    assert_eq!((r.stored, r.conflicts), (6, 6), "stored, never dropped");
     assert_eq!(
         conflict_kinds(&c, &a.id),
         [
             "unknown_ticket",
+            "unproven_admission",
             "unproven_admission",
             "unproven_admission",
             "unproven_admission",
@@ -684,6 +687,13 @@ async fn an_admission_without_a_real_ticket_is_flagged_and_kept_out_of_the_feed(
         "only the proven admission reaches other gates"
     );
     assert_eq!(feed[0].ticket_id, tickets[3]);
+    // The real holder of a ticket a rogue gate claimed is admitted at an
+    // honest gate: not a double entry.
+    let mut honest_gate = b;
+    let rec = honest_gate.admit(tickets[0], 900_010);
+    let batch = honest_gate.batch(vec![rec]);
+    let r: ScanBatchResponse = json_of(honest_gate.upload(&batch).await, StatusCode::OK).await;
+    assert_eq!((r.stored, r.conflicts), (1, 0));
 }
 
 #[tokio::test]
