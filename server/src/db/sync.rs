@@ -311,31 +311,37 @@ fn allowed_entries(
 /// Whether an admission proves itself ([`unproven`]), before it is stored:
 /// the reason when it does not.
 fn admission_proof(
-    conn: &Connection,
     rec: &ScanRecord,
+    issued: Option<&IssuedTicket>,
     keyring: &Keyring,
-) -> StoreResult<Option<String>> {
+) -> Option<String> {
     let (Some(ticket), Some(session)) = (&rec.ticket_id, rec.session_id) else {
-        return Ok(Some("admission without its ticket and session".into()));
+        return Some("admission without its ticket and session".into());
     };
-    let issued: Option<(String, i64)> = conn
-        .prepare_cached("SELECT qr, session_id FROM tickets WHERE ticket_id = ?1")?
-        .query_row([&ticket.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    if let Some((_, issued_session)) = &issued
-        && *issued_session != i64::from(session)
-    {
-        return Ok(Some(
-            "the admission names another session than the ticket's".into(),
-        ));
+    if issued.is_some_and(|t| t.session_id != i64::from(session)) {
+        return Some("the admission names another session than the ticket's".into());
     }
-    Ok(unproven(
-        rec,
-        ticket,
-        session,
-        issued.as_ref().map(|(qr, _)| qr.as_str()),
-        keyring,
-    ))
+    unproven(rec, ticket, session, issued.map(|t| t.qr.as_str()), keyring)
+}
+
+/// What the store issued for a ticket: its signed text and its session.
+struct IssuedTicket {
+    qr: String,
+    session_id: i64,
+}
+
+/// The ticket row an admission names, read once for its proof and its
+/// conflict checks.
+fn issued_ticket(conn: &Connection, ticket: &TicketId) -> StoreResult<Option<IssuedTicket>> {
+    Ok(conn
+        .prepare_cached("SELECT qr, session_id FROM tickets WHERE ticket_id = ?1")?
+        .query_row([&ticket.0[..]], |r| {
+            Ok(IssuedTicket {
+                qr: r.get(0)?,
+                session_id: r.get(1)?,
+            })
+        })
+        .optional()?)
 }
 
 /// The conflicts an admission raises: unknown ticket, admitted after its
@@ -346,13 +352,11 @@ fn check_admission(
     device_id: &str,
     rec: &ScanRecord,
     ticket: &TicketId,
+    issued: Option<&IssuedTicket>,
     now: i64,
 ) -> StoreResult<u32> {
     let mut conflicts = 0;
-    let issued: Option<i64> = conn
-        .prepare_cached("SELECT session_id FROM tickets WHERE ticket_id = ?1")?
-        .query_row([&ticket.0[..]], |r| r.get(0))
-        .optional()?;
+    let issued: Option<i64> = issued.map(|t| t.session_id);
     if issued.is_none() {
         add_conflict(
             conn,
@@ -575,8 +579,12 @@ pub fn store_batch(
             out.conflicts += 1;
         }
         let admission = rec.verdict == ScanVerdict::Admit;
+        let issued = match (&rec.ticket_id, admission) {
+            (Some(t), true) => issued_ticket(&tx, t)?,
+            _ => None,
+        };
         let unproven = if admission {
-            admission_proof(&tx, rec, keyring)?
+            admission_proof(rec, issued.as_ref(), keyring)
         } else {
             None
         };
@@ -620,7 +628,15 @@ pub fn store_batch(
         if rec.verdict == ScanVerdict::Admit
             && let Some(ticket) = &rec.ticket_id
         {
-            out.conflicts += check_admission(&tx, &mut cache, device_id, rec, ticket, now)?;
+            out.conflicts += check_admission(
+                &tx,
+                &mut cache,
+                device_id,
+                rec,
+                ticket,
+                issued.as_ref(),
+                now,
+            )?;
         }
         if now.saturating_sub(rec.scanned_at) > late.late_upload_secs {
             late_scans.push(c);
