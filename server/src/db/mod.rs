@@ -15,9 +15,11 @@ pub mod catalogue;
 pub mod devices;
 pub mod migrations;
 pub mod orders;
+pub mod pg;
 pub mod revocations;
 pub mod secrets;
 pub mod sessions;
+pub mod sql;
 mod store;
 pub mod sync;
 pub mod throttle;
@@ -40,6 +42,26 @@ pub enum StoreError {
     /// The database failed.
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed (or could not be reached).
+    #[error("database: {0}")]
+    Postgres(#[from] postgres::Error),
+    /// The database cannot be reached (or was lost): try again later.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// The database settings are wrong.
+    #[error("{0}")]
+    Config(String),
+    /// A query that must return a row returned none.
+    #[error("database: no row")]
+    NoRows,
+    /// A column could not be read as the type asked for.
+    #[error("database: column {column}: {message}")]
+    Decode {
+        /// The column's index in the row.
+        column: usize,
+        /// What was wrong.
+        message: String,
+    },
     /// The blocking task running the query died.
     #[error("database task: {0}")]
     Task(String),
