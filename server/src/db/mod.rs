@@ -440,6 +440,32 @@ impl Pool {
         result
     }
 
+    /// [`Pool::run`] for queries written against [`sql::Conn`].
+    pub async fn run_sql<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&sql::Conn<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.run(move |c| f(&sql::Conn::Sqlite(c))).await
+    }
+
+    /// [`Pool::read`] for queries written against [`sql::Conn`].
+    pub async fn read_sql<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        F: FnOnce(&sql::Conn<'_>) -> StoreResult<T>,
+    {
+        self.read(move |c| f(&sql::Conn::Sqlite(c))).await
+    }
+
+    /// [`Pool::read_blocking`] for queries written against [`sql::Conn`].
+    pub async fn read_blocking_sql<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&sql::Conn<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.read_blocking(move |c| f(&sql::Conn::Sqlite(c))).await
+    }
+
     /// Runs `f` with a connection on the blocking thread pool.
     pub async fn run<T, F>(&self, f: F) -> StoreResult<T>
     where
@@ -474,6 +500,22 @@ pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     )
+}
+
+impl StoreError {
+    /// True when this is a violated UNIQUE constraint (or primary key).
+    pub fn is_unique_violation(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => {
+                f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            }
+            StoreError::Postgres(e) => {
+                e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION)
+            }
+            _ => false,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! Only the SHA-256 of a session id is stored, so a copy of the database does
 //! not let anyone ride a session.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::sql::{Begin, Conn, Optional, params};
 
 use super::StoreResult;
 use super::users::{User, get};
@@ -44,7 +44,7 @@ pub struct SessionInfo {
 /// Creates a session; `second_factor` says whether it passed the second
 /// factor (recorded as the time it did).
 pub fn insert(
-    conn: &Connection,
+    conn: &Conn<'_>,
     id_hash: &[u8; 32],
     user_id: i64,
     stage: Stage,
@@ -82,7 +82,7 @@ pub enum Lookup {
 /// and used within `idle_secs`. Reads only: the caller deletes an expired
 /// row (see [`delete`]).
 pub fn lookup(
-    conn: &Connection,
+    conn: &Conn<'_>,
     id_hash: &[u8; 32],
     now: i64,
     idle_secs: i64,
@@ -91,7 +91,7 @@ pub fn lookup(
         .query_row(
             "SELECT user_id, stage, last_seen_at, expires_at, second_factor_at IS NOT NULL
              FROM sessions WHERE id_hash = ?1",
-            [&id_hash[..]],
+            params![&id_hash[..]],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .optional()?;
@@ -118,7 +118,7 @@ pub fn lookup(
 }
 
 /// Records activity (for the idle timeout).
-pub fn touch(conn: &Connection, id_hash: &[u8; 32], now: i64) -> StoreResult<()> {
+pub fn touch(conn: &Conn<'_>, id_hash: &[u8; 32], now: i64) -> StoreResult<()> {
     conn.execute(
         "UPDATE sessions SET last_seen_at = ?2 WHERE id_hash = ?1",
         params![&id_hash[..], now],
@@ -127,19 +127,22 @@ pub fn touch(conn: &Connection, id_hash: &[u8; 32], now: i64) -> StoreResult<()>
 }
 
 /// Ends a session.
-pub fn delete(conn: &Connection, id_hash: &[u8; 32]) -> StoreResult<()> {
-    conn.execute("DELETE FROM sessions WHERE id_hash = ?1", [&id_hash[..]])?;
+pub fn delete(conn: &Conn<'_>, id_hash: &[u8; 32]) -> StoreResult<()> {
+    conn.execute(
+        "DELETE FROM sessions WHERE id_hash = ?1",
+        params![&id_hash[..]],
+    )?;
     Ok(())
 }
 
 /// Ends every session of a user but `keep`.
-pub fn delete_others(conn: &Connection, user_id: i64, keep: Option<&[u8; 32]>) -> StoreResult<()> {
+pub fn delete_others(conn: &Conn<'_>, user_id: i64, keep: Option<&[u8; 32]>) -> StoreResult<()> {
     match keep {
         Some(k) => conn.execute(
             "DELETE FROM sessions WHERE user_id = ?1 AND id_hash <> ?2",
             params![user_id, &k[..]],
         )?,
-        None => conn.execute("DELETE FROM sessions WHERE user_id = ?1", [user_id])?,
+        None => conn.execute("DELETE FROM sessions WHERE user_id = ?1", params![user_id])?,
     };
     Ok(())
 }
@@ -148,7 +151,7 @@ pub fn delete_others(conn: &Connection, user_id: i64, keep: Option<&[u8; 32]>) -
 /// used at login and at every privilege change, against session fixation.
 #[allow(clippy::too_many_arguments)]
 pub fn rotate(
-    conn: &mut Connection,
+    conn: &Conn<'_>,
     old: Option<&[u8; 32]>,
     new: &[u8; 32],
     user_id: i64,
@@ -157,7 +160,7 @@ pub fn rotate(
     now: i64,
     expires_at: i64,
 ) -> StoreResult<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.begin(Begin::Immediate)?;
     if let Some(old) = old {
         delete(&tx, old)?;
     }
@@ -167,18 +170,18 @@ pub fn rotate(
 }
 
 /// The absolute expiry of a session.
-pub fn expires_at(conn: &Connection, id_hash: &[u8; 32]) -> StoreResult<Option<i64>> {
+pub fn expires_at(conn: &Conn<'_>, id_hash: &[u8; 32]) -> StoreResult<Option<i64>> {
     Ok(conn
         .query_row(
             "SELECT expires_at FROM sessions WHERE id_hash = ?1",
-            [&id_hash[..]],
+            params![&id_hash[..]],
             |r| r.get(0),
         )
         .optional()?)
 }
 
 /// Deletes expired sessions (housekeeping).
-pub fn purge_expired(conn: &Connection, now: i64, idle_secs: i64) -> StoreResult<usize> {
+pub fn purge_expired(conn: &Conn<'_>, now: i64, idle_secs: i64) -> StoreResult<usize> {
     Ok(conn.execute(
         "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2",
         params![now, idle_secs],

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use rusqlite::TransactionBehavior;
+use super::sql::{Begin, params};
 
 use super::devices::NewDevice;
 use super::sessions::{SessionInfo, Stage};
@@ -35,11 +35,11 @@ impl Store {
     /// in use, which `jo-server demo` refuses to touch).
     pub async fn has_accounts_or_sales(&self) -> StoreResult<bool> {
         self.pool
-            .read_blocking(|c| {
+            .read_blocking_sql(|c| {
                 Ok(c.query_row(
                     "SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM orders)
                          OR EXISTS (SELECT 1 FROM tickets)",
-                    [],
+                    params![],
                     |r| r.get(0),
                 )?)
             })
@@ -50,31 +50,35 @@ impl Store {
 
     /// Inserts an account.
     pub async fn create_user(&self, user: NewUser) -> StoreResult<Result<i64, Conflict>> {
-        self.pool.run(move |c| users::insert(c, &user, now())).await
+        self.pool
+            .run_sql(move |c| users::insert(c, &user, now()))
+            .await
     }
 
     /// Whether a username is taken.
     pub async fn username_taken(&self, username: String) -> StoreResult<bool> {
         self.pool
-            .run(move |c| users::username_taken(c, &username))
+            .run_sql(move |c| users::username_taken(c, &username))
             .await
     }
 
     /// An account by id.
     pub async fn user(&self, id: i64) -> StoreResult<Option<User>> {
-        self.pool.run(move |c| users::get(c, id)).await
+        self.pool.run_sql(move |c| users::get(c, id)).await
     }
 
     /// An account by normalised email, with its password hash.
     pub async fn user_by_email(&self, email: String) -> StoreResult<Option<(User, String)>> {
         self.pool
-            .run(move |c| users::find_by_email(c, &email))
+            .run_sql(move |c| users::find_by_email(c, &email))
             .await
     }
 
     /// An account's password hash.
     pub async fn password_hash(&self, id: i64) -> StoreResult<Option<String>> {
-        self.pool.run(move |c| users::password_hash(c, id)).await
+        self.pool
+            .run_sql(move |c| users::password_hash(c, id))
+            .await
     }
 
     /// Sets a new password and ends every session of the user but `keep`.
@@ -85,8 +89,8 @@ impl Store {
         keep: Option<[u8; 32]>,
     ) -> StoreResult<()> {
         self.pool
-            .run(move |c| {
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            .run_sql(move |c| {
+                let tx = c.begin(Begin::Immediate)?;
                 users::set_password(&tx, id, &hash)?;
                 sessions::delete_others(&tx, id, keep.as_ref())?;
                 tx.commit()?;
@@ -98,7 +102,7 @@ impl Store {
     /// Replaces a password hash by an equivalent one (same password, new costs).
     pub async fn set_password_hash(&self, id: i64, hash: String) -> StoreResult<()> {
         self.pool
-            .run(move |c| users::set_password(c, id, &hash))
+            .run_sql(move |c| users::set_password(c, id, &hash))
             .await
     }
 
@@ -110,20 +114,20 @@ impl Store {
         last_name: String,
     ) -> StoreResult<()> {
         self.pool
-            .run(move |c| users::set_names(c, id, &first_name, &last_name))
+            .run_sql(move |c| users::set_names(c, id, &first_name, &last_name))
             .await
     }
 
     /// Marks an email verified.
     pub async fn mark_email_verified(&self, id: i64) -> StoreResult<()> {
         self.pool
-            .run(move |c| users::mark_email_verified(c, id, now()))
+            .run_sql(move |c| users::mark_email_verified(c, id, now()))
             .await
     }
 
     /// The active TOTP secret.
     pub async fn totp_secret(&self, id: i64) -> StoreResult<Option<Vec<u8>>> {
-        self.pool.run(move |c| users::totp_secret(c, id)).await
+        self.pool.run_sql(move |c| users::totp_secret(c, id)).await
     }
 
     /// The TOTP secret being enrolled by session `session` (id hash).
@@ -133,7 +137,7 @@ impl Store {
         session: [u8; 32],
     ) -> StoreResult<Option<Vec<u8>>> {
         self.pool
-            .run(move |c| users::totp_pending_secret(c, id, &session))
+            .run_sql(move |c| users::totp_pending_secret(c, id, &session))
             .await
     }
 
@@ -145,14 +149,14 @@ impl Store {
         session: [u8; 32],
     ) -> StoreResult<()> {
         self.pool
-            .run(move |c| users::set_totp_pending_secret(c, id, &secret, &session))
+            .run_sql(move |c| users::set_totp_pending_secret(c, id, &secret, &session))
             .await
     }
 
     /// Marks a TOTP time step used; false if it (or a later one) was used.
     pub async fn use_totp_step(&self, id: i64, step: i64) -> StoreResult<bool> {
         self.pool
-            .run(move |c| users::use_totp_step(c, id, step))
+            .run_sql(move |c| users::use_totp_step(c, id, step))
             .await
     }
 
@@ -166,28 +170,28 @@ impl Store {
         session: [u8; 32],
     ) -> StoreResult<bool> {
         self.pool
-            .run(move |c| users::enable_totp(c, id, step, &recovery, &session))
+            .run_sql(move |c| users::enable_totp(c, id, step, &recovery, &session))
             .await
     }
 
     /// Turns two-factor off, ending every session of the account but `keep`.
     pub async fn disable_totp(&self, id: i64, keep: [u8; 32]) -> StoreResult<()> {
         self.pool
-            .run(move |c| users::disable_totp(c, id, &keep))
+            .run_sql(move |c| users::disable_totp(c, id, &keep))
             .await
     }
 
     /// Spends a recovery code.
     pub async fn use_recovery_code(&self, id: i64, hash: [u8; 32]) -> StoreResult<bool> {
         self.pool
-            .run(move |c| users::use_recovery_code(c, id, &hash, now()))
+            .run_sql(move |c| users::use_recovery_code(c, id, &hash, now()))
             .await
     }
 
     /// Unused recovery codes left.
     pub async fn recovery_codes_left(&self, id: i64) -> StoreResult<i64> {
         self.pool
-            .run(move |c| users::recovery_codes_left(c, id))
+            .run_sql(move |c| users::recovery_codes_left(c, id))
             .await
     }
 
@@ -201,14 +205,14 @@ impl Store {
     ) -> StoreResult<Option<SessionInfo>> {
         let found = self
             .pool
-            .read(move |c| sessions::lookup(c, &id_hash, now(), idle_secs))
+            .read_sql(move |c| sessions::lookup(c, &id_hash, now(), idle_secs))
             .await?;
         Ok(match found {
             sessions::Lookup::Live(info) => Some(info),
             sessions::Lookup::Missing => None,
             sessions::Lookup::Expired => {
                 self.pool
-                    .run(move |c| sessions::delete(c, &id_hash))
+                    .run_sql(move |c| sessions::delete(c, &id_hash))
                     .await?;
                 None
             }
@@ -218,7 +222,7 @@ impl Store {
     /// Records session activity.
     pub async fn touch_session(&self, id_hash: [u8; 32]) -> StoreResult<()> {
         self.pool
-            .run(move |c| sessions::touch(c, &id_hash, now()))
+            .run_sql(move |c| sessions::touch(c, &id_hash, now()))
             .await
     }
 
@@ -234,7 +238,7 @@ impl Store {
         lifetime_secs: i64,
     ) -> StoreResult<()> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
                 sessions::rotate(
                     c,
@@ -253,13 +257,15 @@ impl Store {
     /// The absolute expiry of a session.
     pub async fn session_expires_at(&self, id_hash: [u8; 32]) -> StoreResult<Option<i64>> {
         self.pool
-            .run(move |c| sessions::expires_at(c, &id_hash))
+            .run_sql(move |c| sessions::expires_at(c, &id_hash))
             .await
     }
 
     /// Ends a session.
     pub async fn delete_session(&self, id_hash: [u8; 32]) -> StoreResult<()> {
-        self.pool.run(move |c| sessions::delete(c, &id_hash)).await
+        self.pool
+            .run_sql(move |c| sessions::delete(c, &id_hash))
+            .await
     }
 
     /// Ends every session of a user but `keep`.
@@ -269,14 +275,14 @@ impl Store {
         keep: Option<[u8; 32]>,
     ) -> StoreResult<()> {
         self.pool
-            .run(move |c| sessions::delete_others(c, user_id, keep.as_ref()))
+            .run_sql(move |c| sessions::delete_others(c, user_id, keep.as_ref()))
             .await
     }
 
     /// Housekeeping: deletes expired sessions.
     pub async fn purge_expired_sessions(&self, idle_secs: i64) -> StoreResult<usize> {
         self.pool
-            .run(move |c| sessions::purge_expired(c, now(), idle_secs))
+            .run_sql(move |c| sessions::purge_expired(c, now(), idle_secs))
             .await
     }
 
@@ -291,10 +297,10 @@ impl Store {
         ttl_secs: i64,
     ) -> StoreResult<()> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 // One transaction: two mails requested at once must not both
                 // retire the old link before either inserts, leaving two live.
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let t = now();
                 tokens::insert(&tx, &hash, user_id, purpose, t, t + ttl_secs)?;
                 tx.commit()?;
@@ -306,7 +312,7 @@ impl Store {
     /// The user of a live token, without spending it.
     pub async fn peek_token(&self, hash: [u8; 32], purpose: Purpose) -> StoreResult<Option<i64>> {
         self.pool
-            .run(move |c| tokens::peek(c, &hash, purpose, now()))
+            .run_sql(move |c| tokens::peek(c, &hash, purpose, now()))
             .await
     }
 
@@ -321,9 +327,9 @@ impl Store {
         account_bucket: Option<String>,
     ) -> StoreResult<Option<i64>> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let Some(user_id) = tokens::consume(&tx, &hash, purpose, t)? else {
                     return Ok(None);
                 };
@@ -363,9 +369,9 @@ impl Store {
         p: ThrottlePolicy,
     ) -> StoreResult<Option<i64>> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let refs: Vec<&str> = check.iter().map(String::as_str).collect();
                 if let Some(until) = throttle::locked_until(&tx, &refs, t)? {
                     return Ok(Some(until));
@@ -389,7 +395,7 @@ impl Store {
     /// (a client address) or kept beside the account's (the user's own).
     pub async fn count_shared_failure(&self, bucket: String, p: ThrottlePolicy) -> StoreResult<()> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 throttle::record_failure(
                     c,
                     &bucket,
@@ -413,7 +419,7 @@ impl Store {
         p: ThrottlePolicy,
     ) -> StoreResult<()> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 if clear {
                     throttle::clear(c, &account)
                 } else {
@@ -432,9 +438,9 @@ impl Store {
         window_secs: i64,
     ) -> StoreResult<bool> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 if throttle::locked_until(&tx, &[&bucket], t)?.is_some() {
                     return Ok(false);
                 }
@@ -484,7 +490,7 @@ impl Store {
     /// A server secret, created on first use.
     pub async fn server_secret(&self, name: &'static str) -> StoreResult<[u8; 32]> {
         self.pool
-            .run(move |c| secrets::get_or_create(c, name))
+            .run_sql(move |c| secrets::get_or_create(c, name))
             .await
     }
 }

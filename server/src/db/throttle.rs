@@ -1,17 +1,21 @@
 //! Failed-login counters ("buckets": an account, a trusted device, a client
 //! address) and their temporary locks.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::sql::{Conn, Optional, params};
 
 use super::StoreResult;
 
 /// When the first of `buckets` that is locked opens again, if any is locked.
-pub fn locked_until(conn: &Connection, buckets: &[&str], now: i64) -> StoreResult<Option<i64>> {
-    let mut stmt =
-        conn.prepare_cached("SELECT locked_until FROM login_throttle WHERE bucket = ?1")?;
+pub fn locked_until(conn: &Conn<'_>, buckets: &[&str], now: i64) -> StoreResult<Option<i64>> {
     let mut latest: Option<i64> = None;
     for b in buckets {
-        let until: Option<i64> = stmt.query_row([b], |r| r.get(0)).optional()?;
+        let until: Option<i64> = conn
+            .query_row(
+                "SELECT locked_until FROM login_throttle WHERE bucket = ?1",
+                params![b],
+                |r| r.get(0),
+            )
+            .optional()?;
         if let Some(u) = until.filter(|u| *u > now) {
             latest = Some(latest.map_or(u, |l| l.max(u)));
         }
@@ -23,7 +27,7 @@ pub fn locked_until(conn: &Connection, buckets: &[&str], now: i64) -> StoreResul
 /// `base_secs · 2^(extra failures)`, capped at `max_secs`. Failures older than
 /// `window_secs` are forgotten.
 pub fn record_failure(
-    conn: &Connection,
+    conn: &Conn<'_>,
     bucket: &str,
     now: i64,
     free: u32,
@@ -34,7 +38,7 @@ pub fn record_failure(
     let previous: Option<(i64, i64)> = conn
         .query_row(
             "SELECT failures, last_failure_at FROM login_throttle WHERE bucket = ?1",
-            [bucket],
+            params![bucket],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -62,7 +66,7 @@ pub fn record_failure(
 /// succeeded ([`crate::db::Store::reserve_attempt`]); lifts the bucket's lock
 /// if that brings it back within its `free` failures (only failures past
 /// them lock it).
-pub fn release(conn: &Connection, bucket: &str, free: u32) -> StoreResult<()> {
+pub fn release(conn: &Conn<'_>, bucket: &str, free: u32) -> StoreResult<()> {
     conn.execute(
         "UPDATE login_throttle
          SET failures = failures - 1,
@@ -74,8 +78,11 @@ pub fn release(conn: &Connection, bucket: &str, free: u32) -> StoreResult<()> {
 }
 
 /// Forgets a bucket's failures (after a successful login or password reset).
-pub fn clear(conn: &Connection, bucket: &str) -> StoreResult<()> {
-    conn.execute("DELETE FROM login_throttle WHERE bucket = ?1", [bucket])?;
+pub fn clear(conn: &Conn<'_>, bucket: &str) -> StoreResult<()> {
+    conn.execute(
+        "DELETE FROM login_throttle WHERE bucket = ?1",
+        params![bucket],
+    )?;
     Ok(())
 }
 
@@ -83,15 +90,16 @@ pub fn clear(conn: &Connection, bucket: &str) -> StoreResult<()> {
 mod tests {
     use super::*;
 
-    fn db() -> Connection {
-        let mut c = Connection::open_in_memory().expect("opens");
+    fn db() -> rusqlite::Connection {
+        let mut c = rusqlite::Connection::open_in_memory().expect("opens");
         crate::db::migrations::apply(&mut c).expect("migrates");
         c
     }
 
     #[test]
     fn lock_grows_then_caps_and_expires() {
-        let c = db();
+        let raw = db();
+        let c = Conn::Sqlite(&raw);
         let now = 1_000_000;
         for i in 0..5 {
             record_failure(&c, "a:x", now + i, 5, 30, 900, 3600).expect("records");
@@ -125,7 +133,8 @@ mod tests {
 
     #[test]
     fn a_released_failure_lifts_the_lock_it_caused() {
-        let c = db();
+        let raw = db();
+        let c = Conn::Sqlite(&raw);
         let now = 1_000_000;
         for i in 0..4 {
             record_failure(&c, "i:x", now + i, 3, 30, 900, 3600).expect("records");
@@ -145,7 +154,7 @@ mod tests {
         let n: i64 = c
             .query_row(
                 "SELECT failures FROM login_throttle WHERE bucket = 'i:x'",
-                [],
+                params![],
                 |r| r.get(0),
             )
             .expect("reads");

@@ -1,6 +1,6 @@
 //! The single-use links sent by email (address verification, password reset).
 
-use rusqlite::{Connection, OptionalExtension, params};
+use super::sql::{Conn, Optional, params};
 
 use super::StoreResult;
 
@@ -25,7 +25,7 @@ impl Purpose {
 /// Stores a token hash. Older unused tokens of the same purpose for the same
 /// user are withdrawn: only the latest link works.
 pub fn insert(
-    conn: &Connection,
+    conn: &Conn<'_>,
     hash: &[u8; 32],
     user_id: i64,
     purpose: Purpose,
@@ -47,7 +47,7 @@ pub fn insert(
 
 /// The user of a live (unused, unexpired) token, without spending it.
 pub fn peek(
-    conn: &Connection,
+    conn: &Conn<'_>,
     hash: &[u8; 32],
     purpose: Purpose,
     now: i64,
@@ -65,7 +65,7 @@ pub fn peek(
 /// Spends a live token, returning its user; `None` if unknown, used or expired.
 /// A single UPDATE, so two concurrent uses cannot both succeed.
 pub fn consume(
-    conn: &Connection,
+    conn: &Conn<'_>,
     hash: &[u8; 32],
     purpose: Purpose,
     now: i64,

@@ -1,8 +1,8 @@
 //! The `users` aggregate: accounts, their credentials and second factor.
 
-use rusqlite::{Connection, OptionalExtension, Row, params};
+use super::sql::{Begin, Conn, Optional, Row, params};
 
-use super::{StoreResult, is_unique_violation};
+use super::StoreResult;
 
 /// A user's role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +55,7 @@ pub struct User {
 const USER_COLUMNS: &str =
     "id, username, email, first_name, last_name, role, email_verified_at IS NOT NULL, totp_enabled";
 
-fn user_from_row(r: &Row<'_>) -> rusqlite::Result<User> {
+fn user_from_row(r: &Row<'_>) -> StoreResult<User> {
     let role: String = r.get(5)?;
     Ok(User {
         id: r.get(0)?,
@@ -99,20 +99,20 @@ pub enum Conflict {
 }
 
 /// Inserts an account; a taken username or email is a [`Conflict`], not an error.
-pub fn insert(conn: &Connection, u: &NewUser, now: i64) -> StoreResult<Result<i64, Conflict>> {
+pub fn insert(conn: &Conn<'_>, u: &NewUser, now: i64) -> StoreResult<Result<i64, Conflict>> {
     // Tell which constraint failed without parsing SQLite's message.
     let email_taken: bool = conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM users WHERE email = ?1)",
-        [&u.email],
+        params![&u.email],
         |r| r.get(0),
     )?;
     if email_taken {
         return Ok(Err(Conflict::Email));
     }
-    let res = conn.execute(
+    let res = conn.query_row(
         "INSERT INTO users (username, email, first_name, last_name, password_hash, user_key,
                             role, email_verified_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING id",
         params![
             u.username,
             u.email,
@@ -124,13 +124,14 @@ pub fn insert(conn: &Connection, u: &NewUser, now: i64) -> StoreResult<Result<i6
             u.email_verified.then_some(now),
             now
         ],
+        |r| r.get(0),
     );
     match res {
-        Ok(_) => Ok(Ok(conn.last_insert_rowid())),
-        Err(e) if is_unique_violation(&e) => {
+        Ok(id) => Ok(Ok(id)),
+        Err(e) if e.is_unique_violation() => {
             let email_taken: bool = conn.query_row(
                 "SELECT EXISTS(SELECT 1 FROM users WHERE email = ?1)",
-                [&u.email],
+                params![&u.email],
                 |r| r.get(0),
             )?;
             Ok(Err(if email_taken {
@@ -139,52 +140,54 @@ pub fn insert(conn: &Connection, u: &NewUser, now: i64) -> StoreResult<Result<i6
                 Conflict::Username
             }))
         }
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
     }
 }
 
 /// Whether a username is taken (case-insensitively).
-pub fn username_taken(conn: &Connection, username: &str) -> StoreResult<bool> {
+pub fn username_taken(conn: &Conn<'_>, username: &str) -> StoreResult<bool> {
     Ok(conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1)",
-        [username],
+        params![username],
         |r| r.get(0),
     )?)
 }
 
 /// The account with this id.
-pub fn get(conn: &Connection, id: i64) -> StoreResult<Option<User>> {
+pub fn get(conn: &Conn<'_>, id: i64) -> StoreResult<Option<User>> {
     Ok(conn
         .query_row(
             &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-            [id],
+            params![id],
             user_from_row,
         )
         .optional()?)
 }
 
 /// The account with this normalised email, and its password hash.
-pub fn find_by_email(conn: &Connection, email: &str) -> StoreResult<Option<(User, String)>> {
+pub fn find_by_email(conn: &Conn<'_>, email: &str) -> StoreResult<Option<(User, String)>> {
     Ok(conn
         .query_row(
             &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"),
-            [email],
+            params![email],
             |r| Ok((user_from_row(r)?, r.get(8)?)),
         )
         .optional()?)
 }
 
 /// The password hash of an account.
-pub fn password_hash(conn: &Connection, id: i64) -> StoreResult<Option<String>> {
+pub fn password_hash(conn: &Conn<'_>, id: i64) -> StoreResult<Option<String>> {
     Ok(conn
-        .query_row("SELECT password_hash FROM users WHERE id = ?1", [id], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT password_hash FROM users WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
         .optional()?)
 }
 
 /// Replaces the prénom and nom.
-pub fn set_names(conn: &Connection, id: i64, first_name: &str, last_name: &str) -> StoreResult<()> {
+pub fn set_names(conn: &Conn<'_>, id: i64, first_name: &str, last_name: &str) -> StoreResult<()> {
     conn.execute(
         "UPDATE users SET first_name = ?1, last_name = ?2 WHERE id = ?3",
         params![first_name, last_name, id],
@@ -193,7 +196,7 @@ pub fn set_names(conn: &Connection, id: i64, first_name: &str, last_name: &str) 
 }
 
 /// Replaces the password hash.
-pub fn set_password(conn: &Connection, id: i64, hash: &str) -> StoreResult<()> {
+pub fn set_password(conn: &Conn<'_>, id: i64, hash: &str) -> StoreResult<()> {
     conn.execute(
         "UPDATE users SET password_hash = ?1 WHERE id = ?2",
         params![hash, id],
@@ -202,7 +205,7 @@ pub fn set_password(conn: &Connection, id: i64, hash: &str) -> StoreResult<()> {
 }
 
 /// Marks the email verified (idempotent: keeps the first time).
-pub fn mark_email_verified(conn: &Connection, id: i64, now: i64) -> StoreResult<()> {
+pub fn mark_email_verified(conn: &Conn<'_>, id: i64, now: i64) -> StoreResult<()> {
     conn.execute(
         "UPDATE users SET email_verified_at = coalesce(email_verified_at, ?1) WHERE id = ?2",
         params![now, id],
@@ -211,12 +214,12 @@ pub fn mark_email_verified(conn: &Connection, id: i64, now: i64) -> StoreResult<
 }
 
 /// The active TOTP secret, when two-factor authentication is on.
-pub fn totp_secret(conn: &Connection, id: i64) -> StoreResult<Option<Vec<u8>>> {
+pub fn totp_secret(conn: &Conn<'_>, id: i64) -> StoreResult<Option<Vec<u8>>> {
     Ok(conn
         .query_row(
             "SELECT totp_secret FROM users WHERE id = ?1 AND totp_enabled = 1",
-            [id],
-            |r| r.get::<_, Option<Vec<u8>>>(0),
+            params![id],
+            |r| r.get::<Option<Vec<u8>>>(0),
         )
         .optional()?
         .flatten())
@@ -226,7 +229,7 @@ pub fn totp_secret(conn: &Connection, id: i64) -> StoreResult<Option<Vec<u8>>> {
 /// session with id hash `session` created it: another session of the
 /// account never gets it, so it cannot read the seed being confirmed.
 pub fn totp_pending_secret(
-    conn: &Connection,
+    conn: &Conn<'_>,
     id: i64,
     session: &[u8; 32],
 ) -> StoreResult<Option<Vec<u8>>> {
@@ -234,7 +237,7 @@ pub fn totp_pending_secret(
         .query_row(
             "SELECT totp_pending_secret FROM users WHERE id = ?1 AND totp_pending_session = ?2",
             params![id, &session[..]],
-            |r| r.get::<_, Option<Vec<u8>>>(0),
+            |r| r.get::<Option<Vec<u8>>>(0),
         )
         .optional()?
         .flatten())
@@ -243,7 +246,7 @@ pub fn totp_pending_secret(
 /// Stores a new secret to enrol, bound to the session (id hash) that will
 /// show and confirm it; replaces any other session's pending secret.
 pub fn set_totp_pending_secret(
-    conn: &Connection,
+    conn: &Conn<'_>,
     id: i64,
     secret: &[u8],
     session: &[u8; 32],
@@ -257,7 +260,7 @@ pub fn set_totp_pending_secret(
 
 /// Records that the code of time step `step` was used; false when that step
 /// (or a later one) was used already, which makes every code single-use.
-pub fn use_totp_step(conn: &Connection, id: i64, step: i64) -> StoreResult<bool> {
+pub fn use_totp_step(conn: &Conn<'_>, id: i64, step: i64) -> StoreResult<bool> {
     let n = conn.execute(
         "UPDATE users SET totp_last_step = ?1 WHERE id = ?2 AND totp_last_step < ?1",
         params![step, id],
@@ -270,13 +273,13 @@ pub fn use_totp_step(conn: &Connection, id: i64, step: i64) -> StoreResult<bool>
 /// account, in one transaction: a session opened with the password alone
 /// must not outlive the enrolment. False if that session has no pending secret.
 pub fn enable_totp(
-    conn: &mut Connection,
+    conn: &Conn<'_>,
     id: i64,
     used_step: i64,
     recovery_hashes: &[[u8; 32]],
     session: &[u8; 32],
 ) -> StoreResult<bool> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let tx = conn.begin(Begin::Immediate)?;
     let n = tx.execute(
         "UPDATE users SET totp_secret = totp_pending_secret, totp_pending_secret = NULL,
                           totp_pending_session = NULL, totp_enabled = 1, totp_last_step = ?2
@@ -287,13 +290,12 @@ pub fn enable_totp(
         return Ok(false);
     }
     super::sessions::delete_others(&tx, id, Some(session))?;
-    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
-    {
-        let mut ins =
-            tx.prepare("INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)")?;
-        for h in recovery_hashes {
-            ins.execute(params![id, &h[..]])?;
-        }
+    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", params![id])?;
+    for h in recovery_hashes {
+        tx.execute(
+            "INSERT INTO recovery_codes (user_id, code_hash) VALUES (?1, ?2)",
+            params![id, &h[..]],
+        )?;
     }
     tx.commit()?;
     Ok(true)
@@ -302,27 +304,22 @@ pub fn enable_totp(
 /// Turns two-factor off, drops its secret and recovery codes and ends every
 /// session of the account but `keep` (id hash), in one transaction: a change
 /// of the second factor, like one of the password, ends the other sessions.
-pub fn disable_totp(conn: &mut Connection, id: i64, keep: &[u8; 32]) -> StoreResult<()> {
-    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+pub fn disable_totp(conn: &Conn<'_>, id: i64, keep: &[u8; 32]) -> StoreResult<()> {
+    let tx = conn.begin(Begin::Immediate)?;
     tx.execute(
         "UPDATE users SET totp_secret = NULL, totp_pending_secret = NULL,
                           totp_pending_session = NULL, totp_enabled = 0
          WHERE id = ?1",
-        [id],
+        params![id],
     )?;
-    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", [id])?;
+    tx.execute("DELETE FROM recovery_codes WHERE user_id = ?1", params![id])?;
     super::sessions::delete_others(&tx, id, Some(keep))?;
     tx.commit()?;
     Ok(())
 }
 
 /// Spends a recovery code; false if it is unknown or used.
-pub fn use_recovery_code(
-    conn: &Connection,
-    id: i64,
-    hash: &[u8; 32],
-    now: i64,
-) -> StoreResult<bool> {
+pub fn use_recovery_code(conn: &Conn<'_>, id: i64, hash: &[u8; 32], now: i64) -> StoreResult<bool> {
     let n = conn.execute(
         "UPDATE recovery_codes SET used_at = ?3
          WHERE user_id = ?1 AND code_hash = ?2 AND used_at IS NULL",
@@ -332,10 +329,10 @@ pub fn use_recovery_code(
 }
 
 /// Unused recovery codes left.
-pub fn recovery_codes_left(conn: &Connection, id: i64) -> StoreResult<i64> {
+pub fn recovery_codes_left(conn: &Conn<'_>, id: i64) -> StoreResult<i64> {
     Ok(conn.query_row(
         "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
-        [id],
+        params![id],
         |r| r.get(0),
     )?)
 }
