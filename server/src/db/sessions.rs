@@ -171,19 +171,18 @@ pub fn rotate(
 
 /// The absolute expiry of a session.
 pub fn expires_at(conn: &Conn<'_>, id_hash: &[u8; 32]) -> StoreResult<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT expires_at FROM sessions WHERE id_hash = ?1",
-            params![&id_hash[..]],
-            |r| r.get(0),
-        )
-        .optional()?)
+    conn.query_row(
+        "SELECT expires_at FROM sessions WHERE id_hash = ?1",
+        params![&id_hash[..]],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Deletes expired sessions (housekeeping).
 pub fn purge_expired(conn: &Conn<'_>, now: i64, idle_secs: i64) -> StoreResult<usize> {
-    Ok(conn.execute(
+    conn.execute(
         "DELETE FROM sessions WHERE expires_at <= ?1 OR last_seen_at <= ?1 - ?2",
         params![now, idle_secs],
-    )?)
+    )
 }

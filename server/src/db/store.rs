@@ -36,12 +36,12 @@ impl Store {
     pub async fn has_accounts_or_sales(&self) -> StoreResult<bool> {
         self.pool
             .read_blocking_sql(|c| {
-                Ok(c.query_row(
+                c.query_row(
                     "SELECT EXISTS (SELECT 1 FROM users) OR EXISTS (SELECT 1 FROM orders)
                          OR EXISTS (SELECT 1 FROM tickets)",
                     params![],
                     |r| r.get(0),
-                )?)
+                )
             })
             .await
     }

@@ -52,14 +52,13 @@ pub fn peek(
     purpose: Purpose,
     now: i64,
 ) -> StoreResult<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "SELECT user_id FROM email_tokens
+    conn.query_row(
+        "SELECT user_id FROM email_tokens
              WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3",
-            params![&hash[..], purpose.as_str(), now],
-            |r| r.get(0),
-        )
-        .optional()?)
+        params![&hash[..], purpose.as_str(), now],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Spends a live token, returning its user; `None` if unknown, used or expired.
@@ -70,13 +69,12 @@ pub fn consume(
     purpose: Purpose,
     now: i64,
 ) -> StoreResult<Option<i64>> {
-    Ok(conn
-        .query_row(
-            "UPDATE email_tokens SET used_at = ?3
+    conn.query_row(
+        "UPDATE email_tokens SET used_at = ?3
              WHERE token_hash = ?1 AND purpose = ?2 AND used_at IS NULL AND expires_at > ?3
              RETURNING user_id",
-            params![&hash[..], purpose.as_str(), now],
-            |r| r.get(0),
-        )
-        .optional()?)
+        params![&hash[..], purpose.as_str(), now],
+        |r| r.get(0),
+    )
+    .optional()
 }

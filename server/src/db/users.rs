@@ -146,44 +146,41 @@ pub fn insert(conn: &Conn<'_>, u: &NewUser, now: i64) -> StoreResult<Result<i64,
 
 /// Whether a username is taken (case-insensitively).
 pub fn username_taken(conn: &Conn<'_>, username: &str) -> StoreResult<bool> {
-    Ok(conn.query_row(
+    conn.query_row(
         "SELECT EXISTS(SELECT 1 FROM users WHERE username = ?1)",
         params![username],
         |r| r.get(0),
-    )?)
+    )
 }
 
 /// The account with this id.
 pub fn get(conn: &Conn<'_>, id: i64) -> StoreResult<Option<User>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
-            params![id],
-            user_from_row,
-        )
-        .optional()?)
+    conn.query_row(
+        &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"),
+        params![id],
+        user_from_row,
+    )
+    .optional()
 }
 
 /// The account with this normalised email, and its password hash.
 pub fn find_by_email(conn: &Conn<'_>, email: &str) -> StoreResult<Option<(User, String)>> {
-    Ok(conn
-        .query_row(
-            &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"),
-            params![email],
-            |r| Ok((user_from_row(r)?, r.get(8)?)),
-        )
-        .optional()?)
+    conn.query_row(
+        &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"),
+        params![email],
+        |r| Ok((user_from_row(r)?, r.get(8)?)),
+    )
+    .optional()
 }
 
 /// The password hash of an account.
 pub fn password_hash(conn: &Conn<'_>, id: i64) -> StoreResult<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT password_hash FROM users WHERE id = ?1",
-            params![id],
-            |r| r.get(0),
-        )
-        .optional()?)
+    conn.query_row(
+        "SELECT password_hash FROM users WHERE id = ?1",
+        params![id],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// Replaces the prénom and nom.
@@ -330,9 +327,9 @@ pub fn use_recovery_code(conn: &Conn<'_>, id: i64, hash: &[u8; 32], now: i64) ->
 
 /// Unused recovery codes left.
 pub fn recovery_codes_left(conn: &Conn<'_>, id: i64) -> StoreResult<i64> {
-    Ok(conn.query_row(
+    conn.query_row(
         "SELECT count(*) FROM recovery_codes WHERE user_id = ?1 AND used_at IS NULL",
         params![id],
         |r| r.get(0),
-    )?)
+    )
 }
