@@ -62,6 +62,70 @@ pub struct SmtpSettings {
     pub password: Option<Secret>,
 }
 
+/// Where the PostgreSQL database is, when the store runs on one.
+#[derive(Clone, Debug)]
+pub struct PostgresSettings {
+    /// `postgres://user@host:port/database` (may hold a password: never logged).
+    pub url: Secret,
+    /// The password, when not in the URL (`JO_DATABASE_PASSWORD` or the file
+    /// named by `JO_DATABASE_PASSWORD_FILE`).
+    pub password: Option<Secret>,
+    /// Most connections this node keeps open.
+    pub connections: usize,
+}
+
+/// Whether a `--database` value names a PostgreSQL database rather than a file.
+pub fn is_postgres_url(value: &str) -> bool {
+    value.starts_with("postgres://") || value.starts_with("postgresql://")
+}
+
+/// The database password from `JO_DATABASE_PASSWORD`, else from the file
+/// named by `JO_DATABASE_PASSWORD_FILE` (a mounted secret; one trailing
+/// newline dropped).
+fn database_password() -> anyhow::Result<Option<Secret>> {
+    if let Ok(p) = std::env::var("JO_DATABASE_PASSWORD") {
+        return Ok(Some(Secret::new(p)));
+    }
+    let Some(file) = std::env::var_os("JO_DATABASE_PASSWORD_FILE") else {
+        return Ok(None);
+    };
+    let text = std::fs::read_to_string(&file).with_context(|| {
+        format!(
+            "reading JO_DATABASE_PASSWORD_FILE {}",
+            std::path::Path::new(&file).display()
+        )
+    })?;
+    let text = text.strip_suffix('\n').unwrap_or(&text);
+    Ok(Some(Secret::new(
+        text.strip_suffix('\r').unwrap_or(text).to_owned(),
+    )))
+}
+
+/// The database of a `--database` value (else `JO_DATABASE_URL`, else
+/// the default file under `data_dir`): a SQLite file, or PostgreSQL
+/// settings with the password from the environment.
+pub fn database_setting(
+    value: Option<String>,
+    data_dir: &std::path::Path,
+    connections: usize,
+) -> anyhow::Result<(PathBuf, Option<PostgresSettings>)> {
+    let default_file = data_dir.join("jo.sqlite3");
+    Ok(
+        match value.or_else(|| std::env::var("JO_DATABASE_URL").ok()) {
+            Some(url) if is_postgres_url(&url) => (
+                default_file,
+                Some(PostgresSettings {
+                    url: Secret::new(url),
+                    password: database_password()?,
+                    connections,
+                }),
+            ),
+            Some(path) => (PathBuf::from(path), None),
+            None => (default_file, None),
+        },
+    )
+}
+
 /// Argon2id cost parameters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Argon2Params {
@@ -216,9 +280,15 @@ pub struct ServeArgs {
     /// Data directory: database, keys, outbox (created on first run).
     #[arg(long = "data", env = "JO_DATA_DIR", default_value = "data")]
     pub data_dir: PathBuf,
-    /// SQLite database file [default: DATA/jo.sqlite3].
+    /// The database: a SQLite file [default: DATA/jo.sqlite3], or a
+    /// PostgreSQL URL `postgres://USER@HOST:PORT/DB` shared by several nodes
+    /// (also `JO_DATABASE_URL`; the password in `JO_DATABASE_PASSWORD` or
+    /// `JO_DATABASE_PASSWORD_FILE`, not in the URL, which `ps` shows).
     #[arg(long, env = "JO_DATABASE")]
-    pub database: Option<PathBuf>,
+    pub database: Option<String>,
+    /// PostgreSQL: most connections this node keeps open.
+    #[arg(long, env = "JO_DATABASE_CONNECTIONS", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub database_connections: u16,
     /// Directory of the ticket-signing keys [default: DATA/keys].
     #[arg(long = "keys", env = "JO_KEYS_DIR")]
     pub keys_dir: Option<PathBuf>,
@@ -287,8 +357,10 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Data directory.
     pub data_dir: PathBuf,
-    /// SQLite database file.
+    /// SQLite database file (unused when `postgres` is set).
     pub database: PathBuf,
+    /// The PostgreSQL database, if the store runs on one instead of SQLite.
+    pub postgres: Option<PostgresSettings>,
     /// Ticket-signing keys directory.
     pub keys_dir: PathBuf,
     /// Public base URL without a trailing slash; `None` means `http://` + the bound address.
@@ -334,11 +406,15 @@ impl Config {
         if let Some(url) = &args.public_url {
             check_public_url(url).context("invalid JO_PUBLIC_URL / --public-url")?;
         }
+        let (database, postgres) = database_setting(
+            args.database,
+            &args.data_dir,
+            usize::from(args.database_connections),
+        )?;
         Ok(Self {
             bind: args.bind,
-            database: args
-                .database
-                .unwrap_or_else(|| args.data_dir.join("jo.sqlite3")),
+            database,
+            postgres,
             keys_dir: args.keys_dir.unwrap_or_else(|| args.data_dir.join("keys")),
             data_dir: args.data_dir,
             public_url: args.public_url.map(|u| u.trim_end_matches('/').to_owned()),
@@ -370,6 +446,7 @@ impl Config {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             database: data_dir.join("jo.sqlite3"),
+            postgres: None,
             keys_dir: data_dir.join("keys"),
             data_dir,
             public_url: None,
@@ -432,6 +509,22 @@ mod tests {
         assert!(check_public_url("javascript:alert(1)").is_err());
         assert!(check_public_url("https://").is_err());
         assert!(check_public_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn a_database_value_is_a_file_or_a_postgres_url() {
+        let dir = std::path::Path::new("/srv/jo");
+        let (file, pg) =
+            database_setting(Some("/var/lib/jo/shop.db".into()), dir, 4).expect("file");
+        assert_eq!(file, PathBuf::from("/var/lib/jo/shop.db"));
+        assert!(pg.is_none());
+        let (_, pg) =
+            database_setting(Some("postgresql://jo@db:5432/jo".into()), dir, 4).expect("url");
+        let pg = pg.expect("postgres");
+        assert_eq!(pg.url.expose(), "postgresql://jo@db:5432/jo");
+        assert_eq!(pg.connections, 4);
+        // The URL is a secret: it may hold the password.
+        assert!(!format!("{pg:?}").contains("db:5432"));
     }
 
     #[test]

@@ -35,9 +35,10 @@ enum Command {
         /// Data directory.
         #[arg(long = "data", env = "JO_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
-        /// SQLite database file [default: DATA/jo.sqlite3].
+        /// The database: a SQLite file [default: DATA/jo.sqlite3] or a
+        /// PostgreSQL URL (as for `serve`).
         #[arg(long, env = "JO_DATABASE")]
-        database: Option<PathBuf>,
+        database: Option<String>,
         /// Admin's email address.
         #[arg(long)]
         email: String,
@@ -62,9 +63,10 @@ enum Command {
         /// Data directory.
         #[arg(long = "data", env = "JO_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
-        /// SQLite database file [default: DATA/jo.sqlite3].
+        /// The database: a SQLite file [default: DATA/jo.sqlite3] or a
+        /// PostgreSQL URL (as for `serve`).
         #[arg(long, env = "JO_DATABASE")]
-        database: Option<PathBuf>,
+        database: Option<String>,
         /// Hours the code stays valid.
         #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
         ttl_hours: u32,
@@ -120,9 +122,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 _ => jo_server::admin::read_password(&mut std::io::stdin().lock())?,
             };
             let mut config = Config::for_data_dir(data_dir);
-            if let Some(db) = database {
-                config.database = db;
-            }
+            (config.database, config.postgres) =
+                jo_server::config::database_setting(database, &config.data_dir, 2)?;
             let id = jo_server::admin::create_admin(&config, &email, &username, password).await?;
             println!(
                 "admin {username} created (id {id}); two-factor enrolment is required at first login"
@@ -139,9 +140,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ttl_hours,
         } => {
             let mut config = Config::for_data_dir(data_dir);
-            if let Some(db) = database {
-                config.database = db;
-            }
+            (config.database, config.postgres) =
+                jo_server::config::database_setting(database, &config.data_dir, 2)?;
             let code = jo_server::admin::create_enrollment_code(&config, ttl_hours).await?;
             // The code alone on stdout, for scripts; the explanation on stderr.
             println!("{code}");

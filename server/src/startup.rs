@@ -37,6 +37,18 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 /// Opens the store: creates the data directory and the database on first run.
 pub async fn open_store(config: &Config) -> anyhow::Result<Store> {
     create_private_dir(&config.data_dir)?;
+    if let Some(pg) = &config.postgres {
+        let settings = crate::db::pg::config(
+            pg.url.expose(),
+            pg.password.as_ref().map(crate::config::Secret::expose),
+        )?;
+        let connections = pg.connections;
+        // Its errors name host and database, never the password.
+        return Ok(tokio::task::spawn_blocking(move || {
+            Store::open_postgres(settings, connections)
+        })
+        .await??);
+    }
     let db_path = config.database.clone();
     tokio::task::spawn_blocking(move || Store::open_sqlite(&db_path))
         .await?

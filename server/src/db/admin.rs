@@ -1716,7 +1716,7 @@ impl Store {
         session: Option<i64>,
         mut sink: impl FnMut(Option<Vec<String>>) -> bool + Send + 'static,
     ) -> StoreResult<()> {
-        let path = self.pool.path.clone();
+        let path = self.pool.sqlite_path()?;
         tokio::task::spawn_blocking(move || -> StoreResult<()> {
             let c = super::open_connection(&path)?;
             let mut st = c.prepare(
@@ -1760,7 +1760,7 @@ impl Store {
         &self,
         mut sink: impl FnMut(Option<Vec<String>>) -> bool + Send + 'static,
     ) -> StoreResult<()> {
-        let path = self.pool.path.clone();
+        let path = self.pool.sqlite_path()?;
         tokio::task::spawn_blocking(move || -> StoreResult<()> {
             let c = super::open_connection(&path)?;
             let mut st = c.prepare(

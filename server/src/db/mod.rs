@@ -11,6 +11,7 @@
 //! pooled connections (WAL lets readers proceed while one writer writes).
 
 pub mod admin;
+mod backend;
 pub mod catalogue;
 pub mod devices;
 pub mod migrations;
@@ -32,6 +33,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
+pub use backend::Backend;
 pub use store::Store;
 use thiserror::Error;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -438,32 +440,6 @@ impl Pool {
         .map_err(|e| StoreError::Task(e.to_string()))?;
         self.readers.put(conn);
         result
-    }
-
-    /// [`Pool::run`] for queries written against [`sql::Conn`].
-    pub async fn run_sql<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&sql::Conn<'_>) -> StoreResult<T> + Send + 'static,
-    {
-        self.run(move |c| f(&sql::Conn::Sqlite(c))).await
-    }
-
-    /// [`Pool::read`] for queries written against [`sql::Conn`].
-    pub async fn read_sql<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        F: FnOnce(&sql::Conn<'_>) -> StoreResult<T>,
-    {
-        self.read(move |c| f(&sql::Conn::Sqlite(c))).await
-    }
-
-    /// [`Pool::read_blocking`] for queries written against [`sql::Conn`].
-    pub async fn read_blocking_sql<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&sql::Conn<'_>) -> StoreResult<T> + Send + 'static,
-    {
-        self.read_blocking(move |c| f(&sql::Conn::Sqlite(c))).await
     }
 
     /// Runs `f` with a connection on the blocking thread pool.

@@ -73,12 +73,15 @@ pub struct PgPool {
 
 fn open(config: &postgres::Config) -> StoreResult<PgConn> {
     let client = config.connect(postgres::NoTls).map_err(|e| {
-        StoreError::Unavailable(format!(
-            "{}: {}",
-            describe(config),
-            // The driver's message names the host and the cause, not the password.
-            e
-        ))
+        // The driver's message and its causes ("Connection refused",
+        // "password authentication failed for user …"): never the password.
+        let mut message = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(cause) = source {
+            message = format!("{message}: {cause}");
+            source = cause.source();
+        }
+        StoreError::Unavailable(format!("{}: {message}", describe(config)))
     })?;
     Ok(PgConn::new(client))
 }
@@ -146,6 +149,24 @@ impl PgPool {
     }
 }
 
+impl PgPool {
+    /// Runs `f` on a connection of its own, opened for it and closed after
+    /// (a long export must not hold one of the pool's).
+    pub async fn run_own<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Conn<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        let config = self.config.clone();
+        tokio::task::spawn_blocking(move || {
+            let cell = RefCell::new(open(&config)?);
+            f(&Conn::Postgres(&cell))
+        })
+        .await
+        .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+}
+
 /// Applies pending PostgreSQL migrations. Nodes starting together take
 /// turns on an advisory lock: the first migrates, the others then find
 /// nothing left to do.
@@ -165,12 +186,19 @@ pub fn migrate(c: &Conn<'_>) -> StoreResult<()> {
 }
 
 fn migrate_locked(c: &Conn<'_>) -> StoreResult<()> {
-    c.batch(
-        "CREATE TABLE IF NOT EXISTS schema_version (
-             version    BIGINT NOT NULL,
-             applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
-         )",
+    let exists: bool = c.query_row(
+        "SELECT to_regclass('schema_version') IS NOT NULL",
+        params![],
+        |r| r.get(0),
     )?;
+    if !exists {
+        c.batch(
+            "CREATE TABLE schema_version (
+                 version    BIGINT NOT NULL,
+                 applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+             )",
+        )?;
+    }
     let current: i64 = c.query_row(
         "SELECT COALESCE(MAX(version), 0) FROM schema_version",
         params![],

@@ -506,16 +506,49 @@ const STATEMENT_CACHE: usize = 512;
 
 /// A PostgreSQL connection with its prepared statements.
 pub struct PgConn {
-    client: postgres::Client,
+    client: PgClient,
     statements: HashMap<String, postgres::Statement>,
     in_tx: bool,
+}
+
+/// A client that may be dropped anywhere: the `postgres` client blocks
+/// (on its own runtime) when it closes, which panics on an async worker, so
+/// there it is closed on a thread of its own.
+struct PgClient(Option<postgres::Client>);
+
+impl Deref for PgClient {
+    type Target = postgres::Client;
+    fn deref(&self) -> &postgres::Client {
+        // Some from creation until drop.
+        self.0
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("client used after drop"))
+    }
+}
+
+impl std::ops::DerefMut for PgClient {
+    fn deref_mut(&mut self) -> &mut postgres::Client {
+        self.0
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("client used after drop"))
+    }
+}
+
+impl Drop for PgClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.0.take()
+            && tokio::runtime::Handle::try_current().is_ok()
+        {
+            std::thread::spawn(move || drop(client));
+        }
+    }
 }
 
 impl PgConn {
     /// Wraps an open client.
     pub fn new(client: postgres::Client) -> Self {
         Self {
-            client,
+            client: PgClient(Some(client)),
             statements: HashMap::new(),
             in_tx: false,
         }

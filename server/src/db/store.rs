@@ -8,14 +8,14 @@ use super::devices::NewDevice;
 use super::sessions::{SessionInfo, Stage};
 use super::tokens::Purpose;
 use super::users::{Conflict, NewUser, User};
-use super::{Pool, StoreResult, devices, now, secrets, sessions, throttle, tokens, users};
+use super::{Backend, Pool, StoreResult, devices, now, secrets, sessions, throttle, tokens, users};
 use crate::config::ThrottlePolicy;
 
 /// The application's storage. Cheap to share behind the application state.
 pub struct Store {
     // Visible to the other `db` modules, which add their own `impl Store`
     // blocks (catalogue, orders, sync, admin) next to their SQL.
-    pub(super) pool: Pool,
+    pub(super) pool: Backend,
 }
 
 impl Store {
@@ -27,8 +27,25 @@ impl Store {
         // open their own.
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(Self {
-            pool: Pool::open(path, cores.clamp(2, 8))?,
+            pool: Backend::Sqlite(Pool::open(path, cores.clamp(2, 8))?),
         })
+    }
+
+    /// Connects to a PostgreSQL database (migrating it as needed), keeping
+    /// up to `connections` connections. An unreachable database is one
+    /// error naming its host and name, never its password.
+    pub fn open_postgres(config: postgres::Config, connections: usize) -> StoreResult<Self> {
+        Ok(Self {
+            pool: Backend::Postgres(super::pg::PgPool::connect(config, connections)?),
+        })
+    }
+
+    /// Which database this store runs on.
+    pub fn dialect(&self) -> super::sql::Dialect {
+        match self.pool {
+            Backend::Sqlite(_) => super::sql::Dialect::Sqlite,
+            Backend::Postgres(_) => super::sql::Dialect::Postgres,
+        }
     }
 
     /// Whether the database holds accounts, orders or tickets (a database
