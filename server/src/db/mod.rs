@@ -14,6 +14,7 @@ pub mod admin;
 mod backend;
 pub mod catalogue;
 pub mod devices;
+pub mod direct;
 pub mod migrations;
 pub mod orders;
 pub mod pg;

@@ -71,7 +71,8 @@ pub struct PgPool {
     permits: Semaphore,
 }
 
-fn open(config: &postgres::Config) -> StoreResult<PgConn> {
+/// Opens one connection (blocking: not on an async worker).
+pub fn open(config: &postgres::Config) -> StoreResult<PgConn> {
     let client = config.connect(postgres::NoTls).map_err(|e| {
         // The driver's message and its causes ("Connection refused",
         // "password authentication failed for user …"): never the password.
