@@ -16,7 +16,7 @@ pub enum Direct {
     /// The SQLite file.
     Sqlite(Mutex<rusqlite::Connection>),
     /// The PostgreSQL database.
-    Postgres(Mutex<RefCell<PgConn>>),
+    Postgres(Box<Mutex<RefCell<PgConn>>>),
 }
 
 fn poisoned<T>(_: T) -> StoreError {
@@ -46,7 +46,7 @@ impl Direct {
                         .join()
                         .map_err(poisoned)
                 })??;
-                Ok(Direct::Postgres(Mutex::new(RefCell::new(conn))))
+                Ok(Direct::Postgres(Box::new(Mutex::new(RefCell::new(conn)))))
             }
         }
     }
