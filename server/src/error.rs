@@ -74,6 +74,29 @@ struct ErrorPage {
     en: &'static str,
 }
 
+/// 503 with Retry-After: a short "try again" page.
+fn unavailable_page() -> Response {
+    let status = StatusCode::SERVICE_UNAVAILABLE;
+    let key = "error.unavailable";
+    let page = ErrorPage {
+        status: status.as_u16(),
+        fr: crate::i18n::Lang::Fr.t(key),
+        en: crate::i18n::Lang::En.t(key),
+    };
+    let body = page
+        .render()
+        .unwrap_or_else(|_| "503 unavailable".to_owned());
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
+            (header::RETRY_AFTER, crate::db::RETRY_AFTER_SECS.to_string()),
+        ],
+        body,
+    )
+        .into_response()
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, key, code) = match &self {
@@ -87,6 +110,16 @@ impl IntoResponse for AppError {
                 "error.too_large",
                 "too_large",
             ),
+            AppError::Internal(e) if StoreError::in_chain(e) => {
+                // Not a bug: the database is away (restarting, failing over).
+                tracing::warn!(error = format!("{e:#}"), "database unavailable");
+                let mut res = unavailable_page();
+                res.extensions_mut().insert(ErrorInfo {
+                    code: "unavailable",
+                    message: crate::i18n::Lang::En.t("error.unavailable"),
+                });
+                return res;
+            }
             AppError::Internal(e) => {
                 // The one place internal errors are logged.
                 tracing::error!(error = format!("{e:#}"), "internal error");

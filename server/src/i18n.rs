@@ -466,6 +466,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "An internal error occurred. Please try again in a moment.",
     ),
     (
+        "error.unavailable",
+        "Le service est momentanément indisponible. Réessayez dans quelques secondes.",
+        "The service is unavailable for a moment. Try again in a few seconds.",
+    ),
+    (
         "error.back_home",
         "Retour à l'accueil",
         "Back to the home page",

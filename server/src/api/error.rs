@@ -129,6 +129,22 @@ impl IntoResponse for ApiFailure {
                     .insert(header::RETRY_AFTER, HeaderValue::from(secs));
                 res
             }
+            ApiFailure::Internal(e) if StoreError::in_chain(&e) => {
+                tracing::warn!(error = format!("{e:#}"), "database unavailable (sync API)");
+                let mut res = error_body(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!(
+                        "the database is unavailable for now: retry in {} s",
+                        crate::db::RETRY_AFTER_SECS
+                    ),
+                );
+                res.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(crate::db::RETRY_AFTER_SECS),
+                );
+                res
+            }
             ApiFailure::Internal(e) => {
                 // The one place the API's internal errors are logged.
                 tracing::error!(error = format!("{e:#}"), "internal error in the sync API");

@@ -479,7 +479,43 @@ pub fn is_unique_violation(e: &rusqlite::Error) -> bool {
     )
 }
 
+/// Seconds a client is told to wait when the database is unavailable.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
 impl StoreError {
+    /// Whether the database is unavailable for now (lost, restarting,
+    /// refusing connections, or too busy): the request may succeed if tried
+    /// again, so it is a 503 with Retry-After, not a 500.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            StoreError::Unavailable(_) => true,
+            StoreError::Postgres(e) => {
+                // Class 08: connection exception; 57P01-03: the server is
+                // shutting down or starting; 53300: too many connections.
+                let transient = e.code().is_some_and(|c| {
+                    c.code().starts_with("08")
+                        || matches!(c.code(), "57P01" | "57P02" | "57P03" | "53300")
+                });
+                transient
+                    || e.is_closed()
+                    || std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
+            }
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _)) => matches!(
+                f.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            _ => false,
+        }
+    }
+
+    /// Whether `e`, or one of its causes, is an unavailable database.
+    pub fn in_chain(e: &anyhow::Error) -> bool {
+        e.chain().any(|c| {
+            c.downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_unavailable)
+        })
+    }
+
     /// True when this is a violated UNIQUE constraint (or primary key).
     pub fn is_unique_violation(&self) -> bool {
         match self {

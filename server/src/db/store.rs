@@ -40,6 +40,26 @@ impl Store {
         })
     }
 
+    /// Whether the database answers and has every migration this build
+    /// knows (what `/readyz` asks of it).
+    pub async fn schema_is_current(&self) -> StoreResult<bool> {
+        let (sql, latest) = match self.pool {
+            Backend::Sqlite(_) => (
+                "PRAGMA user_version",
+                i64::try_from(super::migrations::MIGRATIONS.len()).unwrap_or(i64::MAX),
+            ),
+            Backend::Postgres(_) => (
+                "SELECT COALESCE(MAX(version), 0) FROM schema_version",
+                super::pg::PG_MIGRATIONS.last().map_or(0, |m| m.0),
+            ),
+        };
+        let found: i64 = self
+            .pool
+            .read_sql(move |c| c.query_row(sql, params![], |r| r.get(0)))
+            .await?;
+        Ok(found == latest)
+    }
+
     /// Which database this store runs on.
     pub fn dialect(&self) -> super::sql::Dialect {
         match self.pool {

@@ -83,7 +83,9 @@ pub async fn layer(State(state): State<AppState>, req: Request, next: Next) -> R
     let safe = matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
     // The API authenticates with bearer tokens; static files need no token
     // (and must not carry a Set-Cookie, being cacheable).
-    if path.starts_with("/api/") || (safe && (path.starts_with("/static/") || path == "/healthz")) {
+    if path.starts_with("/api/")
+        || (safe && (path.starts_with("/static/") || (path == "/healthz" || path == "/readyz")))
+    {
         return next.run(req).await;
     }
     let cookie_name = state.cookie_name("jo_csrf");

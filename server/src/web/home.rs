@@ -14,12 +14,53 @@ use crate::web::cookies;
 use crate::web::ctx::{LANG_COOKIE, PageCtx};
 use crate::web::pages::{HomePage, render};
 
-/// `/`, `/lang/{code}`, `/healthz`.
+/// `/`, `/lang/{code}`, `/healthz` (the process answers), `/readyz` (it
+/// can serve: what a proxy or an orchestrator routes on).
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(home))
         .route("/lang/{code}", get(switch_lang))
         .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+}
+
+/// 200 `ready` when the database answers with every migration applied and
+/// the signing key is in the keyring and not withdrawn; else 503 and the
+/// first reason, in one line (details, such as paths and hosts, go to the
+/// log only: the probe is public).
+async fn ready(State(state): State<AppState>) -> Response {
+    let not_ready = |why: String| {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::RETRY_AFTER, crate::db::RETRY_AFTER_SECS.to_string())],
+            format!("not ready: {why}\n"),
+        )
+            .into_response()
+    };
+    match state.store.schema_is_current().await {
+        Ok(true) => {}
+        Ok(false) => return not_ready("the database schema is not this build's".into()),
+        Err(e) => {
+            tracing::warn!(error = %e, "readyz: database");
+            return not_ready("the database is unavailable".into());
+        }
+    }
+    let app = state.clone();
+    let keys = tokio::task::spawn_blocking(move || {
+        crate::trust::current(&app.config.keys_dir, &app.signer).map(|_| ())
+    })
+    .await;
+    match keys {
+        Ok(Ok(())) => (StatusCode::OK, "ready\n").into_response(),
+        Ok(Err(e)) => {
+            tracing::warn!(error = format!("{e:#}"), "readyz: signing key");
+            not_ready("the signing key is not usable (see the log)".into())
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "readyz: signing key check");
+            not_ready("the signing key check failed".into())
+        }
+    }
 }
 
 async fn home(ctx: PageCtx) -> Result<Response> {

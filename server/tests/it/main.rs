@@ -15,6 +15,7 @@ mod auth_flow;
 mod browser;
 mod cli;
 mod demo;
+mod health;
 mod keygen;
 mod security;
 mod shop_access;
