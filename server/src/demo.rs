@@ -249,7 +249,7 @@ async fn create_session(store: &Store, actor: Actor) -> anyhow::Result<i64> {
     let (sports, venues) = store.admin_sports_venues().await?;
     let sport_id = sports.first().map(|s| s.0).context("no sport loaded")?;
     let venue_id = venues.first().map(|v| v.0).context("no venue loaded")?;
-    let now = crate::db::now();
+    let now = crate::units::time::now();
     let input = SessionInput {
         code: SESSION_CODE.to_owned(),
         sport_id,
@@ -294,7 +294,8 @@ async fn buy(
         CheckoutOutcome::Created(n) => n,
         other => bail!("checkout refused: {other:?}"),
     };
-    let (year, month, _) = crate::shop::time::civil_from_days(crate::db::now().div_euclid(86_400));
+    let (year, month, _) =
+        crate::units::time::civil_from_days(crate::units::time::now().div_euclid(86_400));
     let card = CardDetails::parse(
         &CardForm {
             number: TEST_CARD,

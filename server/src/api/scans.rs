@@ -200,6 +200,6 @@ pub async fn upload(
         stored: out.stored,
         duplicates: out.duplicates,
         conflicts: out.conflicts,
-        server_time: crate::db::now(),
+        server_time: crate::units::time::now(),
     }))
 }

@@ -14,6 +14,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::{Store, StoreError, StoreResult, is_unique_violation, now, revocations};
 use crate::tickets::{IssueError, IssuedTicket, TicketSpec};
+use crate::units::money::cents_plain;
+use crate::units::time::iso_utc;
 
 /// Who performs an admin action, and from where (for the audit log).
 #[derive(Debug, Clone)]
@@ -1802,25 +1804,6 @@ impl Store {
     }
 }
 
-/// `2024-08-03T17:30:00Z`.
-pub fn iso_utc(t: i64) -> String {
-    let (y, m, d) = crate::shop::time::civil_from_days(t.div_euclid(86_400));
-    let s = t.rem_euclid(86_400);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        s / 3600,
-        s % 3600 / 60,
-        s % 60
-    )
-}
-
-/// `1234.50`: cents as a plain decimal for spreadsheets.
-pub fn cents_plain(c: i64) -> String {
-    let sign = if c < 0 { "-" } else { "" };
-    let a = c.unsigned_abs();
-    format!("{sign}{}.{:02}", a / 100, a % 100)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1845,14 +1828,6 @@ mod tests {
             )
             .expect("runs");
         assert_eq!(miss, 0, "a typed % is not a wildcard");
-    }
-
-    #[test]
-    fn times_and_amounts_format_for_exports() {
-        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(iso_utc(1_722_706_200), "2024-08-03T17:30:00Z");
-        assert_eq!(cents_plain(123_450), "1234.50");
-        assert_eq!(cents_plain(-5), "-0.05");
     }
 
     #[test]

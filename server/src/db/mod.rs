@@ -31,6 +31,8 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 pub use store::Store;
+// The clock every module here stamps rows with (`super::now`).
+use crate::units::time::now;
 use thiserror::Error;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -434,14 +436,6 @@ impl Pool {
         self.writer.put(conn);
         result
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// True when `e` is a violated UNIQUE constraint.

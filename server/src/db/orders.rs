@@ -13,8 +13,8 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::catalogue::{SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row};
 use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_write};
 use crate::config::ShopPolicy;
-use crate::shop::money::offer_price;
 use crate::tickets::{IssueError, IssuedTicket, TicketSpec};
+use crate::units::money::offer_price;
 
 /// Most tickets of one offer for one session in a cart line.
 pub const MAX_LINE_QUANTITY: i64 = 10;

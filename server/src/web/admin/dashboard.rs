@@ -92,7 +92,7 @@ pub(super) async fn page(
         d.days
             .iter()
             .map(|p| {
-                let (y, m, day) = crate::shop::time::civil_from_days(p.day);
+                let (y, m, day) = crate::units::time::civil_from_days(p.day);
                 (
                     format!("{y:04}-{m:02}-{day:02}"),
                     p.tickets,

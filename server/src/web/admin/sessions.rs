@@ -15,8 +15,8 @@ use crate::db::admin::{AdminSession, Cancelled, SessionInput, SessionRefusal};
 use crate::error::{AppError, Result};
 use crate::i18n::Lang;
 use crate::mail::Mail;
-use crate::shop::time::{paris, paris_to_utc, parse_iso_date};
 use crate::state::AppState;
+use crate::units::time::{paris, paris_to_utc, parse_iso_date};
 use crate::web::ctx::PageCtx;
 use crate::web::pages::{FieldErrors, render};
 

@@ -9,15 +9,15 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 
 use crate::auth::tokens::{is_token_shaped, random_token};
-use crate::db::now;
 use crate::db::orders::{
     CartOwner, ChargeNow, CheckoutOutcome, Order, OrderStatus, PaymentResult, PaymentStart, Signer,
 };
 use crate::error::{AppError, Result};
-use crate::shop::money::Cents;
 use crate::shop::payment::{CardDetails, CardForm, ChargeOutcome, ChargeRequest, DeclineReason};
 use crate::shop::{hm, when};
 use crate::state::AppState;
+use crate::units::money::Cents;
+use crate::units::time::now;
 use crate::web::ctx::PageCtx;
 use crate::web::pages::{FieldErrors, render};
 use crate::web::session::CurrentUser;
@@ -377,7 +377,7 @@ pub async fn pay(
     if o.status == OrderStatus::Paid {
         return to_order();
     }
-    let today = crate::shop::time::civil_from_days(now().div_euclid(86_400));
+    let today = crate::units::time::civil_from_days(now().div_euclid(86_400));
     let card = match CardDetails::parse(
         &CardForm {
             number: &card_number,
