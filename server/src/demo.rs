@@ -20,7 +20,8 @@ use crate::auth::password::PasswordHasher;
 use crate::config::{Config, Secret};
 use crate::db::Store;
 use crate::db::admin::{Actor, SessionInput};
-use crate::db::orders::{CartOwner, CheckoutOutcome, PaymentResult, PaymentStart, TicketView};
+use crate::db::orders::{CartOwner, CheckoutOutcome, PaymentResult, PaymentStart};
+use crate::db::tickets::TicketView;
 use crate::db::users::{NewUser, Role};
 use crate::shop::payment::{
     CardDetails, CardForm, ChargeOutcome, ChargeRequest, PaymentGateway, SimulatedGateway,
@@ -124,7 +125,14 @@ pub async fn run(config: &Config) -> anyhow::Result<Demo> {
     };
 
     let session_id = create_session(&store, actor.clone()).await?;
-    let order_number = buy(&store, config, buyer_id, session_id, signer).await?;
+    let order_number = buy(
+        &store,
+        config,
+        buyer_id,
+        session_id,
+        std::sync::Arc::new(signer),
+    )
+    .await?;
     let tickets = store
         .order_tickets_of(order_number.clone(), buyer_id)
         .await?
@@ -277,7 +285,7 @@ async fn buy(
     config: &Config,
     user_id: i64,
     session_id: i64,
-    signer: jo_shared::TicketSigner,
+    signer: std::sync::Arc<jo_shared::TicketSigner>,
 ) -> anyhow::Result<String> {
     let offers = store.active_offers().await?;
     for (name, quantity) in [("Solo", 2), ("Duo", 1), ("Famille", 1)] {
@@ -325,9 +333,6 @@ async fn buy(
                 })
         })
     };
-    let sign: crate::db::orders::Signer = Box::new(move |user_key, purchase_key, spec| {
-        crate::tickets::issue(&signer, user_key, purchase_key, spec)
-    });
     let start = store
         .begin_payment(
             number.clone(),
@@ -336,7 +341,7 @@ async fn buy(
             brand,
             last4,
             charge_now,
-            sign,
+            signer,
         )
         .await?;
     match start {

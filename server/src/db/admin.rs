@@ -7,13 +7,12 @@
 //! `scan_hours`),
 //! maintained by triggers, so they stay fast on millions of rows.
 
-use jo_shared::doublekey::{PurchaseKey, UserKey};
 use jo_shared::revocation::RevocationReason;
-use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
+use jo_shared::ticket::TicketId;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{Store, StoreError, StoreResult, is_unique_violation, now, revocations};
-use crate::tickets::{IssueError, IssuedTicket, TicketSpec};
+use super::tickets::{self, TicketRow};
+use super::{Store, StoreError, StoreResult, is_unique_violation, now};
 use crate::units::money::cents_plain;
 use crate::units::time::iso_utc;
 
@@ -213,17 +212,6 @@ pub enum SessionRefusal {
     TimesLocked(i64),
 }
 
-/// Valid tickets of a session (those whose signed window a change of its
-/// times would leave behind).
-fn valid_tickets_of_session(c: &Connection, id: i64) -> StoreResult<i64> {
-    Ok(
-        c.prepare_cached(
-            "SELECT count(*) FROM tickets WHERE session_id = ?1 AND status = 'valid'",
-        )?
-        .query_row([id], |r| r.get(0))?,
-    )
-}
-
 const SESSION_SELECT: &str =
     "SELECT s.id, s.code, s.sport_id, sp.name, s.venue_id, v.name, s.title,
         s.starts_at, s.ends_at, s.doors_open_at, s.capacity, s.seats_taken, s.base_price_cents,
@@ -305,35 +293,6 @@ pub struct LineRow {
     pub unit_price_cents: i64,
 }
 
-/// A ticket as the console lists it.
-#[derive(Debug, Clone)]
-pub struct TicketRow {
-    /// Public ticket id, hex.
-    pub code: String,
-    /// Order number.
-    pub order_number: String,
-    /// Session title.
-    pub session: String,
-    /// Offer name.
-    pub offer: String,
-    /// Holder name.
-    pub holder: String,
-    /// People admitted.
-    pub admits: i64,
-    /// `valid` or `revoked`.
-    pub status: String,
-    /// Issued, Unix seconds.
-    pub issued_at: i64,
-    /// Code of the ticket this one replaces.
-    pub replaces: Option<String>,
-    /// Revocation reason (`fraud`, `refunded`…), when revoked.
-    pub revocation: Option<String>,
-    /// Revocation note.
-    pub note: String,
-    /// Buyer's email.
-    pub email: String,
-}
-
 /// An order with everything the console shows about it.
 #[derive(Debug, Clone)]
 pub struct OrderDetail {
@@ -359,21 +318,6 @@ pub enum RefundOutcome {
     /// Refunded; that many tickets revoked.
     Refunded(usize),
 }
-
-/// What a re-issue did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ReissueOutcome {
-    /// No such ticket.
-    NotFound,
-    /// Only a valid ticket of a paid order can be re-issued.
-    NotValid,
-    /// The new ticket's code.
-    Reissued(String),
-}
-
-/// Signs a ticket (the server key stays with the caller).
-pub type SignFn =
-    dyn Fn(&UserKey, &PurchaseKey, &TicketSpec<'_>) -> Result<IssuedTicket, IssueError> + Send;
 
 // ----- devices
 
@@ -566,40 +510,8 @@ pub fn like_escape(s: &str) -> String {
     out
 }
 
-fn ticket_hex(blob: Option<Vec<u8>>) -> Option<String> {
-    blob.filter(|b| b.len() == TICKET_ID_LEN).map(hex::encode)
-}
-
 fn task(e: impl std::fmt::Display) -> StoreError {
     StoreError::Task(e.to_string())
-}
-
-const TICKET_SELECT: &str = "SELECT t.ticket_id, o.number, s.title, ol.offer_name, t.holder, t.admits, t.status,
-        t.issued_at, (SELECT r.ticket_id FROM tickets r WHERE r.id = t.replaces), rv.reason, rv.note, u.email
-     FROM tickets t JOIN orders o ON o.id = t.order_id JOIN game_sessions s ON s.id = t.session_id
-     JOIN order_lines ol ON ol.id = t.order_line_id JOIN users u ON u.id = t.user_id
-     LEFT JOIN revocations rv ON rv.ticket_id = t.ticket_id";
-
-fn ticket_from_row(r: &Row<'_>) -> rusqlite::Result<TicketRow> {
-    let reason: Option<i64> = r.get(9)?;
-    Ok(TicketRow {
-        code: ticket_hex(r.get(0)?).unwrap_or_default(),
-        order_number: r.get(1)?,
-        session: r.get(2)?,
-        offer: r.get(3)?,
-        holder: r.get(4)?,
-        admits: r.get(5)?,
-        status: r.get(6)?,
-        issued_at: r.get(7)?,
-        replaces: ticket_hex(r.get(8)?),
-        revocation: reason.map(|c| {
-            RevocationReason::from_code(u8::try_from(c).unwrap_or(0))
-                .as_str()
-                .to_owned()
-        }),
-        note: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
-        email: r.get(11)?,
-    })
 }
 
 const HIT_SELECT: &str = "SELECT o.number, o.status, o.total_cents, o.created_at, u.email,
@@ -707,12 +619,7 @@ fn order_detail(c: &Connection, number: &str) -> StoreResult<Option<OrderDetail>
             })
         })?
         .collect::<Result<_, _>>()?;
-    let tickets = c
-        .prepare_cached(&format!(
-            "{TICKET_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx"
-        ))?
-        .query_map([id], ticket_from_row)?
-        .collect::<Result<_, _>>()?;
+    let tickets = tickets::rows_of_order(c, id)?;
     Ok(Some(OrderDetail {
         order,
         paid_at,
@@ -751,29 +658,6 @@ fn session_detail(input: &SessionInput) -> String {
         input.entry_rule,
         input.max_entries
     )
-}
-
-/// Revokes every valid ticket of an order with `reason`; returns how many.
-fn revoke_order_tickets(
-    tx: &Connection,
-    order_id: i64,
-    reason: RevocationReason,
-    note: &str,
-    t: i64,
-) -> StoreResult<usize> {
-    let ids: Vec<Vec<u8>> = tx
-        .prepare_cached("SELECT ticket_id FROM tickets WHERE order_id = ?1 AND status = 'valid'")?
-        .query_map([order_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    let mut n = 0;
-    for id in ids {
-        let Ok(tid) = <[u8; TICKET_ID_LEN]>::try_from(id.as_slice()) else {
-            continue;
-        };
-        revocations::revoke(tx, &TicketId(tid), reason, note, t)?;
-        n += 1;
-    }
-    Ok(n)
 }
 
 impl Store {
@@ -976,7 +860,7 @@ impl Store {
     /// exists).
     pub async fn admin_session_valid_tickets(&self, id: i64) -> StoreResult<i64> {
         self.pool
-            .read_blocking(move |c| valid_tickets_of_session(c, id))
+            .read_blocking(move |c| tickets::valid_of_session(c, id))
             .await
     }
 
@@ -1070,7 +954,7 @@ impl Store {
                     != (current.doors_open_at, current.starts_at, current.ends_at);
                 if times_change {
                     // In this transaction too: no ticket can be issued in between.
-                    let sold = valid_tickets_of_session(&tx, id)?;
+                    let sold = tickets::valid_of_session(&tx, id)?;
                     if sold > 0 {
                         return Ok(Err(SessionRefusal::TimesLocked(sold)));
                     }
@@ -1135,20 +1019,8 @@ impl Store {
                         })
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
-                let ids: Vec<Vec<u8>> = tx
-                    .prepare_cached(
-                        "SELECT ticket_id FROM tickets WHERE session_id = ?1 AND status = 'valid' ORDER BY id",
-                    )?
-                    .query_map([id], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
-                let mut revoked = 0;
-                for tid in ids {
-                    let Ok(tid) = <[u8; TICKET_ID_LEN]>::try_from(tid.as_slice()) else {
-                        continue;
-                    };
-                    revocations::revoke(&tx, &TicketId(tid), RevocationReason::SessionCancelled, "", t)?;
-                    revoked += 1;
-                }
+                let revoked =
+                    tickets::revoke_valid_of_session(&tx, id, RevocationReason::SessionCancelled, t)?;
                 audit(
                     &tx,
                     &actor,
@@ -1176,60 +1048,6 @@ impl Store {
     pub async fn admin_order(&self, number: String) -> StoreResult<Option<OrderDetail>> {
         self.pool
             .read_blocking(move |c| order_detail(c, &number))
-            .await
-    }
-
-    /// A ticket by id.
-    pub async fn admin_ticket(&self, id: TicketId) -> StoreResult<Option<TicketRow>> {
-        self.pool
-            .read_blocking(move |c| {
-                Ok(c.query_row(
-                    &format!("{TICKET_SELECT} WHERE t.ticket_id = ?1"),
-                    [&id.0[..]],
-                    ticket_from_row,
-                )
-                .optional()?)
-            })
-            .await
-    }
-
-    /// Revokes one ticket with a reason; `None` if there is no such ticket,
-    /// `Some(false)` if it was already revoked.
-    pub async fn admin_revoke_ticket(
-        &self,
-        actor: Actor,
-        id: TicketId,
-        reason: RevocationReason,
-        note: String,
-    ) -> StoreResult<Option<bool>> {
-        self.pool
-            .run(move |c| {
-                let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let status: Option<String> = tx
-                    .query_row(
-                        "SELECT status FROM tickets WHERE ticket_id = ?1",
-                        [&id.0[..]],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                match status.as_deref() {
-                    None => return Ok(None),
-                    Some("revoked") => return Ok(Some(false)),
-                    Some(_) => {}
-                }
-                revocations::revoke(&tx, &id, reason, &note, t)?;
-                audit(
-                    &tx,
-                    &actor,
-                    "ticket.revoke",
-                    &format!("ticket:{}", id.to_hex()),
-                    &format!("reason={} note={note:?}", reason.as_str()),
-                    t,
-                )?;
-                tx.commit()?;
-                Ok(Some(true))
-            })
             .await
     }
 
@@ -1266,17 +1084,15 @@ impl Store {
                      WHERE order_id = ?1 AND status = 'succeeded'",
                     params![order_id, t],
                 )?;
-                // The seats go back on sale (max() keeps the CHECK if a
-                // session was edited meanwhile).
-                tx.execute(
-                    "UPDATE game_sessions SET seats_taken = max(0, seats_taken - (
-                         SELECT sum(seats * quantity) FROM order_lines
-                         WHERE order_id = ?1 AND session_id = game_sessions.id))
-                     WHERE id IN (SELECT session_id FROM order_lines WHERE order_id = ?1)",
-                    [order_id],
+                // The seats go back on sale.
+                super::catalogue::release_seats(&tx, order_id)?;
+                let revoked = tickets::revoke_valid_of_order(
+                    &tx,
+                    order_id,
+                    RevocationReason::Refunded,
+                    "",
+                    t,
                 )?;
-                let revoked =
-                    revoke_order_tickets(&tx, order_id, RevocationReason::Refunded, "", t)?;
                 audit(
                     &tx,
                     &actor,
@@ -1287,94 +1103,6 @@ impl Store {
                 )?;
                 tx.commit()?;
                 Ok(RefundOutcome::Refunded(revoked))
-            })
-            .await
-    }
-
-    /// Re-issues a ticket: a new ticket (next derivation index of its order,
-    /// so a new secret and signature) replacing the old one, which is
-    /// revoked, in one transaction.
-    pub async fn admin_reissue_ticket(
-        &self,
-        actor: Actor,
-        id: TicketId,
-        key_id: [u8; 4],
-        sign: Box<SignFn>,
-    ) -> StoreResult<ReissueOutcome> {
-        self.pool
-            .run(move |c| {
-                let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                #[allow(clippy::type_complexity)]
-                let old: Option<(i64, i64, i64, i64, i64, i64, String, i64, i64, i64, String, String, Option<Vec<u8>>, Vec<u8>)> = tx
-                    .query_row(
-                        "SELECT t.id, t.order_id, t.order_line_id, t.user_id, t.session_id, t.offer_id,
-                                t.holder, t.admits, t.valid_from, t.valid_minutes, t.status, o.status,
-                                o.purchase_key, u.user_key
-                         FROM tickets t JOIN orders o ON o.id = t.order_id JOIN users u ON u.id = t.user_id
-                         WHERE t.ticket_id = ?1",
-                        [&id.0[..]],
-                        |r| {
-                            Ok((
-                                r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
-                                r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?,
-                                r.get(12)?, r.get(13)?,
-                            ))
-                        },
-                    )
-                    .optional()?;
-                let Some((
-                    old_id, order_id, line_id, user_id, session_id, offer_id, holder, admits,
-                    valid_from, valid_minutes, status, order_status, purchase_key, user_key,
-                )) = old
-                else {
-                    return Ok(ReissueOutcome::NotFound);
-                };
-                if status != "valid" || order_status != "paid" {
-                    return Ok(ReissueOutcome::NotValid);
-                }
-                let user_key = UserKey::from_slice(&user_key).ok_or_else(|| task("user key length"))?;
-                let purchase_key = purchase_key
-                    .as_deref()
-                    .and_then(PurchaseKey::from_slice)
-                    .ok_or_else(|| task("purchase key of a paid order"))?;
-                let next: i64 = tx.query_row(
-                    "SELECT coalesce(max(idx), -1) + 1 FROM tickets WHERE order_id = ?1",
-                    [order_id],
-                    |r| r.get(0),
-                )?;
-                let spec = TicketSpec {
-                    index: u32::try_from(next).map_err(task)?,
-                    session_id: u32::try_from(session_id).map_err(task)?,
-                    admits: u8::try_from(admits).map_err(task)?,
-                    valid_from,
-                    valid_until: valid_from + valid_minutes * 60,
-                    holder: &holder,
-                };
-                let issued = sign(&user_key, &purchase_key, &spec).map_err(task)?;
-                tx.execute(
-                    "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id,
-                         offer_id, holder, admits, key_id, valid_from, valid_minutes, qr, status,
-                         issued_at, replaces)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14, ?15)",
-                    params![
-                        &issued.ticket_id.0[..], order_id, line_id, next, user_id, session_id, offer_id,
-                        issued.holder, admits, &key_id[..], issued.valid_from, issued.valid_minutes,
-                        issued.qr, t, old_id
-                    ],
-                )?;
-                revocations::revoke(&tx, &id, RevocationReason::Reissued, "", t)?;
-                let new_hex = issued.ticket_id.to_hex();
-                audit(
-                    &tx,
-                    &actor,
-                    "ticket.reissue",
-                    &format!("ticket:{}", id.to_hex()),
-                    &format!("new_ticket={new_hex}"),
-                    t,
-                )?;
-                tx.commit()?;
-                Ok(ReissueOutcome::Reissued(new_hex))
             })
             .await
     }
@@ -1662,7 +1390,7 @@ impl Store {
                             kind: r.get(1)?,
                             scan_id: r.get(2)?,
                             device_id: r.get(3)?,
-                            ticket: ticket_hex(r.get(4)?),
+                            ticket: tickets::ticket_hex(r.get(4)?),
                             detail: r.get(5)?,
                             detected_at: r.get(6)?,
                         })
@@ -1738,7 +1466,7 @@ impl Store {
                     r.get::<_, Option<i64>>(5)?
                         .map(|v| v.to_string())
                         .unwrap_or_default(),
-                    ticket_hex(r.get(6)?).unwrap_or_default(),
+                    tickets::ticket_hex(r.get(6)?).unwrap_or_default(),
                     r.get(7)?,
                     r.get(8)?,
                     r.get::<_, i64>(9)?.to_string(),

@@ -213,6 +213,45 @@ fn id_of_or_insert(
     Ok(c.last_insert_rowid())
 }
 
+/// Takes the seats of an order's lines (`(session, seats)` pairs): the seat
+/// guard. Each session's seats are taken by one guarded
+/// `UPDATE … WHERE seats_taken + n <= capacity` of a scheduled session, so
+/// no session is ever oversold.
+/// Returns the indexes of the pairs that found too few seats; the caller
+/// then rolls back what the others took.
+pub(super) fn take_seats(tx: &Connection, lines: &[(i64, i64)]) -> StoreResult<Vec<usize>> {
+    let mut failed = Vec::new();
+    let mut st = tx.prepare_cached(
+        "UPDATE game_sessions SET seats_taken = seats_taken + ?2
+         WHERE id = ?1 AND status = 'scheduled' AND seats_taken + ?2 <= capacity",
+    )?;
+    for (i, (session_id, seats)) in lines.iter().enumerate() {
+        if st.execute(params![session_id, seats])? == 0 {
+            failed.push(i);
+        }
+    }
+    Ok(failed)
+}
+
+/// Gives an order's seats back to its sessions: the one release, for an
+/// expired hold and for a refund alike.
+///
+/// Not clamped at 0: [`take_seats`] took exactly these seats, and only an
+/// order holding them (pending, or paid) is released, once, as its status
+/// leaves pending or paid in the same transaction. Editing a session cannot
+/// lower `seats_taken` either. So a release below 0 would be a seat counted
+/// twice; the schema's `CHECK (seats_taken BETWEEN 0 AND capacity)` then
+/// fails the transaction instead of `max(0, …)` hiding the miscount.
+pub(super) fn release_seats(tx: &Connection, order_id: i64) -> StoreResult<()> {
+    tx.prepare_cached(
+        "UPDATE game_sessions SET seats_taken = seats_taken - (
+             SELECT sum(seats * quantity) FROM order_lines WHERE order_id = ?1 AND session_id = game_sessions.id)
+         WHERE id IN (SELECT session_id FROM order_lines WHERE order_id = ?1)",
+    )?
+    .execute([order_id])?;
+    Ok(())
+}
+
 impl Store {
     /// The first day of the Games (days since 1970-01-01), fixed at the
     /// first call to `default_days` and kept in `meta` so restarts do not move it.
@@ -388,5 +427,75 @@ impl Store {
                 .optional()?)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database with one session of `capacity` seats and one pending
+    /// order for `seats` of them (not yet taken); (session id, order id).
+    fn session_and_order(c: &mut Connection, capacity: i64, seats: i64) -> (i64, i64) {
+        crate::db::migrations::apply(c).expect("migrates");
+        c.execute_batch(
+            "INSERT INTO sports (name) VALUES ('Judo');
+             INSERT INTO venues (name, city) VALUES ('Arena', 'Paris');
+             INSERT INTO users (username, email, first_name, last_name, password_hash, user_key, role, created_at)
+             VALUES ('b', 'b@x.fr', 'B', 'C', 'h', zeroblob(32), 'buyer', 0);
+             INSERT INTO offers (name, seats, price_percent, created_at, updated_at)
+             VALUES ('Test', 1, 100, 0, 0);",
+        )
+        .expect("references");
+        c.execute(
+            "INSERT INTO game_sessions (code, sport_id, venue_id, title, starts_at, ends_at,
+                 doors_open_at, capacity, base_price_cents, entry_rule, max_entries, created_at, updated_at)
+             VALUES ('JUD99', 1, 1, 'Judo', 2000000000, 2000003600, 1999998000, ?1, 1000, 'single', 1, 0, 0)",
+            [capacity],
+        )
+        .expect("session");
+        let session = c.last_insert_rowid();
+        c.execute(
+            "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
+             VALUES ('AAAAA-AAAAA', 1, 'pending', 0, 0, 600)",
+            [],
+        )
+        .expect("order");
+        let order = c.last_insert_rowid();
+        c.execute(
+            "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
+             VALUES (?1, ?2, (SELECT id FROM offers WHERE name = 'Test'), 'Test', 1, ?3, 0)",
+            params![order, session, seats],
+        )
+        .expect("line");
+        (session, order)
+    }
+
+    fn taken(c: &Connection, session: i64) -> i64 {
+        c.query_row(
+            "SELECT seats_taken FROM game_sessions WHERE id = ?1",
+            [session],
+            |r| r.get(0),
+        )
+        .expect("reads")
+    }
+
+    #[test]
+    fn seats_are_taken_within_capacity_and_released_once() {
+        let mut c = Connection::open_in_memory().expect("opens");
+        let (session, order) = session_and_order(&mut c, 10, 4);
+        assert!(take_seats(&c, &[(session, 4)]).expect("takes").is_empty());
+        assert_eq!(
+            take_seats(&c, &[(session, 7)]).expect("runs"),
+            vec![0],
+            "the guard refuses more than capacity"
+        );
+        assert_eq!(taken(&c, session), 4);
+        release_seats(&c, order).expect("releases");
+        assert_eq!(taken(&c, session), 0);
+        // A second release is a miscount: refused by the schema, not
+        // clamped at 0, and nothing changes.
+        assert!(release_seats(&c, order).is_err());
+        assert_eq!(taken(&c, session), 0);
     }
 }

@@ -21,6 +21,7 @@ pub mod sessions;
 mod store;
 pub mod sync;
 pub mod throttle;
+pub mod tickets;
 pub mod tokens;
 pub mod users;
 

@@ -7,13 +7,15 @@
 //! transaction, so there is never a paid order without tickets nor a ticket
 //! without a paid order.
 
+use std::sync::Arc;
+
 use jo_shared::doublekey::{PurchaseKey, UserKey};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::catalogue::{SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row};
-use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_write};
+use super::catalogue::{self, SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row};
+use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_write, tickets};
 use crate::config::ShopPolicy;
-use crate::tickets::{IssueError, IssuedTicket, TicketSpec};
+use crate::tickets::TicketIssuer;
 use crate::units::money::offer_price;
 
 /// Most tickets of one offer for one session in a cart line.
@@ -234,46 +236,6 @@ pub enum PaymentResult {
     Failed,
 }
 
-/// A ticket as the buyer sees it.
-#[derive(Debug, Clone)]
-pub struct TicketView {
-    /// Public ticket id, hex (used in URLs).
-    pub ticket_hex: String,
-    /// Order number.
-    pub order_number: String,
-    /// Session id.
-    pub session_id: i64,
-    /// Session title.
-    pub title: String,
-    /// Sport.
-    pub sport: String,
-    /// Venue.
-    pub venue: String,
-    /// City.
-    pub city: String,
-    /// Session start.
-    pub starts_at: i64,
-    /// Doors open.
-    pub doors_open_at: i64,
-    /// Holder as signed.
-    pub holder: String,
-    /// People admitted.
-    pub admits: i64,
-    /// Offer name.
-    pub offer_name: String,
-    /// `valid` or `revoked`.
-    pub status: String,
-    /// The signed QR string.
-    pub qr: String,
-}
-
-/// Signs one ticket (given the server key by the caller).
-pub type Signer = Box<
-    dyn Fn(&UserKey, &PurchaseKey, &TicketSpec<'_>) -> Result<IssuedTicket, IssueError>
-        + Send
-        + 'static,
->;
-
 /// An order number: 10 characters of Crockford base32 (50 random bits),
 /// grouped `XXXXX-XXXXX`.
 fn new_order_number() -> StoreResult<String> {
@@ -476,37 +438,11 @@ fn expire_holds_in(tx: &Connection, t: i64) -> StoreResult<usize> {
         .query_map([t], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for id in &ids {
-        release_seats(tx, *id)?;
+        catalogue::release_seats(tx, *id)?;
         tx.prepare_cached("UPDATE orders SET status = 'expired' WHERE id = ?1")?
             .execute([id])?;
     }
     Ok(ids.len())
-}
-
-fn release_seats(tx: &Connection, order_id: i64) -> StoreResult<()> {
-    tx.prepare_cached(
-        "UPDATE game_sessions SET seats_taken = seats_taken - (
-             SELECT sum(seats * quantity) FROM order_lines WHERE order_id = ?1 AND session_id = game_sessions.id)
-         WHERE id IN (SELECT session_id FROM order_lines WHERE order_id = ?1)",
-    )?
-    .execute([order_id])?;
-    Ok(())
-}
-
-/// Takes the seats of an order's lines; false (and nothing taken, once the
-/// caller rolls back) if one session lacks them.
-fn take_seats(tx: &Connection, lines: &[(i64, i64)]) -> StoreResult<Vec<usize>> {
-    let mut failed = Vec::new();
-    let mut st = tx.prepare_cached(
-        "UPDATE game_sessions SET seats_taken = seats_taken + ?2
-         WHERE id = ?1 AND status = 'scheduled' AND seats_taken + ?2 <= capacity",
-    )?;
-    for (i, (session_id, seats)) in lines.iter().enumerate() {
-        if st.execute(params![session_id, seats])? == 0 {
-            failed.push(i);
-        }
-    }
-    Ok(failed)
 }
 
 /// How many unpaid, unexpired orders the buyer has, and the seats they hold.
@@ -577,7 +513,7 @@ fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<C
                 None => per_session.push((l.session.id, l.seats_needed())),
             }
         }
-        for i in take_seats(&tx, &per_session)? {
+        for i in catalogue::take_seats(&tx, &per_session)? {
             let (sid, _) = per_session[i];
             for l in lines.iter().filter(|l| l.session.id == sid) {
                 problems.push(LineProblem {
@@ -750,7 +686,7 @@ fn begin_payment_in(
         _ => {}
     }
     if hold_until <= t {
-        release_seats(tx, order_id)?;
+        catalogue::release_seats(tx, order_id)?;
         tx.prepare_cached("UPDATE orders SET status = 'expired' WHERE id = ?1")?
             .execute([order_id])?;
         return Ok(PaymentStart::Expired);
@@ -783,7 +719,7 @@ fn begin_payment(
     key: &str,
     (brand, last4): (&str, &str),
     charge_now: ChargeNow,
-    sign: &Signer,
+    issuer: &dyn TicketIssuer,
 ) -> StoreResult<PaymentStart> {
     let t = now();
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -804,7 +740,7 @@ fn begin_payment(
         tx.commit()?;
         return Ok(start);
     };
-    let result = finish_or_fail(&tx, payment_id, approved, sign, t)?;
+    let result = finish_or_fail(&tx, payment_id, approved, issuer, t)?;
     tx.commit()?;
     result.map(PaymentStart::Charged)
 }
@@ -825,12 +761,13 @@ fn set_payment(
     Ok(())
 }
 
-/// Marks the order paid and issues its tickets, inside `tx`.
-fn issue_tickets(
+/// Marks the order paid with a new purchase key and issues its tickets
+/// ([`tickets::issue_for_order`]), inside `tx`.
+fn pay_and_issue(
     tx: &Connection,
     order_id: i64,
     user_id: i64,
-    sign: &Signer,
+    issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<usize> {
     let (key_bytes, first, last): (Vec<u8>, String, String) = tx
@@ -844,70 +781,15 @@ fn issue_tickets(
         "UPDATE orders SET status = 'paid', paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
     )?
     .execute(params![order_id, t, &purchase_key.as_bytes()[..]])?;
-    let lines: Vec<(i64, i64, i64, i64, i64, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT ol.id, ol.session_id, ol.offer_id, ol.seats, ol.quantity, s.doors_open_at, s.ends_at
-             FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
-             WHERE ol.order_id = ?1 ORDER BY ol.id",
-        )?
-        .query_map([order_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id,
-             holder, admits, key_id, valid_from, valid_minutes, qr, status, issued_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14)",
-    )?;
-    let mut index: u32 = 0;
-    for (line_id, session_id, offer_id, seats, quantity, doors, ends) in lines {
-        let admits =
-            u8::try_from(seats).map_err(|_| StoreError::Task("admits out of range".into()))?;
-        let session = u32::try_from(session_id)
-            .map_err(|_| StoreError::Task("session id out of range".into()))?;
-        for _ in 0..quantity {
-            let spec = TicketSpec {
-                index,
-                session_id: session,
-                admits,
-                valid_from: doors,
-                // An hour after the end: late leavers re-entering, clocks off by a little.
-                valid_until: ends + 3_600,
-                holder: &holder,
-            };
-            let issued = sign(&user_key, &purchase_key, &spec)
-                .map_err(|e| StoreError::Task(format!("signing a ticket: {e}")))?;
-            let key_id = issued_key_id(&issued.qr)?;
-            insert.execute(params![
-                &issued.ticket_id.0[..],
-                order_id,
-                line_id,
-                index,
-                user_id,
-                session_id,
-                offer_id,
-                // The full name stays on the server; the payload carries its short form.
-                holder,
-                seats,
-                &key_id[..],
-                issued.valid_from,
-                issued.valid_minutes,
-                issued.qr,
-                t
-            ])?;
-            index += 1;
-        }
-    }
-    Ok(usize::try_from(index).unwrap_or(usize::MAX))
-}
-
-/// The key id inside a signed QR string (the payload says which key signed it).
-fn issued_key_id(qr: &str) -> StoreResult<[u8; 4]> {
-    let (payload, _) = jo_shared::qr::decode_string(qr)
-        .map_err(|e| StoreError::Task(format!("issued ticket does not decode: {e}")))?;
-    let p = jo_shared::TicketPayload::decode(&payload)
-        .map_err(|e| StoreError::Task(format!("issued ticket does not decode: {e}")))?;
-    Ok(p.key_id.0)
+    tickets::issue_for_order(
+        tx,
+        order_id,
+        user_id,
+        (&user_key, &purchase_key),
+        &holder,
+        issuer,
+        t,
+    )
 }
 
 /// Records the gateway's answer inside the caller's transaction; on
@@ -916,7 +798,7 @@ fn finish_payment_in(
     tx: &Connection,
     payment_id: i64,
     approved: Result<String, String>,
-    sign: &Signer,
+    issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<PaymentResult> {
     let (order_id, user_id, status): (i64, i64, String) = tx.prepare_cached(
@@ -942,7 +824,7 @@ fn finish_payment_in(
             .query_map([order_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         tx.execute_batch("SAVEPOINT retake_seats")?;
-        if !take_seats(tx, &per_session)?.is_empty() {
+        if !catalogue::take_seats(tx, &per_session)?.is_empty() {
             // Give back the seats taken before the one that failed.
             tx.execute_batch("ROLLBACK TO retake_seats; RELEASE retake_seats")?;
             set_payment(
@@ -963,7 +845,7 @@ fn finish_payment_in(
             "paying an order that is {status}"
         )));
     }
-    issue_tickets(tx, order_id, user_id, sign, t)?;
+    pay_and_issue(tx, order_id, user_id, issuer, t)?;
     set_payment(tx, payment_id, "succeeded", None, Some(&transaction_id))?;
     Ok(PaymentResult::Paid)
 }
@@ -977,11 +859,11 @@ fn finish_or_fail(
     tx: &Connection,
     payment_id: i64,
     approved: Result<String, String>,
-    sign: &Signer,
+    issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<StoreResult<PaymentResult>> {
     tx.execute_batch("SAVEPOINT finish_payment")?;
-    match finish_payment_in(tx, payment_id, approved, sign, t) {
+    match finish_payment_in(tx, payment_id, approved, issuer, t) {
         Ok(r) => {
             tx.execute_batch("RELEASE finish_payment")?;
             Ok(Ok(r))
@@ -998,40 +880,12 @@ fn finish_payment(
     c: &mut Connection,
     payment_id: i64,
     approved: Result<String, String>,
-    sign: &Signer,
+    issuer: &dyn TicketIssuer,
 ) -> StoreResult<PaymentResult> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let result = finish_or_fail(&tx, payment_id, approved, sign, now())?;
+    let result = finish_or_fail(&tx, payment_id, approved, issuer, now())?;
     tx.commit()?;
     result
-}
-
-// ----- tickets
-
-const TICKET_SELECT: &str = "SELECT t.ticket_id, o.number, t.session_id, s.title, sp.name, v.name, v.city,
-        s.starts_at, s.doors_open_at, t.holder, t.admits, ol.offer_name, t.status, t.qr
-     FROM tickets t JOIN orders o ON o.id = t.order_id JOIN order_lines ol ON ol.id = t.order_line_id
-     JOIN game_sessions s ON s.id = t.session_id JOIN sports sp ON sp.id = s.sport_id
-     JOIN venues v ON v.id = s.venue_id";
-
-fn ticket_from_row(r: &Row<'_>) -> rusqlite::Result<TicketView> {
-    let id: Vec<u8> = r.get(0)?;
-    Ok(TicketView {
-        ticket_hex: hex::encode(id),
-        order_number: r.get(1)?,
-        session_id: r.get(2)?,
-        title: r.get(3)?,
-        sport: r.get(4)?,
-        venue: r.get(5)?,
-        city: r.get(6)?,
-        starts_at: r.get(7)?,
-        doors_open_at: r.get(8)?,
-        holder: r.get(9)?,
-        admits: r.get(10)?,
-        offer_name: r.get(11)?,
-        status: r.get(12)?,
-        qr: r.get(13)?,
-    })
 }
 
 impl Store {
@@ -1202,7 +1056,7 @@ impl Store {
         brand: &'static str,
         last4: String,
         charge_now: ChargeNow,
-        sign: Signer,
+        issuer: Arc<dyn TicketIssuer>,
     ) -> StoreResult<PaymentStart> {
         // Durable: the attempt must be on disk before a card is charged
         // elsewhere, and a paid order with its tickets before "paid" is shown.
@@ -1215,7 +1069,7 @@ impl Store {
                     &idempotency_key,
                     (brand, &last4),
                     charge_now,
-                    &sign,
+                    &*issuer,
                 )
             })
             .await
@@ -1228,11 +1082,11 @@ impl Store {
         &self,
         payment_id: i64,
         approved: Result<String, String>,
-        sign: Signer,
+        issuer: Arc<dyn TicketIssuer>,
     ) -> StoreResult<PaymentResult> {
         self.pool
             .run_durable(move |c| {
-                let r = finish_payment(c, payment_id, approved, &sign);
+                let r = finish_payment(c, payment_id, approved, &*issuer);
                 if r.is_err() {
                     // Nothing of the failed payment was kept; free the order
                     // for another attempt (done already unless the
@@ -1240,64 +1094,6 @@ impl Store {
                     set_payment(c, payment_id, "failed", Some("internal"), None)?;
                 }
                 r
-            })
-            .await
-    }
-
-    /// A buyer's valid and revoked tickets, by session start.
-    pub async fn tickets_of(&self, user_id: i64) -> StoreResult<Vec<TicketView>> {
-        self.pool
-            .read_blocking(move |c| {
-                let sql = format!(
-                    "{TICKET_SELECT} WHERE t.user_id = ?1 ORDER BY s.starts_at, t.order_id, t.idx"
-                );
-                Ok(c.prepare_cached(&sql)?
-                    .query_map([user_id], ticket_from_row)?
-                    .collect::<Result<_, _>>()?)
-            })
-            .await
-    }
-
-    /// One of a buyer's tickets by public id; `None` if it is not theirs.
-    pub async fn ticket_of(
-        &self,
-        ticket_id: [u8; 10],
-        user_id: i64,
-    ) -> StoreResult<Option<TicketView>> {
-        self.pool
-            .read(move |c| {
-                let sql = format!("{TICKET_SELECT} WHERE t.ticket_id = ?1 AND t.user_id = ?2");
-                Ok(c.prepare_cached(&sql)?
-                    .query_row(params![&ticket_id[..], user_id], ticket_from_row)
-                    .optional()?)
-            })
-            .await
-    }
-
-    /// The tickets of one of a buyer's orders; `None` if the order is not theirs.
-    pub async fn order_tickets_of(
-        &self,
-        number: String,
-        user_id: i64,
-    ) -> StoreResult<Option<Vec<TicketView>>> {
-        self.pool
-            .read(move |c| {
-                let owned: Option<i64> = c
-                    .query_row(
-                        "SELECT id FROM orders WHERE number = ?1 AND user_id = ?2",
-                        params![number, user_id],
-                        |r| r.get(0),
-                    )
-                    .optional()?;
-                let Some(order_id) = owned else {
-                    return Ok(None);
-                };
-                let sql = format!("{TICKET_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx");
-                Ok(Some(
-                    c.prepare_cached(&sql)?
-                        .query_map([order_id], ticket_from_row)?
-                        .collect::<Result<_, _>>()?,
-                ))
             })
             .await
     }

@@ -1,7 +1,7 @@
 //! The revocation list: the one place that writes it.
 //!
 //! Every revocation (refund, cancelled session, re-issue, fraud) goes through
-//! [`revoke`], inside the caller's transaction, so that a ticket's status and
+//! [`super::tickets::revoke`], inside the caller's transaction, so that a ticket's status and
 //! its entry in the signed list scanners sync can never disagree. Each row
 //! keeps the hash-chain head after it ([`jo_shared::revocation`]), so the list
 //! is resumed from its last row and signed without replaying it.
@@ -30,13 +30,12 @@ pub fn state(conn: &Connection) -> StoreResult<(u64, [u8; 32])> {
     })
 }
 
-/// Revokes `ticket_id`: marks the ticket revoked (when the server issued it)
-/// and appends it to the list. Revoking a ticket already on the list is a
+/// Appends `ticket_id` to the list. A ticket already on the list is a
 /// no-op returning `None`; otherwise the new entry's version.
 ///
-/// Call inside a transaction: the caller's other writes (refund, session
-/// cancellation, re-issue) and the list entry commit together.
-pub fn revoke(
+/// Only [`super::tickets::revoke`] calls this, in the same transaction as
+/// the ticket's own status change.
+pub(super) fn append(
     conn: &Connection,
     ticket_id: &TicketId,
     reason: RevocationReason,
@@ -50,10 +49,6 @@ pub fn revoke(
             |r| r.get(0),
         )
         .optional()?;
-    conn.execute(
-        "UPDATE tickets SET status = 'revoked' WHERE ticket_id = ?1",
-        [&ticket_id.0[..]],
-    )?;
     if listed.is_some() {
         return Ok(None);
     }
@@ -140,11 +135,11 @@ mod tests {
         assert_eq!(state(&c).expect("reads").0, 0);
         for i in 0..5u8 {
             let v =
-                revoke(&c, &TicketId([i; 10]), RevocationReason::Fraud, "", 100).expect("revokes");
+                append(&c, &TicketId([i; 10]), RevocationReason::Fraud, "", 100).expect("revokes");
             assert_eq!(v, Some(u64::from(i) + 1));
         }
         assert_eq!(
-            revoke(&c, &TicketId([2; 10]), RevocationReason::Refunded, "", 101).expect("runs"),
+            append(&c, &TicketId([2; 10]), RevocationReason::Refunded, "", 101).expect("runs"),
             None,
             "a ticket is listed once"
         );

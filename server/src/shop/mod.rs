@@ -7,7 +7,7 @@ pub mod payment;
 pub mod pdf;
 pub mod qr;
 
-use crate::db::orders::TicketView;
+use crate::db::tickets::TicketView;
 use crate::i18n::Lang;
 use crate::units::time;
 

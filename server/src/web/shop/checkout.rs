@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::auth::tokens::{is_token_shaped, random_token};
 use crate::db::orders::{
-    CartOwner, ChargeNow, CheckoutOutcome, Order, OrderStatus, PaymentResult, PaymentStart, Signer,
+    CartOwner, ChargeNow, CheckoutOutcome, Order, OrderStatus, PaymentResult, PaymentStart,
 };
 use crate::error::{AppError, Result};
 use crate::shop::payment::{CardDetails, CardForm, ChargeOutcome, ChargeRequest, DeclineReason};
@@ -432,7 +432,7 @@ pub async fn pay(
             card.brand(),
             card.last4(),
             charge_now,
-            signer(&state),
+            state.signer.clone(),
         )
         .await?;
     let result = match start {
@@ -454,7 +454,7 @@ pub async fn pay(
                 .await;
             let r = state
                 .store
-                .finish_payment(payment_id, approval(outcome), signer(&state))
+                .finish_payment(payment_id, approval(outcome), state.signer.clone())
                 .await?;
             log_result(&state, &me, &o.number, ctx.lang, &r);
             r
@@ -538,12 +538,4 @@ fn log_result(
         }
         _ => {}
     }
-}
-
-/// Signs tickets with the server's key (for the store's payment transaction).
-fn signer(state: &AppState) -> Signer {
-    let state = state.clone();
-    Box::new(move |user_key, purchase_key, spec| {
-        crate::tickets::issue(&state.signer, user_key, purchase_key, spec)
-    })
 }

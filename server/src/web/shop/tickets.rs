@@ -6,7 +6,8 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::db::orders::{Order, OrderStatus, TicketView};
+use crate::db::orders::{Order, OrderStatus};
+use crate::db::tickets::TicketView;
 use crate::db::users::User;
 use crate::error::{AppError, Result};
 use crate::i18n::Lang;
