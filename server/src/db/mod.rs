@@ -11,6 +11,7 @@
 //! pooled connections (WAL lets readers proceed while one writer writes).
 
 pub mod admin;
+pub mod audit;
 pub mod catalogue;
 pub mod devices;
 pub mod migrations;

@@ -12,7 +12,9 @@ use std::sync::Arc;
 use jo_shared::doublekey::{PurchaseKey, UserKey};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::catalogue::{self, SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row};
+use super::catalogue::{
+    self, SESSION_COLUMN_COUNT, SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row,
+};
 use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_write, tickets};
 use crate::config::ShopPolicy;
 use crate::tickets::TicketIssuer;
@@ -298,17 +300,19 @@ fn cart_lines_of(c: &Connection, cart: i64) -> StoreResult<Vec<CartLine>> {
     let rows = st
         .query_map([cart], |r| {
             let session = session_from_row(r)?;
-            let seats: i64 = r.get(17)?;
-            let percent: i64 = r.get(19)?;
+            // The offer's and the line's columns follow the session's.
+            let k = SESSION_COLUMN_COUNT;
+            let seats: i64 = r.get(k + 2)?;
+            let percent: i64 = r.get(k + 4)?;
             Ok(CartLine {
                 unit_price_cents: offer_price(session.base_price_cents, seats, percent)
                     .map_or(i64::MAX, |p| p.0),
                 session,
-                offer_id: r.get(15)?,
-                offer_name: r.get(16)?,
+                offer_id: r.get(k)?,
+                offer_name: r.get(k + 1)?,
                 offer_seats: seats,
-                offer_active: r.get(18)?,
-                quantity: r.get(20)?,
+                offer_active: r.get(k + 3)?,
+                quantity: r.get(k + 5)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;

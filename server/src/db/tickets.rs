@@ -12,7 +12,7 @@ use jo_shared::revocation::RevocationReason;
 use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::admin::{Actor, audit};
+use super::audit::{Actor, audit};
 use super::{Store, StoreError, StoreResult, now, revocations};
 use crate::tickets::{IssuedTicket, TicketIssuer, TicketSpec};
 

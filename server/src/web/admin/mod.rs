@@ -22,7 +22,7 @@ use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use crate::db::admin::Actor;
+use crate::db::audit::Actor;
 use crate::db::users::{Role, User};
 use crate::error::AppError;
 use crate::state::AppState;
