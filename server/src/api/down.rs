@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 
 use super::error::ApiFailure;
 use super::extract::{ApiQuery, Device};
-use crate::db::sync::RevocationPageError;
+use crate::db::revocations::RevocationPageError;
 use crate::state::AppState;
 
 /// Sessions stay listed this long after they end (late entries, re-syncs).

@@ -10,7 +10,7 @@ use jo_shared::signing::{verify_signature, verifying_key_from_bytes};
 
 use super::error::ApiFailure;
 use super::extract::{ApiJson, Device};
-use crate::db::sync::{CheckedRecord, LatePolicy};
+use crate::db::scans::{CheckedRecord, LatePolicy};
 use crate::state::AppState;
 
 /// Longest `raw` (the scanned text of a refused code), in bytes: more than

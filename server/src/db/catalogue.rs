@@ -5,6 +5,7 @@
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use jo_shared::api::{EntryRule, GateSession};
 use jo_shared::revocation::RevocationReason;
 
 use super::audit::{Actor, audit};
@@ -402,6 +403,40 @@ fn session_detail(input: &SessionInput) -> String {
         input.entry_rule,
         input.max_entries
     )
+}
+
+/// The scheduled sessions that end after `ends_after`, as gates need them.
+pub fn gate_sessions(conn: &Connection, ends_after: i64) -> StoreResult<Vec<GateSession>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT g.id, sp.name, g.title, v.name, g.starts_at, g.ends_at, g.doors_open_at,
+                g.entry_rule, g.max_entries
+         FROM game_sessions g
+         JOIN sports sp ON sp.id = g.sport_id
+         JOIN venues v ON v.id = g.venue_id
+         WHERE g.status = 'scheduled' AND g.ends_at > ?1
+         ORDER BY g.starts_at, g.id",
+    )?;
+    let rows = stmt.query_map([ends_after], |r| {
+        let rule: String = r.get(7)?;
+        let max: i64 = r.get(8)?;
+        Ok(GateSession {
+            id: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            sport: r.get(1)?,
+            title: r.get(2)?,
+            venue: r.get(3)?,
+            starts_at: r.get(4)?,
+            ends_at: r.get(5)?,
+            doors_open_at: r.get(6)?,
+            entry_rule: if rule == "multiple" {
+                EntryRule::Multiple {
+                    max_entries: u32::try_from(max).unwrap_or(1),
+                }
+            } else {
+                EntryRule::Single
+            },
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 impl Store {
@@ -897,6 +932,13 @@ impl Store {
                 tx.commit()?;
                 Ok(Some(Cancelled { title, revoked, buyers }))
             })
+            .await
+    }
+
+    /// The scheduled sessions not ended more than `grace_secs` ago.
+    pub async fn gate_sessions(&self, grace_secs: i64) -> StoreResult<Vec<GateSession>> {
+        self.pool
+            .read_blocking(move |c| gate_sessions(c, now().saturating_sub(grace_secs)))
             .await
     }
 }

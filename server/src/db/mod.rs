@@ -2,25 +2,28 @@
 //! layer.
 //!
 //! Handlers only see [`Store`] and the plain domain structs it returns; the SQL
-//! lives in one module per aggregate (`users`, `sessions`, `tokens`,
-//! `throttle`, `secrets`, `devices`), whose functions take a `&Connection` so they also
-//! work inside a transaction. A PostgreSQL backend for multi-node deployments
+//! lives in one module per aggregate, the only one that writes its tables:
+//! [`catalogue`] (sessions, offers, seats), [`orders`] (carts, holds,
+//! payments), [`tickets`] (issue, re-issue, revoke), [`devices`], [`scans`],
+//! [`revocations`], [`audit`], [`reports`] (read-only), and [`users`],
+//! [`sessions`], [`tokens`], [`throttle`], [`secrets`]. Their functions take
+//! a `&Connection` so they also work inside a transaction. A PostgreSQL backend for multi-node deployments
 //! would implement the same `Store` methods without touching any handler.
 //!
 //! SQLite calls block, so they run on tokio's blocking pool, on one of a few
 //! pooled connections (WAL lets readers proceed while one writer writes).
 
-pub mod admin;
 pub mod audit;
 pub mod catalogue;
 pub mod devices;
 pub mod migrations;
 pub mod orders;
+pub mod reports;
 pub mod revocations;
+pub mod scans;
 pub mod secrets;
 pub mod sessions;
 mod store;
-pub mod sync;
 pub mod throttle;
 pub mod tickets;
 pub mod tokens;

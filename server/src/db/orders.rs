@@ -10,11 +10,15 @@
 use std::sync::Arc;
 
 use jo_shared::doublekey::{PurchaseKey, UserKey};
+use jo_shared::revocation::RevocationReason;
+use jo_shared::ticket::TicketId;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
+use super::audit::{Actor, audit};
 use super::catalogue::{
     self, SESSION_COLUMN_COUNT, SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row,
 };
+use super::tickets::TicketRow;
 use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_write, tickets};
 use crate::config::ShopPolicy;
 use crate::tickets::TicketIssuer;
@@ -892,6 +896,189 @@ fn finish_payment(
     result
 }
 
+/// An order found by a search.
+#[derive(Debug, Clone)]
+pub struct OrderHit {
+    /// Public order number.
+    pub number: String,
+    /// Status.
+    pub status: String,
+    /// Total, cents.
+    pub total_cents: i64,
+    /// Created, Unix seconds.
+    pub created_at: i64,
+    /// Buyer's email.
+    pub email: String,
+    /// Buyer's full name.
+    pub buyer: String,
+}
+
+/// One line of an order.
+#[derive(Debug, Clone)]
+pub struct LineRow {
+    /// Session title.
+    pub session: String,
+    /// Offer name (as sold).
+    pub offer: String,
+    /// Quantity.
+    pub quantity: i64,
+    /// Unit price, cents.
+    pub unit_price_cents: i64,
+}
+
+/// An order with everything the console shows about it.
+#[derive(Debug, Clone)]
+pub struct OrderDetail {
+    /// The order.
+    pub order: OrderHit,
+    /// Paid, Unix seconds.
+    pub paid_at: Option<i64>,
+    /// Refunded, Unix seconds.
+    pub refunded_at: Option<i64>,
+    /// Lines.
+    pub lines: Vec<LineRow>,
+    /// Tickets.
+    pub tickets: Vec<TicketRow>,
+}
+
+/// What a refund did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// No such order.
+    NotFound,
+    /// Only a paid order can be refunded.
+    NotPaid,
+    /// Refunded; that many tickets revoked.
+    Refunded(usize),
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+const HIT_SELECT: &str = "SELECT o.number, o.status, o.total_cents, o.created_at, u.email,
+        u.first_name || ' ' || u.last_name
+     FROM orders o JOIN users u ON u.id = o.user_id";
+
+fn hit_from_row(r: &Row<'_>) -> rusqlite::Result<OrderHit> {
+    Ok(OrderHit {
+        number: r.get(0)?,
+        status: r.get(1)?,
+        total_cents: r.get(2)?,
+        created_at: r.get(3)?,
+        email: r.get(4)?,
+        buyer: r.get(5)?,
+    })
+}
+
+/// Searches orders: an exact ticket code (hex) or order number, else a
+/// prefix of the buyer's email, else part of the buyer's name or username.
+/// Newest first, at most `limit`.
+pub fn search_orders(c: &Connection, q: &str, limit: i64) -> StoreResult<Vec<OrderHit>> {
+    let q = q.trim();
+    if q.is_empty() {
+        let mut st = c.prepare_cached(&format!("{HIT_SELECT} ORDER BY o.id DESC LIMIT ?1"))?;
+        return Ok(st
+            .query_map([limit], hit_from_row)?
+            .collect::<Result<_, _>>()?);
+    }
+    if let Ok(id) = TicketId::from_hex(&q.to_ascii_lowercase()) {
+        let mut st = c.prepare_cached(&format!(
+            "{HIT_SELECT} WHERE o.id = (SELECT order_id FROM tickets WHERE ticket_id = ?1)"
+        ))?;
+        let hits: Vec<OrderHit> = st
+            .query_map([&id.0[..]], hit_from_row)?
+            .collect::<Result<_, _>>()?;
+        if !hits.is_empty() {
+            return Ok(hits);
+        }
+    }
+    // Order numbers are upper case; comparing exactly keeps the UNIQUE index in use.
+    let mut st = c.prepare_cached(&format!("{HIT_SELECT} WHERE o.number IN (?1, ?2)"))?;
+    let hits: Vec<OrderHit> = st
+        .query_map(params![q, q.to_ascii_uppercase()], hit_from_row)?
+        .collect::<Result<_, _>>()?;
+    if !hits.is_empty() {
+        return Ok(hits);
+    }
+    let escaped = like_escape(&q.to_lowercase());
+    let mut st = c.prepare_cached(&format!(
+        "{HIT_SELECT} WHERE o.user_id IN (
+             SELECT id FROM users WHERE email LIKE ?1 ESCAPE '\\'
+             UNION SELECT id FROM users
+             WHERE lower(first_name || ' ' || last_name) LIKE ?2 ESCAPE '\\'
+                OR lower(last_name || ' ' || first_name) LIKE ?2 ESCAPE '\\'
+                OR lower(username) LIKE ?2 ESCAPE '\\')
+         ORDER BY o.id DESC LIMIT ?3"
+    ))?;
+    Ok(st
+        .query_map(
+            params![format!("{escaped}%"), format!("%{escaped}%"), limit],
+            hit_from_row,
+        )?
+        .collect::<Result<_, _>>()?)
+}
+
+fn order_detail(c: &Connection, number: &str) -> StoreResult<Option<OrderDetail>> {
+    let head: Option<(i64, OrderHit, Option<i64>, Option<i64>)> = c
+        .query_row(
+            "SELECT o.id, o.number, o.status, o.total_cents, o.created_at, u.email,
+                    u.first_name || ' ' || u.last_name, o.paid_at, o.refunded_at
+             FROM orders o JOIN users u ON u.id = o.user_id WHERE o.number = ?1",
+            [number],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    OrderHit {
+                        number: r.get(1)?,
+                        status: r.get(2)?,
+                        total_cents: r.get(3)?,
+                        created_at: r.get(4)?,
+                        email: r.get(5)?,
+                        buyer: r.get(6)?,
+                    },
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, order, paid_at, refunded_at)) = head else {
+        return Ok(None);
+    };
+    let lines = c
+        .prepare_cached(
+            "SELECT s.title, ol.offer_name, ol.quantity, ol.unit_price_cents
+             FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
+             WHERE ol.order_id = ?1 ORDER BY ol.id",
+        )?
+        .query_map([id], |r| {
+            Ok(LineRow {
+                session: r.get(0)?,
+                offer: r.get(1)?,
+                quantity: r.get(2)?,
+                unit_price_cents: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let tickets = tickets::rows_of_order(c, id)?;
+    Ok(Some(OrderDetail {
+        order,
+        paid_at,
+        refunded_at,
+        lines,
+        tickets,
+    }))
+}
+
 impl Store {
     /// The lines of a cart.
     pub async fn cart(&self, owner: CartOwner) -> StoreResult<Vec<CartLine>> {
@@ -1100,5 +1287,102 @@ impl Store {
                 r
             })
             .await
+    }
+
+    /// Searches orders (see [`search_orders`]).
+    pub async fn admin_search_orders(&self, q: String, limit: i64) -> StoreResult<Vec<OrderHit>> {
+        self.pool
+            .read_blocking(move |c| search_orders(c, &q, limit))
+            .await
+    }
+
+    /// An order by number, with its lines and tickets.
+    pub async fn admin_order(&self, number: String) -> StoreResult<Option<OrderDetail>> {
+        self.pool
+            .read_blocking(move |c| order_detail(c, &number))
+            .await
+    }
+
+    /// Refunds a paid order: marks it (and its payment) refunded, gives its
+    /// seats back and revokes its tickets, in one transaction.
+    pub async fn admin_refund_order(
+        &self,
+        actor: Actor,
+        number: String,
+    ) -> StoreResult<RefundOutcome> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let order: Option<(i64, String)> = tx
+                    .query_row(
+                        "SELECT id, status FROM orders WHERE number = ?1",
+                        [&number],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((order_id, status)) = order else {
+                    return Ok(RefundOutcome::NotFound);
+                };
+                if status != "paid" {
+                    return Ok(RefundOutcome::NotPaid);
+                }
+                tx.execute(
+                    "UPDATE orders SET status = 'refunded', refunded_at = ?2 WHERE id = ?1",
+                    params![order_id, t],
+                )?;
+                tx.execute(
+                    "UPDATE payments SET status = 'refunded', updated_at = ?2
+                     WHERE order_id = ?1 AND status = 'succeeded'",
+                    params![order_id, t],
+                )?;
+                // The seats go back on sale.
+                super::catalogue::release_seats(&tx, order_id)?;
+                let revoked = tickets::revoke_valid_of_order(
+                    &tx,
+                    order_id,
+                    RevocationReason::Refunded,
+                    "",
+                    t,
+                )?;
+                audit(
+                    &tx,
+                    &actor,
+                    "order.refund",
+                    &format!("order:{number}"),
+                    &format!("tickets_revoked={revoked}"),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(RefundOutcome::Refunded(revoked))
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_escape("a%b_c\\d"), "a\\%b\\_c\\\\d");
+        let c = Connection::open_in_memory().expect("opens");
+        let hit: i64 = c
+            .query_row(
+                "SELECT 'a%b' LIKE ?1 ESCAPE '\\'",
+                [format!("{}%", like_escape("a%"))],
+                |r| r.get(0),
+            )
+            .expect("runs");
+        assert_eq!(hit, 1);
+        let miss: i64 = c
+            .query_row(
+                "SELECT 'abc' LIKE ?1 ESCAPE '\\'",
+                [format!("{}%", like_escape("a%"))],
+                |r| r.get(0),
+            )
+            .expect("runs");
+        assert_eq!(miss, 0, "a typed % is not a wildcard");
     }
 }

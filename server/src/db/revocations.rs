@@ -10,7 +10,7 @@ use jo_shared::revocation::{ListBuilder, RevocationEntry, RevocationReason};
 use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreResult;
+use super::{Store, StoreResult};
 
 /// The list's current version (0 when empty) and chain head.
 pub fn state(conn: &Connection) -> StoreResult<(u64, [u8; 32])> {
@@ -116,6 +116,74 @@ pub fn head_at(conn: &Connection, version: u64) -> StoreResult<Option<[u8; 32]>>
         )
         .optional()?;
     Ok(head.and_then(|h| h.try_into().ok()))
+}
+
+/// A page of the revocation list.
+#[derive(Debug, Clone)]
+pub struct RevocationPage {
+    /// Entries after the asked version, in order.
+    pub entries: Vec<RevocationEntry>,
+    /// The version the page ends at (the asked version when empty).
+    pub version: u64,
+    /// The chain head at `version`.
+    pub head: [u8; 32],
+    /// The list's latest version.
+    pub latest: u64,
+}
+
+/// Why a revocation page cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationPageError {
+    /// The device holds a version the server does not have (the server was
+    /// restored from an older backup, or the device is confused).
+    Ahead {
+        /// The server's version.
+        latest: u64,
+    },
+}
+
+/// Up to `limit` revocation entries after `since`, with the state they lead to.
+pub fn revocation_page(
+    conn: &Connection,
+    since: u64,
+    limit: usize,
+) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
+    // One read transaction: the page and the head it ends at agree even if a
+    // revocation is committed meanwhile.
+    let tx = conn.unchecked_transaction()?;
+    let (latest, latest_head) = state(&tx)?;
+    if since > latest {
+        return Ok(Err(RevocationPageError::Ahead { latest }));
+    }
+    let entries = entries_since(&tx, since, limit)?;
+    let (version, head) = match entries.last() {
+        None => (since, head_at(&tx, since)?),
+        Some(e) if e.version == latest => (latest, Some(latest_head)),
+        Some(e) => (e.version, head_at(&tx, e.version)?),
+    };
+    tx.commit()?;
+    let head = head.ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(0, "head".into(), rusqlite::types::Type::Null)
+    })?;
+    Ok(Ok(RevocationPage {
+        entries,
+        version,
+        head,
+        latest,
+    }))
+}
+
+impl Store {
+    /// A page of the revocation list after `since`.
+    pub async fn revocation_page(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
+        self.pool
+            .read_blocking(move |c| revocation_page(c, since, limit))
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use axum::response::Response;
 
 use super::chart::{BarChart, ColumnChart};
 use super::{Admin, fmt_time, money};
-use crate::db::admin::{SessionSales, SportSales};
+use crate::db::reports::{SessionSales, SportSales};
 use crate::error::Result;
 use crate::state::AppState;
 use crate::web::ctx::PageCtx;

@@ -13,7 +13,7 @@ use jo_shared::ticket::TicketId;
 use serde::Deserialize;
 
 use super::{Admin, echo, fmt_opt_time, fmt_time, has_control, money};
-use crate::db::admin::{OrderDetail, OrderHit, RefundOutcome};
+use crate::db::orders::{OrderDetail, OrderHit, RefundOutcome};
 use crate::db::tickets::{ReissueOutcome, TicketRow};
 use crate::error::{AppError, Result};
 use crate::state::AppState;

@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use super::chart::ColumnChart;
 use super::{Admin, fmt_time};
-use crate::db::admin::{CONFLICT_KINDS, ConflictRow, GateEntries, ReasonCount};
+use crate::db::scans::{CONFLICT_KINDS, ConflictRow, GateEntries, ReasonCount};
 use crate::error::Result;
 use crate::state::AppState;
 use crate::web::ctx::PageCtx;
