@@ -10,6 +10,7 @@ use jo_shared::revocation::RevocationReason;
 
 use super::audit::{Actor, audit};
 use super::{Store, StoreResult, is_unique_violation, now, tickets};
+use crate::units::status::SessionStatus;
 
 /// A session (épreuve) with its sport and venue.
 #[derive(Debug, Clone)]
@@ -42,8 +43,8 @@ pub struct SessionRow {
     pub seats_taken: i64,
     /// Base price of one seat, cents.
     pub base_price_cents: i64,
-    /// `scheduled` or `cancelled`.
-    pub status: String,
+    /// Scheduled or cancelled.
+    pub status: SessionStatus,
     /// `single` or `multiple`.
     pub entry_rule: String,
     /// Entries allowed per ticket (re-entry).
@@ -58,7 +59,7 @@ impl SessionRow {
 
     /// Whether tickets can be bought now: scheduled, not started.
     pub fn on_sale(&self, now: i64) -> bool {
-        self.status == "scheduled" && self.starts_at > now
+        self.status == SessionStatus::Scheduled && self.starts_at > now
     }
 }
 
@@ -842,7 +843,7 @@ impl Store {
                 let Some(current) = session_by_id(&tx, id)? else {
                     return Ok(Err(SessionRefusal::NotFound));
                 };
-                if current.status == "cancelled" {
+                if current.status == SessionStatus::Cancelled {
                     return Ok(Err(SessionRefusal::Cancelled));
                 }
                 // Checked in the same IMMEDIATE transaction as the update, so a

@@ -23,6 +23,7 @@ pub mod revocations;
 pub mod scans;
 pub mod secrets;
 pub mod sessions;
+pub mod status;
 mod store;
 pub mod throttle;
 pub mod tickets;

@@ -23,6 +23,7 @@ use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_wr
 use crate::config::ShopPolicy;
 use crate::tickets::TicketIssuer;
 use crate::units::money::offer_price;
+use crate::units::status::{OrderStatus, SessionStatus};
 
 /// Most tickets of one offer for one session in a cart line.
 pub const MAX_LINE_QUANTITY: i64 = 10;
@@ -128,30 +129,6 @@ pub enum CheckoutOutcome {
         /// The most seats a buyer may hold unpaid.
         limit: i64,
     },
-}
-
-/// Status of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    /// Waiting for payment; seats held.
-    Pending,
-    /// Paid; tickets issued.
-    Paid,
-    /// Hold expired unpaid; seats returned.
-    Expired,
-    /// Refunded.
-    Refunded,
-}
-
-impl OrderStatus {
-    fn parse(s: &str) -> Self {
-        match s {
-            "paid" => Self::Paid,
-            "expired" => Self::Expired,
-            "refunded" => Self::Refunded,
-            _ => Self::Pending,
-        }
-    }
 }
 
 /// One line of an order.
@@ -333,7 +310,7 @@ fn cart_add(
 ) -> StoreResult<Result<(), CartRefusal>> {
     let t = now();
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let session: Option<(String, i64, i64, i64)> = tx
+    let session: Option<(SessionStatus, i64, i64, i64)> = tx
         .query_row(
             "SELECT status, starts_at, capacity, seats_taken FROM game_sessions WHERE id = ?1",
             [session_id],
@@ -343,7 +320,7 @@ fn cart_add(
     let Some((status, starts_at, capacity, taken)) = session else {
         return Ok(Err(CartRefusal::SessionClosed));
     };
-    if status != "scheduled" || starts_at <= t {
+    if status != SessionStatus::Scheduled || starts_at <= t {
         return Ok(Err(CartRefusal::SessionClosed));
     }
     let offer: Option<(i64, bool)> = tx
@@ -446,11 +423,18 @@ fn expire_holds_in(tx: &Connection, t: i64) -> StoreResult<usize> {
         .query_map([t], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for id in &ids {
-        catalogue::release_seats(tx, *id)?;
-        tx.prepare_cached("UPDATE orders SET status = 'expired' WHERE id = ?1")?
-            .execute([id])?;
+        expire_order(tx, *id)?;
     }
     Ok(ids.len())
+}
+
+/// Marks a pending order expired and gives its held seats back, inside the
+/// caller's transaction (the sweep and a late payment attempt alike).
+fn expire_order(tx: &Connection, order_id: i64) -> StoreResult<()> {
+    catalogue::release_seats(tx, order_id)?;
+    tx.prepare_cached("UPDATE orders SET status = ?2 WHERE id = ?1")?
+        .execute(params![order_id, OrderStatus::Expired])?;
+    Ok(())
 }
 
 /// How many unpaid, unexpired orders the buyer has, and the seats they hold.
@@ -546,9 +530,9 @@ fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<C
         let n = new_order_number()?;
         match tx.prepare_cached(
             "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
-             VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
+             VALUES (?1, ?2, ?6, ?3, ?4, ?5)",
         )?.execute(
-            params![n, user_id, total, t, t + hold_secs],
+            params![n, user_id, total, t, t + hold_secs, OrderStatus::Pending],
         ) {
             Ok(_) => break n,
             Err(e) if is_unique_violation(&e) => continue,
@@ -582,11 +566,10 @@ fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<C
 // ----- orders
 
 fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Order> {
-    let status: String = r.get(2)?;
     Ok(Order {
         id: r.get(0)?,
         number: r.get(1)?,
-        status: OrderStatus::parse(&status),
+        status: r.get(2)?,
         total_cents: r.get(3)?,
         created_at: r.get(4)?,
         hold_expires_at: r.get(5)?,
@@ -665,7 +648,7 @@ fn begin_payment_in(
     last4: &str,
     t: i64,
 ) -> StoreResult<PaymentStart> {
-    let order: Option<(i64, String, i64, i64)> = tx
+    let order: Option<(i64, OrderStatus, i64, i64)> = tx
         .query_row(
             "SELECT id, status, total_cents, hold_expires_at FROM orders WHERE number = ?1 AND user_id = ?2",
             params![number, user_id],
@@ -688,15 +671,13 @@ fn begin_payment_in(
         }
         return Ok(PaymentStart::Replay(payment_result(&st, reason)));
     }
-    match status.as_str() {
-        "paid" | "refunded" => return Ok(PaymentStart::AlreadyPaid),
-        "expired" => return Ok(PaymentStart::Expired),
-        _ => {}
+    match status {
+        OrderStatus::Paid | OrderStatus::Refunded => return Ok(PaymentStart::AlreadyPaid),
+        OrderStatus::Expired => return Ok(PaymentStart::Expired),
+        OrderStatus::Pending => {}
     }
     if hold_until <= t {
-        catalogue::release_seats(tx, order_id)?;
-        tx.prepare_cached("UPDATE orders SET status = 'expired' WHERE id = ?1")?
-            .execute([order_id])?;
+        expire_order(tx, order_id)?;
         return Ok(PaymentStart::Expired);
     }
     match tx.prepare_cached(
@@ -786,9 +767,14 @@ fn pay_and_issue(
     let purchase_key = PurchaseKey::generate().map_err(|e| StoreError::Task(e.to_string()))?;
     let holder = format!("{first} {last}");
     tx.prepare_cached(
-        "UPDATE orders SET status = 'paid', paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
+        "UPDATE orders SET status = ?4, paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
     )?
-    .execute(params![order_id, t, &purchase_key.as_bytes()[..]])?;
+    .execute(params![
+        order_id,
+        t,
+        &purchase_key.as_bytes()[..],
+        OrderStatus::Paid
+    ])?;
     tickets::issue_for_order(
         tx,
         order_id,
@@ -809,7 +795,7 @@ fn finish_payment_in(
     issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<PaymentResult> {
-    let (order_id, user_id, status): (i64, i64, String) = tx.prepare_cached(
+    let (order_id, user_id, status): (i64, i64, OrderStatus) = tx.prepare_cached(
         "SELECT o.id, o.user_id, o.status FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?1",
     )?.query_row(
         [payment_id],
@@ -822,7 +808,7 @@ fn finish_payment_in(
         }
         Ok(id) => id,
     };
-    if status == "expired" {
+    if status == OrderStatus::Expired {
         // The hold ran out while the card was being charged: take the seats
         // again if they are still there, else refund.
         let per_session: Vec<(i64, i64)> = tx
@@ -845,9 +831,9 @@ fn finish_payment_in(
             return Ok(PaymentResult::Refunded);
         }
         tx.execute_batch("RELEASE retake_seats")?;
-        tx.prepare_cached("UPDATE orders SET status = 'pending' WHERE id = ?1")?
-            .execute([order_id])?;
-    } else if status != "pending" {
+        tx.prepare_cached("UPDATE orders SET status = ?2 WHERE id = ?1")?
+            .execute(params![order_id, OrderStatus::Pending])?;
+    } else if status != OrderStatus::Pending {
         // begin_payment allows one live attempt per order, so this is not reached.
         return Err(StoreError::Task(format!(
             "paying an order that is {status}"
@@ -902,7 +888,7 @@ pub struct OrderHit {
     /// Public order number.
     pub number: String,
     /// Status.
-    pub status: String,
+    pub status: OrderStatus,
     /// Total, cents.
     pub total_cents: i64,
     /// Created, Unix seconds.
@@ -1314,7 +1300,7 @@ impl Store {
             .run(move |c| {
                 let t = now();
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let order: Option<(i64, String)> = tx
+                let order: Option<(i64, OrderStatus)> = tx
                     .query_row(
                         "SELECT id, status FROM orders WHERE number = ?1",
                         [&number],
@@ -1324,12 +1310,12 @@ impl Store {
                 let Some((order_id, status)) = order else {
                     return Ok(RefundOutcome::NotFound);
                 };
-                if status != "paid" {
+                if status != OrderStatus::Paid {
                     return Ok(RefundOutcome::NotPaid);
                 }
                 tx.execute(
-                    "UPDATE orders SET status = 'refunded', refunded_at = ?2 WHERE id = ?1",
-                    params![order_id, t],
+                    "UPDATE orders SET status = ?3, refunded_at = ?2 WHERE id = ?1",
+                    params![order_id, t, OrderStatus::Refunded],
                 )?;
                 tx.execute(
                     "UPDATE payments SET status = 'refunded', updated_at = ?2

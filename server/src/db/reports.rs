@@ -5,6 +5,7 @@
 
 use super::{Store, StoreError, StoreResult, tickets};
 use crate::units::money::cents_plain;
+use crate::units::status::SessionStatus;
 use crate::units::time::iso_utc;
 
 /// Sales of one offer.
@@ -36,7 +37,7 @@ pub struct SessionSales {
     /// Start, Unix seconds.
     pub starts_at: i64,
     /// Status.
-    pub status: String,
+    pub status: SessionStatus,
     /// Capacity.
     pub capacity: i64,
     /// Tickets sold.

@@ -16,6 +16,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::devices;
 use super::{Store, StoreResult, now, tickets};
+use crate::units::status::ConflictKind;
 
 /// A record that passed the handler's checks, with its hash.
 #[derive(Debug, Clone)]
@@ -132,7 +133,7 @@ pub struct ConflictRow {
     /// Id.
     pub id: i64,
     /// Kind.
-    pub kind: String,
+    pub kind: ConflictKind,
     /// Scan id.
     pub scan_id: String,
     /// Device id.
@@ -155,7 +156,7 @@ pub struct ScansView {
     /// Non-admitting scans by verdict and reason.
     pub refused: Vec<ReasonCount>,
     /// Conflicts per kind.
-    pub conflict_counts: Vec<(String, i64)>,
+    pub conflict_counts: Vec<(ConflictKind, i64)>,
     /// The latest conflicts (of the chosen kind, if any).
     pub conflicts: Vec<ConflictRow>,
     /// Scans uploaded more than an hour after they were made.
@@ -163,17 +164,6 @@ pub struct ScansView {
     /// Scans in all.
     pub total_scans: i64,
 }
-
-/// The conflict kinds, in the order the console shows them.
-pub const CONFLICT_KINDS: &[&str] = &[
-    "double_admit",
-    "admitted_after_revocation",
-    "unknown_ticket",
-    "chain_gap",
-    "chain_break",
-    "late_upload",
-    "unproven_admission",
-];
 
 fn to_i64(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
@@ -249,7 +239,7 @@ fn verdict_str(v: ScanVerdict) -> &'static str {
 
 fn add_conflict(
     conn: &Connection,
-    kind: &str,
+    kind: ConflictKind,
     scan_id: &ScanId,
     device_id: &str,
     ticket_id: Option<&TicketId>,
@@ -344,7 +334,7 @@ fn check_admission(
     if issued.is_none() {
         add_conflict(
             conn,
-            "unknown_ticket",
+            ConflictKind::UnknownTicket,
             &rec.scan_id,
             device_id,
             Some(ticket),
@@ -362,7 +352,7 @@ fn check_admission(
     {
         add_conflict(
             conn,
-            "admitted_after_revocation",
+            ConflictKind::AdmittedAfterRevocation,
             &rec.scan_id,
             device_id,
             Some(ticket),
@@ -402,7 +392,7 @@ fn check_admission(
             .collect();
         add_conflict(
             conn,
-            "double_admit",
+            ConflictKind::DoubleAdmit,
             &rec.scan_id,
             device_id,
             Some(ticket),
@@ -425,12 +415,12 @@ fn chain_link(
     conn: &Connection,
     device_id: &str,
     first: &CheckedRecord,
-) -> StoreResult<Option<(&'static str, String)>> {
+) -> StoreResult<Option<(ConflictKind, String)>> {
     let seq = first.record.seq;
     if seq == 1 {
         return Ok((first.prev_hash != [0; 32]).then(|| {
             (
-                "chain_break",
+                ConflictKind::ChainBreak,
                 "record 1 does not start from the zero hash".to_owned(),
             )
         }));
@@ -445,7 +435,7 @@ fn chain_link(
             .query_row(params![device_id, to_i64(seq)], |r| r.get(0))?;
         let last = last.unwrap_or(0);
         return Ok(Some((
-            "chain_gap",
+            ConflictKind::ChainGap,
             format!(
                 "records {}..{} were never uploaded before record {seq}",
                 last + 1,
@@ -457,7 +447,7 @@ fn chain_link(
         Ok(None)
     } else {
         Ok(Some((
-            "chain_break",
+            ConflictKind::ChainBreak,
             format!(
                 "record {seq} does not follow the stored record {}: the log was altered or rewritten",
                 seq - 1
@@ -503,7 +493,7 @@ pub fn store_batch(
                 .unwrap_or(first);
             add_conflict(
                 &tx,
-                "chain_break",
+                ConflictKind::ChainBreak,
                 &at.record.scan_id,
                 device_id,
                 at.record.ticket_id.as_ref(),
@@ -531,7 +521,7 @@ pub fn store_batch(
                 // or a forgery. The stored record stays; the clash is flagged.
                 add_conflict(
                     &tx,
-                    "chain_break",
+                    ConflictKind::ChainBreak,
                     &rec.scan_id,
                     device_id,
                     rec.ticket_id.as_ref(),
@@ -600,7 +590,7 @@ pub fn store_batch(
         if let Some(why) = &unproven {
             add_conflict(
                 &tx,
-                "unproven_admission",
+                ConflictKind::UnprovenAdmission,
                 &rec.scan_id,
                 device_id,
                 rec.ticket_id.as_ref(),
@@ -638,7 +628,7 @@ pub fn store_batch(
             .unwrap_or(first.record.scanned_at);
         add_conflict(
             &tx,
-            "late_upload",
+            ConflictKind::LateUpload,
             &first.record.scan_id,
             device_id,
             first.record.ticket_id.as_ref(),
@@ -660,7 +650,7 @@ pub fn store_batch(
             .unwrap_or(first.record.scanned_at);
         add_conflict(
             &tx,
-            "late_upload",
+            ConflictKind::LateUpload,
             &first.record.scan_id,
             device_id,
             first.record.ticket_id.as_ref(),
@@ -731,7 +721,7 @@ impl Store {
         &self,
         session: Option<i64>,
         gate: Option<String>,
-        kind: Option<&'static str>,
+        kind: Option<ConflictKind>,
         conflict_limit: i64,
     ) -> StoreResult<ScansView> {
         self.pool

@@ -15,6 +15,7 @@ use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 use super::audit::{Actor, audit};
 use super::{Store, StoreError, StoreResult, now, revocations};
 use crate::tickets::{IssuedTicket, TicketIssuer, TicketSpec};
+use crate::units::status::{OrderStatus, TicketStatus};
 
 /// A ticket as the buyer sees it.
 #[derive(Debug, Clone)]
@@ -43,8 +44,8 @@ pub struct TicketView {
     pub admits: i64,
     /// Offer name.
     pub offer_name: String,
-    /// `valid` or `revoked`.
-    pub status: String,
+    /// Valid or revoked.
+    pub status: TicketStatus,
     /// The signed QR string.
     pub qr: String,
 }
@@ -64,8 +65,8 @@ pub struct TicketRow {
     pub holder: String,
     /// People admitted.
     pub admits: i64,
-    /// `valid` or `revoked`.
-    pub status: String,
+    /// Valid or revoked.
+    pub status: TicketStatus,
     /// Issued, Unix seconds.
     pub issued_at: i64,
     /// Code of the ticket this one replaces.
@@ -122,7 +123,7 @@ pub(super) fn insert(
     c.prepare_cached(
         "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id,
              holder, admits, key_id, valid_from, valid_minutes, qr, status, issued_at, replaces)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14, ?15)",
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
     )?
     .execute(params![
         &issued.ticket_id.0[..],
@@ -138,6 +139,7 @@ pub(super) fn insert(
         issued.valid_from,
         issued.valid_minutes,
         issued.qr,
+        TicketStatus::Valid,
         issued_at,
         new.replaces
     ])?;
@@ -219,8 +221,8 @@ pub fn revoke(
     now: i64,
 ) -> StoreResult<Option<u64>> {
     conn.execute(
-        "UPDATE tickets SET status = 'revoked' WHERE ticket_id = ?1",
-        [&ticket_id.0[..]],
+        "UPDATE tickets SET status = ?2 WHERE ticket_id = ?1",
+        params![&ticket_id.0[..], TicketStatus::Revoked],
     )?;
     revocations::append(conn, ticket_id, reason, note, now)
 }
@@ -444,17 +446,17 @@ impl Store {
             .run(move |c| {
                 let t = now();
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let status: Option<String> = tx
+                let status: Option<TicketStatus> = tx
                     .query_row(
                         "SELECT status FROM tickets WHERE ticket_id = ?1",
                         [&id.0[..]],
                         |r| r.get(0),
                     )
                     .optional()?;
-                match status.as_deref() {
+                match status {
                     None => return Ok(None),
-                    Some("revoked") => return Ok(Some(false)),
-                    Some(_) => {}
+                    Some(TicketStatus::Revoked) => return Ok(Some(false)),
+                    Some(TicketStatus::Valid) => {}
                 }
                 revoke(&tx, &id, reason, &note, t)?;
                 audit(
@@ -485,7 +487,7 @@ impl Store {
                 let t = now();
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 #[allow(clippy::type_complexity)]
-                let old: Option<(i64, i64, i64, i64, i64, i64, String, i64, i64, i64, String, String, Option<Vec<u8>>, Vec<u8>)> = tx
+                let old: Option<(i64, i64, i64, i64, i64, i64, String, i64, i64, i64, TicketStatus, OrderStatus, Option<Vec<u8>>, Vec<u8>)> = tx
                     .query_row(
                         "SELECT t.id, t.order_id, t.order_line_id, t.user_id, t.session_id, t.offer_id,
                                 t.holder, t.admits, t.valid_from, t.valid_minutes, t.status, o.status,
@@ -509,7 +511,7 @@ impl Store {
                 else {
                     return Ok(ReissueOutcome::NotFound);
                 };
-                if status != "valid" || order_status != "paid" {
+                if status != TicketStatus::Valid || order_status != OrderStatus::Paid {
                     return Ok(ReissueOutcome::NotValid);
                 }
                 let user_key = UserKey::from_slice(&user_key).ok_or_else(|| task("user key length"))?;

@@ -11,6 +11,7 @@ use super::{Admin, fmt_time, money};
 use crate::db::reports::{SessionSales, SportSales};
 use crate::error::Result;
 use crate::state::AppState;
+use crate::units::status::SessionStatus;
 use crate::web::ctx::PageCtx;
 use crate::web::pages::render;
 

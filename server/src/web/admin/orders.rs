@@ -17,6 +17,7 @@ use crate::db::orders::{OrderDetail, OrderHit, RefundOutcome};
 use crate::db::tickets::{ReissueOutcome, TicketRow};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
+use crate::units::status::{OrderStatus, TicketStatus};
 use crate::web::ctx::PageCtx;
 use crate::web::pages::{FieldErrors, render};
 

@@ -16,6 +16,7 @@ use crate::error::{AppError, Result};
 use crate::i18n::Lang;
 use crate::mail::Mail;
 use crate::state::AppState;
+use crate::units::status::SessionStatus;
 use crate::units::time::{paris, paris_to_utc, parse_iso_date};
 use crate::web::ctx::PageCtx;
 use crate::web::pages::{FieldErrors, render};

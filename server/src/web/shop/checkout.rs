@@ -10,13 +10,14 @@ use serde::Deserialize;
 
 use crate::auth::tokens::{is_token_shaped, random_token};
 use crate::db::orders::{
-    CartOwner, ChargeNow, CheckoutOutcome, Order, OrderStatus, PaymentResult, PaymentStart,
+    CartOwner, ChargeNow, CheckoutOutcome, Order, PaymentResult, PaymentStart,
 };
 use crate::error::{AppError, Result};
 use crate::shop::payment::{CardDetails, CardForm, ChargeOutcome, ChargeRequest, DeclineReason};
 use crate::shop::{hm, when};
 use crate::state::AppState;
 use crate::units::money::Cents;
+use crate::units::status::OrderStatus;
 use crate::units::time::now;
 use crate::web::ctx::PageCtx;
 use crate::web::pages::{FieldErrors, render};
@@ -132,8 +133,8 @@ pub struct OrderLineView {
 pub struct OrderView {
     /// Public number.
     pub number: String,
-    /// `pending`, `paid`, `expired`, `refunded`.
-    pub status: &'static str,
+    /// Status.
+    pub status: OrderStatus,
     /// Message key of the status.
     pub status_key: &'static str,
     /// Total.
@@ -146,15 +147,15 @@ pub struct OrderView {
 
 /// Builds an [`OrderView`].
 pub fn order_view(o: &Order, ctx: &PageCtx) -> OrderView {
-    let (status, status_key) = match o.status {
-        OrderStatus::Pending => ("pending", "orders.status_pending"),
-        OrderStatus::Paid => ("paid", "orders.status_paid"),
-        OrderStatus::Expired => ("expired", "orders.status_expired"),
-        OrderStatus::Refunded => ("refunded", "orders.status_refunded"),
+    let status_key = match o.status {
+        OrderStatus::Pending => "orders.status_pending",
+        OrderStatus::Paid => "orders.status_paid",
+        OrderStatus::Expired => "orders.status_expired",
+        OrderStatus::Refunded => "orders.status_refunded",
     };
     OrderView {
         number: o.number.clone(),
-        status,
+        status: o.status,
         status_key,
         total: Cents(o.total_cents).fr(),
         hold_until: hm(o.hold_expires_at),
