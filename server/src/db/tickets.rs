@@ -540,8 +540,9 @@ impl Store {
                     user_id,
                     session_id,
                     offer_id,
-                    // As signed (the short form), as re-issues always stored it.
-                    holder: &issued.holder,
+                    // The full name, as for a bought ticket: the payload
+                    // carries its short form.
+                    holder: &holder,
                     admits,
                     replaces: Some(old_id),
                 };
