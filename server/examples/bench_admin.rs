@@ -40,7 +40,7 @@ fn seed(db: &std::path::Path, tickets: i64, scans: i64) -> anyhow::Result<()> {
     c.pragma_update(None, "synchronous", "OFF")?;
     let tx = c.transaction()?;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let now = jo_server::db::now();
+    let now = jo_server::units::time::now();
     let sport: i64 = tx.query_row("SELECT min(id) FROM sports", [], |r| r.get(0))?;
     let sports: i64 = tx.query_row("SELECT count(*) FROM sports", [], |r| r.get(0))?;
     let venue: i64 = tx.query_row("SELECT min(id) FROM venues", [], |r| r.get(0))?;
@@ -293,7 +293,7 @@ async fn admin_client(base: &str, config: &jo_server::Config) -> anyhow::Result<
     let raw = totp_rs::Secret::Encoded(secret)
         .to_bytes()
         .map_err(|e| anyhow::anyhow!("base32: {e:?}"))?;
-    let step = u64::try_from(jo_server::db::now()).unwrap_or(0) / 30;
+    let step = u64::try_from(jo_server::units::time::now()).unwrap_or(0) / 30;
     let code = jo_server::auth::totp::code_at_step(&raw, step).context("totp code")?;
     let r = http
         .post(format!("{base}/account/2fa/enable"))

@@ -19,8 +19,10 @@ use jo_shared::ticket::TicketId;
 use crate::auth::password::PasswordHasher;
 use crate::config::{Config, Secret};
 use crate::db::Store;
-use crate::db::admin::{Actor, SessionInput};
-use crate::db::orders::{CartOwner, CheckoutOutcome, PaymentResult, PaymentStart, TicketView};
+use crate::db::audit::Actor;
+use crate::db::catalogue::SessionInput;
+use crate::db::orders::{CartOwner, CheckoutOutcome, PaymentResult, PaymentStart};
+use crate::db::tickets::TicketView;
 use crate::db::users::{NewUser, Role};
 use crate::shop::payment::{
     CardDetails, CardForm, ChargeOutcome, ChargeRequest, PaymentGateway, SimulatedGateway,
@@ -124,7 +126,14 @@ pub async fn run(config: &Config) -> anyhow::Result<Demo> {
     };
 
     let session_id = create_session(&store, actor.clone()).await?;
-    let order_number = buy(&store, config, buyer_id, session_id, signer).await?;
+    let order_number = buy(
+        &store,
+        config,
+        buyer_id,
+        session_id,
+        std::sync::Arc::new(signer),
+    )
+    .await?;
     let tickets = store
         .order_tickets_of(order_number.clone(), buyer_id)
         .await?
@@ -249,7 +258,7 @@ async fn create_session(store: &Store, actor: Actor) -> anyhow::Result<i64> {
     let (sports, venues) = store.admin_sports_venues().await?;
     let sport_id = sports.first().map(|s| s.0).context("no sport loaded")?;
     let venue_id = venues.first().map(|v| v.0).context("no venue loaded")?;
-    let now = crate::db::now();
+    let now = crate::units::time::now();
     let input = SessionInput {
         code: SESSION_CODE.to_owned(),
         sport_id,
@@ -277,7 +286,7 @@ async fn buy(
     config: &Config,
     user_id: i64,
     session_id: i64,
-    signer: jo_shared::TicketSigner,
+    signer: std::sync::Arc<jo_shared::TicketSigner>,
 ) -> anyhow::Result<String> {
     let offers = store.active_offers().await?;
     for (name, quantity) in [("Solo", 2), ("Duo", 1), ("Famille", 1)] {
@@ -294,7 +303,8 @@ async fn buy(
         CheckoutOutcome::Created(n) => n,
         other => bail!("checkout refused: {other:?}"),
     };
-    let (year, month, _) = crate::shop::time::civil_from_days(crate::db::now().div_euclid(86_400));
+    let (year, month, _) =
+        crate::units::time::civil_from_days(crate::units::time::now().div_euclid(86_400));
     let card = CardDetails::parse(
         &CardForm {
             number: TEST_CARD,
@@ -324,9 +334,6 @@ async fn buy(
                 })
         })
     };
-    let sign: crate::db::orders::Signer = Box::new(move |user_key, purchase_key, spec| {
-        crate::tickets::issue(&signer, user_key, purchase_key, spec)
-    });
     let start = store
         .begin_payment(
             number.clone(),
@@ -335,7 +342,7 @@ async fn buy(
             brand,
             last4,
             charge_now,
-            sign,
+            signer,
         )
         .await?;
     match start {

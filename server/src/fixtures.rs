@@ -13,7 +13,7 @@ use serde::Deserialize;
 
 use crate::db::Store;
 use crate::db::catalogue::{SeedOffer, SeedSession};
-use crate::shop::time::paris_to_utc;
+use crate::units::time::paris_to_utc;
 
 const PROGRAMME_JSON: &str = include_str!("../../fixtures/seed/programme.json");
 const OFFERS_JSON: &str = include_str!("../../fixtures/seed/offers.json");
@@ -104,7 +104,7 @@ fn seed_offers() -> anyhow::Result<Vec<SeedOffer>> {
 
 /// Loads the fixtures that are missing.
 pub async fn load(store: &Store) -> anyhow::Result<()> {
-    let today = crate::db::now().div_euclid(86_400);
+    let today = crate::units::time::now().div_euclid(86_400);
     let first_day = store
         .games_first_day(today + GAMES_START_IN_DAYS)
         .await
@@ -129,12 +129,12 @@ mod tests {
 
     #[test]
     fn the_seed_programme_parses_and_is_placed_in_paris_time() {
-        let first = crate::shop::time::days_from_civil(2024, 7, 26);
+        let first = crate::units::time::days_from_civil(2024, 7, 26);
         let sessions = placed_sessions(first).expect("parses");
         assert!(sessions.len() >= 30);
         let ath01 = sessions.iter().find(|s| s.code == "ATH01").expect("ATH01");
         // Day 9 at 19:30 Paris (CEST) = 17:30 UTC on 2024-08-04.
-        let l = crate::shop::time::paris(ath01.starts_at);
+        let l = crate::units::time::paris(ath01.starts_at);
         assert_eq!(
             (l.iso_date().as_str(), l.hm().as_str()),
             ("2024-08-04", "19:30")

@@ -9,7 +9,8 @@
 //!   ([`web::shop`]) and the admin console ([`web::admin`]);
 //! - [`api`]: the scanners' sync API under `/api/v1/`;
 //! - [`trust`]: the signed keyring chain and device list the gates check;
-//! - [`mail`]: SMTP or the `.eml` outbox.
+//! - [`mail`]: SMTP or the `.eml` outbox;
+//! - [`units`]: money and time, below every other layer.
 
 pub mod admin;
 pub mod api;
@@ -27,6 +28,7 @@ pub mod startup;
 pub mod state;
 pub mod tickets;
 pub mod trust;
+pub mod units;
 pub mod web;
 
 pub use config::Config;

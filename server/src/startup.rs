@@ -92,7 +92,7 @@ impl Application {
             store,
             hasher,
             mailer,
-            signer,
+            signer: Arc::new(signer),
             secret_box,
             csrf_key,
             device_key,

@@ -22,8 +22,10 @@ pub struct App {
     pub hasher: PasswordHasher,
     /// Outgoing mail (SMTP or the outbox).
     pub mailer: Mailer,
-    /// The active ticket-signing key (never served, never logged).
-    pub signer: TicketSigner,
+    /// The active ticket-signing key (never served, never logged), shared
+    /// with the store's payment and re-issue transactions as their
+    /// [`crate::tickets::TicketIssuer`].
+    pub signer: Arc<TicketSigner>,
     /// Encrypts TOTP secrets at rest.
     pub secret_box: SecretBox,
     /// Key of the CSRF token MACs.

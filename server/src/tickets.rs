@@ -1,8 +1,10 @@
 //! Issuing a ticket: the double key gives its secret and public id, the
 //! server key signs its payload. Written once here for the shop (payment) and
-//! the admin console (re-issue).
+//! the admin console (re-issue), both of which hand the store a
+//! [`TicketIssuer`] so that the server key never enters the storage layer.
 
 use jo_shared::doublekey::{PurchaseKey, TicketSecret, UserKey};
+use jo_shared::signing::KeyId;
 use jo_shared::ticket::EncodeError;
 use jo_shared::{HolderName, TicketId, TicketPayload, TicketSigner};
 
@@ -36,6 +38,33 @@ pub struct IssuedTicket {
     pub valid_from: u32,
     /// Validity in minutes as signed.
     pub valid_minutes: u16,
+    /// The key that signed it (stored beside the ticket, so that a key's
+    /// withdrawal can find its tickets without decoding them).
+    pub key_id: KeyId,
+}
+
+/// Signs tickets for the store, which calls it inside the transaction that
+/// writes them: a paid order's tickets, or a re-issued one.
+pub trait TicketIssuer: Send + Sync {
+    /// Derives, builds and signs one ticket.
+    fn issue(
+        &self,
+        user_key: &UserKey,
+        purchase_key: &PurchaseKey,
+        spec: &TicketSpec<'_>,
+    ) -> Result<IssuedTicket, IssueError>;
+}
+
+/// The server's active signing key issues with [`issue`].
+impl TicketIssuer for TicketSigner {
+    fn issue(
+        &self,
+        user_key: &UserKey,
+        purchase_key: &PurchaseKey,
+        spec: &TicketSpec<'_>,
+    ) -> Result<IssuedTicket, IssueError> {
+        issue(self, user_key, purchase_key, spec)
+    }
 }
 
 /// Why a ticket could not be issued.
@@ -78,6 +107,7 @@ pub fn issue(
         holder: holder.as_str().to_owned(),
         valid_from,
         valid_minutes,
+        key_id: payload.key_id,
     })
 }
 
@@ -106,6 +136,7 @@ mod tests {
         assert!(!TicketSecret::matches(&user, &purchase, 2, &t.ticket_id));
         assert!(t.holder.chars().count() <= jo_shared::ticket::MAX_HOLDER_LEN);
         assert_eq!(t.valid_minutes, 360);
+        assert_eq!(t.key_id, signer.key_id());
 
         let mut keyring = Keyring::new();
         keyring.add(signer.verifying_key()).expect("adds");

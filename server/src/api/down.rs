@@ -15,7 +15,7 @@ use utoipa::IntoParams;
 
 use super::error::ApiFailure;
 use super::extract::{ApiQuery, Device};
-use crate::db::sync::RevocationPageError;
+use crate::db::revocations::RevocationPageError;
 use crate::state::AppState;
 
 /// Sessions stay listed this long after they end (late entries, re-syncs).
@@ -77,7 +77,7 @@ pub async fn devices(
     State(state): State<AppState>,
     _device: Device,
 ) -> Result<Json<SignedDeviceList>, ApiFailure> {
-    let list = crate::trust::device_list(&state, crate::db::now())
+    let list = crate::trust::device_list(&state, crate::units::time::now())
         .await
         .map_err(ApiFailure::Internal)?;
     Ok(Json(list))
@@ -157,7 +157,12 @@ pub async fn revocations(
     let delta = RevocationDelta {
         from_version: q.since,
         entries: page.entries,
-        state: SignedListState::sign(&state.signer, page.version, page.head, crate::db::now()),
+        state: SignedListState::sign(
+            &state.signer,
+            page.version,
+            page.head,
+            crate::units::time::now(),
+        ),
     };
     let mut res = Json(delta).into_response();
     res.headers_mut().insert(

@@ -113,7 +113,7 @@ pub async fn enroll(
     Ok(Json(EnrollResponse {
         device_id: id,
         token,
-        server_time: crate::db::now(),
+        server_time: crate::units::time::now(),
         keyring,
     }))
 }

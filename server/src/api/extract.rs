@@ -107,7 +107,7 @@ impl FromRequestParts<AppState> for Device {
             let p = state.config.api;
             limiter.check(&device.id, p.rate_per_sec, p.rate_burst)?;
         }
-        let now = crate::db::now();
+        let now = crate::units::time::now();
         if device
             .last_sync_at
             .is_none_or(|t| now.saturating_sub(t) >= TOUCH_EVERY_SECS)

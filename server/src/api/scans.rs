@@ -10,7 +10,7 @@ use jo_shared::signing::{verify_signature, verifying_key_from_bytes};
 
 use super::error::ApiFailure;
 use super::extract::{ApiJson, Device};
-use crate::db::sync::{CheckedRecord, LatePolicy};
+use crate::db::scans::{CheckedRecord, LatePolicy};
 use crate::state::AppState;
 
 /// Longest `raw` (the scanned text of a refused code), in bytes: more than
@@ -200,6 +200,6 @@ pub async fn upload(
         stored: out.stored,
         duplicates: out.duplicates,
         conflicts: out.conflicts,
-        server_time: crate::db::now(),
+        server_time: crate::units::time::now(),
     }))
 }

@@ -1,9 +1,16 @@
-//! The programme seen by the shop: sports, venues, sessions, offers, and the
-//! idempotent loader of the seed programme.
+//! The programme: sports, venues, sessions and offers, as the shop reads
+//! them and as the admin console writes them, the seat guard that sells a
+//! session's seats, and the idempotent loader of the seed programme. The
+//! one module that writes `game_sessions` and `offers`.
 
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::{Store, StoreResult, now};
+use jo_shared::api::{EntryRule, GateSession};
+use jo_shared::revocation::RevocationReason;
+
+use super::audit::{Actor, audit};
+use super::{Store, StoreResult, is_unique_violation, now, tickets};
+use crate::units::status::SessionStatus;
 
 /// A session (épreuve) with its sport and venue.
 #[derive(Debug, Clone)]
@@ -36,8 +43,12 @@ pub struct SessionRow {
     pub seats_taken: i64,
     /// Base price of one seat, cents.
     pub base_price_cents: i64,
-    /// `scheduled` or `cancelled`.
-    pub status: String,
+    /// Scheduled or cancelled.
+    pub status: SessionStatus,
+    /// `single` or `multiple`.
+    pub entry_rule: String,
+    /// Entries allowed per ticket (re-entry).
+    pub max_entries: i64,
 }
 
 impl SessionRow {
@@ -48,13 +59,17 @@ impl SessionRow {
 
     /// Whether tickets can be bought now: scheduled, not started.
     pub fn on_sale(&self, now: i64) -> bool {
-        self.status == "scheduled" && self.starts_at > now
+        self.status == SessionStatus::Scheduled && self.starts_at > now
     }
 }
 
 /// The columns of [`SessionRow`], for `session_from_row`.
 pub(super) const SESSION_COLUMNS: &str = "s.id, s.code, s.sport_id, sp.name, s.venue_id, v.name, v.city, s.title, \
-     s.starts_at, s.ends_at, s.doors_open_at, s.capacity, s.seats_taken, s.base_price_cents, s.status";
+     s.starts_at, s.ends_at, s.doors_open_at, s.capacity, s.seats_taken, s.base_price_cents, s.status, \
+     s.entry_rule, s.max_entries";
+/// How many columns [`SESSION_COLUMNS`] has: a query that selects more
+/// after them reads those from this index on.
+pub(super) const SESSION_COLUMN_COUNT: usize = 17;
 /// The joins of [`SESSION_COLUMNS`].
 pub(super) const SESSION_FROM: &str = "game_sessions s JOIN sports sp ON sp.id = s.sport_id \
      JOIN venues v ON v.id = s.venue_id";
@@ -76,6 +91,8 @@ pub(super) fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
         seats_taken: r.get(12)?,
         base_price_cents: r.get(13)?,
         status: r.get(14)?,
+        entry_rule: r.get(15)?,
+        max_entries: r.get(16)?,
     })
 }
 
@@ -95,6 +112,9 @@ pub struct OfferRow {
     /// Whether it is on sale.
     pub active: bool,
 }
+
+/// The columns of [`OfferRow`], for `offer_from_row`.
+const OFFER_COLUMNS: &str = "id, name, description, seats, price_percent, active";
 
 fn offer_from_row(r: &Row<'_>) -> rusqlite::Result<OfferRow> {
     Ok(OfferRow {
@@ -211,6 +231,213 @@ fn id_of_or_insert(
         None => c.execute("INSERT INTO sports (name) VALUES (?1)", [name])?,
     };
     Ok(c.last_insert_rowid())
+}
+
+/// Takes the seats of an order's lines (`(session, seats)` pairs): the seat
+/// guard. Each session's seats are taken by one guarded
+/// `UPDATE … WHERE seats_taken + n <= capacity` of a scheduled session, so
+/// no session is ever oversold.
+/// Returns the indexes of the pairs that found too few seats; the caller
+/// then rolls back what the others took.
+pub(super) fn take_seats(tx: &Connection, lines: &[(i64, i64)]) -> StoreResult<Vec<usize>> {
+    let mut failed = Vec::new();
+    let mut st = tx.prepare_cached(
+        "UPDATE game_sessions SET seats_taken = seats_taken + ?2
+         WHERE id = ?1 AND status = 'scheduled' AND seats_taken + ?2 <= capacity",
+    )?;
+    for (i, (session_id, seats)) in lines.iter().enumerate() {
+        if st.execute(params![session_id, seats])? == 0 {
+            failed.push(i);
+        }
+    }
+    Ok(failed)
+}
+
+/// Gives an order's seats back to its sessions: the one release, for an
+/// expired hold and for a refund alike.
+///
+/// Not clamped at 0: [`take_seats`] took exactly these seats, and only an
+/// order holding them (pending, or paid) is released, once, as its status
+/// leaves pending or paid in the same transaction. Editing a session cannot
+/// lower `seats_taken` either. So a release below 0 would be a seat counted
+/// twice; the schema's `CHECK (seats_taken BETWEEN 0 AND capacity)` then
+/// fails the transaction instead of `max(0, …)` hiding the miscount.
+pub(super) fn release_seats(tx: &Connection, order_id: i64) -> StoreResult<()> {
+    tx.prepare_cached(
+        "UPDATE game_sessions SET seats_taken = seats_taken - (
+             SELECT sum(seats * quantity) FROM order_lines WHERE order_id = ?1 AND session_id = game_sessions.id)
+         WHERE id IN (SELECT session_id FROM order_lines WHERE order_id = ?1)",
+    )?
+    .execute([order_id])?;
+    Ok(())
+}
+
+/// An offer with the tickets sold of it, as the console lists it.
+#[derive(Debug, Clone)]
+pub struct OfferSold {
+    /// The offer.
+    pub offer: OfferRow,
+    /// Tickets sold (not refunded).
+    pub tickets_sold: i64,
+}
+
+/// A validated offer form.
+#[derive(Debug, Clone)]
+pub struct OfferInput {
+    /// Name.
+    pub name: String,
+    /// Description.
+    pub description: String,
+    /// Seats, 1..=255.
+    pub seats: i64,
+    /// Percent, 1..=1000.
+    pub price_percent: i64,
+    /// On sale.
+    pub active: bool,
+}
+
+/// An offer or session could not be saved because a unique field is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Taken;
+
+/// A validated session form.
+#[derive(Debug, Clone)]
+pub struct SessionInput {
+    /// Programme code (unique).
+    pub code: String,
+    /// Sport id.
+    pub sport_id: i64,
+    /// Venue id.
+    pub venue_id: i64,
+    /// Title.
+    pub title: String,
+    /// Start, Unix seconds.
+    pub starts_at: i64,
+    /// End, Unix seconds.
+    pub ends_at: i64,
+    /// Doors open, Unix seconds.
+    pub doors_open_at: i64,
+    /// Seats.
+    pub capacity: i64,
+    /// Base price per seat, cents.
+    pub base_price_cents: i64,
+    /// `single` or `multiple`.
+    pub entry_rule: String,
+    /// Entries allowed per ticket.
+    pub max_entries: i64,
+}
+
+/// Why a session was not saved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefusal {
+    /// The code is used by another session.
+    CodeTaken,
+    /// The capacity is below the seats already sold or held (given).
+    BelowTaken(i64),
+    /// No such session.
+    NotFound,
+    /// A cancelled session cannot be edited.
+    Cancelled,
+    /// The sport or venue does not exist.
+    BadReference,
+    /// The doors, start or end would change while this many valid tickets
+    /// exist: each carries its validity window, signed, and is never
+    /// reissued, so the gates would refuse a rescheduled session's crowd.
+    TimesLocked(i64),
+}
+
+/// A buyer to tell about a cancelled session.
+#[derive(Debug, Clone)]
+pub struct AffectedBuyer {
+    /// Email address.
+    pub email: String,
+    /// Prénom.
+    pub first_name: String,
+    /// Tickets of theirs revoked.
+    pub tickets: i64,
+}
+
+/// What cancelling a session did.
+#[derive(Debug, Clone)]
+pub struct Cancelled {
+    /// The session's title.
+    pub title: String,
+    /// Tickets revoked.
+    pub revoked: usize,
+    /// Buyers to mail.
+    pub buyers: Vec<AffectedBuyer>,
+}
+
+fn session_by_id(c: &Connection, id: i64) -> StoreResult<Option<SessionRow>> {
+    let sql = format!("SELECT {SESSION_COLUMNS} FROM {SESSION_FROM} WHERE s.id = ?1");
+    Ok(c.prepare_cached(&sql)?
+        .query_row([id], session_from_row)
+        .optional()?)
+}
+
+fn references_exist(c: &Connection, input: &SessionInput) -> StoreResult<bool> {
+    let n: i64 = c.query_row(
+        "SELECT (SELECT count(*) FROM sports WHERE id = ?1) + (SELECT count(*) FROM venues WHERE id = ?2)",
+        params![input.sport_id, input.venue_id],
+        |r| r.get(0),
+    )?;
+    Ok(n == 2)
+}
+
+/// An offer form's values, for its audit entry.
+fn offer_detail(input: &OfferInput) -> String {
+    format!(
+        "name={:?} seats={} price_percent={} active={}",
+        input.name, input.seats, input.price_percent, input.active
+    )
+}
+
+/// A session form's values, for its audit entry.
+fn session_detail(input: &SessionInput) -> String {
+    format!(
+        "code={} title={:?} capacity={} base_price_cents={} starts_at={} entry_rule={} max_entries={}",
+        input.code,
+        input.title,
+        input.capacity,
+        input.base_price_cents,
+        input.starts_at,
+        input.entry_rule,
+        input.max_entries
+    )
+}
+
+/// The scheduled sessions that end after `ends_after`, as gates need them.
+pub fn gate_sessions(conn: &Connection, ends_after: i64) -> StoreResult<Vec<GateSession>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT g.id, sp.name, g.title, v.name, g.starts_at, g.ends_at, g.doors_open_at,
+                g.entry_rule, g.max_entries
+         FROM game_sessions g
+         JOIN sports sp ON sp.id = g.sport_id
+         JOIN venues v ON v.id = g.venue_id
+         WHERE g.status = 'scheduled' AND g.ends_at > ?1
+         ORDER BY g.starts_at, g.id",
+    )?;
+    let rows = stmt.query_map([ends_after], |r| {
+        let rule: String = r.get(7)?;
+        let max: i64 = r.get(8)?;
+        Ok(GateSession {
+            id: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+            sport: r.get(1)?,
+            title: r.get(2)?,
+            venue: r.get(3)?,
+            starts_at: r.get(4)?,
+            ends_at: r.get(5)?,
+            doors_open_at: r.get(6)?,
+            entry_rule: if rule == "multiple" {
+                EntryRule::Multiple {
+                    max_entries: u32::try_from(max).unwrap_or(1),
+                }
+            } else {
+                EntryRule::Single
+            },
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 impl Store {
@@ -352,24 +579,16 @@ impl Store {
 
     /// A session by id (any status).
     pub async fn game_session(&self, id: i64) -> StoreResult<Option<SessionRow>> {
-        self.pool
-            .read(move |c| {
-                let sql = format!("SELECT {SESSION_COLUMNS} FROM {SESSION_FROM} WHERE s.id = ?1");
-                Ok(c.prepare_cached(&sql)?
-                    .query_row([id], session_from_row)
-                    .optional()?)
-            })
-            .await
+        self.pool.read(move |c| session_by_id(c, id)).await
     }
 
     /// Offers on sale, fewest seats first.
     pub async fn active_offers(&self) -> StoreResult<Vec<OfferRow>> {
         self.pool
             .read(move |c| {
-                let mut st = c.prepare_cached(
-                    "SELECT id, name, description, seats, price_percent, active FROM offers
-                     WHERE active = 1 ORDER BY seats, name",
-                )?;
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {OFFER_COLUMNS} FROM offers WHERE active = 1 ORDER BY seats, name"
+                ))?;
                 Ok(st
                     .query_map([], offer_from_row)?
                     .collect::<Result<_, _>>()?)
@@ -381,12 +600,421 @@ impl Store {
     pub async fn offer(&self, id: i64) -> StoreResult<Option<OfferRow>> {
         self.pool
             .run(move |c| {
-                Ok(c.prepare_cached(
-                    "SELECT id, name, description, seats, price_percent, active FROM offers WHERE id = ?1",
-                )?
-                .query_row([id], offer_from_row)
-                .optional()?)
+                Ok(
+                    c.prepare_cached(&format!("SELECT {OFFER_COLUMNS} FROM offers WHERE id = ?1"))?
+                        .query_row([id], offer_from_row)
+                        .optional()?,
+                )
             })
             .await
+    }
+
+    // ----- admin: offers
+
+    /// Every offer, fewest seats first.
+    pub async fn admin_offers(&self) -> StoreResult<Vec<OfferSold>> {
+        self.pool
+            .read_blocking(|c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {OFFER_COLUMNS},
+                         coalesce((SELECT sum(tickets) FROM sales_daily s WHERE s.offer_id = offers.id), 0)
+                     FROM offers ORDER BY seats, name"
+                ))?;
+                Ok(st
+                    .query_map([], |r| {
+                        Ok(OfferSold {
+                            offer: offer_from_row(r)?,
+                            tickets_sold: r.get(6)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    /// Creates an offer (on sale at once if active).
+    pub async fn admin_create_offer(
+        &self,
+        actor: Actor,
+        input: OfferInput,
+    ) -> StoreResult<Result<i64, Taken>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let inserted = tx.execute(
+                    "INSERT INTO offers (name, description, seats, price_percent, active, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                    params![input.name, input.description, input.seats, input.price_percent, input.active, t],
+                );
+                match inserted {
+                    Err(e) if is_unique_violation(&e) => return Ok(Err(Taken)),
+                    r => r?,
+                };
+                let id = tx.last_insert_rowid();
+                audit(
+                    &tx,
+                    &actor,
+                    "offer.create",
+                    &format!("offer:{id}"),
+                    &offer_detail(&input),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(Ok(id))
+            })
+            .await
+    }
+
+    /// Edits an offer; `Ok(false)` if there is none.
+    pub async fn admin_update_offer(
+        &self,
+        actor: Actor,
+        id: i64,
+        input: OfferInput,
+    ) -> StoreResult<Result<bool, Taken>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let updated = tx.execute(
+                    "UPDATE offers SET name = ?2, description = ?3, seats = ?4, price_percent = ?5,
+                         active = ?6, updated_at = ?7 WHERE id = ?1",
+                    params![
+                        id,
+                        input.name,
+                        input.description,
+                        input.seats,
+                        input.price_percent,
+                        input.active,
+                        t
+                    ],
+                );
+                let n = match updated {
+                    Err(e) if is_unique_violation(&e) => return Ok(Err(Taken)),
+                    r => r?,
+                };
+                if n == 0 {
+                    return Ok(Ok(false));
+                }
+                audit(
+                    &tx,
+                    &actor,
+                    "offer.update",
+                    &format!("offer:{id}"),
+                    &offer_detail(&input),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(Ok(true))
+            })
+            .await
+    }
+
+    /// Puts an offer on sale or withdraws it; false if there is none.
+    pub async fn admin_set_offer_active(
+        &self,
+        actor: Actor,
+        id: i64,
+        active: bool,
+    ) -> StoreResult<bool> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx.execute(
+                    "UPDATE offers SET active = ?2, updated_at = ?3 WHERE id = ?1",
+                    params![id, active, t],
+                )?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                let action = if active {
+                    "offer.activate"
+                } else {
+                    "offer.deactivate"
+                };
+                audit(&tx, &actor, action, &format!("offer:{id}"), "", t)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    // ----- admin: sessions
+
+    /// Every session, by start.
+    pub async fn admin_sessions(&self) -> StoreResult<Vec<SessionRow>> {
+        self.pool
+            .read_blocking(|c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {SESSION_COLUMNS} FROM {SESSION_FROM} ORDER BY s.starts_at, s.id"
+                ))?;
+                Ok(st
+                    .query_map([], session_from_row)?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    /// How many valid tickets a session has (its times are fixed once any
+    /// exists).
+    pub async fn admin_session_valid_tickets(&self, id: i64) -> StoreResult<i64> {
+        self.pool
+            .read_blocking(move |c| tickets::valid_of_session(c, id))
+            .await
+    }
+
+    /// Sports and venues, `(id, name)`, for the session form.
+    pub async fn admin_sports_venues(
+        &self,
+    ) -> StoreResult<(Vec<(i64, String)>, Vec<(i64, String)>)> {
+        self.pool
+            .read_blocking(|c| {
+                let sports = c
+                    .prepare_cached("SELECT id, name FROM sports ORDER BY name")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let venues = c
+                    .prepare_cached(
+                        "SELECT id, name || ' (' || city || ')' FROM venues ORDER BY name",
+                    )?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                Ok((sports, venues))
+            })
+            .await
+    }
+
+    /// Creates a session.
+    pub async fn admin_create_session(
+        &self,
+        actor: Actor,
+        input: SessionInput,
+    ) -> StoreResult<Result<i64, SessionRefusal>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if !references_exist(&tx, &input)? {
+                    return Ok(Err(SessionRefusal::BadReference));
+                }
+                let inserted = tx.execute(
+                    "INSERT INTO game_sessions (code, sport_id, venue_id, title, starts_at, ends_at,
+                         doors_open_at, capacity, base_price_cents, entry_rule, max_entries,
+                         created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                    params![
+                        input.code, input.sport_id, input.venue_id, input.title, input.starts_at,
+                        input.ends_at, input.doors_open_at, input.capacity, input.base_price_cents,
+                        input.entry_rule, input.max_entries, t
+                    ],
+                );
+                match inserted {
+                    Err(e) if is_unique_violation(&e) => return Ok(Err(SessionRefusal::CodeTaken)),
+                    r => r?,
+                };
+                let id = tx.last_insert_rowid();
+                audit(
+                    &tx,
+                    &actor,
+                    "session.create",
+                    &format!("session:{id}"),
+                    &session_detail(&input),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(Ok(id))
+            })
+            .await
+    }
+
+    /// Edits a session; its capacity never goes below the seats sold or held.
+    pub async fn admin_update_session(
+        &self,
+        actor: Actor,
+        id: i64,
+        input: SessionInput,
+    ) -> StoreResult<Result<(), SessionRefusal>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let Some(current) = session_by_id(&tx, id)? else {
+                    return Ok(Err(SessionRefusal::NotFound));
+                };
+                if current.status == SessionStatus::Cancelled {
+                    return Ok(Err(SessionRefusal::Cancelled));
+                }
+                // Checked in the same IMMEDIATE transaction as the update, so a
+                // sale cannot slip in between.
+                if input.capacity < current.seats_taken {
+                    return Ok(Err(SessionRefusal::BelowTaken(current.seats_taken)));
+                }
+                let times_change = (input.doors_open_at, input.starts_at, input.ends_at)
+                    != (current.doors_open_at, current.starts_at, current.ends_at);
+                if times_change {
+                    // In this transaction too: no ticket can be issued in between.
+                    let sold = tickets::valid_of_session(&tx, id)?;
+                    if sold > 0 {
+                        return Ok(Err(SessionRefusal::TimesLocked(sold)));
+                    }
+                }
+                if !references_exist(&tx, &input)? {
+                    return Ok(Err(SessionRefusal::BadReference));
+                }
+                let updated = tx.execute(
+                    "UPDATE game_sessions SET code = ?2, sport_id = ?3, venue_id = ?4, title = ?5,
+                         starts_at = ?6, ends_at = ?7, doors_open_at = ?8, capacity = ?9,
+                         base_price_cents = ?10, entry_rule = ?11, max_entries = ?12, updated_at = ?13
+                     WHERE id = ?1",
+                    params![
+                        id, input.code, input.sport_id, input.venue_id, input.title, input.starts_at,
+                        input.ends_at, input.doors_open_at, input.capacity, input.base_price_cents,
+                        input.entry_rule, input.max_entries, t
+                    ],
+                );
+                match updated {
+                    Err(e) if is_unique_violation(&e) => return Ok(Err(SessionRefusal::CodeTaken)),
+                    r => r?,
+                };
+                audit(&tx, &actor, "session.update", &format!("session:{id}"), &session_detail(&input), t)?;
+                tx.commit()?;
+                Ok(Ok(()))
+            })
+            .await
+    }
+
+    /// Cancels a session: marks it cancelled and revokes every valid ticket
+    /// for it (each entering the signed revocation list), in one
+    /// transaction. `None` if there is no such scheduled session.
+    pub async fn admin_cancel_session(
+        &self,
+        actor: Actor,
+        id: i64,
+    ) -> StoreResult<Option<Cancelled>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx.execute(
+                    "UPDATE game_sessions SET status = 'cancelled', updated_at = ?2
+                     WHERE id = ?1 AND status = 'scheduled'",
+                    params![id, t],
+                )?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let title: String =
+                    tx.query_row("SELECT title FROM game_sessions WHERE id = ?1", [id], |r| r.get(0))?;
+                let buyers = tx
+                    .prepare_cached(
+                        "SELECT u.email, u.first_name, count(*) FROM tickets t JOIN users u ON u.id = t.user_id
+                         WHERE t.session_id = ?1 AND t.status = 'valid' GROUP BY u.id ORDER BY u.id",
+                    )?
+                    .query_map([id], |r| {
+                        Ok(AffectedBuyer {
+                            email: r.get(0)?,
+                            first_name: r.get(1)?,
+                            tickets: r.get(2)?,
+                        })
+                    })?
+                    .collect::<Result<Vec<_>, _>>()?;
+                let revoked =
+                    tickets::revoke_valid_of_session(&tx, id, RevocationReason::SessionCancelled, t)?;
+                audit(
+                    &tx,
+                    &actor,
+                    "session.cancel",
+                    &format!("session:{id}"),
+                    &format!("tickets_revoked={revoked} buyers={}", buyers.len()),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(Some(Cancelled { title, revoked, buyers }))
+            })
+            .await
+    }
+
+    /// The scheduled sessions not ended more than `grace_secs` ago.
+    pub async fn gate_sessions(&self, grace_secs: i64) -> StoreResult<Vec<GateSession>> {
+        self.pool
+            .read_blocking(move |c| gate_sessions(c, now().saturating_sub(grace_secs)))
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database with one session of `capacity` seats and one pending
+    /// order for `seats` of them (not yet taken); (session id, order id).
+    fn session_and_order(c: &mut Connection, capacity: i64, seats: i64) -> (i64, i64) {
+        crate::db::migrations::apply(c).expect("migrates");
+        c.execute_batch(
+            "INSERT INTO sports (name) VALUES ('Judo');
+             INSERT INTO venues (name, city) VALUES ('Arena', 'Paris');
+             INSERT INTO users (username, email, first_name, last_name, password_hash, user_key, role, created_at)
+             VALUES ('b', 'b@x.fr', 'B', 'C', 'h', zeroblob(32), 'buyer', 0);
+             INSERT INTO offers (name, seats, price_percent, created_at, updated_at)
+             VALUES ('Test', 1, 100, 0, 0);",
+        )
+        .expect("references");
+        c.execute(
+            "INSERT INTO game_sessions (code, sport_id, venue_id, title, starts_at, ends_at,
+                 doors_open_at, capacity, base_price_cents, entry_rule, max_entries, created_at, updated_at)
+             VALUES ('JUD99', 1, 1, 'Judo', 2000000000, 2000003600, 1999998000, ?1, 1000, 'single', 1, 0, 0)",
+            [capacity],
+        )
+        .expect("session");
+        let session = c.last_insert_rowid();
+        c.execute(
+            "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
+             VALUES ('AAAAA-AAAAA', 1, 'pending', 0, 0, 600)",
+            [],
+        )
+        .expect("order");
+        let order = c.last_insert_rowid();
+        c.execute(
+            "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
+             VALUES (?1, ?2, (SELECT id FROM offers WHERE name = 'Test'), 'Test', 1, ?3, 0)",
+            params![order, session, seats],
+        )
+        .expect("line");
+        (session, order)
+    }
+
+    fn taken(c: &Connection, session: i64) -> i64 {
+        c.query_row(
+            "SELECT seats_taken FROM game_sessions WHERE id = ?1",
+            [session],
+            |r| r.get(0),
+        )
+        .expect("reads")
+    }
+
+    #[test]
+    fn the_session_column_count_matches_the_columns() {
+        assert_eq!(SESSION_COLUMNS.split(',').count(), SESSION_COLUMN_COUNT);
+    }
+
+    #[test]
+    fn seats_are_taken_within_capacity_and_released_once() {
+        let mut c = Connection::open_in_memory().expect("opens");
+        let (session, order) = session_and_order(&mut c, 10, 4);
+        assert!(take_seats(&c, &[(session, 4)]).expect("takes").is_empty());
+        assert_eq!(
+            take_seats(&c, &[(session, 7)]).expect("runs"),
+            vec![0],
+            "the guard refuses more than capacity"
+        );
+        assert_eq!(taken(&c, session), 4);
+        release_seats(&c, order).expect("releases");
+        assert_eq!(taken(&c, session), 0);
+        // A second release is a miscount: refused by the schema, not
+        // clamped at 0, and nothing changes.
+        assert!(release_seats(&c, order).is_err());
+        assert_eq!(taken(&c, session), 0);
     }
 }

@@ -6,7 +6,8 @@
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::StoreResult;
+use super::audit::{Actor, audit};
+use super::{Store, StoreResult, now};
 
 /// Stores a new enrolment code hash.
 pub fn insert_code(
@@ -160,6 +161,216 @@ pub fn touch(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
     conn.prepare_cached("UPDATE devices SET last_sync_at = ?2 WHERE id = ?1")?
         .execute(params![id, now])?;
     Ok(())
+}
+
+/// A scanner device.
+#[derive(Debug, Clone)]
+pub struct DeviceRow {
+    /// Device id.
+    pub id: String,
+    /// Label.
+    pub label: String,
+    /// Gate it reports.
+    pub gate: String,
+    /// Enrolled, Unix seconds.
+    pub enrolled_at: i64,
+    /// Last sync, Unix seconds.
+    pub last_sync_at: Option<i64>,
+    /// Scans waiting on the device at its last sync.
+    pub pending_uploads: i64,
+    /// Clock skew seen at its last sync, seconds.
+    pub clock_skew_secs: Option<i64>,
+    /// Revoked, Unix seconds.
+    pub revoked_at: Option<i64>,
+}
+
+/// What an upload tells of its device.
+pub(super) struct Upload<'a> {
+    /// Sequence number of the last record stored.
+    pub last_seq: i64,
+    /// Its hash (the chain head).
+    pub last_hash: &'a [u8; 32],
+    /// Scans still waiting on the device.
+    pub pending: i64,
+    /// The gate it reports.
+    pub gate: &'a str,
+    /// How far ahead of the server its newest scan is dated, seconds.
+    pub clock_skew_secs: i64,
+}
+
+/// Records an upload on its device, inside the upload's transaction: the
+/// chain head moves forward only, and the console's sync figures.
+pub(super) fn record_upload(
+    tx: &Connection,
+    device_id: &str,
+    up: Upload<'_>,
+    now: i64,
+) -> StoreResult<()> {
+    tx.prepare_cached(
+        "UPDATE devices SET last_seq = ?2, last_hash = ?3 WHERE id = ?1 AND last_seq <= ?2",
+    )?
+    .execute(params![device_id, up.last_seq, &up.last_hash[..]])?;
+    tx.prepare_cached(
+        "UPDATE devices SET last_sync_at = ?2, pending_uploads = ?3, gate = ?4,
+                            clock_skew_secs = ?5
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        device_id,
+        now,
+        up.pending,
+        up.gate,
+        up.clock_skew_secs
+    ])?;
+    Ok(())
+}
+
+impl Store {
+    /// Stores a new scanner enrolment code (its hash), valid `ttl_secs`.
+    pub async fn create_enrollment_code(
+        &self,
+        code_hash: [u8; 32],
+        ttl_secs: i64,
+    ) -> StoreResult<()> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                insert_code(c, &code_hash, t, t + ttl_secs)
+            })
+            .await
+    }
+
+    /// Spends an enrolment code and creates the device; false if the code is not live.
+    pub async fn redeem_enrollment_code(
+        &self,
+        code_hash: [u8; 32],
+        device: NewDevice,
+    ) -> StoreResult<bool> {
+        self.pool
+            .run(move |c| redeem(c, &code_hash, &device, now()))
+            .await
+    }
+
+    /// The live device holding a bearer token (by its hash).
+    pub async fn device_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<String>> {
+        self.pool.run(move |c| by_token(c, &token_hash)).await
+    }
+
+    /// The live device holding a bearer token (by its hash).
+    pub async fn api_device(&self, token_hash: [u8; 32]) -> StoreResult<Option<AuthDevice>> {
+        self.pool
+            .read_blocking(move |c| authenticate(c, &token_hash))
+            .await
+    }
+
+    /// Every enrolled device's id, public key and whether it is revoked.
+    pub async fn device_keys(&self) -> StoreResult<Vec<(String, [u8; 32], bool)>> {
+        self.pool.read_blocking(keys).await
+    }
+
+    /// Records that a device synced now.
+    pub async fn touch_device(&self, id: String) -> StoreResult<()> {
+        self.pool.run(move |c| touch(c, &id, now())).await
+    }
+
+    /// Replaces a device's token; false if `old_hash` is no longer its token.
+    pub async fn roll_device_token(
+        &self,
+        id: String,
+        old_hash: [u8; 32],
+        new_hash: [u8; 32],
+    ) -> StoreResult<bool> {
+        self.pool
+            .run(move |c| roll_token(c, &id, &old_hash, &new_hash))
+            .await
+    }
+
+    /// Revokes a device: its next API call gets 401.
+    pub async fn revoke_device(&self, id: String) -> StoreResult<bool> {
+        self.pool.run(move |c| revoke(c, &id, now())).await
+    }
+
+    /// Every device, live ones first, then by enrolment.
+    pub async fn admin_devices(&self) -> StoreResult<Vec<DeviceRow>> {
+        self.pool
+            .read_blocking(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, label, gate, enrolled_at, last_sync_at, pending_uploads, clock_skew_secs, revoked_at
+                     FROM devices ORDER BY revoked_at IS NOT NULL, enrolled_at DESC",
+                )?;
+                Ok(st
+                    .query_map([], |r| {
+                        Ok(DeviceRow {
+                            id: r.get(0)?,
+                            label: r.get(1)?,
+                            gate: r.get(2)?,
+                            enrolled_at: r.get(3)?,
+                            last_sync_at: r.get(4)?,
+                            pending_uploads: r.get(5)?,
+                            clock_skew_secs: r.get(6)?,
+                            revoked_at: r.get(7)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    /// Live (unused, unexpired) enrolment codes.
+    pub async fn admin_live_codes(&self) -> StoreResult<i64> {
+        self.pool
+            .read_blocking(|c| {
+                Ok(c.query_row(
+                    "SELECT count(*) FROM enrollment_codes WHERE used_at IS NULL AND expires_at > ?1",
+                    [now()],
+                    |r| r.get(0),
+                )?)
+            })
+            .await
+    }
+
+    /// Stores a new one-time enrolment code (its hash only).
+    pub async fn admin_create_enrollment_code(
+        &self,
+        actor: Actor,
+        code_hash: [u8; 32],
+        ttl_secs: i64,
+    ) -> StoreResult<i64> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                insert_code(&tx, &code_hash, t, t + ttl_secs)?;
+                // The code itself never enters the log: only its expiry.
+                audit(
+                    &tx,
+                    &actor,
+                    "device.enrollment_code",
+                    "device:new",
+                    &format!("expires_at={}", t + ttl_secs),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(t + ttl_secs)
+            })
+            .await
+    }
+
+    /// Revokes a device; false if there is no such live device.
+    pub async fn admin_revoke_device(&self, actor: Actor, id: String) -> StoreResult<bool> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                if !revoke(&tx, &id, t)? {
+                    return Ok(false);
+                }
+                audit(&tx, &actor, "device.revoke", &format!("device:{id}"), "", t)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
 }
 
 #[cfg(test)]

@@ -2,15 +2,18 @@
 //! layer.
 //!
 //! Handlers only see [`Store`] and the plain domain structs it returns; the SQL
-//! lives in one module per aggregate (`users`, `sessions`, `tokens`,
-//! `throttle`, `secrets`, `devices`), whose functions take a `&Connection` so they also
-//! work inside a transaction. A PostgreSQL backend for multi-node deployments
+//! lives in one module per aggregate, the only one that writes its tables:
+//! [`catalogue`] (sessions, offers, seats), [`orders`] (carts, holds,
+//! payments), [`tickets`] (issue, re-issue, revoke), [`devices`], [`scans`],
+//! [`revocations`], [`audit`], [`reports`] (read-only), and [`users`],
+//! [`sessions`], [`tokens`], [`throttle`], [`secrets`]. Their functions take
+//! a `&Connection` so they also work inside a transaction. A PostgreSQL backend for multi-node deployments
 //! would implement the same `Store` methods without touching any handler.
 //!
 //! SQLite calls block, so they run on tokio's blocking pool, on one of a few
 //! pooled connections (WAL lets readers proceed while one writer writes).
 
-pub mod admin;
+pub mod audit;
 mod backend;
 pub mod catalogue;
 pub mod devices;
@@ -18,13 +21,16 @@ pub mod direct;
 pub mod migrations;
 pub mod orders;
 pub mod pg;
+pub mod reports;
 pub mod revocations;
+pub mod scans;
 pub mod secrets;
 pub mod sessions;
 pub mod sql;
+pub mod status;
 mod store;
-pub mod sync;
 pub mod throttle;
+pub mod tickets;
 pub mod tokens;
 pub mod users;
 
@@ -36,6 +42,8 @@ use rusqlite::Connection;
 
 pub use backend::Backend;
 pub use store::Store;
+// The clock every module here stamps rows with (`super::now`).
+use crate::units::time::now;
 use thiserror::Error;
 use tokio::sync::{Semaphore, SemaphorePermit};
 
@@ -459,14 +467,6 @@ impl Pool {
         self.writer.put(conn);
         result
     }
-}
-
-/// Seconds since the Unix epoch.
-pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
 }
 
 /// True when `e` is a violated UNIQUE constraint.

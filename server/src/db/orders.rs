@@ -7,14 +7,23 @@
 //! transaction, so there is never a paid order without tickets nor a ticket
 //! without a paid order.
 
+use std::sync::Arc;
+
 use jo_shared::doublekey::{PurchaseKey, UserKey};
+use jo_shared::revocation::RevocationReason;
+use jo_shared::ticket::TicketId;
 use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
-use super::catalogue::{SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row};
-use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_write};
+use super::audit::{Actor, audit};
+use super::catalogue::{
+    self, SESSION_COLUMN_COUNT, SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row,
+};
+use super::tickets::TicketRow;
+use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_write, tickets};
 use crate::config::ShopPolicy;
-use crate::shop::money::offer_price;
-use crate::tickets::{IssueError, IssuedTicket, TicketSpec};
+use crate::tickets::TicketIssuer;
+use crate::units::money::offer_price;
+use crate::units::status::{OrderStatus, SessionStatus};
 
 /// Most tickets of one offer for one session in a cart line.
 pub const MAX_LINE_QUANTITY: i64 = 10;
@@ -122,30 +131,6 @@ pub enum CheckoutOutcome {
     },
 }
 
-/// Status of an order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderStatus {
-    /// Waiting for payment; seats held.
-    Pending,
-    /// Paid; tickets issued.
-    Paid,
-    /// Hold expired unpaid; seats returned.
-    Expired,
-    /// Refunded.
-    Refunded,
-}
-
-impl OrderStatus {
-    fn parse(s: &str) -> Self {
-        match s {
-            "paid" => Self::Paid,
-            "expired" => Self::Expired,
-            "refunded" => Self::Refunded,
-            _ => Self::Pending,
-        }
-    }
-}
-
 /// One line of an order.
 #[derive(Debug, Clone)]
 pub struct OrderLine {
@@ -234,46 +219,6 @@ pub enum PaymentResult {
     Failed,
 }
 
-/// A ticket as the buyer sees it.
-#[derive(Debug, Clone)]
-pub struct TicketView {
-    /// Public ticket id, hex (used in URLs).
-    pub ticket_hex: String,
-    /// Order number.
-    pub order_number: String,
-    /// Session id.
-    pub session_id: i64,
-    /// Session title.
-    pub title: String,
-    /// Sport.
-    pub sport: String,
-    /// Venue.
-    pub venue: String,
-    /// City.
-    pub city: String,
-    /// Session start.
-    pub starts_at: i64,
-    /// Doors open.
-    pub doors_open_at: i64,
-    /// Holder as signed.
-    pub holder: String,
-    /// People admitted.
-    pub admits: i64,
-    /// Offer name.
-    pub offer_name: String,
-    /// `valid` or `revoked`.
-    pub status: String,
-    /// The signed QR string.
-    pub qr: String,
-}
-
-/// Signs one ticket (given the server key by the caller).
-pub type Signer = Box<
-    dyn Fn(&UserKey, &PurchaseKey, &TicketSpec<'_>) -> Result<IssuedTicket, IssueError>
-        + Send
-        + 'static,
->;
-
 /// An order number: 10 characters of Crockford base32 (50 random bits),
 /// grouped `XXXXX-XXXXX`.
 fn new_order_number() -> StoreResult<String> {
@@ -336,17 +281,19 @@ fn cart_lines_of(c: &Connection, cart: i64) -> StoreResult<Vec<CartLine>> {
     let rows = st
         .query_map([cart], |r| {
             let session = session_from_row(r)?;
-            let seats: i64 = r.get(17)?;
-            let percent: i64 = r.get(19)?;
+            // The offer's and the line's columns follow the session's.
+            let k = SESSION_COLUMN_COUNT;
+            let seats: i64 = r.get(k + 2)?;
+            let percent: i64 = r.get(k + 4)?;
             Ok(CartLine {
                 unit_price_cents: offer_price(session.base_price_cents, seats, percent)
                     .map_or(i64::MAX, |p| p.0),
                 session,
-                offer_id: r.get(15)?,
-                offer_name: r.get(16)?,
+                offer_id: r.get(k)?,
+                offer_name: r.get(k + 1)?,
                 offer_seats: seats,
-                offer_active: r.get(18)?,
-                quantity: r.get(20)?,
+                offer_active: r.get(k + 3)?,
+                quantity: r.get(k + 5)?,
             })
         })?
         .collect::<Result<Vec<_>, _>>()?;
@@ -363,7 +310,7 @@ fn cart_add(
 ) -> StoreResult<Result<(), CartRefusal>> {
     let t = now();
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let session: Option<(String, i64, i64, i64)> = tx
+    let session: Option<(SessionStatus, i64, i64, i64)> = tx
         .query_row(
             "SELECT status, starts_at, capacity, seats_taken FROM game_sessions WHERE id = ?1",
             [session_id],
@@ -373,7 +320,7 @@ fn cart_add(
     let Some((status, starts_at, capacity, taken)) = session else {
         return Ok(Err(CartRefusal::SessionClosed));
     };
-    if status != "scheduled" || starts_at <= t {
+    if status != SessionStatus::Scheduled || starts_at <= t {
         return Ok(Err(CartRefusal::SessionClosed));
     }
     let offer: Option<(i64, bool)> = tx
@@ -476,37 +423,18 @@ fn expire_holds_in(tx: &Connection, t: i64) -> StoreResult<usize> {
         .query_map([t], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     for id in &ids {
-        release_seats(tx, *id)?;
-        tx.prepare_cached("UPDATE orders SET status = 'expired' WHERE id = ?1")?
-            .execute([id])?;
+        expire_order(tx, *id)?;
     }
     Ok(ids.len())
 }
 
-fn release_seats(tx: &Connection, order_id: i64) -> StoreResult<()> {
-    tx.prepare_cached(
-        "UPDATE game_sessions SET seats_taken = seats_taken - (
-             SELECT sum(seats * quantity) FROM order_lines WHERE order_id = ?1 AND session_id = game_sessions.id)
-         WHERE id IN (SELECT session_id FROM order_lines WHERE order_id = ?1)",
-    )?
-    .execute([order_id])?;
+/// Marks a pending order expired and gives its held seats back, inside the
+/// caller's transaction (the sweep and a late payment attempt alike).
+fn expire_order(tx: &Connection, order_id: i64) -> StoreResult<()> {
+    catalogue::release_seats(tx, order_id)?;
+    tx.prepare_cached("UPDATE orders SET status = ?2 WHERE id = ?1")?
+        .execute(params![order_id, OrderStatus::Expired])?;
     Ok(())
-}
-
-/// Takes the seats of an order's lines; false (and nothing taken, once the
-/// caller rolls back) if one session lacks them.
-fn take_seats(tx: &Connection, lines: &[(i64, i64)]) -> StoreResult<Vec<usize>> {
-    let mut failed = Vec::new();
-    let mut st = tx.prepare_cached(
-        "UPDATE game_sessions SET seats_taken = seats_taken + ?2
-         WHERE id = ?1 AND status = 'scheduled' AND seats_taken + ?2 <= capacity",
-    )?;
-    for (i, (session_id, seats)) in lines.iter().enumerate() {
-        if st.execute(params![session_id, seats])? == 0 {
-            failed.push(i);
-        }
-    }
-    Ok(failed)
 }
 
 /// How many unpaid, unexpired orders the buyer has, and the seats they hold.
@@ -577,7 +505,7 @@ fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<C
                 None => per_session.push((l.session.id, l.seats_needed())),
             }
         }
-        for i in take_seats(&tx, &per_session)? {
+        for i in catalogue::take_seats(&tx, &per_session)? {
             let (sid, _) = per_session[i];
             for l in lines.iter().filter(|l| l.session.id == sid) {
                 problems.push(LineProblem {
@@ -602,9 +530,9 @@ fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<C
         let n = new_order_number()?;
         match tx.prepare_cached(
             "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
-             VALUES (?1, ?2, 'pending', ?3, ?4, ?5)",
+             VALUES (?1, ?2, ?6, ?3, ?4, ?5)",
         )?.execute(
-            params![n, user_id, total, t, t + hold_secs],
+            params![n, user_id, total, t, t + hold_secs, OrderStatus::Pending],
         ) {
             Ok(_) => break n,
             Err(e) if is_unique_violation(&e) => continue,
@@ -638,11 +566,10 @@ fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<C
 // ----- orders
 
 fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Order> {
-    let status: String = r.get(2)?;
     Ok(Order {
         id: r.get(0)?,
         number: r.get(1)?,
-        status: OrderStatus::parse(&status),
+        status: r.get(2)?,
         total_cents: r.get(3)?,
         created_at: r.get(4)?,
         hold_expires_at: r.get(5)?,
@@ -721,7 +648,7 @@ fn begin_payment_in(
     last4: &str,
     t: i64,
 ) -> StoreResult<PaymentStart> {
-    let order: Option<(i64, String, i64, i64)> = tx
+    let order: Option<(i64, OrderStatus, i64, i64)> = tx
         .query_row(
             "SELECT id, status, total_cents, hold_expires_at FROM orders WHERE number = ?1 AND user_id = ?2",
             params![number, user_id],
@@ -744,15 +671,13 @@ fn begin_payment_in(
         }
         return Ok(PaymentStart::Replay(payment_result(&st, reason)));
     }
-    match status.as_str() {
-        "paid" | "refunded" => return Ok(PaymentStart::AlreadyPaid),
-        "expired" => return Ok(PaymentStart::Expired),
-        _ => {}
+    match status {
+        OrderStatus::Paid | OrderStatus::Refunded => return Ok(PaymentStart::AlreadyPaid),
+        OrderStatus::Expired => return Ok(PaymentStart::Expired),
+        OrderStatus::Pending => {}
     }
     if hold_until <= t {
-        release_seats(tx, order_id)?;
-        tx.prepare_cached("UPDATE orders SET status = 'expired' WHERE id = ?1")?
-            .execute([order_id])?;
+        expire_order(tx, order_id)?;
         return Ok(PaymentStart::Expired);
     }
     match tx.prepare_cached(
@@ -783,7 +708,7 @@ fn begin_payment(
     key: &str,
     (brand, last4): (&str, &str),
     charge_now: ChargeNow,
-    sign: &Signer,
+    issuer: &dyn TicketIssuer,
 ) -> StoreResult<PaymentStart> {
     let t = now();
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -804,7 +729,7 @@ fn begin_payment(
         tx.commit()?;
         return Ok(start);
     };
-    let result = finish_or_fail(&tx, payment_id, approved, sign, t)?;
+    let result = finish_or_fail(&tx, payment_id, approved, issuer, t)?;
     tx.commit()?;
     result.map(PaymentStart::Charged)
 }
@@ -825,12 +750,13 @@ fn set_payment(
     Ok(())
 }
 
-/// Marks the order paid and issues its tickets, inside `tx`.
-fn issue_tickets(
+/// Marks the order paid with a new purchase key and issues its tickets
+/// ([`tickets::issue_for_order`]), inside `tx`.
+fn pay_and_issue(
     tx: &Connection,
     order_id: i64,
     user_id: i64,
-    sign: &Signer,
+    issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<usize> {
     let (key_bytes, first, last): (Vec<u8>, String, String) = tx
@@ -841,73 +767,23 @@ fn issue_tickets(
     let purchase_key = PurchaseKey::generate().map_err(|e| StoreError::Task(e.to_string()))?;
     let holder = format!("{first} {last}");
     tx.prepare_cached(
-        "UPDATE orders SET status = 'paid', paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
+        "UPDATE orders SET status = ?4, paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
     )?
-    .execute(params![order_id, t, &purchase_key.as_bytes()[..]])?;
-    let lines: Vec<(i64, i64, i64, i64, i64, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT ol.id, ol.session_id, ol.offer_id, ol.seats, ol.quantity, s.doors_open_at, s.ends_at
-             FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
-             WHERE ol.order_id = ?1 ORDER BY ol.id",
-        )?
-        .query_map([order_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-        })?
-        .collect::<Result<_, _>>()?;
-    let mut insert = tx.prepare_cached(
-        "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id,
-             holder, admits, key_id, valid_from, valid_minutes, qr, status, issued_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14)",
-    )?;
-    let mut index: u32 = 0;
-    for (line_id, session_id, offer_id, seats, quantity, doors, ends) in lines {
-        let admits =
-            u8::try_from(seats).map_err(|_| StoreError::Task("admits out of range".into()))?;
-        let session = u32::try_from(session_id)
-            .map_err(|_| StoreError::Task("session id out of range".into()))?;
-        for _ in 0..quantity {
-            let spec = TicketSpec {
-                index,
-                session_id: session,
-                admits,
-                valid_from: doors,
-                // An hour after the end: late leavers re-entering, clocks off by a little.
-                valid_until: ends + 3_600,
-                holder: &holder,
-            };
-            let issued = sign(&user_key, &purchase_key, &spec)
-                .map_err(|e| StoreError::Task(format!("signing a ticket: {e}")))?;
-            let key_id = issued_key_id(&issued.qr)?;
-            insert.execute(params![
-                &issued.ticket_id.0[..],
-                order_id,
-                line_id,
-                index,
-                user_id,
-                session_id,
-                offer_id,
-                // The full name stays on the server; the payload carries its short form.
-                holder,
-                seats,
-                &key_id[..],
-                issued.valid_from,
-                issued.valid_minutes,
-                issued.qr,
-                t
-            ])?;
-            index += 1;
-        }
-    }
-    Ok(usize::try_from(index).unwrap_or(usize::MAX))
-}
-
-/// The key id inside a signed QR string (the payload says which key signed it).
-fn issued_key_id(qr: &str) -> StoreResult<[u8; 4]> {
-    let (payload, _) = jo_shared::qr::decode_string(qr)
-        .map_err(|e| StoreError::Task(format!("issued ticket does not decode: {e}")))?;
-    let p = jo_shared::TicketPayload::decode(&payload)
-        .map_err(|e| StoreError::Task(format!("issued ticket does not decode: {e}")))?;
-    Ok(p.key_id.0)
+    .execute(params![
+        order_id,
+        t,
+        &purchase_key.as_bytes()[..],
+        OrderStatus::Paid
+    ])?;
+    tickets::issue_for_order(
+        tx,
+        order_id,
+        user_id,
+        (&user_key, &purchase_key),
+        &holder,
+        issuer,
+        t,
+    )
 }
 
 /// Records the gateway's answer inside the caller's transaction; on
@@ -916,10 +792,10 @@ fn finish_payment_in(
     tx: &Connection,
     payment_id: i64,
     approved: Result<String, String>,
-    sign: &Signer,
+    issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<PaymentResult> {
-    let (order_id, user_id, status): (i64, i64, String) = tx.prepare_cached(
+    let (order_id, user_id, status): (i64, i64, OrderStatus) = tx.prepare_cached(
         "SELECT o.id, o.user_id, o.status FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?1",
     )?.query_row(
         [payment_id],
@@ -932,7 +808,7 @@ fn finish_payment_in(
         }
         Ok(id) => id,
     };
-    if status == "expired" {
+    if status == OrderStatus::Expired {
         // The hold ran out while the card was being charged: take the seats
         // again if they are still there, else refund.
         let per_session: Vec<(i64, i64)> = tx
@@ -942,7 +818,7 @@ fn finish_payment_in(
             .query_map([order_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         tx.execute_batch("SAVEPOINT retake_seats")?;
-        if !take_seats(tx, &per_session)?.is_empty() {
+        if !catalogue::take_seats(tx, &per_session)?.is_empty() {
             // Give back the seats taken before the one that failed.
             tx.execute_batch("ROLLBACK TO retake_seats; RELEASE retake_seats")?;
             set_payment(
@@ -955,15 +831,15 @@ fn finish_payment_in(
             return Ok(PaymentResult::Refunded);
         }
         tx.execute_batch("RELEASE retake_seats")?;
-        tx.prepare_cached("UPDATE orders SET status = 'pending' WHERE id = ?1")?
-            .execute([order_id])?;
-    } else if status != "pending" {
+        tx.prepare_cached("UPDATE orders SET status = ?2 WHERE id = ?1")?
+            .execute(params![order_id, OrderStatus::Pending])?;
+    } else if status != OrderStatus::Pending {
         // begin_payment allows one live attempt per order, so this is not reached.
         return Err(StoreError::Task(format!(
             "paying an order that is {status}"
         )));
     }
-    issue_tickets(tx, order_id, user_id, sign, t)?;
+    pay_and_issue(tx, order_id, user_id, issuer, t)?;
     set_payment(tx, payment_id, "succeeded", None, Some(&transaction_id))?;
     Ok(PaymentResult::Paid)
 }
@@ -977,11 +853,11 @@ fn finish_or_fail(
     tx: &Connection,
     payment_id: i64,
     approved: Result<String, String>,
-    sign: &Signer,
+    issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<StoreResult<PaymentResult>> {
     tx.execute_batch("SAVEPOINT finish_payment")?;
-    match finish_payment_in(tx, payment_id, approved, sign, t) {
+    match finish_payment_in(tx, payment_id, approved, issuer, t) {
         Ok(r) => {
             tx.execute_batch("RELEASE finish_payment")?;
             Ok(Ok(r))
@@ -998,40 +874,195 @@ fn finish_payment(
     c: &mut Connection,
     payment_id: i64,
     approved: Result<String, String>,
-    sign: &Signer,
+    issuer: &dyn TicketIssuer,
 ) -> StoreResult<PaymentResult> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let result = finish_or_fail(&tx, payment_id, approved, sign, now())?;
+    let result = finish_or_fail(&tx, payment_id, approved, issuer, now())?;
     tx.commit()?;
     result
 }
 
-// ----- tickets
+/// An order found by a search.
+#[derive(Debug, Clone)]
+pub struct OrderHit {
+    /// Public order number.
+    pub number: String,
+    /// Status.
+    pub status: OrderStatus,
+    /// Total, cents.
+    pub total_cents: i64,
+    /// Created, Unix seconds.
+    pub created_at: i64,
+    /// Buyer's email.
+    pub email: String,
+    /// Buyer's full name.
+    pub buyer: String,
+}
 
-const TICKET_SELECT: &str = "SELECT t.ticket_id, o.number, t.session_id, s.title, sp.name, v.name, v.city,
-        s.starts_at, s.doors_open_at, t.holder, t.admits, ol.offer_name, t.status, t.qr
-     FROM tickets t JOIN orders o ON o.id = t.order_id JOIN order_lines ol ON ol.id = t.order_line_id
-     JOIN game_sessions s ON s.id = t.session_id JOIN sports sp ON sp.id = s.sport_id
-     JOIN venues v ON v.id = s.venue_id";
+/// One line of an order.
+#[derive(Debug, Clone)]
+pub struct LineRow {
+    /// Session title.
+    pub session: String,
+    /// Offer name (as sold).
+    pub offer: String,
+    /// Quantity.
+    pub quantity: i64,
+    /// Unit price, cents.
+    pub unit_price_cents: i64,
+}
 
-fn ticket_from_row(r: &Row<'_>) -> rusqlite::Result<TicketView> {
-    let id: Vec<u8> = r.get(0)?;
-    Ok(TicketView {
-        ticket_hex: hex::encode(id),
-        order_number: r.get(1)?,
-        session_id: r.get(2)?,
-        title: r.get(3)?,
-        sport: r.get(4)?,
-        venue: r.get(5)?,
-        city: r.get(6)?,
-        starts_at: r.get(7)?,
-        doors_open_at: r.get(8)?,
-        holder: r.get(9)?,
-        admits: r.get(10)?,
-        offer_name: r.get(11)?,
-        status: r.get(12)?,
-        qr: r.get(13)?,
+/// An order with everything the console shows about it.
+#[derive(Debug, Clone)]
+pub struct OrderDetail {
+    /// The order.
+    pub order: OrderHit,
+    /// Paid, Unix seconds.
+    pub paid_at: Option<i64>,
+    /// Refunded, Unix seconds.
+    pub refunded_at: Option<i64>,
+    /// Lines.
+    pub lines: Vec<LineRow>,
+    /// Tickets.
+    pub tickets: Vec<TicketRow>,
+}
+
+/// What a refund did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundOutcome {
+    /// No such order.
+    NotFound,
+    /// Only a paid order can be refunded.
+    NotPaid,
+    /// Refunded; that many tickets revoked.
+    Refunded(usize),
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub fn like_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    for ch in s.chars() {
+        if matches!(ch, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+const HIT_SELECT: &str = "SELECT o.number, o.status, o.total_cents, o.created_at, u.email,
+        u.first_name || ' ' || u.last_name
+     FROM orders o JOIN users u ON u.id = o.user_id";
+
+fn hit_from_row(r: &Row<'_>) -> rusqlite::Result<OrderHit> {
+    Ok(OrderHit {
+        number: r.get(0)?,
+        status: r.get(1)?,
+        total_cents: r.get(2)?,
+        created_at: r.get(3)?,
+        email: r.get(4)?,
+        buyer: r.get(5)?,
     })
+}
+
+/// Searches orders: an exact ticket code (hex) or order number, else a
+/// prefix of the buyer's email, else part of the buyer's name or username.
+/// Newest first, at most `limit`.
+pub fn search_orders(c: &Connection, q: &str, limit: i64) -> StoreResult<Vec<OrderHit>> {
+    let q = q.trim();
+    if q.is_empty() {
+        let mut st = c.prepare_cached(&format!("{HIT_SELECT} ORDER BY o.id DESC LIMIT ?1"))?;
+        return Ok(st
+            .query_map([limit], hit_from_row)?
+            .collect::<Result<_, _>>()?);
+    }
+    if let Ok(id) = TicketId::from_hex(&q.to_ascii_lowercase()) {
+        let mut st = c.prepare_cached(&format!(
+            "{HIT_SELECT} WHERE o.id = (SELECT order_id FROM tickets WHERE ticket_id = ?1)"
+        ))?;
+        let hits: Vec<OrderHit> = st
+            .query_map([&id.0[..]], hit_from_row)?
+            .collect::<Result<_, _>>()?;
+        if !hits.is_empty() {
+            return Ok(hits);
+        }
+    }
+    // Order numbers are upper case; comparing exactly keeps the UNIQUE index in use.
+    let mut st = c.prepare_cached(&format!("{HIT_SELECT} WHERE o.number IN (?1, ?2)"))?;
+    let hits: Vec<OrderHit> = st
+        .query_map(params![q, q.to_ascii_uppercase()], hit_from_row)?
+        .collect::<Result<_, _>>()?;
+    if !hits.is_empty() {
+        return Ok(hits);
+    }
+    let escaped = like_escape(&q.to_lowercase());
+    let mut st = c.prepare_cached(&format!(
+        "{HIT_SELECT} WHERE o.user_id IN (
+             SELECT id FROM users WHERE email LIKE ?1 ESCAPE '\\'
+             UNION SELECT id FROM users
+             WHERE lower(first_name || ' ' || last_name) LIKE ?2 ESCAPE '\\'
+                OR lower(last_name || ' ' || first_name) LIKE ?2 ESCAPE '\\'
+                OR lower(username) LIKE ?2 ESCAPE '\\')
+         ORDER BY o.id DESC LIMIT ?3"
+    ))?;
+    Ok(st
+        .query_map(
+            params![format!("{escaped}%"), format!("%{escaped}%"), limit],
+            hit_from_row,
+        )?
+        .collect::<Result<_, _>>()?)
+}
+
+fn order_detail(c: &Connection, number: &str) -> StoreResult<Option<OrderDetail>> {
+    let head: Option<(i64, OrderHit, Option<i64>, Option<i64>)> = c
+        .query_row(
+            "SELECT o.id, o.number, o.status, o.total_cents, o.created_at, u.email,
+                    u.first_name || ' ' || u.last_name, o.paid_at, o.refunded_at
+             FROM orders o JOIN users u ON u.id = o.user_id WHERE o.number = ?1",
+            [number],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    OrderHit {
+                        number: r.get(1)?,
+                        status: r.get(2)?,
+                        total_cents: r.get(3)?,
+                        created_at: r.get(4)?,
+                        email: r.get(5)?,
+                        buyer: r.get(6)?,
+                    },
+                    r.get(7)?,
+                    r.get(8)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((id, order, paid_at, refunded_at)) = head else {
+        return Ok(None);
+    };
+    let lines = c
+        .prepare_cached(
+            "SELECT s.title, ol.offer_name, ol.quantity, ol.unit_price_cents
+             FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
+             WHERE ol.order_id = ?1 ORDER BY ol.id",
+        )?
+        .query_map([id], |r| {
+            Ok(LineRow {
+                session: r.get(0)?,
+                offer: r.get(1)?,
+                quantity: r.get(2)?,
+                unit_price_cents: r.get(3)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let tickets = tickets::rows_of_order(c, id)?;
+    Ok(Some(OrderDetail {
+        order,
+        paid_at,
+        refunded_at,
+        lines,
+        tickets,
+    }))
 }
 
 impl Store {
@@ -1202,7 +1233,7 @@ impl Store {
         brand: &'static str,
         last4: String,
         charge_now: ChargeNow,
-        sign: Signer,
+        issuer: Arc<dyn TicketIssuer>,
     ) -> StoreResult<PaymentStart> {
         // Durable: the attempt must be on disk before a card is charged
         // elsewhere, and a paid order with its tickets before "paid" is shown.
@@ -1215,7 +1246,7 @@ impl Store {
                     &idempotency_key,
                     (brand, &last4),
                     charge_now,
-                    &sign,
+                    &*issuer,
                 )
             })
             .await
@@ -1228,11 +1259,11 @@ impl Store {
         &self,
         payment_id: i64,
         approved: Result<String, String>,
-        sign: Signer,
+        issuer: Arc<dyn TicketIssuer>,
     ) -> StoreResult<PaymentResult> {
         self.pool
             .run_durable(move |c| {
-                let r = finish_payment(c, payment_id, approved, &sign);
+                let r = finish_payment(c, payment_id, approved, &*issuer);
                 if r.is_err() {
                     // Nothing of the failed payment was kept; free the order
                     // for another attempt (done already unless the
@@ -1244,61 +1275,100 @@ impl Store {
             .await
     }
 
-    /// A buyer's valid and revoked tickets, by session start.
-    pub async fn tickets_of(&self, user_id: i64) -> StoreResult<Vec<TicketView>> {
+    /// Searches orders (see [`search_orders`]).
+    pub async fn admin_search_orders(&self, q: String, limit: i64) -> StoreResult<Vec<OrderHit>> {
         self.pool
-            .read_blocking(move |c| {
-                let sql = format!(
-                    "{TICKET_SELECT} WHERE t.user_id = ?1 ORDER BY s.starts_at, t.order_id, t.idx"
-                );
-                Ok(c.prepare_cached(&sql)?
-                    .query_map([user_id], ticket_from_row)?
-                    .collect::<Result<_, _>>()?)
-            })
+            .read_blocking(move |c| search_orders(c, &q, limit))
             .await
     }
 
-    /// One of a buyer's tickets by public id; `None` if it is not theirs.
-    pub async fn ticket_of(
-        &self,
-        ticket_id: [u8; 10],
-        user_id: i64,
-    ) -> StoreResult<Option<TicketView>> {
+    /// An order by number, with its lines and tickets.
+    pub async fn admin_order(&self, number: String) -> StoreResult<Option<OrderDetail>> {
         self.pool
-            .read(move |c| {
-                let sql = format!("{TICKET_SELECT} WHERE t.ticket_id = ?1 AND t.user_id = ?2");
-                Ok(c.prepare_cached(&sql)?
-                    .query_row(params![&ticket_id[..], user_id], ticket_from_row)
-                    .optional()?)
-            })
+            .read_blocking(move |c| order_detail(c, &number))
             .await
     }
 
-    /// The tickets of one of a buyer's orders; `None` if the order is not theirs.
-    pub async fn order_tickets_of(
+    /// Refunds a paid order: marks it (and its payment) refunded, gives its
+    /// seats back and revokes its tickets, in one transaction.
+    pub async fn admin_refund_order(
         &self,
+        actor: Actor,
         number: String,
-        user_id: i64,
-    ) -> StoreResult<Option<Vec<TicketView>>> {
+    ) -> StoreResult<RefundOutcome> {
         self.pool
-            .read(move |c| {
-                let owned: Option<i64> = c
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let order: Option<(i64, OrderStatus)> = tx
                     .query_row(
-                        "SELECT id FROM orders WHERE number = ?1 AND user_id = ?2",
-                        params![number, user_id],
-                        |r| r.get(0),
+                        "SELECT id, status FROM orders WHERE number = ?1",
+                        [&number],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
-                let Some(order_id) = owned else {
-                    return Ok(None);
+                let Some((order_id, status)) = order else {
+                    return Ok(RefundOutcome::NotFound);
                 };
-                let sql = format!("{TICKET_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx");
-                Ok(Some(
-                    c.prepare_cached(&sql)?
-                        .query_map([order_id], ticket_from_row)?
-                        .collect::<Result<_, _>>()?,
-                ))
+                if status != OrderStatus::Paid {
+                    return Ok(RefundOutcome::NotPaid);
+                }
+                tx.execute(
+                    "UPDATE orders SET status = ?3, refunded_at = ?2 WHERE id = ?1",
+                    params![order_id, t, OrderStatus::Refunded],
+                )?;
+                tx.execute(
+                    "UPDATE payments SET status = 'refunded', updated_at = ?2
+                     WHERE order_id = ?1 AND status = 'succeeded'",
+                    params![order_id, t],
+                )?;
+                // The seats go back on sale.
+                super::catalogue::release_seats(&tx, order_id)?;
+                let revoked = tickets::revoke_valid_of_order(
+                    &tx,
+                    order_id,
+                    RevocationReason::Refunded,
+                    "",
+                    t,
+                )?;
+                audit(
+                    &tx,
+                    &actor,
+                    "order.refund",
+                    &format!("order:{number}"),
+                    &format!("tickets_revoked={revoked}"),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(RefundOutcome::Refunded(revoked))
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_escape("a%b_c\\d"), "a\\%b\\_c\\\\d");
+        let c = Connection::open_in_memory().expect("opens");
+        let hit: i64 = c
+            .query_row(
+                "SELECT 'a%b' LIKE ?1 ESCAPE '\\'",
+                [format!("{}%", like_escape("a%"))],
+                |r| r.get(0),
+            )
+            .expect("runs");
+        assert_eq!(hit, 1);
+        let miss: i64 = c
+            .query_row(
+                "SELECT 'abc' LIKE ?1 ESCAPE '\\'",
+                [format!("{}%", like_escape("a%"))],
+                |r| r.get(0),
+            )
+            .expect("runs");
+        assert_eq!(miss, 0, "a typed % is not a wildcard");
     }
 }

@@ -1,7 +1,7 @@
 //! The revocation list: the one place that writes it.
 //!
 //! Every revocation (refund, cancelled session, re-issue, fraud) goes through
-//! [`revoke`], inside the caller's transaction, so that a ticket's status and
+//! [`super::tickets::revoke`], inside the caller's transaction, so that a ticket's status and
 //! its entry in the signed list scanners sync can never disagree. Each row
 //! keeps the hash-chain head after it ([`jo_shared::revocation`]), so the list
 //! is resumed from its last row and signed without replaying it.
@@ -10,7 +10,7 @@ use jo_shared::revocation::{ListBuilder, RevocationEntry, RevocationReason};
 use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::StoreResult;
+use super::{Store, StoreResult};
 
 /// The list's current version (0 when empty) and chain head.
 pub fn state(conn: &Connection) -> StoreResult<(u64, [u8; 32])> {
@@ -30,13 +30,12 @@ pub fn state(conn: &Connection) -> StoreResult<(u64, [u8; 32])> {
     })
 }
 
-/// Revokes `ticket_id`: marks the ticket revoked (when the server issued it)
-/// and appends it to the list. Revoking a ticket already on the list is a
+/// Appends `ticket_id` to the list. A ticket already on the list is a
 /// no-op returning `None`; otherwise the new entry's version.
 ///
-/// Call inside a transaction: the caller's other writes (refund, session
-/// cancellation, re-issue) and the list entry commit together.
-pub fn revoke(
+/// Only [`super::tickets::revoke`] calls this, in the same transaction as
+/// the ticket's own status change.
+pub(super) fn append(
     conn: &Connection,
     ticket_id: &TicketId,
     reason: RevocationReason,
@@ -50,10 +49,6 @@ pub fn revoke(
             |r| r.get(0),
         )
         .optional()?;
-    conn.execute(
-        "UPDATE tickets SET status = 'revoked' WHERE ticket_id = ?1",
-        [&ticket_id.0[..]],
-    )?;
     if listed.is_some() {
         return Ok(None);
     }
@@ -123,6 +118,74 @@ pub fn head_at(conn: &Connection, version: u64) -> StoreResult<Option<[u8; 32]>>
     Ok(head.and_then(|h| h.try_into().ok()))
 }
 
+/// A page of the revocation list.
+#[derive(Debug, Clone)]
+pub struct RevocationPage {
+    /// Entries after the asked version, in order.
+    pub entries: Vec<RevocationEntry>,
+    /// The version the page ends at (the asked version when empty).
+    pub version: u64,
+    /// The chain head at `version`.
+    pub head: [u8; 32],
+    /// The list's latest version.
+    pub latest: u64,
+}
+
+/// Why a revocation page cannot be served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RevocationPageError {
+    /// The device holds a version the server does not have (the server was
+    /// restored from an older backup, or the device is confused).
+    Ahead {
+        /// The server's version.
+        latest: u64,
+    },
+}
+
+/// Up to `limit` revocation entries after `since`, with the state they lead to.
+pub fn revocation_page(
+    conn: &Connection,
+    since: u64,
+    limit: usize,
+) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
+    // One read transaction: the page and the head it ends at agree even if a
+    // revocation is committed meanwhile.
+    let tx = conn.unchecked_transaction()?;
+    let (latest, latest_head) = state(&tx)?;
+    if since > latest {
+        return Ok(Err(RevocationPageError::Ahead { latest }));
+    }
+    let entries = entries_since(&tx, since, limit)?;
+    let (version, head) = match entries.last() {
+        None => (since, head_at(&tx, since)?),
+        Some(e) if e.version == latest => (latest, Some(latest_head)),
+        Some(e) => (e.version, head_at(&tx, e.version)?),
+    };
+    tx.commit()?;
+    let head = head.ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(0, "head".into(), rusqlite::types::Type::Null)
+    })?;
+    Ok(Ok(RevocationPage {
+        entries,
+        version,
+        head,
+        latest,
+    }))
+}
+
+impl Store {
+    /// A page of the revocation list after `since`.
+    pub async fn revocation_page(
+        &self,
+        since: u64,
+        limit: usize,
+    ) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
+        self.pool
+            .read_blocking(move |c| revocation_page(c, since, limit))
+            .await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,11 +203,11 @@ mod tests {
         assert_eq!(state(&c).expect("reads").0, 0);
         for i in 0..5u8 {
             let v =
-                revoke(&c, &TicketId([i; 10]), RevocationReason::Fraud, "", 100).expect("revokes");
+                append(&c, &TicketId([i; 10]), RevocationReason::Fraud, "", 100).expect("revokes");
             assert_eq!(v, Some(u64::from(i) + 1));
         }
         assert_eq!(
-            revoke(&c, &TicketId([2; 10]), RevocationReason::Refunded, "", 101).expect("runs"),
+            append(&c, &TicketId([2; 10]), RevocationReason::Refunded, "", 101).expect("runs"),
             None,
             "a ticket is listed once"
         );

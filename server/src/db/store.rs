@@ -4,17 +4,17 @@ use std::path::Path;
 
 use super::sql::{Begin, params};
 
-use super::devices::NewDevice;
 use super::sessions::{SessionInfo, Stage};
 use super::tokens::Purpose;
 use super::users::{Conflict, NewUser, User};
-use super::{Backend, Pool, StoreResult, devices, now, secrets, sessions, throttle, tokens, users};
+use super::{Backend, Pool, StoreResult, now, secrets, sessions, throttle, tokens, users};
 use crate::config::ThrottlePolicy;
 
 /// The application's storage. Cheap to share behind the application state.
 pub struct Store {
     // Visible to the other `db` modules, which add their own `impl Store`
-    // blocks (catalogue, orders, sync, admin) next to their SQL.
+    // blocks (catalogue, orders, tickets, devices, scans, revocations,
+    // audit, reports) next to their SQL.
     pub(super) pool: Backend,
 }
 
@@ -485,40 +485,6 @@ impl Store {
                 tx.commit()?;
                 Ok(true)
             })
-            .await
-    }
-
-    // ----- devices
-
-    /// Stores a new scanner enrolment code (its hash), valid `ttl_secs`.
-    pub async fn create_enrollment_code(
-        &self,
-        code_hash: [u8; 32],
-        ttl_secs: i64,
-    ) -> StoreResult<()> {
-        self.pool
-            .run(move |c| {
-                let t = now();
-                devices::insert_code(c, &code_hash, t, t + ttl_secs)
-            })
-            .await
-    }
-
-    /// Spends an enrolment code and creates the device; false if the code is not live.
-    pub async fn redeem_enrollment_code(
-        &self,
-        code_hash: [u8; 32],
-        device: NewDevice,
-    ) -> StoreResult<bool> {
-        self.pool
-            .run(move |c| devices::redeem(c, &code_hash, &device, now()))
-            .await
-    }
-
-    /// The live device holding a bearer token (by its hash).
-    pub async fn device_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<String>> {
-        self.pool
-            .run(move |c| devices::by_token(c, &token_hash))
             .await
     }
 

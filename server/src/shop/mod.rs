@@ -1,16 +1,15 @@
-//! The web shop's domain: money and prices ([`money`]), Paris time
-//! ([`time`]), the payment gateway ([`payment`]), ticket PDFs ([`pdf`]), QR
-//! symbols encoded once per ticket ([`qr`]) and
-//! the glue that turns stored tickets into what buyers receive.
+//! The web shop's domain: the payment gateway ([`payment`]), ticket PDFs
+//! ([`pdf`]), QR symbols encoded once per ticket ([`qr`]) and the glue that
+//! turns stored tickets into what buyers receive. Money and Paris time are
+//! in [`crate::units`], below storage.
 
-pub mod money;
 pub mod payment;
 pub mod pdf;
 pub mod qr;
-pub mod time;
 
-use crate::db::orders::TicketView;
+use crate::db::tickets::TicketView;
 use crate::i18n::Lang;
+use crate::units::time;
 
 /// "samedi 3 août 2024, 19:30" in the page's language, Paris time.
 pub fn when(utc: i64, lang: Lang) -> String {

@@ -12,12 +12,12 @@ use crate::auth::tokens::{
 };
 use crate::auth::totp;
 use crate::config::Secret;
-use crate::db::now;
 use crate::db::sessions::Stage;
 use crate::db::users::Role;
 use crate::domain::{PersonName, check_new_password_off_thread};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
+use crate::units::time::now;
 use crate::web::auth::{account_bucket, check_second_factor, redirect_with_cookies};
 use crate::web::ctx::PageCtx;
 use crate::web::pages::{

@@ -6,11 +6,11 @@ use axum::http::HeaderValue;
 use axum::http::request::Parts;
 
 use crate::auth::tokens::{hash_token, is_token_shaped, random_token};
-use crate::db::now;
 use crate::db::sessions::{SessionInfo, Stage};
 use crate::db::users::{Role, User};
 use crate::error::AppError;
 use crate::state::AppState;
+use crate::units::time::now;
 use crate::web::cookies;
 
 /// Write `last_seen_at` at most this often (or every half idle timeout, if

@@ -20,7 +20,7 @@ async fn admin_logs_in_with_2fa_and_sees_the_dashboard_chart() {
         paid_order(&app, buyer, session, offer_named(&app, offer), qty, price);
     }
     device(&app, "dev-a", "Laptop A", "Porte A");
-    let now = jo_server::db::now();
+    let now = jo_server::units::time::now();
     for i in 0..6 {
         scan(
             &app,

@@ -389,3 +389,46 @@ async fn scans_view_and_csv_exports_show_entries_refusals_and_conflicts() {
     assert_eq!(&rows[0][11], "90.00");
     assert_eq!(&rows[0][12], "180.00");
 }
+
+#[tokio::test]
+async fn a_reissued_ticket_keeps_the_holders_full_name_on_the_server() {
+    let app = spawn_app().await;
+    let (chef, _) = admin(&app).await;
+    let (_, buyer) = logged_in_buyer(&app, "lauraguais").await;
+    let session = first_session(&app);
+    let solo = offer_named(&app, "Solo");
+    let (_, tickets) = paid_order(&app, buyer, session, solo, 1, 5000);
+    // A name longer than the payload carries, kept whole like a bought ticket's.
+    let full = "Marie-Françoise Élisabeth de La Tour d'Auvergne-Lauraguais";
+    assert!(full.chars().count() > jo_shared::ticket::MAX_HOLDER_LEN);
+    admin_db(&app)
+        .execute(
+            "UPDATE tickets SET holder = ?2 WHERE ticket_id = ?1",
+            rusqlite::params![hex::decode(&tickets[0]).expect("hex"), full],
+        )
+        .expect("holder");
+
+    let page = format!("/admin/tickets/{}", tickets[0]);
+    let r = chef.submit(&page, &format!("{page}/reissue"), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let new_code = location(&r)
+        .strip_prefix("/admin/tickets/")
+        .and_then(|s| s.strip_suffix("?done=reissued"))
+        .expect("goes to the new ticket")
+        .to_owned();
+    let (holder, qr): (String, String) = admin_db(&app)
+        .query_row(
+            "SELECT holder, qr FROM tickets WHERE ticket_id = ?1",
+            [hex::decode(&new_code).expect("hex")],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("new ticket");
+    assert_eq!(holder, full, "the server keeps the full name");
+    let (payload, _) = jo_shared::qr::decode_string(&qr).expect("signed QR decodes");
+    let p = jo_shared::TicketPayload::decode(&payload).expect("payload");
+    assert_eq!(
+        p.holder.as_str(),
+        jo_shared::HolderName::shorten(full).as_str(),
+        "the payload carries the short form"
+    );
+}

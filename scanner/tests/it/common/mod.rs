@@ -157,7 +157,7 @@ impl Server {
     /// Revokes a ticket the way the admin console does.
     pub fn revoke(&self, id: &TicketId) {
         let c = self.db();
-        jo_server::db::revocations::revoke(&c, id, RevocationReason::Fraud, "test", unix_now())
+        jo_server::db::tickets::revoke(&c, id, RevocationReason::Fraud, "test", unix_now())
             .expect("revokes");
     }
 

@@ -7,7 +7,7 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use super::{Admin, fmt_time};
-use crate::db::admin::AuditEntry;
+use crate::db::audit::AuditEntry;
 use crate::error::Result;
 use crate::state::AppState;
 use crate::web::ctx::PageCtx;

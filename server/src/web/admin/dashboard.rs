@@ -8,9 +8,10 @@ use axum::response::Response;
 
 use super::chart::{BarChart, ColumnChart};
 use super::{Admin, fmt_time, money};
-use crate::db::admin::{SessionSales, SportSales};
+use crate::db::reports::{SessionSales, SportSales};
 use crate::error::Result;
 use crate::state::AppState;
+use crate::units::status::SessionStatus;
 use crate::web::ctx::PageCtx;
 use crate::web::pages::render;
 
@@ -92,7 +93,7 @@ pub(super) async fn page(
         d.days
             .iter()
             .map(|p| {
-                let (y, m, day) = crate::shop::time::civil_from_days(p.day);
+                let (y, m, day) = crate::units::time::civil_from_days(p.day);
                 (
                     format!("{y:04}-{m:02}-{day:02}"),
                     p.tickets,

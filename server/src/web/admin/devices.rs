@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::{Admin, fmt_opt_time, fmt_time};
 use crate::auth::tokens::{hash_enrollment_code, random_enrollment_code};
-use crate::db::admin::DeviceRow;
+use crate::db::devices::DeviceRow;
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 use crate::web::ctx::PageCtx;

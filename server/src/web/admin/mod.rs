@@ -22,11 +22,11 @@ use axum::Router;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 
-use crate::db::admin::Actor;
+use crate::db::audit::Actor;
 use crate::db::users::{Role, User};
 use crate::error::AppError;
-use crate::shop::money::Cents;
 use crate::state::AppState;
+use crate::units::money::Cents;
 use crate::web::client::ClientIp;
 use crate::web::session::CurrentUser;
 
@@ -107,7 +107,7 @@ admin_routes! {
 
 /// A Unix time as Paris local time, `2024-08-03 19:30`.
 pub fn fmt_time(utc: i64) -> String {
-    let l = crate::shop::time::paris(utc);
+    let l = crate::units::time::paris(utc);
     format!("{} {}", l.iso_date(), l.hm())
 }
 

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{Admin, echo, has_control};
-use crate::db::admin::{OfferInput, OfferRow};
+use crate::db::catalogue::{OfferInput, OfferRow, OfferSold};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
 use crate::web::ctx::PageCtx;
@@ -111,7 +111,7 @@ fn parse(f: &OfferForm, errors: &mut FieldErrors) -> Option<OfferInput> {
 #[template(path = "admin/offers.html")]
 struct OffersPage<'a> {
     ctx: &'a PageCtx,
-    offers: Vec<OfferRow>,
+    offers: Vec<OfferSold>,
     form: OfferForm,
     errors: FieldErrors,
     notice: &'static str,
@@ -229,11 +229,7 @@ pub(super) async fn edit(
     ctx: PageCtx,
     Path(id): Path<i64>,
 ) -> Result<Response> {
-    let offer = state
-        .store
-        .admin_offer(id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let offer = state.store.offer(id).await?.ok_or(AppError::NotFound)?;
     render(
         StatusCode::OK,
         &OfferEditPage {
@@ -253,11 +249,7 @@ pub(super) async fn update(
     Path(id): Path<i64>,
     Form(f): Form<OfferForm>,
 ) -> Result<Response> {
-    let offer = state
-        .store
-        .admin_offer(id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let offer = state.store.offer(id).await?.ok_or(AppError::NotFound)?;
     let mut errors = FieldErrors::default();
     if let Some(input) = parse(&f, &mut errors) {
         match state

@@ -1,6 +1,6 @@
 //! Orders and tickets: search (email, name, order number, ticket code),
 //! view, revoke a ticket with a reason, refund an order, re-issue a ticket.
-//! Every revocation goes through `db::revocations::revoke`, so it enters
+//! Every revocation goes through `db::tickets::revoke`, so it enters
 //! the signed list scanners sync.
 
 use askama::Template;
@@ -13,9 +13,11 @@ use jo_shared::ticket::TicketId;
 use serde::Deserialize;
 
 use super::{Admin, echo, fmt_opt_time, fmt_time, has_control, money};
-use crate::db::admin::{OrderDetail, OrderHit, RefundOutcome, ReissueOutcome, TicketRow};
+use crate::db::orders::{OrderDetail, OrderHit, RefundOutcome};
+use crate::db::tickets::{ReissueOutcome, TicketRow};
 use crate::error::{AppError, Result};
 use crate::state::AppState;
+use crate::units::status::{OrderStatus, TicketStatus};
 use crate::web::ctx::PageCtx;
 use crate::web::pages::{FieldErrors, render};
 
@@ -319,18 +321,9 @@ pub(super) async fn reissue(
     Path(code): Path<String>,
 ) -> Result<Response> {
     let id = parse_code(&code)?;
-    let st = state.clone();
-    let sign = Box::new(
-        move |u: &jo_shared::doublekey::UserKey,
-              p: &jo_shared::doublekey::PurchaseKey,
-              spec: &crate::tickets::TicketSpec<'_>| {
-            crate::tickets::issue(&st.signer, u, p, spec)
-        },
-    );
-    let key_id = state.signer.key_id().0;
     match state
         .store
-        .admin_reissue_ticket(admin.actor, id, key_id, sign)
+        .admin_reissue_ticket(admin.actor, id, state.signer.clone())
         .await?
     {
         ReissueOutcome::NotFound => Err(AppError::NotFound),

@@ -11,9 +11,10 @@ use serde::Deserialize;
 
 use super::chart::ColumnChart;
 use super::{Admin, fmt_time};
-use crate::db::admin::{CONFLICT_KINDS, ConflictRow, GateEntries, ReasonCount};
+use crate::db::scans::{ConflictRow, GateEntries, ReasonCount};
 use crate::error::Result;
 use crate::state::AppState;
+use crate::units::status::ConflictKind;
 use crate::web::ctx::PageCtx;
 use crate::web::pages::render;
 
@@ -82,12 +83,12 @@ struct ScansPage<'a> {
     /// Gate choices: (gate, selected).
     gates: Vec<(String, bool)>,
     /// Conflict kind choices: (kind, message key, selected).
-    kinds: Vec<(&'static str, String, bool)>,
+    kinds: Vec<(ConflictKind, String, bool)>,
     entries: Vec<EntryLine>,
     over_time: ColumnChart,
     refused: Vec<RefusalLine>,
     used_scans: i64,
-    conflict_counts: Vec<(String, i64)>,
+    conflict_counts: Vec<(ConflictKind, i64)>,
     conflicts: Vec<ConflictLine>,
     late_scans: i64,
     total_scans: i64,
@@ -115,9 +116,9 @@ impl ScanFilter {
         (!g.is_empty() && g.len() <= 64).then(|| g.to_owned())
     }
 
-    /// The conflict kind, only if it is one (so it can be `'static`).
-    fn kind(&self) -> Option<&'static str> {
-        CONFLICT_KINDS.iter().copied().find(|k| *k == self.kind)
+    /// The conflict kind, only if it is one.
+    fn kind(&self) -> Option<ConflictKind> {
+        ConflictKind::parse(&self.kind)
     }
 }
 
@@ -193,7 +194,7 @@ pub(super) async fn page(
                     (g, selected)
                 })
                 .collect(),
-            kinds: CONFLICT_KINDS
+            kinds: ConflictKind::ALL
                 .iter()
                 .map(|k| (*k, format!("admin.conflict.{k}"), kind == Some(*k)))
                 .collect(),

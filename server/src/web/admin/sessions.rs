@@ -11,12 +11,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{Admin, echo, fmt_time, has_control, money};
-use crate::db::admin::{AdminSession, Cancelled, SessionInput, SessionRefusal};
+use crate::db::catalogue::{Cancelled, SessionInput, SessionRefusal, SessionRow};
 use crate::error::{AppError, Result};
 use crate::i18n::Lang;
 use crate::mail::Mail;
-use crate::shop::time::{paris, paris_to_utc, parse_iso_date};
 use crate::state::AppState;
+use crate::units::status::SessionStatus;
+use crate::units::time::{paris, paris_to_utc, parse_iso_date};
 use crate::web::ctx::PageCtx;
 use crate::web::pages::{FieldErrors, render};
 
@@ -59,7 +60,7 @@ fn euros_input(cents: i64) -> String {
 }
 
 impl SessionForm {
-    fn from_session(s: &AdminSession) -> Self {
+    fn from_session(s: &SessionRow) -> Self {
         Self {
             code: s.code.clone(),
             sport_id: s.sport_id.to_string(),
@@ -235,7 +236,7 @@ fn parse(f: &SessionForm, errors: &mut FieldErrors) -> Option<SessionInput> {
 
 /// A session row of the list.
 pub(super) struct SessionLine {
-    s: AdminSession,
+    s: SessionRow,
     starts: String,
     price: String,
 }
@@ -254,7 +255,7 @@ struct SessionsPage<'a> {
 struct SessionFormPage<'a> {
     ctx: &'a PageCtx,
     /// The session edited, `None` when creating.
-    session: Option<AdminSession>,
+    session: Option<SessionRow>,
     form: SessionForm,
     errors: FieldErrors,
     sports: Vec<(i64, String)>,
@@ -295,7 +296,7 @@ async fn form_page(
     state: &AppState,
     ctx: &PageCtx,
     status: StatusCode,
-    session: Option<AdminSession>,
+    session: Option<SessionRow>,
     form: SessionForm,
     errors: FieldErrors,
     notice: &'static str,
@@ -406,7 +407,7 @@ pub(super) async fn edit(
 ) -> Result<Response> {
     let s = state
         .store
-        .admin_session(id)
+        .game_session(id)
         .await?
         .ok_or(AppError::NotFound)?;
     let notice = match q.done.as_str() {
@@ -438,7 +439,7 @@ pub(super) async fn update(
 ) -> Result<Response> {
     let s = state
         .store
-        .admin_session(id)
+        .game_session(id)
         .await?
         .ok_or(AppError::NotFound)?;
     let mut errors = FieldErrors::default();
@@ -496,7 +497,7 @@ pub(super) async fn cancel(
 ) -> Result<Response> {
     let s = state
         .store
-        .admin_session(id)
+        .game_session(id)
         .await?
         .ok_or(AppError::NotFound)?;
     if f.confirm != "1" {

@@ -23,7 +23,6 @@ use crate::auth::tokens::{
     random_token,
 };
 use crate::auth::totp;
-use crate::db::now;
 use crate::db::sessions::Stage;
 use crate::db::tokens::Purpose;
 use crate::db::users::{Role, User};
@@ -31,6 +30,7 @@ use crate::error::Result;
 use crate::i18n::Lang;
 use crate::mail::Mail;
 use crate::state::AppState;
+use crate::units::time::now;
 use crate::web::cookies;
 use crate::web::csrf;
 use crate::web::ctx::PageCtx;

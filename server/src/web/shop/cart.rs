@@ -12,14 +12,14 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use crate::auth::tokens::{hash_token, is_token_shaped, random_token};
-use crate::db::now;
 use crate::db::orders::{
     CartLine, CartOwner, CartRefusal, LineProblem, MAX_LINE_QUANTITY, ProblemKind,
 };
 use crate::error::{AppError, Result};
-use crate::shop::money::Cents;
 use crate::shop::when;
 use crate::state::AppState;
+use crate::units::money::Cents;
+use crate::units::time::now;
 use crate::web::cookies;
 use crate::web::ctx::PageCtx;
 use crate::web::pages::render;

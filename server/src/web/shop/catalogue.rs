@@ -8,13 +8,13 @@ use axum::response::Response;
 use serde::Deserialize;
 
 use crate::db::catalogue::{OfferRow, SessionFilter, SessionRow};
-use crate::db::now;
 use crate::error::{AppError, Result};
 use crate::i18n::Lang;
-use crate::shop::money::{Cents, offer_price};
-use crate::shop::time::{paris, paris_to_utc, parse_iso_date};
 use crate::shop::{hm, when};
 use crate::state::AppState;
+use crate::units::money::{Cents, offer_price};
+use crate::units::time::now;
+use crate::units::time::{paris, paris_to_utc, parse_iso_date};
 use crate::web::ctx::PageCtx;
 use crate::web::pages::render;
 
@@ -51,7 +51,7 @@ pub struct SessionCard {
 }
 
 fn iso_utc(t: i64) -> String {
-    let (y, m, d) = crate::shop::time::civil_from_days(t.div_euclid(86_400));
+    let (y, m, d) = crate::units::time::civil_from_days(t.div_euclid(86_400));
     let s = t.rem_euclid(86_400);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:00Z",

@@ -9,15 +9,16 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 
 use crate::auth::tokens::{is_token_shaped, random_token};
-use crate::db::now;
 use crate::db::orders::{
-    CartOwner, ChargeNow, CheckoutOutcome, Order, OrderStatus, PaymentResult, PaymentStart, Signer,
+    CartOwner, ChargeNow, CheckoutOutcome, Order, PaymentResult, PaymentStart,
 };
 use crate::error::{AppError, Result};
-use crate::shop::money::Cents;
 use crate::shop::payment::{CardDetails, CardForm, ChargeOutcome, ChargeRequest, DeclineReason};
 use crate::shop::{hm, when};
 use crate::state::AppState;
+use crate::units::money::Cents;
+use crate::units::status::OrderStatus;
+use crate::units::time::now;
 use crate::web::ctx::PageCtx;
 use crate::web::pages::{FieldErrors, render};
 use crate::web::session::CurrentUser;
@@ -132,8 +133,8 @@ pub struct OrderLineView {
 pub struct OrderView {
     /// Public number.
     pub number: String,
-    /// `pending`, `paid`, `expired`, `refunded`.
-    pub status: &'static str,
+    /// Status.
+    pub status: OrderStatus,
     /// Message key of the status.
     pub status_key: &'static str,
     /// Total.
@@ -146,15 +147,15 @@ pub struct OrderView {
 
 /// Builds an [`OrderView`].
 pub fn order_view(o: &Order, ctx: &PageCtx) -> OrderView {
-    let (status, status_key) = match o.status {
-        OrderStatus::Pending => ("pending", "orders.status_pending"),
-        OrderStatus::Paid => ("paid", "orders.status_paid"),
-        OrderStatus::Expired => ("expired", "orders.status_expired"),
-        OrderStatus::Refunded => ("refunded", "orders.status_refunded"),
+    let status_key = match o.status {
+        OrderStatus::Pending => "orders.status_pending",
+        OrderStatus::Paid => "orders.status_paid",
+        OrderStatus::Expired => "orders.status_expired",
+        OrderStatus::Refunded => "orders.status_refunded",
     };
     OrderView {
         number: o.number.clone(),
-        status,
+        status: o.status,
         status_key,
         total: Cents(o.total_cents).fr(),
         hold_until: hm(o.hold_expires_at),
@@ -377,7 +378,7 @@ pub async fn pay(
     if o.status == OrderStatus::Paid {
         return to_order();
     }
-    let today = crate::shop::time::civil_from_days(now().div_euclid(86_400));
+    let today = crate::units::time::civil_from_days(now().div_euclid(86_400));
     let card = match CardDetails::parse(
         &CardForm {
             number: &card_number,
@@ -432,7 +433,7 @@ pub async fn pay(
             card.brand(),
             card.last4(),
             charge_now,
-            signer(&state),
+            state.signer.clone(),
         )
         .await?;
     let result = match start {
@@ -454,7 +455,7 @@ pub async fn pay(
                 .await;
             let r = state
                 .store
-                .finish_payment(payment_id, approval(outcome), signer(&state))
+                .finish_payment(payment_id, approval(outcome), state.signer.clone())
                 .await?;
             log_result(&state, &me, &o.number, ctx.lang, &r);
             r
@@ -538,12 +539,4 @@ fn log_result(
         }
         _ => {}
     }
-}
-
-/// Signs tickets with the server's key (for the store's payment transaction).
-fn signer(state: &AppState) -> Signer {
-    let state = state.clone();
-    Box::new(move |user_key, purchase_key, spec| {
-        crate::tickets::issue(&state.signer, user_key, purchase_key, spec)
-    })
 }

@@ -6,13 +6,15 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::db::orders::{Order, OrderStatus, TicketView};
+use crate::db::orders::Order;
+use crate::db::tickets::TicketView;
 use crate::db::users::User;
 use crate::error::{AppError, Result};
 use crate::i18n::Lang;
 use crate::mail::{Attachment, Mail};
 use crate::shop::{hm, tickets_pdf, when};
 use crate::state::AppState;
+use crate::units::status::{OrderStatus, TicketStatus};
 use crate::web::ctx::PageCtx;
 use crate::web::pages::render;
 use crate::web::session::CurrentUser;
@@ -62,7 +64,7 @@ fn ticket_card(t: &TicketView, lang: Lang) -> TicketCard {
         holder: t.holder.clone(),
         admits: t.admits,
         offer: t.offer_name.clone(),
-        valid: t.status == "valid",
+        valid: t.status == TicketStatus::Valid,
     }
 }
 
@@ -119,7 +121,7 @@ pub async fn qr_png(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let t = my_ticket(&state, &id, &me).await?;
-    if t.status != "valid" {
+    if t.status != TicketStatus::Valid {
         return Err(AppError::NotFound);
     }
     // The symbol is encoded once per ticket and shared with its PDF (mail).
@@ -163,7 +165,7 @@ pub async fn ticket_pdf(
     Path(id): Path<String>,
 ) -> Result<Response> {
     let t = my_ticket(&state, &id, &me).await?;
-    if t.status != "valid" {
+    if t.status != TicketStatus::Valid {
         return Err(AppError::NotFound);
     }
     let name = format!("billet-{}.pdf", t.ticket_hex);
@@ -184,7 +186,7 @@ pub async fn order_pdf(
         .await?
         .ok_or(AppError::NotFound)?
         .into_iter()
-        .filter(|t| t.status == "valid")
+        .filter(|t| t.status == TicketStatus::Valid)
         .collect();
     if tickets.is_empty() {
         return Err(AppError::NotFound);

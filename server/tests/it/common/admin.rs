@@ -113,7 +113,7 @@ pub fn paid_order(
         .query_row("SELECT count(*) FROM orders", [], |r| r.get(0))
         .expect("count");
     let number = format!("T{:09}", n + 1);
-    let now = jo_server::db::now();
+    let now = jo_server::units::time::now();
     tx.execute(
         "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at, paid_at, purchase_key)
          VALUES (?1, ?2, 'paid', ?3, ?4, ?4, ?4, ?5)",
@@ -199,7 +199,7 @@ pub fn device(app: &TestApp, id: &str, label: &str, gate: &str) {
         .execute(
             "INSERT INTO devices (id, label, public_key, token_hash, enrolled_at, gate, last_sync_at, pending_uploads)
              VALUES (?1, ?2, zeroblob(32), ?3, ?4, ?5, ?4, 3)",
-            params![id, label, token_hash, jo_server::db::now(), gate],
+            params![id, label, token_hash, jo_server::units::time::now(), gate],
         )
         .expect("device");
 }
@@ -255,7 +255,13 @@ pub fn conflict(app: &TestApp, kind: &str, scan_id: &str, device_id: &str, ticke
         .execute(
             "INSERT INTO scan_conflicts (kind, scan_id, device_id, ticket_id, detail, detected_at)
              VALUES (?1, ?2, ?3, ?4, 'seen in a test', ?5)",
-            params![kind, scan_id, device_id, ticket, jo_server::db::now()],
+            params![
+                kind,
+                scan_id,
+                device_id,
+                ticket,
+                jo_server::units::time::now()
+            ],
         )
         .expect("conflict");
 }

@@ -1,6 +1,7 @@
-//! What the scanners' sync API reads and writes: device authentication, the
-//! sessions gates serve, revocation deltas, other gates' entries, and the
-//! upload of scan batches with conflict detection.
+//! Scans and their conflicts: the one module that writes `scans` and
+//! `scan_conflicts`. The scanners' uploads of scan batches with conflict
+//! detection, the page of other gates' entries a device syncs, and the
+//! console's view of entries and conflicts.
 //!
 //! An upload is checked by the handler first (shape, hash chain, device
 //! signature); [`store_batch`] then stores it in one IMMEDIATE transaction:
@@ -8,14 +9,14 @@
 
 use std::collections::{HashMap, HashSet};
 
-use jo_shared::api::{EntryRule, GateSession, RemoteEntry, ScanId, ScanRecord, ScanVerdict};
-use jo_shared::revocation::RevocationEntry;
+use jo_shared::api::{RemoteEntry, ScanId, ScanRecord, ScanVerdict};
 use jo_shared::signing::Keyring;
 use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::devices::{self, AuthDevice};
-use super::{Store, StoreResult, now, revocations};
+use super::devices;
+use super::{Store, StoreResult, now, tickets};
+use crate::units::status::ConflictKind;
 
 /// A record that passed the handler's checks, with its hash.
 #[derive(Debug, Clone)]
@@ -91,19 +92,6 @@ pub struct UploadOutcome {
     pub conflicts: u32,
 }
 
-/// A page of the revocation list.
-#[derive(Debug, Clone)]
-pub struct RevocationPage {
-    /// Entries after the asked version, in order.
-    pub entries: Vec<RevocationEntry>,
-    /// The version the page ends at (the asked version when empty).
-    pub version: u64,
-    /// The chain head at `version`.
-    pub head: [u8; 32],
-    /// The list's latest version.
-    pub latest: u64,
-}
-
 /// A page of other devices' entries.
 #[derive(Debug, Clone)]
 pub struct EntriesPage {
@@ -115,15 +103,66 @@ pub struct EntriesPage {
     pub more: bool,
 }
 
-/// Why a revocation page cannot be served.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RevocationPageError {
-    /// The device holds a version the server does not have (the server was
-    /// restored from an older backup, or the device is confused).
-    Ahead {
-        /// The server's version.
-        latest: u64,
-    },
+/// Admitted entries of one session at one gate.
+#[derive(Debug, Clone)]
+pub struct GateEntries {
+    /// Session id (0: none).
+    pub session_id: i64,
+    /// Gate.
+    pub gate: String,
+    /// Admitting scans.
+    pub scans: i64,
+    /// People admitted.
+    pub people: i64,
+}
+
+/// Scans of one verdict and reason.
+#[derive(Debug, Clone)]
+pub struct ReasonCount {
+    /// `refuse` or `used`.
+    pub verdict: String,
+    /// Reason code.
+    pub reason: String,
+    /// Scans.
+    pub scans: i64,
+}
+
+/// One stored conflict.
+#[derive(Debug, Clone)]
+pub struct ConflictRow {
+    /// Id.
+    pub id: i64,
+    /// Kind.
+    pub kind: ConflictKind,
+    /// Scan id.
+    pub scan_id: String,
+    /// Device id.
+    pub device_id: String,
+    /// Ticket code, hex.
+    pub ticket: Option<String>,
+    /// Details.
+    pub detail: String,
+    /// Detected, Unix seconds.
+    pub detected_at: i64,
+}
+
+/// Everything the scans view shows.
+#[derive(Debug, Clone, Default)]
+pub struct ScansView {
+    /// Admitted entries per session and gate.
+    pub entries: Vec<GateEntries>,
+    /// People admitted per hour (Unix hours), oldest first.
+    pub hours: Vec<(i64, i64)>,
+    /// Non-admitting scans by verdict and reason.
+    pub refused: Vec<ReasonCount>,
+    /// Conflicts per kind.
+    pub conflict_counts: Vec<(ConflictKind, i64)>,
+    /// The latest conflicts (of the chosen kind, if any).
+    pub conflicts: Vec<ConflictRow>,
+    /// Scans uploaded more than an hour after they were made.
+    pub late_scans: i64,
+    /// Scans in all.
+    pub total_scans: i64,
 }
 
 fn to_i64(v: u64) -> i64 {
@@ -133,71 +172,6 @@ fn to_i64(v: u64) -> i64 {
 fn ticket_id_of(blob: Option<Vec<u8>>) -> Option<TicketId> {
     let b: [u8; TICKET_ID_LEN] = blob?.try_into().ok()?;
     Some(TicketId(b))
-}
-
-/// The scheduled sessions that end after `ends_after`, as gates need them.
-pub fn gate_sessions(conn: &Connection, ends_after: i64) -> StoreResult<Vec<GateSession>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT g.id, sp.name, g.title, v.name, g.starts_at, g.ends_at, g.doors_open_at,
-                g.entry_rule, g.max_entries
-         FROM game_sessions g
-         JOIN sports sp ON sp.id = g.sport_id
-         JOIN venues v ON v.id = g.venue_id
-         WHERE g.status = 'scheduled' AND g.ends_at > ?1
-         ORDER BY g.starts_at, g.id",
-    )?;
-    let rows = stmt.query_map([ends_after], |r| {
-        let rule: String = r.get(7)?;
-        let max: i64 = r.get(8)?;
-        Ok(GateSession {
-            id: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-            sport: r.get(1)?,
-            title: r.get(2)?,
-            venue: r.get(3)?,
-            starts_at: r.get(4)?,
-            ends_at: r.get(5)?,
-            doors_open_at: r.get(6)?,
-            entry_rule: if rule == "multiple" {
-                EntryRule::Multiple {
-                    max_entries: u32::try_from(max).unwrap_or(1),
-                }
-            } else {
-                EntryRule::Single
-            },
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
-}
-
-/// Up to `limit` revocation entries after `since`, with the state they lead to.
-pub fn revocation_page(
-    conn: &Connection,
-    since: u64,
-    limit: usize,
-) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
-    // One read transaction: the page and the head it ends at agree even if a
-    // revocation is committed meanwhile.
-    let tx = conn.unchecked_transaction()?;
-    let (latest, latest_head) = revocations::state(&tx)?;
-    if since > latest {
-        return Ok(Err(RevocationPageError::Ahead { latest }));
-    }
-    let entries = revocations::entries_since(&tx, since, limit)?;
-    let (version, head) = match entries.last() {
-        None => (since, revocations::head_at(&tx, since)?),
-        Some(e) if e.version == latest => (latest, Some(latest_head)),
-        Some(e) => (e.version, revocations::head_at(&tx, e.version)?),
-    };
-    tx.commit()?;
-    let head = head.ok_or_else(|| {
-        rusqlite::Error::InvalidColumnType(0, "head".into(), rusqlite::types::Type::Null)
-    })?;
-    Ok(Ok(RevocationPage {
-        entries,
-        version,
-        head,
-        latest,
-    }))
 }
 
 /// Up to `limit` proven admissions after `cursor`, without those of
@@ -265,7 +239,7 @@ fn verdict_str(v: ScanVerdict) -> &'static str {
 
 fn add_conflict(
     conn: &Connection,
-    kind: &str,
+    kind: ConflictKind,
     scan_id: &ScanId,
     device_id: &str,
     ticket_id: Option<&TicketId>,
@@ -360,7 +334,7 @@ fn check_admission(
     if issued.is_none() {
         add_conflict(
             conn,
-            "unknown_ticket",
+            ConflictKind::UnknownTicket,
             &rec.scan_id,
             device_id,
             Some(ticket),
@@ -378,7 +352,7 @@ fn check_admission(
     {
         add_conflict(
             conn,
-            "admitted_after_revocation",
+            ConflictKind::AdmittedAfterRevocation,
             &rec.scan_id,
             device_id,
             Some(ticket),
@@ -418,7 +392,7 @@ fn check_admission(
             .collect();
         add_conflict(
             conn,
-            "double_admit",
+            ConflictKind::DoubleAdmit,
             &rec.scan_id,
             device_id,
             Some(ticket),
@@ -441,12 +415,12 @@ fn chain_link(
     conn: &Connection,
     device_id: &str,
     first: &CheckedRecord,
-) -> StoreResult<Option<(&'static str, String)>> {
+) -> StoreResult<Option<(ConflictKind, String)>> {
     let seq = first.record.seq;
     if seq == 1 {
         return Ok((first.prev_hash != [0; 32]).then(|| {
             (
-                "chain_break",
+                ConflictKind::ChainBreak,
                 "record 1 does not start from the zero hash".to_owned(),
             )
         }));
@@ -461,7 +435,7 @@ fn chain_link(
             .query_row(params![device_id, to_i64(seq)], |r| r.get(0))?;
         let last = last.unwrap_or(0);
         return Ok(Some((
-            "chain_gap",
+            ConflictKind::ChainGap,
             format!(
                 "records {}..{} were never uploaded before record {seq}",
                 last + 1,
@@ -473,7 +447,7 @@ fn chain_link(
         Ok(None)
     } else {
         Ok(Some((
-            "chain_break",
+            ConflictKind::ChainBreak,
             format!(
                 "record {seq} does not follow the stored record {}: the log was altered or rewritten",
                 seq - 1
@@ -519,7 +493,7 @@ pub fn store_batch(
                 .unwrap_or(first);
             add_conflict(
                 &tx,
-                "chain_break",
+                ConflictKind::ChainBreak,
                 &at.record.scan_id,
                 device_id,
                 at.record.ticket_id.as_ref(),
@@ -547,7 +521,7 @@ pub fn store_batch(
                 // or a forgery. The stored record stays; the clash is flagged.
                 add_conflict(
                     &tx,
-                    "chain_break",
+                    ConflictKind::ChainBreak,
                     &rec.scan_id,
                     device_id,
                     rec.ticket_id.as_ref(),
@@ -616,7 +590,7 @@ pub fn store_batch(
         if let Some(why) = &unproven {
             add_conflict(
                 &tx,
-                "unproven_admission",
+                ConflictKind::UnprovenAdmission,
                 &rec.scan_id,
                 device_id,
                 rec.ticket_id.as_ref(),
@@ -654,7 +628,7 @@ pub fn store_batch(
             .unwrap_or(first.record.scanned_at);
         add_conflict(
             &tx,
-            "late_upload",
+            ConflictKind::LateUpload,
             &first.record.scan_id,
             device_id,
             first.record.ticket_id.as_ref(),
@@ -676,7 +650,7 @@ pub fn store_batch(
             .unwrap_or(first.record.scanned_at);
         add_conflict(
             &tx,
-            "late_upload",
+            ConflictKind::LateUpload,
             &first.record.scan_id,
             device_id,
             first.record.ticket_id.as_ref(),
@@ -690,86 +664,30 @@ pub fn store_batch(
         out.conflicts += 1;
     }
     if let Some(last) = records.last() {
-        tx.prepare_cached(
-            "UPDATE devices SET last_seq = ?2, last_hash = ?3 WHERE id = ?1 AND last_seq <= ?2",
-        )?
-        .execute(params![device_id, to_i64(last.record.seq), &last.hash[..]])?;
         let newest = records
             .iter()
             .map(|c| c.record.scanned_at)
             .max()
             .unwrap_or(now);
-        tx.prepare_cached(
-            "UPDATE devices SET last_sync_at = ?2, pending_uploads = ?3, gate = ?4,
-                                clock_skew_secs = ?5
-             WHERE id = ?1",
-        )?
-        .execute(params![
+        devices::record_upload(
+            &tx,
             device_id,
+            devices::Upload {
+                last_seq: to_i64(last.record.seq),
+                last_hash: &last.hash,
+                pending: to_i64(pending),
+                gate: &last.record.gate,
+                clock_skew_secs: newest.saturating_sub(now).max(0),
+            },
             now,
-            to_i64(pending),
-            last.record.gate,
-            newest.saturating_sub(now).max(0)
-        ])?;
+        )?;
     }
     tx.commit()?;
     Ok(out)
 }
 
-/// The sync API's storage calls.
+/// The sync API's and the console's scan calls.
 impl Store {
-    /// The live device holding a bearer token (by its hash).
-    pub async fn api_device(&self, token_hash: [u8; 32]) -> StoreResult<Option<AuthDevice>> {
-        self.pool
-            .read_blocking(move |c| devices::authenticate(c, &token_hash))
-            .await
-    }
-
-    /// Every enrolled device's id, public key and whether it is revoked.
-    pub async fn device_keys(&self) -> StoreResult<Vec<(String, [u8; 32], bool)>> {
-        self.pool.read_blocking(devices::keys).await
-    }
-
-    /// Records that a device synced now.
-    pub async fn touch_device(&self, id: String) -> StoreResult<()> {
-        self.pool.run(move |c| devices::touch(c, &id, now())).await
-    }
-
-    /// Replaces a device's token; false if `old_hash` is no longer its token.
-    pub async fn roll_device_token(
-        &self,
-        id: String,
-        old_hash: [u8; 32],
-        new_hash: [u8; 32],
-    ) -> StoreResult<bool> {
-        self.pool
-            .run(move |c| devices::roll_token(c, &id, &old_hash, &new_hash))
-            .await
-    }
-
-    /// Revokes a device: its next API call gets 401.
-    pub async fn revoke_device(&self, id: String) -> StoreResult<bool> {
-        self.pool.run(move |c| devices::revoke(c, &id, now())).await
-    }
-
-    /// The scheduled sessions not ended more than `grace_secs` ago.
-    pub async fn gate_sessions(&self, grace_secs: i64) -> StoreResult<Vec<GateSession>> {
-        self.pool
-            .read_blocking(move |c| gate_sessions(c, now().saturating_sub(grace_secs)))
-            .await
-    }
-
-    /// A page of the revocation list after `since`.
-    pub async fn revocation_page(
-        &self,
-        since: u64,
-        limit: usize,
-    ) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
-        self.pool
-            .read_blocking(move |c| revocation_page(c, since, limit))
-            .await
-    }
-
     /// A page of the admissions other devices uploaded after `cursor`.
     pub async fn entries_page(
         &self,
@@ -793,6 +711,153 @@ impl Store {
     ) -> StoreResult<UploadOutcome> {
         self.pool
             .run(move |c| store_batch(c, &device_id, &records, pending, late, &keyring, now()))
+            .await
+    }
+
+    /// The scans view, for one session or all (`session` = `None`) and one
+    /// gate or all, with the
+    /// latest `conflict_limit` conflicts (of `kind`, when given).
+    pub async fn admin_scans(
+        &self,
+        session: Option<i64>,
+        gate: Option<String>,
+        kind: Option<ConflictKind>,
+        conflict_limit: i64,
+    ) -> StoreResult<ScansView> {
+        self.pool
+            .read_blocking(move |c| {
+                // The rollup level that answers this filter (see migration 6).
+                let (level, sid, g) = match (session, gate.as_deref()) {
+                    (None, None) => (3, -1, ""),
+                    (Some(s), None) => (1, s, ""),
+                    (None, Some(g)) => (2, -1, g),
+                    (Some(s), Some(g)) => (0, s, g),
+                };
+                // Level-0 rows (per session and gate), narrowed by the filter;
+                // one fixed statement per filter so the primary key is used.
+                let entries_sql = match (session.is_some(), gate.is_some()) {
+                    (false, false) => {
+                        "SELECT session_id, gate, scans, people FROM scan_totals
+                         WHERE level = 0 AND verdict = 'admit' AND ?1 = ?1 AND ?2 = ?2
+                         ORDER BY session_id, gate"
+                    }
+                    (true, false) => {
+                        "SELECT session_id, gate, scans, people FROM scan_totals
+                         WHERE level = 0 AND session_id = ?1 AND verdict = 'admit' AND ?2 = ?2
+                         ORDER BY session_id, gate"
+                    }
+                    (false, true) => {
+                        "SELECT session_id, gate, scans, people FROM scan_totals
+                         WHERE level = 0 AND gate = ?2 AND verdict = 'admit' AND ?1 = ?1
+                         ORDER BY session_id, gate"
+                    }
+                    (true, true) => {
+                        "SELECT session_id, gate, scans, people FROM scan_totals
+                         WHERE level = 0 AND session_id = ?1 AND gate = ?2 AND verdict = 'admit'
+                         ORDER BY session_id, gate"
+                    }
+                };
+                let entries = c
+                    .prepare_cached(entries_sql)?
+                    .query_map(params![sid, g], |r| {
+                        Ok(GateEntries {
+                            session_id: r.get(0)?,
+                            gate: r.get(1)?,
+                            scans: r.get(2)?,
+                            people: r.get(3)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let hours = c
+                    .prepare_cached(
+                        "SELECT hour, people FROM scan_hours
+                         WHERE level = ?1 AND session_id = ?2 AND gate = ?3 ORDER BY hour",
+                    )?
+                    .query_map(params![level, sid, g], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let refused = c
+                    .prepare_cached(
+                        "SELECT verdict, reason, scans FROM scan_totals
+                         WHERE level = ?1 AND session_id = ?2 AND gate = ?3 AND verdict <> 'admit'
+                         ORDER BY scans DESC",
+                    )?
+                    .query_map(params![level, sid, g], |r| {
+                        Ok(ReasonCount {
+                            verdict: r.get(0)?,
+                            reason: r.get(1)?,
+                            scans: r.get(2)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                let (total_scans, late_scans): (i64, i64) = c
+                    .prepare_cached(
+                        "SELECT coalesce(sum(scans), 0), coalesce(sum(late), 0) FROM scan_totals
+                         WHERE level = ?1 AND session_id = ?2 AND gate = ?3",
+                    )?
+                    .query_row(params![level, sid, g], |r| Ok((r.get(0)?, r.get(1)?)))?;
+                let conflict_counts = c
+                    .prepare_cached("SELECT kind, count(*) FROM scan_conflicts GROUP BY kind")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<Result<_, _>>()?;
+                let conflicts_sql = if kind.is_some() {
+                    "SELECT id, kind, scan_id, device_id, ticket_id, detail, detected_at
+                     FROM scan_conflicts WHERE kind = ?1
+                     ORDER BY detected_at DESC, id DESC LIMIT ?2"
+                } else {
+                    "SELECT id, kind, scan_id, device_id, ticket_id, detail, detected_at
+                     FROM scan_conflicts WHERE ?1 IS NULL
+                     ORDER BY detected_at DESC, id DESC LIMIT ?2"
+                };
+                let conflicts = c
+                    .prepare_cached(conflicts_sql)?
+                    .query_map(params![kind, conflict_limit], |r| {
+                        Ok(ConflictRow {
+                            id: r.get(0)?,
+                            kind: r.get(1)?,
+                            scan_id: r.get(2)?,
+                            device_id: r.get(3)?,
+                            ticket: tickets::ticket_hex(r.get(4)?),
+                            detail: r.get(5)?,
+                            detected_at: r.get(6)?,
+                        })
+                    })?
+                    .collect::<Result<_, _>>()?;
+                Ok(ScansView {
+                    entries,
+                    hours,
+                    refused,
+                    conflict_counts,
+                    conflicts,
+                    late_scans,
+                    total_scans,
+                })
+            })
+            .await
+    }
+
+    /// Gates that scanned something, for the scans view's filter.
+    pub async fn admin_gates(&self) -> StoreResult<Vec<String>> {
+        self.pool
+            .read_blocking(|c| {
+                Ok(c.prepare_cached(
+                    "SELECT DISTINCT gate FROM scan_totals WHERE level = 2 ORDER BY gate",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    /// Session titles by id (for the scans view's labels and filter).
+    pub async fn admin_session_titles(&self) -> StoreResult<Vec<(i64, String)>> {
+        self.pool
+            .read_blocking(|c| {
+                Ok(c.prepare_cached(
+                    "SELECT id, code || ' · ' || title FROM game_sessions ORDER BY starts_at, id",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?)
+            })
             .await
     }
 }

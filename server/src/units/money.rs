@@ -52,9 +52,22 @@ pub fn offer_price(base_price_cents: i64, seats: i64, price_percent: i64) -> Opt
     Some(Cents(raw.checked_add(50)? / 100))
 }
 
+/// `1234.50`: cents as a plain decimal for spreadsheets (exports).
+pub fn cents_plain(c: i64) -> String {
+    let sign = if c < 0 { "-" } else { "" };
+    let a = c.unsigned_abs();
+    format!("{sign}{}.{:02}", a / 100, a % 100)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plain_amounts_format_for_exports() {
+        assert_eq!(cents_plain(123_450), "1234.50");
+        assert_eq!(cents_plain(-5), "-0.05");
+    }
 
     fn plain(s: &str) -> String {
         s.replace(['\u{202f}', '\u{a0}'], " ")

@@ -5,6 +5,9 @@
 //! 01:00 UTC to the last Sunday of October at 01:00 UTC, else CET (UTC+1).
 //! That rule is all the shop needs, so it is written here (and unit-tested)
 //! rather than pulling in chrono-tz and its whole IANA database.
+//!
+//! Also the server's clock ([`now`]) and the UTC timestamps of exports
+//! ([`iso_utc`]), so that storage and the shop read time the same way.
 
 /// Days since 1970-01-01 of a civil date (proleptic Gregorian; H. Hinnant's algorithm).
 pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
@@ -192,9 +195,35 @@ pub fn parse_iso_date(s: &str) -> Option<i64> {
     (civil_from_days(days) == (y, m, d)).then_some(days)
 }
 
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+/// `2024-08-03T17:30:00Z`: a Unix time in UTC, as exports write it.
+pub fn iso_utc(t: i64) -> String {
+    let (y, m, d) = civil_from_days(t.div_euclid(86_400));
+    let s = t.rem_euclid(86_400);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s % 3600 / 60,
+        s % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn utc_times_format_for_exports() {
+        assert_eq!(iso_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(iso_utc(1_722_706_200), "2024-08-03T17:30:00Z");
+    }
 
     #[test]
     fn civil_round_trip() {

@@ -1,0 +1,565 @@
+//! Tickets: the one module that writes the `tickets` table. A ticket row is
+//! made by [`insert`] only, for a paid order ([`issue_for_order`]) or a
+//! re-issue ([`Store::admin_reissue_ticket`]), and changed by [`revoke`]
+//! only, which also enters it in the signed revocation list. The signing
+//! itself is the caller's [`TicketIssuer`]: the server key never enters
+//! storage, and the key id comes back with the signed ticket.
+
+use std::sync::Arc;
+
+use jo_shared::doublekey::{PurchaseKey, UserKey};
+use jo_shared::revocation::RevocationReason;
+use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
+use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+
+use super::audit::{Actor, audit};
+use super::{Store, StoreError, StoreResult, now, revocations};
+use crate::tickets::{IssuedTicket, TicketIssuer, TicketSpec};
+use crate::units::status::{OrderStatus, TicketStatus};
+
+/// A ticket as the buyer sees it.
+#[derive(Debug, Clone)]
+pub struct TicketView {
+    /// Public ticket id, hex (used in URLs).
+    pub ticket_hex: String,
+    /// Order number.
+    pub order_number: String,
+    /// Session id.
+    pub session_id: i64,
+    /// Session title.
+    pub title: String,
+    /// Sport.
+    pub sport: String,
+    /// Venue.
+    pub venue: String,
+    /// City.
+    pub city: String,
+    /// Session start.
+    pub starts_at: i64,
+    /// Doors open.
+    pub doors_open_at: i64,
+    /// Holder as signed.
+    pub holder: String,
+    /// People admitted.
+    pub admits: i64,
+    /// Offer name.
+    pub offer_name: String,
+    /// Valid or revoked.
+    pub status: TicketStatus,
+    /// The signed QR string.
+    pub qr: String,
+}
+
+/// A ticket as the console lists it.
+#[derive(Debug, Clone)]
+pub struct TicketRow {
+    /// Public ticket id, hex.
+    pub code: String,
+    /// Order number.
+    pub order_number: String,
+    /// Session title.
+    pub session: String,
+    /// Offer name.
+    pub offer: String,
+    /// Holder name.
+    pub holder: String,
+    /// People admitted.
+    pub admits: i64,
+    /// Valid or revoked.
+    pub status: TicketStatus,
+    /// Issued, Unix seconds.
+    pub issued_at: i64,
+    /// Code of the ticket this one replaces.
+    pub replaces: Option<String>,
+    /// Revocation reason (`fraud`, `refunded`…), when revoked.
+    pub revocation: Option<String>,
+    /// Revocation note.
+    pub note: String,
+    /// Buyer's email.
+    pub email: String,
+}
+
+/// What a re-issue did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReissueOutcome {
+    /// No such ticket.
+    NotFound,
+    /// Only a valid ticket of a paid order can be re-issued.
+    NotValid,
+    /// The new ticket's code.
+    Reissued(String),
+}
+
+/// Where a new ticket belongs and whom it admits; what was signed comes
+/// with the [`IssuedTicket`].
+pub(super) struct NewTicket<'a> {
+    /// The paid order.
+    pub order_id: i64,
+    /// Its line (session × offer).
+    pub order_line_id: i64,
+    /// Derivation index within the order.
+    pub index: u32,
+    /// The buyer.
+    pub user_id: i64,
+    /// The session.
+    pub session_id: i64,
+    /// The offer.
+    pub offer_id: i64,
+    /// Holder name as kept on the server.
+    pub holder: &'a str,
+    /// People admitted.
+    pub admits: i64,
+    /// Row id of the ticket this one replaces (a re-issue).
+    pub replaces: Option<i64>,
+}
+
+/// Writes a newly signed ticket, valid: the one INSERT of a ticket row.
+pub(super) fn insert(
+    c: &Connection,
+    new: &NewTicket<'_>,
+    issued: &IssuedTicket,
+    issued_at: i64,
+) -> StoreResult<()> {
+    c.prepare_cached(
+        "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id,
+             holder, admits, key_id, valid_from, valid_minutes, qr, status, issued_at, replaces)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+    )?
+    .execute(params![
+        &issued.ticket_id.0[..],
+        new.order_id,
+        new.order_line_id,
+        new.index,
+        new.user_id,
+        new.session_id,
+        new.offer_id,
+        new.holder,
+        new.admits,
+        &issued.key_id.0[..],
+        issued.valid_from,
+        issued.valid_minutes,
+        issued.qr,
+        TicketStatus::Valid,
+        issued_at,
+        new.replaces
+    ])?;
+    Ok(())
+}
+
+/// Issues the tickets of a paid order inside `tx`: one per unit of each
+/// line, derivation indexes 0, 1, 2… in line order, each valid from the
+/// doors' opening to an hour after the end.
+pub(super) fn issue_for_order(
+    tx: &Connection,
+    order_id: i64,
+    user_id: i64,
+    (user_key, purchase_key): (&UserKey, &PurchaseKey),
+    holder: &str,
+    issuer: &dyn TicketIssuer,
+    t: i64,
+) -> StoreResult<usize> {
+    let lines: Vec<(i64, i64, i64, i64, i64, i64, i64)> = tx
+        .prepare_cached(
+            "SELECT ol.id, ol.session_id, ol.offer_id, ol.seats, ol.quantity, s.doors_open_at, s.ends_at
+             FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
+             WHERE ol.order_id = ?1 ORDER BY ol.id",
+        )?
+        .query_map([order_id], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut index: u32 = 0;
+    for (line_id, session_id, offer_id, seats, quantity, doors, ends) in lines {
+        let admits =
+            u8::try_from(seats).map_err(|_| StoreError::Task("admits out of range".into()))?;
+        let session = u32::try_from(session_id)
+            .map_err(|_| StoreError::Task("session id out of range".into()))?;
+        for _ in 0..quantity {
+            let spec = TicketSpec {
+                index,
+                session_id: session,
+                admits,
+                valid_from: doors,
+                // An hour after the end: late leavers re-entering, clocks off by a little.
+                valid_until: ends + 3_600,
+                holder,
+            };
+            let issued = issuer
+                .issue(user_key, purchase_key, &spec)
+                .map_err(|e| StoreError::Task(format!("signing a ticket: {e}")))?;
+            let new = NewTicket {
+                order_id,
+                order_line_id: line_id,
+                index,
+                user_id,
+                session_id,
+                offer_id,
+                // The full name stays on the server; the payload carries its short form.
+                holder,
+                admits: seats,
+                replaces: None,
+            };
+            insert(tx, &new, &issued, t)?;
+            index += 1;
+        }
+    }
+    Ok(usize::try_from(index).unwrap_or(usize::MAX))
+}
+
+/// Revokes `ticket_id`: marks the ticket revoked (when the server issued
+/// it) and appends it to the signed list ([`revocations::append`]). A
+/// ticket already on the list gets `None`; otherwise the new entry's version.
+///
+/// Call inside a transaction: the caller's other writes (refund, session
+/// cancellation, re-issue) and the list entry commit together, so that a
+/// ticket's status and the list scanners sync can never disagree.
+pub fn revoke(
+    conn: &Connection,
+    ticket_id: &TicketId,
+    reason: RevocationReason,
+    note: &str,
+    now: i64,
+) -> StoreResult<Option<u64>> {
+    conn.execute(
+        "UPDATE tickets SET status = ?2 WHERE ticket_id = ?1",
+        params![&ticket_id.0[..], TicketStatus::Revoked],
+    )?;
+    revocations::append(conn, ticket_id, reason, note, now)
+}
+
+/// Revokes every valid ticket of an order with `reason`; returns how many.
+pub(super) fn revoke_valid_of_order(
+    tx: &Connection,
+    order_id: i64,
+    reason: RevocationReason,
+    note: &str,
+    t: i64,
+) -> StoreResult<usize> {
+    let ids: Vec<Vec<u8>> = tx
+        .prepare_cached("SELECT ticket_id FROM tickets WHERE order_id = ?1 AND status = 'valid'")?
+        .query_map([order_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    revoke_each(tx, ids, reason, note, t)
+}
+
+/// Revokes every valid ticket of a session with `reason`; returns how many.
+pub(super) fn revoke_valid_of_session(
+    tx: &Connection,
+    session_id: i64,
+    reason: RevocationReason,
+    t: i64,
+) -> StoreResult<usize> {
+    let ids: Vec<Vec<u8>> = tx
+        .prepare_cached(
+            "SELECT ticket_id FROM tickets WHERE session_id = ?1 AND status = 'valid' ORDER BY id",
+        )?
+        .query_map([session_id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    revoke_each(tx, ids, reason, "", t)
+}
+
+/// Revokes each of these stored ticket ids; returns how many (a malformed
+/// id, which the schema's CHECK rules out, is passed over).
+fn revoke_each(
+    tx: &Connection,
+    ids: Vec<Vec<u8>>,
+    reason: RevocationReason,
+    note: &str,
+    t: i64,
+) -> StoreResult<usize> {
+    let mut n = 0;
+    for id in ids {
+        let Ok(tid) = <[u8; TICKET_ID_LEN]>::try_from(id.as_slice()) else {
+            continue;
+        };
+        revoke(tx, &TicketId(tid), reason, note, t)?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Valid tickets of a session (those whose signed window a change of its
+/// times would leave behind).
+pub(super) fn valid_of_session(c: &Connection, id: i64) -> StoreResult<i64> {
+    Ok(
+        c.prepare_cached(
+            "SELECT count(*) FROM tickets WHERE session_id = ?1 AND status = 'valid'",
+        )?
+        .query_row([id], |r| r.get(0))?,
+    )
+}
+
+/// A stored ticket id as hex; `None` for a missing or malformed one.
+pub(super) fn ticket_hex(blob: Option<Vec<u8>>) -> Option<String> {
+    blob.filter(|b| b.len() == TICKET_ID_LEN).map(hex::encode)
+}
+
+fn task(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Task(e.to_string())
+}
+
+const VIEW_SELECT: &str = "SELECT t.ticket_id, o.number, t.session_id, s.title, sp.name, v.name, v.city,
+        s.starts_at, s.doors_open_at, t.holder, t.admits, ol.offer_name, t.status, t.qr
+     FROM tickets t JOIN orders o ON o.id = t.order_id JOIN order_lines ol ON ol.id = t.order_line_id
+     JOIN game_sessions s ON s.id = t.session_id JOIN sports sp ON sp.id = s.sport_id
+     JOIN venues v ON v.id = s.venue_id";
+
+fn view_from_row(r: &Row<'_>) -> rusqlite::Result<TicketView> {
+    let id: Vec<u8> = r.get(0)?;
+    Ok(TicketView {
+        ticket_hex: hex::encode(id),
+        order_number: r.get(1)?,
+        session_id: r.get(2)?,
+        title: r.get(3)?,
+        sport: r.get(4)?,
+        venue: r.get(5)?,
+        city: r.get(6)?,
+        starts_at: r.get(7)?,
+        doors_open_at: r.get(8)?,
+        holder: r.get(9)?,
+        admits: r.get(10)?,
+        offer_name: r.get(11)?,
+        status: r.get(12)?,
+        qr: r.get(13)?,
+    })
+}
+
+const ROW_SELECT: &str = "SELECT t.ticket_id, o.number, s.title, ol.offer_name, t.holder, t.admits, t.status,
+        t.issued_at, (SELECT r.ticket_id FROM tickets r WHERE r.id = t.replaces), rv.reason, rv.note, u.email
+     FROM tickets t JOIN orders o ON o.id = t.order_id JOIN game_sessions s ON s.id = t.session_id
+     JOIN order_lines ol ON ol.id = t.order_line_id JOIN users u ON u.id = t.user_id
+     LEFT JOIN revocations rv ON rv.ticket_id = t.ticket_id";
+
+fn row_from_row(r: &Row<'_>) -> rusqlite::Result<TicketRow> {
+    let reason: Option<i64> = r.get(9)?;
+    Ok(TicketRow {
+        code: ticket_hex(r.get(0)?).unwrap_or_default(),
+        order_number: r.get(1)?,
+        session: r.get(2)?,
+        offer: r.get(3)?,
+        holder: r.get(4)?,
+        admits: r.get(5)?,
+        status: r.get(6)?,
+        issued_at: r.get(7)?,
+        replaces: ticket_hex(r.get(8)?),
+        revocation: reason.map(|c| {
+            RevocationReason::from_code(u8::try_from(c).unwrap_or(0))
+                .as_str()
+                .to_owned()
+        }),
+        note: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+        email: r.get(11)?,
+    })
+}
+
+/// The console's rows of an order's tickets, by derivation index.
+pub(super) fn rows_of_order(c: &Connection, order_id: i64) -> StoreResult<Vec<TicketRow>> {
+    Ok(c.prepare_cached(&format!(
+        "{ROW_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx"
+    ))?
+    .query_map([order_id], row_from_row)?
+    .collect::<Result<_, _>>()?)
+}
+
+impl Store {
+    /// A buyer's valid and revoked tickets, by session start.
+    pub async fn tickets_of(&self, user_id: i64) -> StoreResult<Vec<TicketView>> {
+        self.pool
+            .read_blocking(move |c| {
+                let sql = format!(
+                    "{VIEW_SELECT} WHERE t.user_id = ?1 ORDER BY s.starts_at, t.order_id, t.idx"
+                );
+                Ok(c.prepare_cached(&sql)?
+                    .query_map([user_id], view_from_row)?
+                    .collect::<Result<_, _>>()?)
+            })
+            .await
+    }
+
+    /// One of a buyer's tickets by public id; `None` if it is not theirs.
+    pub async fn ticket_of(
+        &self,
+        ticket_id: [u8; 10],
+        user_id: i64,
+    ) -> StoreResult<Option<TicketView>> {
+        self.pool
+            .read(move |c| {
+                let sql = format!("{VIEW_SELECT} WHERE t.ticket_id = ?1 AND t.user_id = ?2");
+                Ok(c.prepare_cached(&sql)?
+                    .query_row(params![&ticket_id[..], user_id], view_from_row)
+                    .optional()?)
+            })
+            .await
+    }
+
+    /// The tickets of one of a buyer's orders; `None` if the order is not theirs.
+    pub async fn order_tickets_of(
+        &self,
+        number: String,
+        user_id: i64,
+    ) -> StoreResult<Option<Vec<TicketView>>> {
+        self.pool
+            .read(move |c| {
+                let owned: Option<i64> = c
+                    .query_row(
+                        "SELECT id FROM orders WHERE number = ?1 AND user_id = ?2",
+                        params![number, user_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(order_id) = owned else {
+                    return Ok(None);
+                };
+                let sql = format!("{VIEW_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx");
+                Ok(Some(
+                    c.prepare_cached(&sql)?
+                        .query_map([order_id], view_from_row)?
+                        .collect::<Result<_, _>>()?,
+                ))
+            })
+            .await
+    }
+    /// A ticket by id.
+    pub async fn admin_ticket(&self, id: TicketId) -> StoreResult<Option<TicketRow>> {
+        self.pool
+            .read_blocking(move |c| {
+                Ok(c.query_row(
+                    &format!("{ROW_SELECT} WHERE t.ticket_id = ?1"),
+                    [&id.0[..]],
+                    row_from_row,
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    /// Revokes one ticket with a reason; `None` if there is no such ticket,
+    /// `Some(false)` if it was already revoked.
+    pub async fn admin_revoke_ticket(
+        &self,
+        actor: Actor,
+        id: TicketId,
+        reason: RevocationReason,
+        note: String,
+    ) -> StoreResult<Option<bool>> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let status: Option<TicketStatus> = tx
+                    .query_row(
+                        "SELECT status FROM tickets WHERE ticket_id = ?1",
+                        [&id.0[..]],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                match status {
+                    None => return Ok(None),
+                    Some(TicketStatus::Revoked) => return Ok(Some(false)),
+                    Some(TicketStatus::Valid) => {}
+                }
+                revoke(&tx, &id, reason, &note, t)?;
+                audit(
+                    &tx,
+                    &actor,
+                    "ticket.revoke",
+                    &format!("ticket:{}", id.to_hex()),
+                    &format!("reason={} note={note:?}", reason.as_str()),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(Some(true))
+            })
+            .await
+    }
+
+    /// Re-issues a ticket: a new ticket (next derivation index of its order,
+    /// so a new secret and signature) replacing the old one, which is
+    /// revoked, in one transaction.
+    pub async fn admin_reissue_ticket(
+        &self,
+        actor: Actor,
+        id: TicketId,
+        issuer: Arc<dyn TicketIssuer>,
+    ) -> StoreResult<ReissueOutcome> {
+        self.pool
+            .run(move |c| {
+                let t = now();
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                #[allow(clippy::type_complexity)]
+                let old: Option<(i64, i64, i64, i64, i64, i64, String, i64, i64, i64, TicketStatus, OrderStatus, Option<Vec<u8>>, Vec<u8>)> = tx
+                    .query_row(
+                        "SELECT t.id, t.order_id, t.order_line_id, t.user_id, t.session_id, t.offer_id,
+                                t.holder, t.admits, t.valid_from, t.valid_minutes, t.status, o.status,
+                                o.purchase_key, u.user_key
+                         FROM tickets t JOIN orders o ON o.id = t.order_id JOIN users u ON u.id = t.user_id
+                         WHERE t.ticket_id = ?1",
+                        [&id.0[..]],
+                        |r| {
+                            Ok((
+                                r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
+                                r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?,
+                                r.get(12)?, r.get(13)?,
+                            ))
+                        },
+                    )
+                    .optional()?;
+                let Some((
+                    old_id, order_id, line_id, user_id, session_id, offer_id, holder, admits,
+                    valid_from, valid_minutes, status, order_status, purchase_key, user_key,
+                )) = old
+                else {
+                    return Ok(ReissueOutcome::NotFound);
+                };
+                if status != TicketStatus::Valid || order_status != OrderStatus::Paid {
+                    return Ok(ReissueOutcome::NotValid);
+                }
+                let user_key = UserKey::from_slice(&user_key).ok_or_else(|| task("user key length"))?;
+                let purchase_key = purchase_key
+                    .as_deref()
+                    .and_then(PurchaseKey::from_slice)
+                    .ok_or_else(|| task("purchase key of a paid order"))?;
+                let next: i64 = tx.query_row(
+                    "SELECT coalesce(max(idx), -1) + 1 FROM tickets WHERE order_id = ?1",
+                    [order_id],
+                    |r| r.get(0),
+                )?;
+                let spec = TicketSpec {
+                    index: u32::try_from(next).map_err(task)?,
+                    session_id: u32::try_from(session_id).map_err(task)?,
+                    admits: u8::try_from(admits).map_err(task)?,
+                    valid_from,
+                    valid_until: valid_from + valid_minutes * 60,
+                    holder: &holder,
+                };
+                let issued = issuer.issue(&user_key, &purchase_key, &spec).map_err(task)?;
+                let new = NewTicket {
+                    order_id,
+                    order_line_id: line_id,
+                    index: spec.index,
+                    user_id,
+                    session_id,
+                    offer_id,
+                    // The full name, as for a bought ticket: the payload
+                    // carries its short form.
+                    holder: &holder,
+                    admits,
+                    replaces: Some(old_id),
+                };
+                insert(&tx, &new, &issued, t)?;
+                revoke(&tx, &id, RevocationReason::Reissued, "", t)?;
+                let new_hex = issued.ticket_id.to_hex();
+                audit(
+                    &tx,
+                    &actor,
+                    "ticket.reissue",
+                    &format!("ticket:{}", id.to_hex()),
+                    &format!("new_ticket={new_hex}"),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(ReissueOutcome::Reissued(new_hex))
+            })
+            .await
+    }
+}
