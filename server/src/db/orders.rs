@@ -1,11 +1,13 @@
-//! Carts, orders with seat holds, payments and tickets.
+//! Carts, orders with seat holds, and payments: the one module that writes
+//! `carts`, `cart_lines`, `orders`, `order_lines` and `payments`, for the
+//! shop and for the console (order search, refund).
 //!
-//! Overselling is impossible by construction: seats are taken by one guarded
-//! `UPDATE … WHERE seats_taken + n <= capacity` inside the IMMEDIATE
+//! Overselling is impossible by construction: seats are taken by the
+//! catalogue's seat guard (`catalogue::take_seats`) inside the IMMEDIATE
 //! transaction that creates the order (and the schema's CHECK backs it). A
-//! paid order, its purchase key and its tickets are written in one
-//! transaction, so there is never a paid order without tickets nor a ticket
-//! without a paid order.
+//! paid order, its purchase key and its tickets (`tickets::issue_for_order`)
+//! are written in one transaction, so there is never a paid order without
+//! tickets nor a ticket without a paid order.
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
 //! Tickets: the one module that writes the `tickets` table. A ticket row is
-//! made by [`insert`] only, for a paid order ([`issue_for_order`]) or a
+//! made by `insert` only, for a paid order (`issue_for_order`) or a
 //! re-issue ([`Store::admin_reissue_ticket`]), and changed by [`revoke`]
 //! only, which also enters it in the signed revocation list. The signing
 //! itself is the caller's [`TicketIssuer`]: the server key never enters
@@ -207,7 +207,7 @@ pub(super) fn issue_for_order(
 }
 
 /// Revokes `ticket_id`: marks the ticket revoked (when the server issued
-/// it) and appends it to the signed list ([`revocations::append`]). A
+/// it) and appends it to the signed list (`revocations::append`). A
 /// ticket already on the list gets `None`; otherwise the new entry's version.
 ///
 /// Call inside a transaction: the caller's other writes (refund, session
