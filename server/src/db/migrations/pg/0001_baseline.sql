@@ -20,6 +20,10 @@
 -- scans) are left out: this script creates an empty database.
 
 CREATE COLLATION IF NOT EXISTS nocase (provider = icu, locale = 'und-u-ks-level2', deterministic = false);
+-- SQLite's built-in BINARY collation under the same name, so that one query
+-- can compare bytewise on both (e.g. LIKE on a nocase column, which
+-- PostgreSQL refuses: `lower(username COLLATE "binary") LIKE ?1`).
+CREATE COLLATION IF NOT EXISTS "binary" FROM "C";
 
 -- ---------------------------------------------------------------------------
 -- 1: accounts and authentication (totp_pending_session from 7).
