@@ -144,7 +144,7 @@ CONF
     echo "$port" >"$dir/port"
 
     if ! as_user "$user" "$psql" -X -q -v ON_ERROR_STOP=1 -h "$dir" -p "$port" -U postgres -d postgres \
-        -c 'CREATE ROLE jo LOGIN' -c 'CREATE DATABASE jo OWNER jo' >>"$dir/psql.log" 2>&1; then
+        -c 'CREATE ROLE jo LOGIN CREATEDB' -c 'CREATE DATABASE jo OWNER jo' >>"$dir/psql.log" 2>&1; then
         die "cannot create role and database jo, see $dir/psql.log"
     fi
 
