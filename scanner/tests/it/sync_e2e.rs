@@ -4,6 +4,7 @@
 //! lost or counted twice.
 
 use crate::common::{Server, enrolled_scanner, qr_png, scanner, scanner_ok};
+use jo_server::db::sql::params;
 
 #[test]
 fn a_ticket_admitted_at_gate_a_is_refused_at_gate_b_and_a_revocation_reaches_the_gate() {
@@ -123,7 +124,12 @@ fn a_wrong_code_or_a_revoked_device_is_told_clearly() {
     let device = enrolled_scanner(&server, &state, "Porte D");
     server
         .db()
-        .execute("UPDATE devices SET revoked_at = 1 WHERE id = ?1", [&device])
+        .with(|c| {
+            c.execute(
+                "UPDATE devices SET revoked_at = 1 WHERE id = ?1",
+                params![device],
+            )
+        })
         .expect("revokes");
     let (ok, lines, err) = scanner(&state, &["sync"]);
     assert!(!ok);

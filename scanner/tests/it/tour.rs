@@ -3,13 +3,14 @@
 //! printed code and keyring fingerprint admits the Solo ticket, says it is
 //! already used the second time, and refuses the revoked one.
 
-use crate::common::{Server, scanner_ok};
+use crate::common::{Server, postgres_for, scanner_ok};
 
 #[test]
 fn the_five_minute_tour_admits_then_says_used_then_refuses_the_revoked_ticket() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("server");
-    let config = jo_server::Config::for_tests(data.clone());
+    let mut config = jo_server::Config::for_tests(data.clone());
+    config.postgres = postgres_for(&data);
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

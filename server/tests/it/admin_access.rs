@@ -63,7 +63,7 @@ async fn every_admin_route_refuses_buyers_and_anonymous_visitors() {
 
     // Nothing was changed by all those refused POSTs.
     assert_eq!(
-        common::admin::one_i64(&app, "SELECT count(*) FROM audit_log", []),
+        common::admin::one_i64(&app, "SELECT count(*) FROM audit_log", &[]),
         0
     );
 

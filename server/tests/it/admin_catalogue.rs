@@ -30,7 +30,7 @@ async fn offers_are_created_validated_edited_and_withdrawn() {
         one_i64(
             &app,
             "SELECT seats * 1000 + price_percent * 10 + active FROM offers WHERE id = ?1",
-            [id]
+            &[&id]
         ),
         8 * 1000 + 800 + 1
     );
@@ -85,7 +85,7 @@ async fn offers_are_created_validated_edited_and_withdrawn() {
         one_i64(
             &app,
             "SELECT count(*) FROM offers WHERE name LIKE '%script%'",
-            []
+            &[]
         ),
         0
     );
@@ -108,7 +108,11 @@ async fn offers_are_created_validated_edited_and_withdrawn() {
         .await;
     assert_redirect_to(&r, "/admin/offers?done=updated");
     assert_eq!(
-        one_i64(&app, "SELECT price_percent FROM offers WHERE id = ?1", [id]),
+        one_i64(
+            &app,
+            "SELECT price_percent FROM offers WHERE id = ?1",
+            &[&id]
+        ),
         75
     );
 
@@ -122,7 +126,7 @@ async fn offers_are_created_validated_edited_and_withdrawn() {
         .await;
     assert_redirect_to(&r, "/admin/offers?done=deactivated");
     assert_eq!(
-        one_i64(&app, "SELECT active FROM offers WHERE id = ?1", [id]),
+        one_i64(&app, "SELECT active FROM offers WHERE id = ?1", &[&id]),
         0
     );
     let r = chef
@@ -139,15 +143,14 @@ async fn offers_are_created_validated_edited_and_withdrawn() {
     );
 
     // Every change is in the audit log: who, what, target, from where.
-    let c = admin_db(&app);
-    let rows: Vec<(String, String, String)> = c
-        .prepare("SELECT actor, action, client_ip FROM audit_log WHERE target = ?1 ORDER BY id")
-        .expect("prepares")
-        .query_map([format!("offer:{id}")], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+    let rows: Vec<(String, String, String)> = admin_db(&app)
+        .with(|c| {
+            c.query_map(
+                "SELECT actor, action, client_ip FROM audit_log WHERE target = ?1 ORDER BY id",
+                params![format!("offer:{id}")],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
         })
-        .expect("query")
-        .collect::<Result<_, _>>()
         .expect("rows");
     let actions: Vec<&str> = rows.iter().map(|r| r.1.as_str()).collect();
     assert_eq!(
@@ -168,8 +171,8 @@ async fn offers_are_created_validated_edited_and_withdrawn() {
 async fn sessions_are_created_edited_within_capacity_and_cancelled() {
     let app = spawn_app().await;
     let (chef, _) = admin(&app).await;
-    let sport = one_i64(&app, "SELECT min(id) FROM sports", []);
-    let venue = one_i64(&app, "SELECT min(id) FROM venues", []);
+    let sport = one_i64(&app, "SELECT min(id) FROM sports", &[]);
+    let venue = one_i64(&app, "SELECT min(id) FROM venues", &[]);
     let (sport, venue) = (sport.to_string(), venue.to_string());
     let fields = |code: &'static str, capacity: &'static str| {
         vec![
@@ -197,14 +200,14 @@ async fn sessions_are_created_edited_within_capacity_and_cancelled() {
     let id = one_i64(
         &app,
         "SELECT id FROM game_sessions WHERE code = 'TST01'",
-        [],
+        &[],
     );
     assert_eq!(location(&r), format!("/admin/sessions/{id}?done=created"));
     assert_eq!(
         one_i64(
             &app,
             "SELECT base_price_cents FROM game_sessions WHERE id = ?1",
-            [id]
+            &[&id]
         ),
         4550
     );
@@ -213,7 +216,7 @@ async fn sessions_are_created_edited_within_capacity_and_cancelled() {
         one_i64(
             &app,
             "SELECT starts_at FROM game_sessions WHERE id = ?1",
-            [id]
+            &[&id]
         ),
         1_912_008_600
     );
@@ -262,7 +265,7 @@ async fn sessions_are_created_edited_within_capacity_and_cancelled() {
         one_i64(
             &app,
             "SELECT capacity FROM game_sessions WHERE id = ?1",
-            [id]
+            &[&id]
         ),
         6
     );
@@ -300,7 +303,7 @@ async fn sessions_are_created_edited_within_capacity_and_cancelled() {
         one_i64(
             &app,
             "SELECT count(*) FROM audit_log WHERE target = ?1",
-            [format!("session:{id}")]
+            &[&(format!("session:{id}"))]
         ),
         3,
         "create, update, cancel"
@@ -337,7 +340,7 @@ async fn a_session_with_tickets_sold_cannot_change_its_times() {
             let v = one_i64(
                 &app,
                 &format!("SELECT {column} FROM game_sessions WHERE id = ?1"),
-                [id],
+                &[&id],
             );
             form.push((name.to_owned(), v.to_string()));
         }
@@ -346,17 +349,13 @@ async fn a_session_with_tickets_sold_cannot_change_its_times() {
     };
     let times = || {
         admin_db(&app)
-            .query_row(
-                "SELECT doors_open_at, starts_at, ends_at FROM game_sessions WHERE id = ?1",
-                [id],
-                |r| {
-                    Ok((
-                        r.get::<_, i64>(0)?,
-                        r.get::<_, i64>(1)?,
-                        r.get::<_, i64>(2)?,
-                    ))
-                },
-            )
+            .with(|c| {
+                c.query_row(
+                    "SELECT doors_open_at, starts_at, ends_at FROM game_sessions WHERE id = ?1",
+                    params![id],
+                    |r| Ok((r.get::<i64>(0)?, r.get::<i64>(1)?, r.get::<i64>(2)?)),
+                )
+            })
             .expect("times")
     };
     let submit = |form: Vec<(String, String)>| {
@@ -411,7 +410,7 @@ async fn a_session_with_tickets_sold_cannot_change_its_times() {
         one_i64(
             &app,
             "SELECT count(*) FROM game_sessions WHERE id = ?1 AND title = 'Finale au nouveau titre'",
-            [id]
+            &[&id]
         ),
         1
     );

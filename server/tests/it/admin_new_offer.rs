@@ -31,7 +31,7 @@ async fn a_new_offer_is_bought_by_a_buyer_right_after_creation() {
         &app,
         "SELECT id FROM game_sessions WHERE status = 'scheduled' AND capacity - seats_taken >= 8
          ORDER BY starts_at, id LIMIT 1",
-        [],
+        &[],
     );
     let number = buy(&b, session, "Groupe 8", 1).await;
     assert_eq!(
@@ -39,7 +39,7 @@ async fn a_new_offer_is_bought_by_a_buyer_right_after_creation() {
             &app,
             "SELECT count(*) FROM tickets t JOIN orders o ON o.id = t.order_id
              WHERE o.number = ?1 AND t.offer_id = ?2 AND t.admits = 8 AND t.status = 'valid'",
-            rusqlite::params![number, offer]
+            &[&number, &offer]
         ),
         1,
         "one ticket admitting eight people"
@@ -47,13 +47,13 @@ async fn a_new_offer_is_bought_by_a_buyer_right_after_creation() {
     let base = one_i64(
         &app,
         "SELECT base_price_cents FROM game_sessions WHERE id = ?1",
-        [session],
+        &[&session],
     );
     assert_eq!(
         one_i64(
             &app,
             "SELECT total_cents FROM orders WHERE number = ?1",
-            [&number]
+            &[&number]
         ),
         (base * 8 * 90 + 50) / 100,
         "priced by the offer's rule"

@@ -81,17 +81,19 @@ async fn orders_are_found_refunded_and_tickets_revoked_or_reissued() {
         ("revoked".to_owned(), Some(3))
     );
     assert_eq!(ticket_state(&app, &new_code), ("valid".to_owned(), None));
-    let c = admin_db(&app);
-    let (idx, replaces_old, qr): (i64, i64, String) = c
-        .query_row(
-            "SELECT n.idx, n.replaces = o.id, n.qr FROM tickets n JOIN tickets o ON o.ticket_id = ?2
-             WHERE n.ticket_id = ?1",
-            [
-                hex::decode(&new_code).expect("hex"),
-                hex::decode(&tickets_a[1]).expect("hex"),
-            ],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+    let (new_id, old_id) = (
+        hex::decode(&new_code).expect("hex"),
+        hex::decode(&tickets_a[1]).expect("hex"),
+    );
+    let (idx, replaces_old, qr): (i64, i64, String) = admin_db(&app)
+        .with(|c| {
+            c.query_row(
+                "SELECT n.idx, n.replaces = o.id, n.qr FROM tickets n JOIN tickets o ON o.ticket_id = ?2
+                 WHERE n.ticket_id = ?1",
+                params![new_id, old_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+        })
         .expect("new ticket");
     assert_eq!(idx, 2, "next free derivation index of the order");
     assert_eq!(replaces_old, 1);
@@ -112,7 +114,7 @@ async fn orders_are_found_refunded_and_tickets_revoked_or_reissued() {
     let taken_before = one_i64(
         &app,
         "SELECT seats_taken FROM game_sessions WHERE id = ?1",
-        [session],
+        &[&session],
     );
     let page = format!("/admin/orders/{order_b}");
     let (s, html) = chef.get_text(&page).await;
@@ -124,7 +126,7 @@ async fn orders_are_found_refunded_and_tickets_revoked_or_reissued() {
         one_i64(
             &app,
             "SELECT status = 'refunded' AND refunded_at IS NOT NULL FROM orders WHERE number = ?1",
-            [&order_b]
+            &[&order_b]
         ),
         1
     );
@@ -132,7 +134,7 @@ async fn orders_are_found_refunded_and_tickets_revoked_or_reissued() {
         one_i64(
             &app,
             "SELECT seats_taken FROM game_sessions WHERE id = ?1",
-            [session]
+            &[&session]
         ),
         taken_before - 4
     );
@@ -156,11 +158,11 @@ async fn orders_are_found_refunded_and_tickets_revoked_or_reissued() {
     );
 
     let actions: Vec<String> = admin_db(&app)
-        .prepare("SELECT action FROM audit_log ORDER BY id")
-        .expect("prepares")
-        .query_map([], |r| r.get(0))
-        .expect("query")
-        .collect::<Result<_, _>>()
+        .with(|c| {
+            c.query_map("SELECT action FROM audit_log ORDER BY id", params![], |r| {
+                r.get(0)
+            })
+        })
         .expect("rows");
     assert_eq!(actions, ["ticket.revoke", "ticket.reissue", "order.refund"]);
 }
@@ -188,15 +190,23 @@ async fn devices_are_enrolled_with_a_one_time_code_and_revoked() {
         one_i64(
             &app,
             "SELECT expires_at - created_at FROM enrollment_codes WHERE code_hash = ?1 AND used_at IS NULL",
-            [&hash[..]]
+            &[&&hash[..]]
         ),
         24 * 3600
     );
+    // Where the code would be in the detail: SQLite's instr, PostgreSQL's strpos.
+    let find = if app.config.postgres.is_some() {
+        "strpos"
+    } else {
+        "instr"
+    };
     assert_eq!(
         one_i64(
             &app,
-            "SELECT count(*) FROM audit_log WHERE action = 'device.enrollment_code' AND instr(detail, ?1) = 0",
-            [&code]
+            &format!(
+                "SELECT count(*) FROM audit_log WHERE action = 'device.enrollment_code' AND {find}(detail, ?1) = 0"
+            ),
+            &[&code]
         ),
         1
     );
@@ -212,7 +222,7 @@ async fn devices_are_enrolled_with_a_one_time_code_and_revoked() {
         one_i64(
             &app,
             "SELECT revoked_at IS NOT NULL FROM devices WHERE id = 'dev-porte-a'",
-            []
+            &[]
         ),
         1
     );
@@ -401,11 +411,14 @@ async fn a_reissued_ticket_keeps_the_holders_full_name_on_the_server() {
     // A name longer than the payload carries, kept whole like a bought ticket's.
     let full = "Marie-Françoise Élisabeth de La Tour d'Auvergne-Lauraguais";
     assert!(full.chars().count() > jo_shared::ticket::MAX_HOLDER_LEN);
+    let ticket = hex::decode(&tickets[0]).expect("hex");
     admin_db(&app)
-        .execute(
-            "UPDATE tickets SET holder = ?2 WHERE ticket_id = ?1",
-            rusqlite::params![hex::decode(&tickets[0]).expect("hex"), full],
-        )
+        .with(|c| {
+            c.execute(
+                "UPDATE tickets SET holder = ?2 WHERE ticket_id = ?1",
+                jo_server::db::sql::params![ticket, full],
+            )
+        })
         .expect("holder");
 
     let page = format!("/admin/tickets/{}", tickets[0]);
@@ -416,12 +429,15 @@ async fn a_reissued_ticket_keeps_the_holders_full_name_on_the_server() {
         .and_then(|s| s.strip_suffix("?done=reissued"))
         .expect("goes to the new ticket")
         .to_owned();
+    let new_id = hex::decode(&new_code).expect("hex");
     let (holder, qr): (String, String) = admin_db(&app)
-        .query_row(
-            "SELECT holder, qr FROM tickets WHERE ticket_id = ?1",
-            [hex::decode(&new_code).expect("hex")],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .with(|c| {
+            c.query_row(
+                "SELECT holder, qr FROM tickets WHERE ticket_id = ?1",
+                jo_server::db::sql::params![new_id],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
         .expect("new ticket");
     assert_eq!(holder, full, "the server keeps the full name");
     let (payload, _) = jo_shared::qr::decode_string(&qr).expect("signed QR decodes");

@@ -108,13 +108,15 @@ async fn register_verify_login_enrol_totp_and_recover() {
         .collect();
     assert_eq!(codes.len(), 10, "ten recovery codes");
     // At rest, the seed is sealed (XChaCha20-Poly1305) with a key outside the database.
-    let db = rusqlite::Connection::open(app.data.path().join("data/jo.sqlite3")).expect("db");
-    let stored: Vec<u8> = db
-        .query_row(
-            "SELECT totp_secret FROM users WHERE username = 'marie_c'",
-            [],
-            |r| r.get(0),
-        )
+    let stored: Vec<u8> = app
+        .db()
+        .with(|c| {
+            c.query_row(
+                "SELECT totp_secret FROM users WHERE username = 'marie_c'",
+                params![],
+                |r| r.get(0),
+            )
+        })
         .expect("row");
     assert_eq!(
         stored.len(),
@@ -305,9 +307,13 @@ async fn changing_password_asks_the_current_one_and_ends_other_sessions() {
 async fn admin_created_on_the_command_line_must_enrol_2fa() {
     let data = tempfile::tempdir().expect("tempdir");
     let data_dir = data.path().join("data");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_jo-server"))
-        .args(["create-admin", "--data"])
-        .arg(&data_dir)
+    let config = test_config(data_dir.clone());
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_jo-server"));
+    cmd.args(["create-admin", "--data"]).arg(&data_dir);
+    if let Some(pg) = &config.postgres {
+        cmd.arg("--database").arg(pg.url.expose());
+    }
+    let mut child = cmd
         .args(["--email", "Admin@Example.com", "--username", "chef"])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -322,7 +328,7 @@ async fn admin_created_on_the_command_line_must_enrol_2fa() {
     assert!(out.status.success(), "create-admin failed");
     assert!(String::from_utf8_lossy(&out.stdout).contains("admin chef created"));
 
-    let app = start(jo_server::Config::for_tests(data_dir), data).await;
+    let app = start(config, data).await;
     let b = Browser::new(&app);
     assert_redirect_to(
         &b.login("admin@example.com", GOOD_PASSWORD).await,
@@ -512,11 +518,13 @@ async fn password_only_session_is_not_admin_after_enrolment() {
     );
     let db = crate::common::shop::db(&app);
     let early_row: (Vec<u8>, i64, i64, i64, i64) = db
-        .query_row(
-            "SELECT id_hash, user_id, created_at, last_seen_at, expires_at FROM sessions",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
+        .with(|c| {
+            c.query_row(
+                "SELECT id_hash, user_id, created_at, last_seen_at, expires_at FROM sessions",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+        })
         .expect("the early session");
 
     let real = Browser::new(&app);
@@ -530,11 +538,19 @@ async fn password_only_session_is_not_admin_after_enrolment() {
     // Even a password-only session that outlived enrolment (one opened
     // before this server version ended them, say) is not an admin session:
     // the account has 2FA on, but this session never passed it.
-    db.execute(
-        "INSERT OR IGNORE INTO sessions (id_hash, user_id, stage, created_at, last_seen_at, expires_at)
-         VALUES (?1, ?2, 'full', ?3, ?4, ?5)",
-        rusqlite::params![early_row.0, early_row.1, early_row.2, early_row.3, early_row.4],
-    )
+    db.with(|c| {
+        c.execute(
+            "INSERT INTO sessions (id_hash, user_id, stage, created_at, last_seen_at, expires_at)
+             VALUES (?1, ?2, 'full', ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            params![
+                early_row.0,
+                early_row.1,
+                early_row.2,
+                early_row.3,
+                early_row.4
+            ],
+        )
+    })
     .expect("the early session is back");
     for path in ["/admin", "/admin/orders", "/admin/devices"] {
         assert_eq!(
@@ -638,7 +654,7 @@ async fn pending_totp_secret_is_not_shown_to_another_session() {
         crate::common::shop::sql_i64(
             &app,
             "SELECT totp_enabled FROM users WHERE username = 'chef'",
-            []
+            &[]
         ),
         0
     );

@@ -9,7 +9,7 @@ use jo_server::Config;
 use reqwest::StatusCode;
 
 use crate::common::shop::{pdf_text, plain, zbar};
-use crate::common::{Browser, start};
+use crate::common::{Browser, start, test_config};
 
 const BIN: &str = env!("CARGO_BIN_EXE_jo-server");
 
@@ -87,7 +87,7 @@ async fn demo_prepares_the_tour_refuses_a_database_in_use_and_serve_serves_it() 
 #[tokio::test]
 async fn demo_refuses_a_database_with_accounts() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = Config::for_tests(dir.path().join("data"));
+    let config = test_config(dir.path().join("data"));
     jo_server::admin::create_admin(
         &config,
         "chef@example.com",

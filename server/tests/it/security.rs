@@ -838,7 +838,7 @@ async fn names_with_bidi_overrides_or_invisible_characters_are_refused_at_regist
         }
     }
     assert_eq!(
-        crate::common::shop::sql_i64(&app, "SELECT count(*) FROM users", []),
+        crate::common::shop::sql_i64(&app, "SELECT count(*) FROM users", &[]),
         0
     );
     // Accents, apostrophes, hyphens and other scripts are names.
@@ -890,7 +890,7 @@ async fn names_with_bidi_overrides_or_invisible_characters_are_refused_at_accoun
         crate::common::shop::sql_i64(
             &app,
             "SELECT count(*) FROM users WHERE first_name = 'Marie' AND last_name = 'Curie'",
-            []
+            &[]
         ),
         1,
         "the names are unchanged"

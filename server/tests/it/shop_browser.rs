@@ -26,12 +26,12 @@ async fn a_famille_ticket_is_bought_through_the_pages() {
     let sid = sql_i64(
         &app,
         "SELECT id FROM game_sessions WHERE code = 'ATH01'",
-        [],
+        &[],
     );
     let sport = sql_i64(
         &app,
         "SELECT sport_id FROM game_sessions WHERE id = ?1",
-        [sid],
+        &[&sid],
     );
     chrome.goto(&url(&format!("/sessions?sport={sport}"))).await;
     chrome.click(&format!("a[href='/sessions/{sid}']")).await;

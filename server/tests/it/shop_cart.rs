@@ -48,7 +48,11 @@ async fn a_visitor_fills_a_cart_that_is_kept_when_they_log_in() {
     assert!(html.contains("id=\"checkout\""));
     // The visitor's cart is gone (merged, not copied).
     assert_eq!(
-        sql_i64(&app, "SELECT count(*) FROM carts WHERE user_id IS NULL", []),
+        sql_i64(
+            &app,
+            "SELECT count(*) FROM carts WHERE user_id IS NULL",
+            &[]
+        ),
         0
     );
 }
@@ -156,7 +160,7 @@ async fn hostile_cart_input_is_refused_cleanly() {
         )
         .await;
     assert_redirect_to(&r, &format!("/sessions/{sid}?refused=offer"));
-    assert_eq!(sql_i64(&app, "SELECT count(*) FROM cart_lines", []), 0);
+    assert_eq!(sql_i64(&app, "SELECT count(*) FROM cart_lines", &[]), 0);
     // Without the CSRF token: refused.
     let r = b
         .client
@@ -184,7 +188,7 @@ async fn sold_out_sessions_and_inactive_offers_say_so() {
 
     // The Famille offer is withdrawn after it went into the cart.
     db(&app)
-        .execute("UPDATE offers SET active = 0 WHERE id = ?1", [fam])
+        .with(|c| c.execute("UPDATE offers SET active = 0 WHERE id = ?1", params![fam]))
         .expect("update");
     let (_, html) = b.get_text("/cart").await;
     assert!(html.contains("plus proposée"), "{html}");
@@ -210,10 +214,12 @@ async fn sold_out_sessions_and_inactive_offers_say_so() {
 
     // Now the session sells out.
     db(&app)
-        .execute(
-            "UPDATE game_sessions SET seats_taken = capacity WHERE id = ?1",
-            [sid],
-        )
+        .with(|c| {
+            c.execute(
+                "UPDATE game_sessions SET seats_taken = capacity WHERE id = ?1",
+                params![sid],
+            )
+        })
         .expect("update");
     let (_, html) = b.get_text("/cart").await;
     assert!(html.contains("complet, il ne reste pas assez de places"));
@@ -228,7 +234,7 @@ async fn sold_out_sessions_and_inactive_offers_say_so() {
     assert!(html.contains("Complet"));
     let r = add_to_cart(&b, sid, solo, 1).await;
     assert_redirect_to(&r, &format!("/sessions/{sid}?refused=sold_out"));
-    assert_eq!(sql_i64(&app, "SELECT count(*) FROM orders", []), 0);
+    assert_eq!(sql_i64(&app, "SELECT count(*) FROM orders", &[]), 0);
 }
 
 #[tokio::test]
@@ -246,7 +252,7 @@ async fn pending_orders_per_buyer_are_capped() {
     let taken = sql_i64(
         &app,
         "SELECT seats_taken FROM game_sessions WHERE id = ?1",
-        [sid],
+        &[&sid],
     );
     let r = checkout(&b).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
@@ -259,7 +265,7 @@ async fn pending_orders_per_buyer_are_capped() {
         sql_i64(
             &app,
             "SELECT count(*) FROM orders WHERE status = 'pending'",
-            []
+            &[]
         ),
         2
     );
@@ -267,16 +273,18 @@ async fn pending_orders_per_buyer_are_capped() {
         sql_i64(
             &app,
             "SELECT seats_taken FROM game_sessions WHERE id = ?1",
-            [sid]
+            &[&sid]
         ),
         taken
     );
     // Once a hold has expired, the buyer may order again.
     db(&app)
-        .execute(
-            "UPDATE orders SET hold_expires_at = 0 WHERE id = (SELECT min(id) FROM orders)",
-            [],
-        )
+        .with(|c| {
+            c.execute(
+                "UPDATE orders SET hold_expires_at = 0 WHERE id = (SELECT min(id) FROM orders)",
+                params![],
+            )
+        })
         .expect("update");
     order_of_redirect(&checkout(&b).await);
 }
@@ -297,7 +305,7 @@ async fn seats_held_per_buyer_are_capped() {
         html.contains("places à la fois") && html.contains(" 10"),
         "{html}"
     );
-    assert_eq!(sql_i64(&app, "SELECT count(*) FROM orders", []), 0);
+    assert_eq!(sql_i64(&app, "SELECT count(*) FROM orders", &[]), 0);
     // Eight seats, then three more (eleven held): the second is refused.
     let (sid_s, fam_s) = (sid.to_string(), fam.to_string());
     b.submit(
@@ -330,7 +338,7 @@ async fn seats_held_per_buyer_are_capped() {
             &app,
             "SELECT sum(l.seats * l.quantity) FROM order_lines l JOIN orders o ON o.id = l.order_id
              WHERE o.status = 'pending'",
-            []
+            &[]
         ),
         10
     );
@@ -378,13 +386,17 @@ async fn a_cart_merged_at_login_keeps_the_line_and_quantity_caps() {
                 "SELECT {sql} FROM cart_lines l JOIN carts c ON c.id = l.cart_id
                  JOIN users u ON u.id = c.user_id WHERE u.email = ?1"
             ),
-            [email],
+            &[&email],
         )
     };
     assert_eq!(user_lines("count(*)"), 10, "the line cap holds at login");
     assert_eq!(user_lines("max(l.quantity)"), 10, "the quantity cap holds");
     assert_eq!(
-        sql_i64(&app, "SELECT count(*) FROM carts WHERE user_id IS NULL", []),
+        sql_i64(
+            &app,
+            "SELECT count(*) FROM carts WHERE user_id IS NULL",
+            &[]
+        ),
         0
     );
 }
@@ -415,5 +427,5 @@ async fn adding_zero_tickets_is_refused_and_adds_nothing() {
             "{q:?}: {html}"
         );
     }
-    assert_eq!(sql_i64(&app, "SELECT count(*) FROM cart_lines", []), 0);
+    assert_eq!(sql_i64(&app, "SELECT count(*) FROM cart_lines", &[]), 0);
 }

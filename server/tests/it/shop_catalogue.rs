@@ -21,12 +21,12 @@ async fn a_fresh_install_has_a_realistic_programme_on_sale() {
     let sports = sql_i64(
         &app,
         "SELECT count(DISTINCT sport_id) FROM game_sessions",
-        [],
+        &[],
     );
     let venues = sql_i64(
         &app,
         "SELECT count(DISTINCT venue_id) FROM game_sessions",
-        [],
+        &[],
     );
     assert!(
         sports >= 10 && venues >= 8,
@@ -36,7 +36,7 @@ async fn a_fresh_install_has_a_realistic_programme_on_sale() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_secs() as i64;
-    let first = sql_i64(&app, "SELECT min(starts_at) FROM game_sessions", []);
+    let first = sql_i64(&app, "SELECT min(starts_at) FROM game_sessions", &[]);
     assert!(
         first > now + 29 * 86_400,
         "the Games start in about 30 days"
@@ -46,7 +46,7 @@ async fn a_fresh_install_has_a_realistic_programme_on_sale() {
             sql_i64(
                 &app,
                 "SELECT count(*) FROM venues WHERE name LIKE ?1",
-                [format!("%{name}%")]
+                &[&(format!("%{name}%"))]
             ),
             1,
             "{name}"
@@ -64,17 +64,19 @@ async fn the_list_filters_by_sport_date_and_venue() {
     let b = Browser::new(&app);
     let all = session_ids(&b, "").await;
     let (sport, venue): (i64, i64) = db(&app)
-        .query_row(
-            "SELECT sport_id, venue_id FROM game_sessions WHERE code = 'ATH01'",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .with(|c| {
+            c.query_row(
+                "SELECT sport_id, venue_id FROM game_sessions WHERE code = 'ATH01'",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
         .expect("ATH01");
     let by_sport = session_ids(&b, &format!("?sport={sport}")).await;
     let expected = sql_i64(
         &app,
         "SELECT count(*) FROM game_sessions WHERE sport_id = ?1",
-        [sport],
+        &[&sport],
     );
     assert_eq!(by_sport.len() as i64, expected);
     assert!(by_sport.len() < all.len());
@@ -82,7 +84,7 @@ async fn the_list_filters_by_sport_date_and_venue() {
     let expected = sql_i64(
         &app,
         "SELECT count(*) FROM game_sessions WHERE venue_id = ?1",
-        [venue],
+        &[&venue],
     );
     assert_eq!(by_venue.len() as i64, expected);
 
@@ -128,7 +130,7 @@ async fn a_session_page_shows_offers_prices_and_seats_left() {
     let id = sql_i64(
         &app,
         "SELECT id FROM game_sessions WHERE code = 'ATH01'",
-        [],
+        &[],
     );
     let (status, html) = b.get_text(&format!("/sessions/{id}")).await;
     assert_eq!(status, StatusCode::OK);
@@ -146,10 +148,8 @@ async fn a_session_page_shows_offers_prices_and_seats_left() {
 
     // An offer added later (by an admin) shows with no code change.
     db(&app)
-        .execute(
-            "INSERT INTO offers (name, seats, price_percent, created_at, updated_at) VALUES ('Groupe 8', 8, 80, 0, 0)",
-            [],
-        )
+        .with(|c| c.execute(
+            "INSERT INTO offers (name, seats, price_percent, created_at, updated_at) VALUES ('Groupe 8', 8, 80, 0, 0)", params![]))
         .expect("offer");
     let (_, html) = b.get_text(&format!("/sessions/{id}")).await;
     assert!(plain(&html).contains("800,00 €"), "8 × 125 × 80 %");
@@ -171,21 +171,24 @@ async fn a_session_page_shows_offers_prices_and_seats_left() {
 async fn restarting_neither_moves_nor_duplicates_the_programme() {
     let app = spawn_app().await;
     let before: (i64, i64, i64) = db(&app)
-        .query_row(
-            "SELECT count(*), min(starts_at), (SELECT count(*) FROM offers) FROM game_sessions",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .with(|c| {
+            c.query_row(
+                "SELECT count(*), min(starts_at), (SELECT count(*) FROM offers) FROM game_sessions",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+        })
         .expect("counts");
     // A second server on the same data: its start-up loads the fixtures again.
-    let config = jo_server::Config::for_tests(app.data.path().join("data"));
-    let _second = start(config, tempfile::tempdir().expect("tempdir")).await;
+    let _second = start(app.config.clone(), tempfile::tempdir().expect("tempdir")).await;
     let after: (i64, i64, i64) = db(&app)
-        .query_row(
-            "SELECT count(*), min(starts_at), (SELECT count(*) FROM offers) FROM game_sessions",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .with(|c| {
+            c.query_row(
+                "SELECT count(*), min(starts_at), (SELECT count(*) FROM offers) FROM game_sessions",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+        })
         .expect("counts");
     assert_eq!(before, after);
 }

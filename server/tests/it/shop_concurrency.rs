@@ -13,7 +13,7 @@ async fn two_hundred_simultaneous_checkouts_for_ten_seats_sell_exactly_ten() {
     let sid = sql_i64(
         &app,
         "SELECT id FROM game_sessions WHERE code = 'TEN10'",
-        [],
+        &[],
     );
     let solo = offer_id(&first, sid, "Solo").await;
     let crowd = many_buyers(&app, "template", 200).await;
@@ -34,15 +34,17 @@ async fn two_hundred_simultaneous_checkouts_for_ten_seats_sell_exactly_ten() {
     }
     // 10 seats left.
     db(&app)
-        .execute(
-            "UPDATE game_sessions SET seats_taken = capacity - 10 WHERE id = ?1",
-            [sid],
-        )
+        .with(|c| {
+            c.execute(
+                "UPDATE game_sessions SET seats_taken = capacity - 10 WHERE id = ?1",
+                params![sid],
+            )
+        })
         .expect("capacity");
     let capacity = sql_i64(
         &app,
         "SELECT capacity FROM game_sessions WHERE id = ?1",
-        [sid],
+        &[&sid],
     );
 
     // All at once.
@@ -101,7 +103,7 @@ async fn two_hundred_simultaneous_checkouts_for_ten_seats_sell_exactly_ten() {
         sql_i64(
             &app,
             "SELECT count(*) FROM tickets WHERE session_id = ?1",
-            [sid]
+            &[&sid]
         ),
         10
     );

@@ -12,15 +12,13 @@ async fn the_pdf_ticket_scans_and_verifies_with_the_buyers_name_and_admits() {
     let b = buyer(&app, "elodie").await;
     // A holder with accents, as the PDF must print them.
     db(&app)
-        .execute(
-            "UPDATE users SET first_name = 'Élodie', last_name = 'Lefèvre' WHERE username = 'elodie'",
-            [],
-        )
+        .with(|c| c.execute(
+            "UPDATE users SET first_name = 'Élodie', last_name = 'Lefèvre' WHERE username = 'elodie'", params![]))
         .expect("names");
     let sid = sql_i64(
         &app,
         "SELECT id FROM game_sessions WHERE code = 'ESC12'",
-        [],
+        &[],
     );
     let number = buy(&b, sid, "Famille", 1).await;
     let ids = ticket_ids(&b).await;

@@ -7,6 +7,7 @@ use crate::common;
 use std::time::Duration;
 
 use crate::common::api::*;
+use crate::common::{params, sqlite_only};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jo_shared::Keyring;
@@ -32,14 +33,16 @@ async fn enrol_sync_upload_and_conflicts_over_http() {
     let app = common::spawn_app().await;
     let c = db(&app);
     seed_session(&c, 900_001, 1);
-    let tickets = seed_tickets(&c, 900_001, 3);
-    jo_server::db::tickets::revoke(
-        &c,
-        &tickets[1],
-        RevocationReason::Refunded,
-        "test",
-        now() - 60,
-    )
+    let tickets = seed_tickets(&c, &app.config.keys_dir, 900_001, 3);
+    c.with(|c| {
+        jo_server::db::tickets::revoke(
+            sqlite_only(c),
+            &tickets[1],
+            RevocationReason::Refunded,
+            "test",
+            now() - 60,
+        )
+    })
     .expect("revokes");
 
     let mut a = ApiDevice::enroll(&app, "Porte A").await;
@@ -68,7 +71,7 @@ async fn enrol_sync_upload_and_conflicts_over_http() {
     // Up from A: an admission, an admission after revocation, a valid
     // signature for a ticket the server never issued, a refusal.
     let unknown = TicketId([0xee; 10]);
-    signed_ticket_text(&server_signer(&c), unknown, 900_001);
+    signed_ticket_text(&server_signer(&app.config.keys_dir), unknown, 900_001);
     let records = vec![
         a.admit(tickets[0], 900_001),
         a.admit(tickets[1], 900_001),
@@ -107,21 +110,25 @@ async fn enrol_sync_upload_and_conflicts_over_http() {
     assert_eq!((r.stored, r.conflicts), (1, 1));
     assert_eq!(conflict_kinds(&c, &b.id), ["double_admit"]);
     let detail: String = c
-        .query_row(
-            "SELECT detail FROM scan_conflicts WHERE kind = 'double_admit'",
-            [],
-            |r| r.get(0),
-        )
+        .with(|c| {
+            c.query_row(
+                "SELECT detail FROM scan_conflicts WHERE kind = 'double_admit'",
+                params![],
+                |r| r.get(0),
+            )
+        })
         .expect("reads");
     assert!(detail.contains(&a.id), "{detail}");
 
     // What the admin console reads about the devices.
     let (last_seq, pending, gate): (i64, i64, String) = c
-        .query_row(
-            "SELECT last_seq, pending_uploads, gate FROM devices WHERE id = ?1",
-            [&a.id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
+        .with(|c| {
+            c.query_row(
+                "SELECT last_seq, pending_uploads, gate FROM devices WHERE id = ?1",
+                params![&a.id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+        })
         .expect("reads");
     assert_eq!((last_seq, pending, gate.as_str()), (4, 0, "Porte A"));
 }
@@ -131,7 +138,7 @@ async fn a_batch_sent_twice_is_stored_once() {
     let app = common::spawn_app().await;
     let c = db(&app);
     seed_session(&c, 900_002, 1);
-    let tickets = seed_tickets(&c, 900_002, 3);
+    let tickets = seed_tickets(&c, &app.config.keys_dir, 900_002, 3);
     let mut d = ApiDevice::enroll(&app, "Porte C").await;
     let records: Vec<_> = tickets.iter().map(|t| d.admit(*t, 900_002)).collect();
     let batch = d.batch(records);
@@ -175,7 +182,7 @@ async fn a_connection_dropped_mid_upload_then_retried_is_stored_once() {
     let app = common::spawn_app().await;
     let c = db(&app);
     seed_session(&c, 900_003, 1);
-    let tickets = seed_tickets(&c, 900_003, 20);
+    let tickets = seed_tickets(&c, &app.config.keys_dir, 900_003, 20);
     let mut d = ApiDevice::enroll(&app, "Porte D").await;
     let records: Vec<_> = tickets.iter().map(|t| d.admit(*t, 900_003)).collect();
     let batch = d.batch(records);
@@ -203,11 +210,13 @@ async fn a_connection_dropped_mid_upload_then_retried_is_stored_once() {
     assert_eq!(r.stored as usize + r.duplicates.len(), 20);
     assert_eq!(stored_scans(&c, &d.id), 20);
     let distinct: i64 = c
-        .query_row(
-            "SELECT count(DISTINCT scan_id) FROM scans WHERE device_id = ?1",
-            [&d.id],
-            |r| r.get(0),
-        )
+        .with(|c| {
+            c.query_row(
+                "SELECT count(DISTINCT scan_id) FROM scans WHERE device_id = ?1",
+                params![&d.id],
+                |r| r.get(0),
+            )
+        })
         .expect("counts");
     assert_eq!(distinct, 20);
 }
@@ -218,7 +227,10 @@ async fn a_revoked_device_gets_401_on_its_next_call() {
     let d = ApiDevice::enroll(&app, "Porte E").await;
     assert_eq!(d.get(paths::SESSIONS).await.status(), StatusCode::OK);
     let c = db(&app);
-    assert!(jo_server::db::devices::revoke(&c, &d.id, now()).expect("revokes"));
+    assert!(
+        c.with(|c| jo_server::db::devices::revoke(sqlite_only(c), &d.id, now()))
+            .expect("revokes")
+    );
     let e = api_error(d.get(paths::SESSIONS).await, StatusCode::UNAUTHORIZED).await;
     assert_eq!(e.error, "unauthorized");
     let r = post_json(
@@ -239,7 +251,9 @@ async fn a_revoked_device_gets_401_on_its_next_call() {
 async fn a_bad_token_gets_401_with_no_hint_whether_the_device_exists() {
     let app = common::spawn_app().await;
     let revoked = ApiDevice::enroll(&app, "Porte F").await;
-    jo_server::db::devices::revoke(&db(&app), &revoked.id, now()).expect("revokes");
+    db(&app)
+        .with(|c| jo_server::db::devices::revoke(sqlite_only(c), &revoked.id, now()))
+        .expect("revokes");
     let client = reqwest::Client::new();
     let url = format!("{}{}", app.addr, paths::KEYRING);
     let unknown = jo_server::auth::tokens::random_token().expect("random");
@@ -296,8 +310,16 @@ async fn the_revocation_list_is_signed_paged_and_refused_when_tampered() {
     let app = common::spawn_app().await;
     let c = db(&app);
     for i in 0..5u8 {
-        jo_server::db::tickets::revoke(&c, &TicketId([i; 10]), RevocationReason::Fraud, "", now())
-            .expect("revokes");
+        c.with(|c| {
+            jo_server::db::tickets::revoke(
+                sqlite_only(c),
+                &TicketId([i; 10]),
+                RevocationReason::Fraud,
+                "",
+                now(),
+            )
+        })
+        .expect("revokes");
     }
     let d = ApiDevice::enroll(&app, "Porte H").await;
     let ring = keyring_of(&d.get_ok(paths::KEYRING).await);
@@ -392,11 +414,13 @@ async fn gaps_breaks_and_late_uploads_are_flagged_and_stored() {
     d.seq = 4;
     d.last_hash = {
         let h: Vec<u8> = c
-            .query_row(
-                "SELECT hash FROM scans WHERE device_id = ?1 AND seq = 4",
-                [&d.id],
-                |r| r.get(0),
-            )
+            .with(|c| {
+                c.query_row(
+                    "SELECT hash FROM scans WHERE device_id = ?1 AND seq = 4",
+                    params![&d.id],
+                    |r| r.get(0),
+                )
+            })
             .expect("reads");
         h.try_into().expect("32 bytes")
     };
@@ -504,7 +528,11 @@ async fn malformed_or_oversized_uploads_are_refused_whole() {
 
     assert_eq!(stored_scans(&c, &d.id), 0, "nothing partially stored");
     let conflicts: i64 = c
-        .query_row("SELECT count(*) FROM scan_conflicts", [], |r| r.get(0))
+        .with(|c| {
+            c.query_row("SELECT count(*) FROM scan_conflicts", params![], |r| {
+                r.get(0)
+            })
+        })
         .expect("counts");
     assert_eq!(conflicts, 0);
 }
@@ -629,7 +657,7 @@ async fn an_admission_without_a_real_ticket_is_flagged_and_kept_out_of_the_feed(
     let app = common::spawn_app().await;
     let c = db(&app);
     seed_session(&c, 900_010, 1);
-    let tickets = seed_tickets(&c, 900_010, 4);
+    let tickets = seed_tickets(&c, &app.config.keys_dir, 900_010, 4);
     let mut a = ApiDevice::enroll(&app, "Porte A").await;
     let b = ApiDevice::enroll(&app, "Porte B").await;
 
@@ -695,7 +723,7 @@ async fn entries_carry_their_gate_signature_and_those_of_a_revoked_device_leave_
     let app = common::spawn_app().await;
     let c = db(&app);
     seed_session(&c, 900_011, 1);
-    let tickets = seed_tickets(&c, 900_011, 2);
+    let tickets = seed_tickets(&c, &app.config.keys_dir, 900_011, 2);
     let mut a = ApiDevice::enroll(&app, "Porte A").await;
     let b = ApiDevice::enroll(&app, "Porte B").await;
     let records = vec![a.admit(tickets[0], 900_011), a.admit(tickets[1], 900_011)];
@@ -722,7 +750,10 @@ async fn entries_carry_their_gate_signature_and_those_of_a_revoked_device_leave_
 
     // A is revoked: its entries leave the feed and the list says so; the
     // scans stay stored for the admins.
-    assert!(jo_server::db::devices::revoke(&c, &a.id, now()).expect("revokes"));
+    assert!(
+        c.with(|c| jo_server::db::devices::revoke(sqlite_only(c), &a.id, now()))
+            .expect("revokes")
+    );
     assert!(all_entries(&b).await.is_empty());
     let list: jo_shared::api::SignedDeviceList = b.get_ok(paths::DEVICES).await;
     list.verify(&ring).expect("verifies");
@@ -740,7 +771,7 @@ async fn scan_times_and_positions_out_of_bounds_are_refused_and_the_device_can_g
     let app = common::spawn_app().await;
     let c = db(&app);
     seed_session(&c, 900_012, 1);
-    let tickets = seed_tickets(&c, 900_012, 1);
+    let tickets = seed_tickets(&c, &app.config.keys_dir, 900_012, 1);
     let mut d = ApiDevice::enroll(&app, "Porte Z").await;
     for (seq, at) in [
         (1, i64::MAX),
@@ -827,7 +858,7 @@ async fn the_enrolment_answer_and_code_pin_the_keyring_and_a_rotation_extends_it
     let served: KeyringResponse = d.get_ok(paths::KEYRING).await;
     assert_eq!(served.chain.len(), 1);
     let pinned = served.chain[0].clone();
-    let config = jo_server::Config::for_tests(app.data.path().join("data"));
+    let config = app.config.clone();
     assert_eq!(
         jo_server::admin::keyring_fingerprint(&config).expect("fingerprint"),
         pinned.fingerprint_hex().expect("fp"),

@@ -1,9 +1,11 @@
 //! Helpers for the sync API tests: an enrolled device that keeps its own
 //! hash chain and signs its batches like the scanner does, typed JSON calls
-//! over HTTP, and direct seeding of the programme and tickets in SQLite.
+//! over HTTP, and direct seeding of the programme and tickets in the database.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jo_server::db::direct::Direct;
+use jo_server::db::sql::{Conn, Dialect, params};
 use jo_shared::TicketSigner;
 use jo_shared::api::{
     ApiError, EnrollRequest, EnrollResponse, ScanBatch, ScanId, ScanRecord, ScanVerdict,
@@ -11,9 +13,10 @@ use jo_shared::api::{
 };
 use jo_shared::ticket::{HolderName, TicketId, TicketPayload};
 use reqwest::{Client, Response, StatusCode, header};
-use rusqlite::{Connection, params};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use std::path::Path;
 
 use super::TestApp;
 
@@ -41,33 +44,36 @@ pub fn now() -> i64 {
 
 /// A one-time enrolment code, made the way `jo-server enroll-code` makes it.
 pub async fn enrollment_code(app: &TestApp) -> String {
-    let config = jo_server::Config::for_tests(app.data.path().join("data"));
-    jo_server::admin::create_enrollment_code(&config, 1)
+    jo_server::admin::create_enrollment_code(&app.config, 1)
         .await
         .expect("enrolment code")
 }
 
 /// A connection to the running server's database.
-pub fn db(app: &TestApp) -> Connection {
-    let c = Connection::open(app.data.path().join("data").join("jo.sqlite3")).expect("opens");
-    c.busy_timeout(std::time::Duration::from_secs(5))
-        .expect("busy timeout");
-    c.pragma_update(None, "foreign_keys", "ON").expect("fks");
-    c
+pub fn db(app: &TestApp) -> Direct {
+    app.db()
 }
 
 /// Inserts a scheduled session `id` (sport, venue, `max_entries` > 1 means
 /// re-entry allowed) that runs from an hour ago to five hours from now.
-pub fn seed_session(c: &Connection, id: u32, max_entries: u32) {
+pub fn seed_session(d: &Direct, id: u32, max_entries: u32) {
+    d.with(|c| {
+        insert_session(c, id, max_entries);
+        Ok(())
+    })
+    .expect("seeds a session");
+}
+
+fn insert_session(c: &Conn<'_>, id: u32, max_entries: u32) {
     let t = now();
     c.execute(
-        "INSERT OR IGNORE INTO sports (name) VALUES ('Sport de test')",
-        [],
+        "INSERT INTO sports (name) VALUES ('Sport de test') ON CONFLICT DO NOTHING",
+        params![],
     )
     .expect("sport");
     c.execute(
-        "INSERT OR IGNORE INTO venues (name, city) VALUES ('Arène de test', 'Paris')",
-        [],
+        "INSERT INTO venues (name, city) VALUES ('Arène de test', 'Paris') ON CONFLICT DO NOTHING",
+        params![],
     )
     .expect("venue");
     c.execute(
@@ -88,56 +94,78 @@ pub fn seed_session(c: &Connection, id: u32, max_entries: u32) {
         ],
     )
     .expect("session");
+    if c.dialect() == Dialect::Postgres {
+        // An explicit id does not advance the identity sequence.
+        c.query_row(
+            "SELECT setval(pg_get_serial_sequence('game_sessions', 'id'),
+                 (SELECT MAX(id) FROM game_sessions))",
+            params![],
+            |_| Ok(()),
+        )
+        .expect("sequence");
+    }
 }
 
 /// Issues `n` tickets for `session` (one paid order of a test buyer) and
-/// returns their ids.
-pub fn seed_tickets(c: &Connection, session: u32, n: usize) -> Vec<TicketId> {
+/// returns their ids; `keys_dir` holds the server's signing key.
+pub fn seed_tickets(d: &Direct, keys_dir: &Path, session: u32, n: usize) -> Vec<TicketId> {
+    d.with(|c| Ok(insert_tickets(c, keys_dir, session, n)))
+        .expect("seeds tickets")
+}
+
+fn insert_tickets(c: &Conn<'_>, keys_dir: &Path, session: u32, n: usize) -> Vec<TicketId> {
     let t = now();
     c.execute(
-        "INSERT OR IGNORE INTO users (username, email, first_name, last_name, password_hash,
+        "INSERT INTO users (username, email, first_name, last_name, password_hash,
              user_key, created_at)
-         VALUES ('sync-buyer', 'sync-buyer@example.fr', 'Marie', 'Curie', 'x', zeroblob(32), ?1)",
-        [t],
+         VALUES ('sync-buyer', 'sync-buyer@example.fr', 'Marie', 'Curie', 'x', ?2, ?1)
+         ON CONFLICT DO NOTHING",
+        params![t, [0u8; 32]],
     )
     .expect("user");
     let user: i64 = c
         .query_row(
             "SELECT id FROM users WHERE username = 'sync-buyer'",
-            [],
+            params![],
             |r| r.get(0),
         )
         .expect("user id");
     c.execute(
-        "INSERT OR IGNORE INTO offers (name, seats, price_percent, created_at, updated_at)
-         VALUES ('Test sync', 1, 100, ?1, ?1)",
-        [t],
+        "INSERT INTO offers (name, seats, price_percent, created_at, updated_at)
+         VALUES ('Test sync', 1, 100, ?1, ?1) ON CONFLICT DO NOTHING",
+        params![t],
     )
     .expect("offer");
     let offer: i64 = c
-        .query_row("SELECT id FROM offers WHERE name = 'Test sync'", [], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT id FROM offers WHERE name = 'Test sync'",
+            params![],
+            |r| r.get(0),
+        )
         .expect("offer id");
     let mut number = [0u8; 8];
     jo_shared::doublekey::random_bytes(&mut number).expect("random");
-    c.execute(
-        "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at,
-             paid_at, purchase_key)
-         VALUES (?1, ?2, 'paid', 0, ?3, ?3, ?3, randomblob(32))",
-        params![hex::encode(number), user, t],
-    )
-    .expect("order");
-    let order = c.last_insert_rowid();
-    c.execute(
-        "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity,
-             unit_price_cents)
-         VALUES (?1, ?2, ?3, 'Test sync', 1, ?4, 0)",
-        params![order, session, offer, n as i64],
-    )
-    .expect("order line");
-    let line = c.last_insert_rowid();
-    let signer = server_signer(c);
+    let mut purchase_key = [0u8; 32];
+    jo_shared::doublekey::random_bytes(&mut purchase_key).expect("random");
+    let order: i64 = c
+        .query_row(
+            "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at,
+                 paid_at, purchase_key)
+             VALUES (?1, ?2, 'paid', 0, ?3, ?3, ?3, ?4) RETURNING id",
+            params![hex::encode(number), user, t, purchase_key],
+            |r| r.get(0),
+        )
+        .expect("order");
+    let line: i64 = c
+        .query_row(
+            "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity,
+                 unit_price_cents)
+             VALUES (?1, ?2, ?3, 'Test sync', 1, ?4, 0) RETURNING id",
+            params![order, session, offer, n as i64],
+            |r| r.get(0),
+        )
+        .expect("order line");
+    let signer = server_signer(keys_dir);
     (0..n)
         .map(|i| {
             let mut id = [0u8; 10];
@@ -166,13 +194,9 @@ pub fn seed_tickets(c: &Connection, session: u32, n: usize) -> Vec<TicketId> {
         .collect()
 }
 
-/// The server's signing key, from the keys directory beside its database.
-pub fn server_signer(c: &Connection) -> TicketSigner {
-    let keys = std::path::Path::new(c.path().expect("a file database"))
-        .parent()
-        .expect("data dir")
-        .join("keys");
-    jo_shared::keys::load_signer(&keys).expect("signing key")
+/// The server's signing key, from its keys directory.
+pub fn server_signer(keys_dir: &Path) -> TicketSigner {
+    jo_shared::keys::load_signer(keys_dir).expect("signing key")
 }
 
 /// Signs a ticket of `session` with `signer` (valid from two hours ago for
@@ -193,23 +217,26 @@ pub fn signed_ticket_text(signer: &TicketSigner, id: TicketId, session: u32) -> 
 }
 
 /// Conflict kinds recorded for a device, sorted.
-pub fn conflict_kinds(c: &Connection, device_id: &str) -> Vec<String> {
-    let mut stmt = c
-        .prepare("SELECT kind FROM scan_conflicts WHERE device_id = ?1 ORDER BY kind")
-        .expect("prepares");
-    stmt.query_map([device_id], |r| r.get(0))
-        .expect("queries")
-        .collect::<Result<_, _>>()
-        .expect("reads")
+pub fn conflict_kinds(d: &Direct, device_id: &str) -> Vec<String> {
+    d.with(|c| {
+        c.query_map(
+            "SELECT kind FROM scan_conflicts WHERE device_id = ?1 ORDER BY kind",
+            params![device_id],
+            |r| r.get(0),
+        )
+    })
+    .expect("reads")
 }
 
 /// Scans stored for a device.
-pub fn stored_scans(c: &Connection, device_id: &str) -> i64 {
-    c.query_row(
-        "SELECT count(*) FROM scans WHERE device_id = ?1",
-        [device_id],
-        |r| r.get(0),
-    )
+pub fn stored_scans(d: &Direct, device_id: &str) -> i64 {
+    d.with(|c| {
+        c.query_row(
+            "SELECT count(*) FROM scans WHERE device_id = ?1",
+            params![device_id],
+            |r| r.get(0),
+        )
+    })
     .expect("counts")
 }
 

@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::Command;
 
+use jo_server::db::direct::Direct;
+use jo_server::db::sql::params;
 use jo_shared::revocation::RevocationList;
 use jo_shared::verify::{NoEntries, VerifyContext, verify};
 use jo_shared::{TicketPayload, Verdict};
@@ -21,18 +23,14 @@ pub const CARD_DECLINED: &str = "4000 0000 0000 0002";
 /// Declined: network error.
 pub const CARD_NETWORK: &str = "4000 0000 0000 0119";
 
-/// The database of a running test app (WAL: reads see committed writes).
-pub fn db(app: &TestApp) -> rusqlite::Connection {
-    let c = rusqlite::Connection::open(app.data.path().join("data").join("jo.sqlite3"))
-        .expect("opens the database");
-    c.busy_timeout(Duration::from_secs(10))
-        .expect("busy timeout");
-    c
+/// The database of a running test app (reads see committed writes).
+pub fn db(app: &TestApp) -> Direct {
+    app.db()
 }
 
 /// One integer from SQL.
-pub fn sql_i64(app: &TestApp, sql: &str, params: impl rusqlite::Params) -> i64 {
-    db(app).query_row(sql, params, |r| r.get(0)).expect("query")
+pub fn sql_i64(app: &TestApp, sql: &str, params: Params<'_>) -> i64 {
+    query_i64(&app.db(), sql, params)
 }
 
 /// A registered, verified, logged-in buyer (named Marie Curie by the harness).
@@ -165,18 +163,20 @@ pub fn seats_taken(app: &TestApp, session_id: i64) -> i64 {
     sql_i64(
         app,
         "SELECT seats_taken FROM game_sessions WHERE id = ?1",
-        [session_id],
+        &[&session_id],
     )
 }
 
 /// The status of an order.
 pub fn order_status(app: &TestApp, number: &str) -> String {
     db(app)
-        .query_row(
-            "SELECT status FROM orders WHERE number = ?1",
-            [number],
-            |r| r.get(0),
-        )
+        .with(|c| {
+            c.query_row(
+                "SELECT status FROM orders WHERE number = ?1",
+                params![number],
+                |r| r.get(0),
+            )
+        })
         .expect("order")
 }
 
@@ -253,8 +253,7 @@ pub fn zbar(image: &Path) -> Vec<String> {
 /// Verifies a QR string against the server's public keyring (as a gate
 /// would, at the start of the ticket's validity) and returns its payload.
 pub fn verify_ticket(app: &TestApp, qr: &str) -> TicketPayload {
-    let keyring =
-        jo_shared::keys::load_keyring(&app.data.path().join("data").join("keys")).expect("keyring");
+    let keyring = jo_shared::keys::load_keyring(&app.config.keys_dir).expect("keyring");
     let (payload, _) = jo_shared::qr::decode_string(qr).expect("QR string");
     let p = TicketPayload::decode(&payload).expect("payload");
     let ctx = VerifyContext {
@@ -274,19 +273,31 @@ pub fn verify_ticket(app: &TestApp, qr: &str) -> TicketPayload {
 /// Creates `n` verified buyers sharing the password of an existing one (a
 /// copy of its hash: no argon2 work per account), and logs each in.
 pub async fn many_buyers(app: &TestApp, template: &str, n: usize) -> Vec<Browser> {
-    {
-        let c = db(app);
-        for i in 0..n {
-            c.execute(
-                "INSERT INTO users (username, email, first_name, last_name, password_hash, user_key,
-                     role, email_verified_at, created_at)
-                 SELECT ?1, ?2, 'Jean', 'Dupont', password_hash, randomblob(32), 'buyer', 1, 1
-                 FROM users WHERE username = ?3",
-                rusqlite::params![format!("crowd{i}"), format!("crowd{i}@example.com"), template],
-            )
-            .expect("inserts a buyer");
-        }
-    }
+    db(app)
+        .with(|c| {
+            let hash: String = c.query_row(
+                "SELECT password_hash FROM users WHERE username = ?1",
+                params![template],
+                |r| r.get(0),
+            )?;
+            for i in 0..n {
+                let mut user_key = [0u8; 32];
+                jo_shared::doublekey::random_bytes(&mut user_key).expect("random");
+                c.execute(
+                    "INSERT INTO users (username, email, first_name, last_name, password_hash, user_key,
+                         role, email_verified_at, created_at)
+                     VALUES (?1, ?2, 'Jean', 'Dupont', ?3, ?4, 'buyer', 1, 1)",
+                    params![
+                        format!("crowd{i}"),
+                        format!("crowd{i}@example.com"),
+                        hash,
+                        user_key
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+        .expect("inserts the buyers");
     let mut out = Vec::with_capacity(n);
     let mut tasks = Vec::new();
     for i in 0..n {
