@@ -168,14 +168,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) => eprintln!("no keyring fingerprint yet ({e:#}): start the server once"),
             }
         }
-        Command::MigrateToPostgres { from, to } => migrate_to_postgres(from, to).await?,
+        Command::MigrateToPostgres { from, to } => migrate_command(from, to).await?,
     }
     Ok(())
 }
 
 /// `migrate-to-postgres`: the copy runs on the blocking pool (both database
 /// clients are synchronous); the comparison is printed whatever its outcome.
-async fn migrate_to_postgres(from: PathBuf, to: Option<String>) -> anyhow::Result<()> {
+async fn migrate_command(from: PathBuf, to: Option<String>) -> anyhow::Result<()> {
     use jo_server::migrate::{MigrateError, migrate_to_postgres};
     let (_, settings) = jo_server::config::database_setting(to, std::path::Path::new("."), 1)?;
     let Some(settings) = settings else {
