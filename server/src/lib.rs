@@ -23,6 +23,7 @@ pub mod error;
 pub mod fixtures;
 pub mod i18n;
 pub mod mail;
+pub mod migrate;
 pub mod shop;
 pub mod startup;
 pub mod state;

@@ -71,6 +71,21 @@ enum Command {
         #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(1..=720))]
         ttl_hours: u32,
     },
+    /// Copy every table of an evaluation install (its SQLite file) into an
+    /// empty PostgreSQL database, in one transaction, then compare both
+    /// sides table by table (rows and checksums): committed only if all
+    /// match. Stop the server first. Keys stay files: carry the keys
+    /// directory and DATA/totp.key over to the PostgreSQL nodes.
+    MigrateToPostgres {
+        /// The SQLite database, e.g. DATA/jo.sqlite3 (opened read-only).
+        #[arg(long)]
+        from: PathBuf,
+        /// The PostgreSQL database: `postgres://USER@HOST:PORT/DB` (also
+        /// `JO_DATABASE_URL`; the password in `JO_DATABASE_PASSWORD` or
+        /// `JO_DATABASE_PASSWORD_FILE`, not in the URL, which `ps` shows).
+        #[arg(long, env = "JO_DATABASE", hide_env_values = true)]
+        to: Option<String>,
+    },
 }
 
 /// Runs the command; an error is printed as one line, `error: ` and its
@@ -153,6 +168,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Err(e) => eprintln!("no keyring fingerprint yet ({e:#}): start the server once"),
             }
         }
+        Command::MigrateToPostgres { from, to } => migrate_command(from, to).await?,
     }
     Ok(())
+}
+
+/// `migrate-to-postgres`: the copy runs on the blocking pool (both database
+/// clients are synchronous); the comparison is printed whatever its outcome.
+async fn migrate_command(from: PathBuf, to: Option<String>) -> anyhow::Result<()> {
+    use jo_server::migrate::{MigrateError, migrate_to_postgres};
+    let (_, settings) = jo_server::config::database_setting(to, std::path::Path::new("."), 1)?;
+    let Some(settings) = settings else {
+        anyhow::bail!("--to: a PostgreSQL URL (postgres://USER@HOST:PORT/DB) is needed");
+    };
+    let target = jo_server::db::pg::config(
+        settings.url.expose(),
+        settings.password.as_ref().map(Secret::expose),
+    )?;
+    let outcome = tokio::task::spawn_blocking(move || {
+        migrate_to_postgres(&from, &target, &mut |line: &str| eprintln!("{line}"))
+    })
+    .await?;
+    match outcome {
+        Ok(report) => {
+            print!("{}", report.render());
+            println!("migrated: every table matches; committed");
+            Ok(())
+        }
+        Err(e) => {
+            if let MigrateError::Mismatch { report } = &e {
+                print!("{}", report.render());
+            }
+            Err(e.into())
+        }
+    }
 }

@@ -17,6 +17,7 @@ mod cli;
 mod demo;
 mod health;
 mod keygen;
+mod migrate_pg;
 mod security;
 mod shop_access;
 mod shop_browser;
