@@ -218,7 +218,10 @@ async fn a_revoked_device_gets_401_on_its_next_call() {
     let d = ApiDevice::enroll(&app, "Porte E").await;
     assert_eq!(d.get(paths::SESSIONS).await.status(), StatusCode::OK);
     let c = db(&app);
-    assert!(jo_server::db::devices::revoke(&c, &d.id, now()).expect("revokes"));
+    assert!(
+        jo_server::db::devices::revoke(&jo_server::db::sql::Conn::Sqlite(&c), &d.id, now()) // bridge
+            .expect("revokes")
+    );
     let e = api_error(d.get(paths::SESSIONS).await, StatusCode::UNAUTHORIZED).await;
     assert_eq!(e.error, "unauthorized");
     let r = post_json(
@@ -239,7 +242,12 @@ async fn a_revoked_device_gets_401_on_its_next_call() {
 async fn a_bad_token_gets_401_with_no_hint_whether_the_device_exists() {
     let app = common::spawn_app().await;
     let revoked = ApiDevice::enroll(&app, "Porte F").await;
-    jo_server::db::devices::revoke(&db(&app), &revoked.id, now()).expect("revokes");
+    jo_server::db::devices::revoke(
+        &jo_server::db::sql::Conn::Sqlite(&db(&app)), // bridge
+        &revoked.id,
+        now(),
+    )
+    .expect("revokes");
     let client = reqwest::Client::new();
     let url = format!("{}{}", app.addr, paths::KEYRING);
     let unknown = jo_server::auth::tokens::random_token().expect("random");
@@ -722,7 +730,10 @@ async fn entries_carry_their_gate_signature_and_those_of_a_revoked_device_leave_
 
     // A is revoked: its entries leave the feed and the list says so; the
     // scans stay stored for the admins.
-    assert!(jo_server::db::devices::revoke(&c, &a.id, now()).expect("revokes"));
+    assert!(
+        jo_server::db::devices::revoke(&jo_server::db::sql::Conn::Sqlite(&c), &a.id, now()) // bridge
+            .expect("revokes")
+    );
     assert!(all_entries(&b).await.is_empty());
     let list: jo_shared::api::SignedDeviceList = b.get_ok(paths::DEVICES).await;
     list.verify(&ring).expect("verifies");

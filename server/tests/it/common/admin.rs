@@ -290,11 +290,15 @@ pub fn ticket_state(app: &TestApp, code: &str) -> (String, Option<i64>) {
 
 /// The ticket ids of the revocation list as scanners sync it (from version 0).
 pub fn synced_revocations(app: &TestApp) -> Vec<String> {
-    jo_server::db::revocations::entries_since(&admin_db(app), 0, 1_000_000)
-        .expect("revocation list")
-        .into_iter()
-        .map(|e| e.ticket_id.to_hex())
-        .collect()
+    jo_server::db::revocations::entries_since(
+        &jo_server::db::sql::Conn::Sqlite(&admin_db(app)), // bridge
+        0,
+        1_000_000,
+    )
+    .expect("revocation list")
+    .into_iter()
+    .map(|e| e.ticket_id.to_hex())
+    .collect()
 }
 
 /// A concrete path for a route pattern (`{id}` → `1`).
