@@ -4,14 +4,14 @@
 //! once, giving its public key, and gets a device id and a bearer token of
 //! which the server keeps only the SHA-256.
 
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use super::sql::{Begin, Conn, Optional, params};
 
 use super::audit::{Actor, audit};
 use super::{Store, StoreResult, now};
 
 /// Stores a new enrolment code hash.
 pub fn insert_code(
-    conn: &Connection,
+    conn: &Conn<'_>,
     code_hash: &[u8; 32],
     now: i64,
     expires_at: i64,
@@ -38,12 +38,12 @@ pub struct NewDevice {
 /// Spends a live code and creates the device, atomically; false if the code
 /// is unknown, used or expired.
 pub fn redeem(
-    conn: &mut Connection,
+    conn: &Conn<'_>,
     code_hash: &[u8; 32],
     device: &NewDevice,
     now: i64,
 ) -> StoreResult<bool> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.begin(Begin::Immediate)?;
     let live: Option<i64> = tx
         .query_row(
             "SELECT 1 FROM enrollment_codes WHERE code_hash = ?1 AND used_at IS NULL AND expires_at > ?2",
@@ -67,14 +67,13 @@ pub fn redeem(
 }
 
 /// The id of the live (not revoked) device holding this token hash.
-pub fn by_token(conn: &Connection, token_hash: &[u8; 32]) -> StoreResult<Option<String>> {
-    Ok(conn
-        .query_row(
-            "SELECT id FROM devices WHERE token_hash = ?1 AND revoked_at IS NULL",
-            [&token_hash[..]],
-            |r| r.get(0),
-        )
-        .optional()?)
+pub fn by_token(conn: &Conn<'_>, token_hash: &[u8; 32]) -> StoreResult<Option<String>> {
+    conn.query_row(
+        "SELECT id FROM devices WHERE token_hash = ?1 AND revoked_at IS NULL",
+        params![&token_hash[..]],
+        |r| r.get(0),
+    )
+    .optional()
 }
 
 /// A live device as the sync API authenticates it.
@@ -90,13 +89,14 @@ pub struct AuthDevice {
 
 /// The live (not revoked) device holding this token hash, with what the API
 /// needs of it. Unknown and revoked devices look alike: `None`.
-pub fn authenticate(conn: &Connection, token_hash: &[u8; 32]) -> StoreResult<Option<AuthDevice>> {
+pub fn authenticate(conn: &Conn<'_>, token_hash: &[u8; 32]) -> StoreResult<Option<AuthDevice>> {
     let row: Option<(String, Vec<u8>, Option<i64>)> = conn
-        .prepare_cached(
+        .query_row(
             "SELECT id, public_key, last_sync_at FROM devices
              WHERE token_hash = ?1 AND revoked_at IS NULL",
-        )?
-        .query_row([&token_hash[..]], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            params![&token_hash[..]],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
         .optional()?;
     Ok(row.and_then(|(id, key, last_sync_at)| {
         Some(AuthDevice {
@@ -110,7 +110,7 @@ pub fn authenticate(conn: &Connection, token_hash: &[u8; 32]) -> StoreResult<Opt
 /// Replaces a live device's token hash, only if `old_hash` is still its
 /// token (two concurrent rolls: one wins). False if nothing changed.
 pub fn roll_token(
-    conn: &Connection,
+    conn: &Conn<'_>,
     id: &str,
     old_hash: &[u8; 32],
     new_hash: &[u8; 32],
@@ -125,7 +125,7 @@ pub fn roll_token(
 
 /// Revokes a device: its token stops working at once. False if it was
 /// unknown or already revoked.
-pub fn revoke(conn: &Connection, id: &str, now: i64) -> StoreResult<bool> {
+pub fn revoke(conn: &Conn<'_>, id: &str, now: i64) -> StoreResult<bool> {
     let n = conn.execute(
         "UPDATE devices SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL",
         params![id, now],
@@ -135,19 +135,15 @@ pub fn revoke(conn: &Connection, id: &str, now: i64) -> StoreResult<bool> {
 
 /// Every enrolled device: id, public key, whether revoked (for the signed
 /// device list gates check admissions against).
-pub fn keys(conn: &Connection) -> StoreResult<Vec<(String, [u8; 32], bool)>> {
-    let mut stmt = conn
-        .prepare_cached("SELECT id, public_key, revoked_at IS NOT NULL FROM devices ORDER BY id")?;
-    let rows = stmt.query_map([], |r| {
-        Ok((
-            r.get::<_, String>(0)?,
-            r.get::<_, Vec<u8>>(1)?,
-            r.get::<_, bool>(2)?,
-        ))
-    })?;
+pub fn keys(conn: &Conn<'_>) -> StoreResult<Vec<(String, [u8; 32], bool)>> {
+    // Bytewise order on both databases (the signed list is the same).
+    let rows = conn.query_map(
+        "SELECT id, public_key, revoked_at IS NOT NULL FROM devices ORDER BY id COLLATE \"binary\"",
+        params![],
+        |r| Ok((r.get::<String>(0)?, r.get::<Vec<u8>>(1)?, r.get::<bool>(2)?)),
+    )?;
     let mut out = Vec::new();
-    for row in rows {
-        let (id, key, revoked) = row?;
+    for (id, key, revoked) in rows {
         // The schema holds 32-byte keys; anything else cannot verify and is left out.
         if let Ok(key) = <[u8; 32]>::try_from(key) {
             out.push((id, key, revoked));
@@ -157,9 +153,11 @@ pub fn keys(conn: &Connection) -> StoreResult<Vec<(String, [u8; 32], bool)>> {
 }
 
 /// Records that a device talked to the sync API.
-pub fn touch(conn: &Connection, id: &str, now: i64) -> StoreResult<()> {
-    conn.prepare_cached("UPDATE devices SET last_sync_at = ?2 WHERE id = ?1")?
-        .execute(params![id, now])?;
+pub fn touch(conn: &Conn<'_>, id: &str, now: i64) -> StoreResult<()> {
+    conn.execute(
+        "UPDATE devices SET last_sync_at = ?2 WHERE id = ?1",
+        params![id, now],
+    )?;
     Ok(())
 }
 
@@ -201,27 +199,21 @@ pub(super) struct Upload<'a> {
 /// Records an upload on its device, inside the upload's transaction: the
 /// chain head moves forward only, and the console's sync figures.
 pub(super) fn record_upload(
-    tx: &Connection,
+    tx: &Conn<'_>,
     device_id: &str,
     up: Upload<'_>,
     now: i64,
 ) -> StoreResult<()> {
-    tx.prepare_cached(
+    tx.execute(
         "UPDATE devices SET last_seq = ?2, last_hash = ?3 WHERE id = ?1 AND last_seq <= ?2",
-    )?
-    .execute(params![device_id, up.last_seq, &up.last_hash[..]])?;
-    tx.prepare_cached(
+        params![device_id, up.last_seq, &up.last_hash[..]],
+    )?;
+    tx.execute(
         "UPDATE devices SET last_sync_at = ?2, pending_uploads = ?3, gate = ?4,
                             clock_skew_secs = ?5
          WHERE id = ?1",
-    )?
-    .execute(params![
-        device_id,
-        now,
-        up.pending,
-        up.gate,
-        up.clock_skew_secs
-    ])?;
+        params![device_id, now, up.pending, up.gate, up.clock_skew_secs],
+    )?;
     Ok(())
 }
 
@@ -233,7 +225,7 @@ impl Store {
         ttl_secs: i64,
     ) -> StoreResult<()> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
                 insert_code(c, &code_hash, t, t + ttl_secs)
             })
@@ -247,30 +239,30 @@ impl Store {
         device: NewDevice,
     ) -> StoreResult<bool> {
         self.pool
-            .run(move |c| redeem(c, &code_hash, &device, now()))
+            .run_sql(move |c| redeem(c, &code_hash, &device, now()))
             .await
     }
 
     /// The live device holding a bearer token (by its hash).
     pub async fn device_by_token(&self, token_hash: [u8; 32]) -> StoreResult<Option<String>> {
-        self.pool.run(move |c| by_token(c, &token_hash)).await
+        self.pool.run_sql(move |c| by_token(c, &token_hash)).await
     }
 
     /// The live device holding a bearer token (by its hash).
     pub async fn api_device(&self, token_hash: [u8; 32]) -> StoreResult<Option<AuthDevice>> {
         self.pool
-            .read_blocking(move |c| authenticate(c, &token_hash))
+            .read_blocking_sql(move |c| authenticate(c, &token_hash))
             .await
     }
 
     /// Every enrolled device's id, public key and whether it is revoked.
     pub async fn device_keys(&self) -> StoreResult<Vec<(String, [u8; 32], bool)>> {
-        self.pool.read_blocking(keys).await
+        self.pool.read_blocking_sql(keys).await
     }
 
     /// Records that a device synced now.
     pub async fn touch_device(&self, id: String) -> StoreResult<()> {
-        self.pool.run(move |c| touch(c, &id, now())).await
+        self.pool.run_sql(move |c| touch(c, &id, now())).await
     }
 
     /// Replaces a device's token; false if `old_hash` is no longer its token.
@@ -281,25 +273,24 @@ impl Store {
         new_hash: [u8; 32],
     ) -> StoreResult<bool> {
         self.pool
-            .run(move |c| roll_token(c, &id, &old_hash, &new_hash))
+            .run_sql(move |c| roll_token(c, &id, &old_hash, &new_hash))
             .await
     }
 
     /// Revokes a device: its next API call gets 401.
     pub async fn revoke_device(&self, id: String) -> StoreResult<bool> {
-        self.pool.run(move |c| revoke(c, &id, now())).await
+        self.pool.run_sql(move |c| revoke(c, &id, now())).await
     }
 
     /// Every device, live ones first, then by enrolment.
     pub async fn admin_devices(&self) -> StoreResult<Vec<DeviceRow>> {
         self.pool
-            .read_blocking(|c| {
-                let mut st = c.prepare_cached(
+            .read_blocking_sql(|c| {
+                c.query_map(
                     "SELECT id, label, gate, enrolled_at, last_sync_at, pending_uploads, clock_skew_secs, revoked_at
                      FROM devices ORDER BY revoked_at IS NOT NULL, enrolled_at DESC",
-                )?;
-                Ok(st
-                    .query_map([], |r| {
+                    params![],
+                    |r| {
                         Ok(DeviceRow {
                             id: r.get(0)?,
                             label: r.get(1)?,
@@ -310,8 +301,8 @@ impl Store {
                             clock_skew_secs: r.get(6)?,
                             revoked_at: r.get(7)?,
                         })
-                    })?
-                    .collect::<Result<_, _>>()?)
+                    },
+                )
             })
             .await
     }
@@ -319,12 +310,12 @@ impl Store {
     /// Live (unused, unexpired) enrolment codes.
     pub async fn admin_live_codes(&self) -> StoreResult<i64> {
         self.pool
-            .read_blocking(|c| {
-                Ok(c.query_row(
+            .read_blocking_sql(|c| {
+                c.query_row(
                     "SELECT count(*) FROM enrollment_codes WHERE used_at IS NULL AND expires_at > ?1",
-                    [now()],
+                    params![now()],
                     |r| r.get(0),
-                )?)
+                )
             })
             .await
     }
@@ -337,13 +328,13 @@ impl Store {
         ttl_secs: i64,
     ) -> StoreResult<i64> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 insert_code(&tx, &code_hash, t, t + ttl_secs)?;
                 // The code itself never enters the log: only its expiry.
                 audit(
-                    &tx,
+                    tx.sqlite()?, // bridge
                     &actor,
                     "device.enrollment_code",
                     "device:new",
@@ -359,13 +350,20 @@ impl Store {
     /// Revokes a device; false if there is no such live device.
     pub async fn admin_revoke_device(&self, actor: Actor, id: String) -> StoreResult<bool> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 if !revoke(&tx, &id, t)? {
                     return Ok(false);
                 }
-                audit(&tx, &actor, "device.revoke", &format!("device:{id}"), "", t)?;
+                audit(
+                    tx.sqlite()?, // bridge
+                    &actor,
+                    "device.revoke",
+                    &format!("device:{id}"),
+                    "",
+                    t,
+                )?;
                 tx.commit()?;
                 Ok(true)
             })
@@ -388,21 +386,22 @@ mod tests {
 
     #[test]
     fn a_code_enrols_one_device_once_before_it_expires() {
-        let mut c = Connection::open_in_memory().expect("opens");
-        crate::db::migrations::apply(&mut c).expect("migrates");
+        let mut raw = rusqlite::Connection::open_in_memory().expect("opens");
+        crate::db::migrations::apply(&mut raw).expect("migrates");
+        let c = Conn::Sqlite(&raw);
         insert_code(&c, &[7; 32], 100, 200).expect("inserts");
         insert_code(&c, &[8; 32], 100, 150).expect("inserts");
         assert!(
-            !redeem(&mut c, &[9; 32], &device("x"), 110).expect("runs"),
+            !redeem(&c, &[9; 32], &device("x"), 110).expect("runs"),
             "unknown code"
         );
         assert!(
-            !redeem(&mut c, &[8; 32], &device("xy"), 150).expect("runs"),
+            !redeem(&c, &[8; 32], &device("xy"), 150).expect("runs"),
             "expired code"
         );
-        assert!(redeem(&mut c, &[7; 32], &device("dev1"), 110).expect("runs"));
+        assert!(redeem(&c, &[7; 32], &device("dev1"), 110).expect("runs"));
         assert!(
-            !redeem(&mut c, &[7; 32], &device("dev22"), 111).expect("runs"),
+            !redeem(&c, &[7; 32], &device("dev22"), 111).expect("runs"),
             "used code"
         );
         assert_eq!(

@@ -6,18 +6,17 @@
 //! keeps the hash-chain head after it ([`jo_shared::revocation`]), so the list
 //! is resumed from its last row and signed without replaying it.
 
+use super::sql::{Begin, Conn, Dialect, Optional, params};
+use super::{Store, StoreError, StoreResult};
 use jo_shared::revocation::{ListBuilder, RevocationEntry, RevocationReason};
 use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
-use rusqlite::{Connection, OptionalExtension, params};
-
-use super::{Store, StoreResult};
 
 /// The list's current version (0 when empty) and chain head.
-pub fn state(conn: &Connection) -> StoreResult<(u64, [u8; 32])> {
+pub fn state(conn: &Conn<'_>) -> StoreResult<(u64, [u8; 32])> {
     let last: Option<(i64, Vec<u8>)> = conn
         .query_row(
             "SELECT version, head FROM revocations ORDER BY version DESC LIMIT 1",
-            [],
+            params![],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -36,7 +35,7 @@ pub fn state(conn: &Connection) -> StoreResult<(u64, [u8; 32])> {
 /// Only [`super::tickets::revoke`] calls this, in the same transaction as
 /// the ticket's own status change.
 pub(super) fn append(
-    conn: &Connection,
+    conn: &Conn<'_>,
     ticket_id: &TicketId,
     reason: RevocationReason,
     note: &str,
@@ -45,7 +44,7 @@ pub(super) fn append(
     let listed: Option<i64> = conn
         .query_row(
             "SELECT version FROM revocations WHERE ticket_id = ?1",
-            [&ticket_id.0[..]],
+            params![&ticket_id.0[..]],
             |r| r.get(0),
         )
         .optional()?;
@@ -72,15 +71,13 @@ pub(super) fn append(
 
 /// The entries after `since`, in order, at most `limit` of them.
 pub fn entries_since(
-    conn: &Connection,
+    conn: &Conn<'_>,
     since: u64,
     limit: usize,
 ) -> StoreResult<Vec<RevocationEntry>> {
-    let mut stmt = conn.prepare_cached(
+    conn.query_map(
         "SELECT version, ticket_id, reason, revoked_at FROM revocations
          WHERE version > ?1 ORDER BY version LIMIT ?2",
-    )?;
-    let rows = stmt.query_map(
         params![
             i64::try_from(since).unwrap_or(i64::MAX),
             i64::try_from(limit).unwrap_or(i64::MAX)
@@ -92,26 +89,25 @@ pub fn entries_since(
                 tid.copy_from_slice(&id);
             }
             Ok(RevocationEntry {
-                version: u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
+                version: u64::try_from(r.get::<i64>(0)?).unwrap_or(0),
                 ticket_id: TicketId(tid),
                 reason: r.get(2)?,
                 revoked_at: r.get(3)?,
             })
         },
-    )?;
-    Ok(rows.collect::<Result<_, _>>()?)
+    )
 }
 
 /// The chain head after `version` (the zero head for version 0), to sign a
 /// partial delta's end state.
-pub fn head_at(conn: &Connection, version: u64) -> StoreResult<Option<[u8; 32]>> {
+pub fn head_at(conn: &Conn<'_>, version: u64) -> StoreResult<Option<[u8; 32]>> {
     if version == 0 {
         return Ok(Some([0; 32]));
     }
     let head: Option<Vec<u8>> = conn
         .query_row(
             "SELECT head FROM revocations WHERE version = ?1",
-            [i64::try_from(version).unwrap_or(i64::MAX)],
+            params![i64::try_from(version).unwrap_or(i64::MAX)],
             |r| r.get(0),
         )
         .optional()?;
@@ -144,13 +140,18 @@ pub enum RevocationPageError {
 
 /// Up to `limit` revocation entries after `since`, with the state they lead to.
 pub fn revocation_page(
-    conn: &Connection,
+    conn: &Conn<'_>,
     since: u64,
     limit: usize,
 ) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
     // One read transaction: the page and the head it ends at agree even if a
     // revocation is committed meanwhile.
-    let tx = conn.unchecked_transaction()?;
+    let tx = conn.begin(Begin::Deferred)?;
+    if tx.dialect() == Dialect::Postgres {
+        // PostgreSQL's default isolation reads each statement on a new
+        // snapshot; SQLite's read transaction reads one.
+        tx.batch("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")?;
+    }
     let (latest, latest_head) = state(&tx)?;
     if since > latest {
         return Ok(Err(RevocationPageError::Ahead { latest }));
@@ -162,8 +163,9 @@ pub fn revocation_page(
         Some(e) => (e.version, head_at(&tx, e.version)?),
     };
     tx.commit()?;
-    let head = head.ok_or_else(|| {
-        rusqlite::Error::InvalidColumnType(0, "head".into(), rusqlite::types::Type::Null)
+    let head = head.ok_or_else(|| StoreError::Decode {
+        column: 0,
+        message: format!("no chain head at version {version}"),
     })?;
     Ok(Ok(RevocationPage {
         entries,
@@ -181,7 +183,7 @@ impl Store {
         limit: usize,
     ) -> StoreResult<Result<RevocationPage, RevocationPageError>> {
         self.pool
-            .read_blocking(move |c| revocation_page(c, since, limit))
+            .read_blocking_sql(move |c| revocation_page(c, since, limit))
             .await
     }
 }
@@ -194,8 +196,9 @@ mod tests {
 
     #[test]
     fn revocations_form_a_list_the_shared_crate_accepts() {
-        let mut c = Connection::open_in_memory().expect("opens");
-        crate::db::migrations::apply(&mut c).expect("migrates");
+        let mut raw = rusqlite::Connection::open_in_memory().expect("opens");
+        crate::db::migrations::apply(&mut raw).expect("migrates");
+        let c = Conn::Sqlite(&raw);
         let signer = TicketSigner::generate().expect("key");
         let mut keyring = Keyring::new();
         keyring.add(signer.verifying_key()).expect("adds");

@@ -9,14 +9,13 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::devices;
+use super::sql::{Begin, Conn, Optional, params};
+use super::{Store, StoreResult, now, tickets};
+use crate::units::status::ConflictKind;
 use jo_shared::api::{RemoteEntry, ScanId, ScanRecord, ScanVerdict};
 use jo_shared::signing::Keyring;
 use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
-
-use super::devices;
-use super::{Store, StoreResult, now, tickets};
-use crate::units::status::ConflictKind;
 
 /// A record that passed the handler's checks, with its hash.
 #[derive(Debug, Clone)]
@@ -178,50 +177,50 @@ fn ticket_id_of(blob: Option<Vec<u8>>) -> Option<TicketId> {
 /// `device_id` and of revoked devices (whose admissions stay stored for the
 /// admins, but no gate should refuse a ticket on their word).
 pub fn entries_page(
-    conn: &Connection,
+    conn: &Conn<'_>,
     device_id: &str,
     cursor: u64,
     limit: usize,
 ) -> StoreResult<EntriesPage> {
     // The cursor moves over every admission row read, so that filtered rows
     // are not read again; `more` tells whether the page was full.
-    let mut stmt = conn.prepare_cached(
+    let mut entries = Vec::new();
+    let mut seen = 0usize;
+    let mut next_cursor = cursor;
+    conn.for_each(
         "SELECT s.id, s.ticket_id, s.session_id, s.device_id, s.gate, s.scanned_at,
                 s.scan_id, s.signature, d.revoked_at IS NOT NULL
          FROM scans s JOIN devices d ON d.id = s.device_id
          WHERE s.verdict = 'admit' AND s.proven = 1 AND s.id > ?1 ORDER BY s.id LIMIT ?2",
+        params![to_i64(cursor), to_i64(limit as u64)],
+        |r| {
+            seen += 1;
+            next_cursor = u64::try_from(r.get::<i64>(0)?).unwrap_or(next_cursor);
+            let dev: String = r.get(3)?;
+            // The device's own entries are in its own log already.
+            if dev == device_id || r.get::<bool>(8)? {
+                return Ok(());
+            }
+            let (Some(ticket_id), Some(session), Some(scan_id), Some(signature)) = (
+                ticket_id_of(r.get(1)?),
+                r.get::<Option<i64>>(2)?.and_then(|s| u32::try_from(s).ok()),
+                ScanId::parse(&r.get::<String>(6)?),
+                r.get::<Option<String>>(7)?,
+            ) else {
+                return Ok(());
+            };
+            entries.push(RemoteEntry {
+                scan_id,
+                ticket_id,
+                session_id: session,
+                device_id: dev,
+                gate: r.get(4)?,
+                scanned_at: r.get(5)?,
+                signature,
+            });
+            Ok(())
+        },
     )?;
-    let mut rows = stmt.query(params![to_i64(cursor), to_i64(limit as u64)])?;
-    let mut entries = Vec::new();
-    let mut seen = 0usize;
-    let mut next_cursor = cursor;
-    while let Some(r) = rows.next()? {
-        seen += 1;
-        next_cursor = u64::try_from(r.get::<_, i64>(0)?).unwrap_or(next_cursor);
-        let dev: String = r.get(3)?;
-        // The device's own entries are in its own log already.
-        if dev == device_id || r.get::<_, bool>(8)? {
-            continue;
-        }
-        let (Some(ticket_id), Some(session), Some(scan_id), Some(signature)) = (
-            ticket_id_of(r.get(1)?),
-            r.get::<_, Option<i64>>(2)?
-                .and_then(|s| u32::try_from(s).ok()),
-            ScanId::parse(&r.get::<_, String>(6)?),
-            r.get::<_, Option<String>>(7)?,
-        ) else {
-            continue;
-        };
-        entries.push(RemoteEntry {
-            scan_id,
-            ticket_id,
-            session_id: session,
-            device_id: dev,
-            gate: r.get(4)?,
-            scanned_at: r.get(5)?,
-            signature,
-        });
-    }
     Ok(EntriesPage {
         entries,
         next_cursor,
@@ -238,7 +237,7 @@ fn verdict_str(v: ScanVerdict) -> &'static str {
 }
 
 fn add_conflict(
-    conn: &Connection,
+    conn: &Conn<'_>,
     kind: ConflictKind,
     scan_id: &ScanId,
     device_id: &str,
@@ -246,24 +245,24 @@ fn add_conflict(
     detail: &str,
     now: i64,
 ) -> StoreResult<()> {
-    conn.prepare_cached(
+    conn.execute(
         "INSERT INTO scan_conflicts (kind, scan_id, device_id, ticket_id, detail, detected_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        kind,
-        scan_id.as_str(),
-        device_id,
-        ticket_id.map(|t| t.0.to_vec()),
-        detail,
-        now
-    ])?;
+        params![
+            kind,
+            scan_id.as_str(),
+            device_id,
+            ticket_id.map(|t| t.0.to_vec()),
+            detail,
+            now
+        ],
+    )?;
     Ok(())
 }
 
 /// How many entries a ticket of `session` may make (single: 1).
 fn allowed_entries(
-    conn: &Connection,
+    conn: &Conn<'_>,
     cache: &mut HashMap<u32, i64>,
     session: u32,
 ) -> StoreResult<i64> {
@@ -271,11 +270,12 @@ fn allowed_entries(
         return Ok(*n);
     }
     let n: i64 = conn
-        .prepare_cached(
+        .query_row(
             "SELECT CASE entry_rule WHEN 'multiple' THEN max_entries ELSE 1 END
              FROM game_sessions WHERE id = ?1",
-        )?
-        .query_row([i64::from(session)], |r| r.get(0))
+            params![i64::from(session)],
+            |r| r.get(0),
+        )
         .optional()?
         .unwrap_or(1);
     cache.insert(session, n);
@@ -306,22 +306,24 @@ struct IssuedTicket {
 
 /// The ticket row an admission names, read once for its proof and its
 /// conflict checks.
-fn issued_ticket(conn: &Connection, ticket: &TicketId) -> StoreResult<Option<IssuedTicket>> {
-    Ok(conn
-        .prepare_cached("SELECT qr, session_id FROM tickets WHERE ticket_id = ?1")?
-        .query_row([&ticket.0[..]], |r| {
+fn issued_ticket(conn: &Conn<'_>, ticket: &TicketId) -> StoreResult<Option<IssuedTicket>> {
+    conn.query_row(
+        "SELECT qr, session_id FROM tickets WHERE ticket_id = ?1",
+        params![&ticket.0[..]],
+        |r| {
             Ok(IssuedTicket {
                 qr: r.get(0)?,
                 session_id: r.get(1)?,
             })
-        })
-        .optional()?)
+        },
+    )
+    .optional()
 }
 
 /// The conflicts an admission raises: unknown ticket, admitted after its
 /// revocation, more entries than its session allows.
 fn check_admission(
-    conn: &Connection,
+    conn: &Conn<'_>,
     cache: &mut HashMap<u32, i64>,
     device_id: &str,
     rec: &ScanRecord,
@@ -344,8 +346,11 @@ fn check_admission(
         conflicts += 1;
     }
     let revoked: Option<(i64, i64)> = conn
-        .prepare_cached("SELECT version, revoked_at FROM revocations WHERE ticket_id = ?1")?
-        .query_row([&ticket.0[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row(
+            "SELECT version, revoked_at FROM revocations WHERE ticket_id = ?1",
+            params![&ticket.0[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .optional()?;
     if let Some((version, revoked_at)) = revoked
         && rec.scanned_at >= revoked_at
@@ -367,16 +372,13 @@ fn check_admission(
     // Earlier proven admissions of the ticket, this batch's included (they
     // are inserted before the next record is checked): a rogue device's
     // unproven claims do not make a real entry a double one.
-    let mut stmt = conn.prepare_cached(
+    let earlier: Vec<(String, String, String, i64)> = conn.query_map(
         "SELECT device_id, scan_id, gate, scanned_at FROM scans
          WHERE ticket_id = ?1 AND verdict = 'admit' AND proven = 1 AND scan_id <> ?2
          ORDER BY id",
+        params![&ticket.0[..], rec.scan_id.as_str()],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
-    let earlier: Vec<(String, String, String, i64)> = stmt
-        .query_map(params![&ticket.0[..], rec.scan_id.as_str()], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-        })?
-        .collect::<Result<_, _>>()?;
     let session = rec
         .session_id
         .or(issued.and_then(|s| u32::try_from(s).ok()));
@@ -412,7 +414,7 @@ fn check_admission(
 /// uploaded before: `None` if it continues the stored chain, else the
 /// conflict kind and detail.
 fn chain_link(
-    conn: &Connection,
+    conn: &Conn<'_>,
     device_id: &str,
     first: &CheckedRecord,
 ) -> StoreResult<Option<(ConflictKind, String)>> {
@@ -425,14 +427,17 @@ fn chain_link(
             )
         }));
     }
-    let hashes: Vec<Vec<u8>> = conn
-        .prepare_cached("SELECT hash FROM scans WHERE device_id = ?1 AND seq = ?2")?
-        .query_map(params![device_id, to_i64(seq - 1)], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let hashes: Vec<Vec<u8>> = conn.query_map(
+        "SELECT hash FROM scans WHERE device_id = ?1 AND seq = ?2",
+        params![device_id, to_i64(seq - 1)],
+        |r| r.get(0),
+    )?;
     if hashes.is_empty() {
-        let last: Option<i64> = conn
-            .prepare_cached("SELECT max(seq) FROM scans WHERE device_id = ?1 AND seq < ?2")?
-            .query_row(params![device_id, to_i64(seq)], |r| r.get(0))?;
+        let last: Option<i64> = conn.query_row(
+            "SELECT max(seq) FROM scans WHERE device_id = ?1 AND seq < ?2",
+            params![device_id, to_i64(seq)],
+            |r| r.get(0),
+        )?;
         let last = last.unwrap_or(0);
         return Ok(Some((
             ConflictKind::ChainGap,
@@ -459,7 +464,7 @@ fn chain_link(
 /// Stores a checked batch of `device_id`'s log in one transaction and
 /// records the conflicts it raises.
 pub fn store_batch(
-    conn: &mut Connection,
+    conn: &Conn<'_>,
     device_id: &str,
     records: &[CheckedRecord],
     pending: u64,
@@ -467,7 +472,7 @@ pub fn store_batch(
     keyring: &Keyring,
     now: i64,
 ) -> StoreResult<UploadOutcome> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = conn.begin(Begin::Immediate)?;
     let mut out = UploadOutcome::default();
     let mut cache = HashMap::new();
     let mut late_scans: Vec<&CheckedRecord> = Vec::new();
@@ -476,16 +481,11 @@ pub fn store_batch(
     // its log forked (restored from a backup?). One range query per batch.
     if let (Some(first), Some(last)) = (records.first(), records.last()) {
         let ids: HashSet<&str> = records.iter().map(|c| c.record.scan_id.as_str()).collect();
-        let mut stmt = tx.prepare_cached(
+        let taken: Vec<(String, i64)> = tx.query_map(
             "SELECT scan_id, seq FROM scans WHERE device_id = ?1 AND seq BETWEEN ?2 AND ?3",
+            params![device_id, to_i64(first.record.seq), to_i64(last.record.seq)],
+            |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
-        let taken: Vec<(String, i64)> = stmt
-            .query_map(
-                params![device_id, to_i64(first.record.seq), to_i64(last.record.seq)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?
-            .collect::<Result<_, _>>()?;
-        drop(stmt);
         if let Some((other, seq)) = taken.iter().find(|(id, _)| !ids.contains(id.as_str())) {
             let at = records
                 .iter()
@@ -508,8 +508,11 @@ pub fn store_batch(
     for (i, c) in records.iter().enumerate() {
         let rec = &c.record;
         let stored: Option<(String, Vec<u8>)> = tx
-            .prepare_cached("SELECT device_id, hash FROM scans WHERE scan_id = ?1")?
-            .query_row([rec.scan_id.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_row(
+                "SELECT device_id, hash FROM scans WHERE scan_id = ?1",
+                params![rec.scan_id.as_str()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
             .optional()?;
         match stored {
             Some((dev, hash)) if dev == device_id && hash == c.hash => {
@@ -562,30 +565,30 @@ pub fn store_batch(
         } else {
             None
         };
-        tx.prepare_cached(
+        tx.execute(
             "INSERT INTO scans (scan_id, device_id, seq, prev_hash, hash, ticket_id, session_id,
                                 raw, verdict, reason, admits, gate, scanned_at, received_at,
                                 signature, proven)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-        )?
-        .execute(params![
-            rec.scan_id.as_str(),
-            device_id,
-            to_i64(rec.seq),
-            &c.prev_hash[..],
-            &c.hash[..],
-            rec.ticket_id.map(|t| t.0.to_vec()),
-            rec.session_id.map(i64::from),
-            rec.raw,
-            verdict_str(rec.verdict),
-            rec.reason,
-            i64::from(rec.admits),
-            rec.gate,
-            rec.scanned_at,
-            now,
-            rec.signature,
-            admission && unproven.is_none()
-        ])?;
+            params![
+                rec.scan_id.as_str(),
+                device_id,
+                to_i64(rec.seq),
+                &c.prev_hash[..],
+                &c.hash[..],
+                rec.ticket_id.map(|t| t.0.to_vec()),
+                rec.session_id.map(i64::from),
+                rec.raw,
+                verdict_str(rec.verdict),
+                rec.reason,
+                i64::from(rec.admits),
+                rec.gate,
+                rec.scanned_at,
+                now,
+                rec.signature,
+                admission && unproven.is_none()
+            ],
+        )?;
         out.stored += 1;
         if let Some(why) = &unproven {
             add_conflict(
@@ -696,7 +699,7 @@ impl Store {
         limit: usize,
     ) -> StoreResult<EntriesPage> {
         self.pool
-            .read_blocking(move |c| entries_page(c, &device_id, cursor, limit))
+            .read_blocking_sql(move |c| entries_page(c, &device_id, cursor, limit))
             .await
     }
 
@@ -710,7 +713,7 @@ impl Store {
         keyring: Keyring,
     ) -> StoreResult<UploadOutcome> {
         self.pool
-            .run(move |c| store_batch(c, &device_id, &records, pending, late, &keyring, now()))
+            .run_sql(move |c| store_batch(c, &device_id, &records, pending, late, &keyring, now()))
             .await
     }
 
@@ -725,7 +728,7 @@ impl Store {
         conflict_limit: i64,
     ) -> StoreResult<ScansView> {
         self.pool
-            .read_blocking(move |c| {
+            .read_blocking_sql(move |c| {
                 // The rollup level that answers this filter (see migration 6).
                 let (level, sid, g) = match (session, gate.as_deref()) {
                     (None, None) => (3, -1, ""),
@@ -735,93 +738,94 @@ impl Store {
                 };
                 // Level-0 rows (per session and gate), narrowed by the filter;
                 // one fixed statement per filter so the primary key is used.
+                // A parameter a statement does not filter on is still named
+                // (`CAST(?1 AS BIGINT) = CAST(?1 AS BIGINT)`, typed for
+                // PostgreSQL), as both statements take the same two. Gates
+                // sort bytewise on both databases.
                 let entries_sql = match (session.is_some(), gate.is_some()) {
                     (false, false) => {
                         "SELECT session_id, gate, scans, people FROM scan_totals
-                         WHERE level = 0 AND verdict = 'admit' AND ?1 = ?1 AND ?2 = ?2
-                         ORDER BY session_id, gate"
+                         WHERE level = 0 AND verdict = 'admit'
+                           AND CAST(?1 AS BIGINT) = CAST(?1 AS BIGINT)
+                           AND CAST(?2 AS TEXT) = CAST(?2 AS TEXT)
+                         ORDER BY session_id, gate COLLATE \"binary\""
                     }
                     (true, false) => {
                         "SELECT session_id, gate, scans, people FROM scan_totals
-                         WHERE level = 0 AND session_id = ?1 AND verdict = 'admit' AND ?2 = ?2
-                         ORDER BY session_id, gate"
+                         WHERE level = 0 AND session_id = ?1 AND verdict = 'admit'
+                           AND CAST(?2 AS TEXT) = CAST(?2 AS TEXT)
+                         ORDER BY session_id, gate COLLATE \"binary\""
                     }
                     (false, true) => {
                         "SELECT session_id, gate, scans, people FROM scan_totals
-                         WHERE level = 0 AND gate = ?2 AND verdict = 'admit' AND ?1 = ?1
-                         ORDER BY session_id, gate"
+                         WHERE level = 0 AND gate = ?2 AND verdict = 'admit'
+                           AND CAST(?1 AS BIGINT) = CAST(?1 AS BIGINT)
+                         ORDER BY session_id, gate COLLATE \"binary\""
                     }
                     (true, true) => {
                         "SELECT session_id, gate, scans, people FROM scan_totals
                          WHERE level = 0 AND session_id = ?1 AND gate = ?2 AND verdict = 'admit'
-                         ORDER BY session_id, gate"
+                         ORDER BY session_id, gate COLLATE \"binary\""
                     }
                 };
-                let entries = c
-                    .prepare_cached(entries_sql)?
-                    .query_map(params![sid, g], |r| {
-                        Ok(GateEntries {
-                            session_id: r.get(0)?,
-                            gate: r.get(1)?,
-                            scans: r.get(2)?,
-                            people: r.get(3)?,
-                        })
-                    })?
-                    .collect::<Result<_, _>>()?;
-                let hours = c
-                    .prepare_cached(
-                        "SELECT hour, people FROM scan_hours
-                         WHERE level = ?1 AND session_id = ?2 AND gate = ?3 ORDER BY hour",
-                    )?
-                    .query_map(params![level, sid, g], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
-                let refused = c
-                    .prepare_cached(
-                        "SELECT verdict, reason, scans FROM scan_totals
-                         WHERE level = ?1 AND session_id = ?2 AND gate = ?3 AND verdict <> 'admit'
-                         ORDER BY scans DESC",
-                    )?
-                    .query_map(params![level, sid, g], |r| {
+                let entries = c.query_map(entries_sql, params![sid, g], |r| {
+                    Ok(GateEntries {
+                        session_id: r.get(0)?,
+                        gate: r.get(1)?,
+                        scans: r.get(2)?,
+                        people: r.get(3)?,
+                    })
+                })?;
+                let hours = c.query_map(
+                    "SELECT hour, people FROM scan_hours
+                     WHERE level = ?1 AND session_id = ?2 AND gate = ?3 ORDER BY hour",
+                    params![level, sid, g],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let refused = c.query_map(
+                    "SELECT verdict, reason, scans FROM scan_totals
+                     WHERE level = ?1 AND session_id = ?2 AND gate = ?3 AND verdict <> 'admit'
+                     ORDER BY scans DESC",
+                    params![level, sid, g],
+                    |r| {
                         Ok(ReasonCount {
                             verdict: r.get(0)?,
                             reason: r.get(1)?,
                             scans: r.get(2)?,
                         })
-                    })?
-                    .collect::<Result<_, _>>()?;
-                let (total_scans, late_scans): (i64, i64) = c
-                    .prepare_cached(
-                        "SELECT coalesce(sum(scans), 0), coalesce(sum(late), 0) FROM scan_totals
-                         WHERE level = ?1 AND session_id = ?2 AND gate = ?3",
-                    )?
-                    .query_row(params![level, sid, g], |r| Ok((r.get(0)?, r.get(1)?)))?;
-                let conflict_counts = c
-                    .prepare_cached("SELECT kind, count(*) FROM scan_conflicts GROUP BY kind")?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
+                    },
+                )?;
+                let (total_scans, late_scans): (i64, i64) = c.query_row(
+                    "SELECT coalesce(sum(scans), 0), coalesce(sum(late), 0) FROM scan_totals
+                     WHERE level = ?1 AND session_id = ?2 AND gate = ?3",
+                    params![level, sid, g],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let conflict_counts = c.query_map(
+                    "SELECT kind, count(*) FROM scan_conflicts GROUP BY kind",
+                    params![],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
                 let conflicts_sql = if kind.is_some() {
                     "SELECT id, kind, scan_id, device_id, ticket_id, detail, detected_at
                      FROM scan_conflicts WHERE kind = ?1
                      ORDER BY detected_at DESC, id DESC LIMIT ?2"
                 } else {
                     "SELECT id, kind, scan_id, device_id, ticket_id, detail, detected_at
-                     FROM scan_conflicts WHERE ?1 IS NULL
+                     FROM scan_conflicts WHERE CAST(?1 AS TEXT) IS NULL
                      ORDER BY detected_at DESC, id DESC LIMIT ?2"
                 };
-                let conflicts = c
-                    .prepare_cached(conflicts_sql)?
-                    .query_map(params![kind, conflict_limit], |r| {
-                        Ok(ConflictRow {
-                            id: r.get(0)?,
-                            kind: r.get(1)?,
-                            scan_id: r.get(2)?,
-                            device_id: r.get(3)?,
-                            ticket: tickets::ticket_hex(r.get(4)?),
-                            detail: r.get(5)?,
-                            detected_at: r.get(6)?,
-                        })
-                    })?
-                    .collect::<Result<_, _>>()?;
+                let conflicts = c.query_map(conflicts_sql, params![kind, conflict_limit], |r| {
+                    Ok(ConflictRow {
+                        id: r.get(0)?,
+                        kind: r.get(1)?,
+                        scan_id: r.get(2)?,
+                        device_id: r.get(3)?,
+                        ticket: tickets::ticket_hex(r.get(4)?),
+                        detail: r.get(5)?,
+                        detected_at: r.get(6)?,
+                    })
+                })?;
                 Ok(ScansView {
                     entries,
                     hours,
@@ -835,15 +839,17 @@ impl Store {
             .await
     }
 
-    /// Gates that scanned something, for the scans view's filter.
+    /// Gates that scanned something, for the scans view's filter (bytewise
+    /// order on both databases).
     pub async fn admin_gates(&self) -> StoreResult<Vec<String>> {
         self.pool
-            .read_blocking(|c| {
-                Ok(c.prepare_cached(
-                    "SELECT DISTINCT gate FROM scan_totals WHERE level = 2 ORDER BY gate",
-                )?
-                .query_map([], |r| r.get(0))?
-                .collect::<Result<_, _>>()?)
+            .read_blocking_sql(|c| {
+                c.query_map(
+                    "SELECT gate FROM scan_totals WHERE level = 2
+                     GROUP BY gate ORDER BY gate COLLATE \"binary\"",
+                    params![],
+                    |r| r.get(0),
+                )
             })
             .await
     }
@@ -851,12 +857,12 @@ impl Store {
     /// Session titles by id (for the scans view's labels and filter).
     pub async fn admin_session_titles(&self) -> StoreResult<Vec<(i64, String)>> {
         self.pool
-            .read_blocking(|c| {
-                Ok(c.prepare_cached(
+            .read_blocking_sql(|c| {
+                c.query_map(
                     "SELECT id, code || ' · ' || title FROM game_sessions ORDER BY starts_at, id",
-                )?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?)
+                    params![],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
             })
             .await
     }

@@ -224,7 +224,13 @@ pub fn revoke(
         "UPDATE tickets SET status = ?2 WHERE ticket_id = ?1",
         params![&ticket_id.0[..], TicketStatus::Revoked],
     )?;
-    revocations::append(conn, ticket_id, reason, note, now)
+    revocations::append(
+        &super::sql::Conn::Sqlite(conn), // bridge
+        ticket_id,
+        reason,
+        note,
+        now,
+    )
 }
 
 /// Revokes every valid ticket of an order with `reason`; returns how many.
