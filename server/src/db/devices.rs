@@ -343,7 +343,7 @@ impl Store {
                 insert_code(&tx, &code_hash, t, t + ttl_secs)?;
                 // The code itself never enters the log: only its expiry.
                 audit(
-                    &tx,
+                    &super::sql::Conn::Sqlite(&tx), // bridge
                     &actor,
                     "device.enrollment_code",
                     "device:new",
@@ -365,7 +365,14 @@ impl Store {
                 if !revoke(&tx, &id, t)? {
                     return Ok(false);
                 }
-                audit(&tx, &actor, "device.revoke", &format!("device:{id}"), "", t)?;
+                audit(
+                    &super::sql::Conn::Sqlite(&tx), // bridge
+                    &actor,
+                    "device.revoke",
+                    &format!("device:{id}"),
+                    "",
+                    t,
+                )?;
                 tx.commit()?;
                 Ok(true)
             })

@@ -460,7 +460,7 @@ impl Store {
                 }
                 revoke(&tx, &id, reason, &note, t)?;
                 audit(
-                    &tx,
+                    &super::sql::Conn::Sqlite(&tx), // bridge
                     &actor,
                     "ticket.revoke",
                     &format!("ticket:{}", id.to_hex()),
@@ -550,7 +550,7 @@ impl Store {
                 revoke(&tx, &id, RevocationReason::Reissued, "", t)?;
                 let new_hex = issued.ticket_id.to_hex();
                 audit(
-                    &tx,
+                    &super::sql::Conn::Sqlite(&tx), // bridge
                     &actor,
                     "ticket.reissue",
                     &format!("ticket:{}", id.to_hex()),
