@@ -3,7 +3,7 @@
 //! entry with [`audit`] inside the action's own transaction, so an action and
 //! its entry commit together or not at all.
 
-use rusqlite::{Connection, params};
+use super::sql::{Conn, params};
 
 use super::{Store, StoreResult};
 
@@ -20,26 +20,26 @@ pub struct Actor {
 
 /// Appends an audit entry (inside the caller's transaction).
 pub fn audit(
-    c: &Connection,
+    c: &Conn<'_>,
     actor: &Actor,
     action: &str,
     target: &str,
     detail: &str,
     at: i64,
 ) -> StoreResult<()> {
-    c.prepare_cached(
+    c.execute(
         "INSERT INTO audit_log (at, actor_id, actor, action, target, detail, client_ip)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![
-        at,
-        actor.id,
-        actor.username,
-        action,
-        target,
-        detail,
-        actor.ip
-    ])?;
+        params![
+            at,
+            actor.id,
+            actor.username,
+            action,
+            target,
+            detail,
+            actor.ip
+        ],
+    )?;
     Ok(())
 }
 
@@ -70,13 +70,12 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<AuditEntry>> {
         self.pool
-            .read_blocking(move |c| {
-                let mut st = c.prepare_cached(
+            .read_blocking_sql(move |c| {
+                c.query_map(
                     "SELECT id, at, actor, action, target, detail, client_ip FROM audit_log
                      WHERE id < ?1 ORDER BY id DESC LIMIT ?2",
-                )?;
-                Ok(st
-                    .query_map(params![before.unwrap_or(i64::MAX), limit], |r| {
+                    params![before.unwrap_or(i64::MAX), limit],
+                    |r| {
                         Ok(AuditEntry {
                             id: r.get(0)?,
                             at: r.get(1)?,
@@ -86,8 +85,8 @@ impl Store {
                             detail: r.get(5)?,
                             client_ip: r.get(6)?,
                         })
-                    })?
-                    .collect::<Result<_, _>>()?)
+                    },
+                )
             })
             .await
     }
@@ -99,12 +98,13 @@ mod tests {
 
     #[test]
     fn the_audit_log_is_append_only() {
-        let mut c = Connection::open_in_memory().expect("opens");
-        crate::db::migrations::apply(&mut c).expect("migrates");
+        let mut raw = rusqlite::Connection::open_in_memory().expect("opens");
+        crate::db::migrations::apply(&mut raw).expect("migrates");
+        let c = Conn::Sqlite(&raw);
         c.execute(
             "INSERT INTO users (username, email, first_name, last_name, password_hash, user_key, role, created_at)
              VALUES ('a', 'a@x.fr', 'A', 'B', 'h', zeroblob(32), 'admin', 0)",
-            [],
+            params![],
         )
         .expect("user");
         let actor = Actor {
@@ -113,7 +113,10 @@ mod tests {
             ip: "127.0.0.1".into(),
         };
         audit(&c, &actor, "offer.create", "offer:1", "", 5).expect("audits");
-        assert!(c.execute("UPDATE audit_log SET actor = 'b'", []).is_err());
-        assert!(c.execute("DELETE FROM audit_log", []).is_err());
+        assert!(
+            c.execute("UPDATE audit_log SET actor = 'b'", params![])
+                .is_err()
+        );
+        assert!(c.execute("DELETE FROM audit_log", params![]).is_err());
     }
 }

@@ -3,13 +3,13 @@
 //! session's seats, and the idempotent loader of the seed programme. The
 //! one module that writes `game_sessions` and `offers`.
 
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
+use super::sql::{Begin, Conn, Optional, Row, params};
 
 use jo_shared::api::{EntryRule, GateSession};
 use jo_shared::revocation::RevocationReason;
 
 use super::audit::{Actor, audit};
-use super::{Store, StoreResult, is_unique_violation, now, tickets};
+use super::{Store, StoreResult, now, tickets};
 use crate::units::status::SessionStatus;
 
 /// A session (épreuve) with its sport and venue.
@@ -74,7 +74,7 @@ pub(super) const SESSION_COLUMN_COUNT: usize = 17;
 pub(super) const SESSION_FROM: &str = "game_sessions s JOIN sports sp ON sp.id = s.sport_id \
      JOIN venues v ON v.id = s.venue_id";
 
-pub(super) fn session_from_row(r: &Row<'_>) -> rusqlite::Result<SessionRow> {
+pub(super) fn session_from_row(r: &Row<'_>) -> StoreResult<SessionRow> {
     Ok(SessionRow {
         id: r.get(0)?,
         code: r.get(1)?,
@@ -115,8 +115,12 @@ pub struct OfferRow {
 
 /// The columns of [`OfferRow`], for `offer_from_row`.
 const OFFER_COLUMNS: &str = "id, name, description, seats, price_percent, active";
+/// Offers by name, case-insensitively (ASCII) as SQLite's NOCASE orders
+/// them, the same on PostgreSQL (whose `nocase` is an ICU collation that
+/// orders otherwise).
+const OFFER_ORDER: &str = "lower(name COLLATE \"binary\")";
 
-fn offer_from_row(r: &Row<'_>) -> rusqlite::Result<OfferRow> {
+fn offer_from_row(r: &Row<'_>) -> StoreResult<OfferRow> {
     Ok(OfferRow {
         id: r.get(0)?,
         name: r.get(1)?,
@@ -199,24 +203,19 @@ pub struct LoadReport {
 }
 
 /// The `meta` value of `key`.
-pub fn meta_get(c: &Connection, key: &str) -> StoreResult<Option<String>> {
-    Ok(
-        c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-            .optional()?,
-    )
+pub fn meta_get(c: &Conn<'_>, key: &str) -> StoreResult<Option<String>> {
+    c.query_row("SELECT value FROM meta WHERE key = ?1", params![key], |r| {
+        r.get(0)
+    })
+    .optional()
 }
 
-fn id_of_or_insert(
-    c: &Connection,
-    table: &str,
-    name: &str,
-    city: Option<&str>,
-) -> StoreResult<i64> {
+fn id_of_or_insert(c: &Conn<'_>, table: &str, name: &str, city: Option<&str>) -> StoreResult<i64> {
     // `table` is one of our two literals below, never user input.
     let found: Option<i64> = c
         .query_row(
             &format!("SELECT id FROM {table} WHERE name = ?1"),
-            [name],
+            params![name],
             |r| r.get(0),
         )
         .optional()?;
@@ -224,13 +223,17 @@ fn id_of_or_insert(
         return Ok(id);
     }
     match city {
-        Some(city) => c.execute(
-            "INSERT INTO venues (name, city) VALUES (?1, ?2)",
+        Some(city) => c.query_row(
+            "INSERT INTO venues (name, city) VALUES (?1, ?2) RETURNING id",
             params![name, city],
-        )?,
-        None => c.execute("INSERT INTO sports (name) VALUES (?1)", [name])?,
-    };
-    Ok(c.last_insert_rowid())
+            |r| r.get(0),
+        ),
+        None => c.query_row(
+            "INSERT INTO sports (name) VALUES (?1) RETURNING id",
+            params![name],
+            |r| r.get(0),
+        ),
+    }
 }
 
 /// Takes the seats of an order's lines (`(session, seats)` pairs): the seat
@@ -239,14 +242,15 @@ fn id_of_or_insert(
 /// no session is ever oversold.
 /// Returns the indexes of the pairs that found too few seats; the caller
 /// then rolls back what the others took.
-pub(super) fn take_seats(tx: &Connection, lines: &[(i64, i64)]) -> StoreResult<Vec<usize>> {
+pub(super) fn take_seats(tx: &Conn<'_>, lines: &[(i64, i64)]) -> StoreResult<Vec<usize>> {
     let mut failed = Vec::new();
-    let mut st = tx.prepare_cached(
-        "UPDATE game_sessions SET seats_taken = seats_taken + ?2
-         WHERE id = ?1 AND status = 'scheduled' AND seats_taken + ?2 <= capacity",
-    )?;
     for (i, (session_id, seats)) in lines.iter().enumerate() {
-        if st.execute(params![session_id, seats])? == 0 {
+        let n = tx.execute(
+            "UPDATE game_sessions SET seats_taken = seats_taken + ?2
+             WHERE id = ?1 AND status = 'scheduled' AND seats_taken + ?2 <= capacity",
+            params![session_id, seats],
+        )?;
+        if n == 0 {
             failed.push(i);
         }
     }
@@ -262,13 +266,13 @@ pub(super) fn take_seats(tx: &Connection, lines: &[(i64, i64)]) -> StoreResult<V
 /// lower `seats_taken` either. So a release below 0 would be a seat counted
 /// twice; the schema's `CHECK (seats_taken BETWEEN 0 AND capacity)` then
 /// fails the transaction instead of `max(0, …)` hiding the miscount.
-pub(super) fn release_seats(tx: &Connection, order_id: i64) -> StoreResult<()> {
-    tx.prepare_cached(
+pub(super) fn release_seats(tx: &Conn<'_>, order_id: i64) -> StoreResult<()> {
+    tx.execute(
         "UPDATE game_sessions SET seats_taken = seats_taken - (
              SELECT sum(seats * quantity) FROM order_lines WHERE order_id = ?1 AND session_id = game_sessions.id)
          WHERE id IN (SELECT session_id FROM order_lines WHERE order_id = ?1)",
-    )?
-    .execute([order_id])?;
+        params![order_id],
+    )?;
     Ok(())
 }
 
@@ -368,14 +372,12 @@ pub struct Cancelled {
     pub buyers: Vec<AffectedBuyer>,
 }
 
-fn session_by_id(c: &Connection, id: i64) -> StoreResult<Option<SessionRow>> {
+fn session_by_id(c: &Conn<'_>, id: i64) -> StoreResult<Option<SessionRow>> {
     let sql = format!("SELECT {SESSION_COLUMNS} FROM {SESSION_FROM} WHERE s.id = ?1");
-    Ok(c.prepare_cached(&sql)?
-        .query_row([id], session_from_row)
-        .optional()?)
+    c.query_row(&sql, params![id], session_from_row).optional()
 }
 
-fn references_exist(c: &Connection, input: &SessionInput) -> StoreResult<bool> {
+fn references_exist(c: &Conn<'_>, input: &SessionInput) -> StoreResult<bool> {
     let n: i64 = c.query_row(
         "SELECT (SELECT count(*) FROM sports WHERE id = ?1) + (SELECT count(*) FROM venues WHERE id = ?2)",
         params![input.sport_id, input.venue_id],
@@ -407,8 +409,8 @@ fn session_detail(input: &SessionInput) -> String {
 }
 
 /// The scheduled sessions that end after `ends_after`, as gates need them.
-pub fn gate_sessions(conn: &Connection, ends_after: i64) -> StoreResult<Vec<GateSession>> {
-    let mut stmt = conn.prepare_cached(
+pub fn gate_sessions(conn: &Conn<'_>, ends_after: i64) -> StoreResult<Vec<GateSession>> {
+    conn.query_map(
         "SELECT g.id, sp.name, g.title, v.name, g.starts_at, g.ends_at, g.doors_open_at,
                 g.entry_rule, g.max_entries
          FROM game_sessions g
@@ -416,28 +418,28 @@ pub fn gate_sessions(conn: &Connection, ends_after: i64) -> StoreResult<Vec<Gate
          JOIN venues v ON v.id = g.venue_id
          WHERE g.status = 'scheduled' AND g.ends_at > ?1
          ORDER BY g.starts_at, g.id",
-    )?;
-    let rows = stmt.query_map([ends_after], |r| {
-        let rule: String = r.get(7)?;
-        let max: i64 = r.get(8)?;
-        Ok(GateSession {
-            id: u32::try_from(r.get::<_, i64>(0)?).unwrap_or(0),
-            sport: r.get(1)?,
-            title: r.get(2)?,
-            venue: r.get(3)?,
-            starts_at: r.get(4)?,
-            ends_at: r.get(5)?,
-            doors_open_at: r.get(6)?,
-            entry_rule: if rule == "multiple" {
-                EntryRule::Multiple {
-                    max_entries: u32::try_from(max).unwrap_or(1),
-                }
-            } else {
-                EntryRule::Single
-            },
-        })
-    })?;
-    Ok(rows.collect::<Result<_, _>>()?)
+        params![ends_after],
+        |r| {
+            let rule: String = r.get(7)?;
+            let max: i64 = r.get(8)?;
+            Ok(GateSession {
+                id: u32::try_from(r.get::<i64>(0)?).unwrap_or(0),
+                sport: r.get(1)?,
+                title: r.get(2)?,
+                venue: r.get(3)?,
+                starts_at: r.get(4)?,
+                ends_at: r.get(5)?,
+                doors_open_at: r.get(6)?,
+                entry_rule: if rule == "multiple" {
+                    EntryRule::Multiple {
+                        max_entries: u32::try_from(max).unwrap_or(1),
+                    }
+                } else {
+                    EntryRule::Single
+                },
+            })
+        },
+    )
 }
 
 impl Store {
@@ -445,14 +447,14 @@ impl Store {
     /// first call to `default_days` and kept in `meta` so restarts do not move it.
     pub async fn games_first_day(&self, default_days: i64) -> StoreResult<i64> {
         self.pool
-            .run(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .run_sql(move |c| {
+                let tx = c.begin(Begin::Immediate)?;
                 let day = match meta_get(&tx, "games_first_day")? {
                     Some(v) => v.parse::<i64>().unwrap_or(default_days),
                     None => {
                         tx.execute(
                             "INSERT INTO meta (key, value) VALUES ('games_first_day', ?1)",
-                            [default_days.to_string()],
+                            params![default_days.to_string()],
                         )?;
                         default_days
                     }
@@ -471,13 +473,13 @@ impl Store {
         offers: Vec<SeedOffer>,
     ) -> StoreResult<LoadReport> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let mut report = LoadReport::default();
                 for s in &sessions {
                     let exists: Option<i64> = tx
-                        .query_row("SELECT id FROM game_sessions WHERE code = ?1", [&s.code], |r| {
+                        .query_row("SELECT id FROM game_sessions WHERE code = ?1", params![&s.code], |r| {
                             r.get(0)
                         })
                         .optional()?;
@@ -525,24 +527,23 @@ impl Store {
     /// Upcoming scheduled sessions matching `filter`, by start time.
     pub async fn list_sessions(&self, filter: SessionFilter) -> StoreResult<Vec<SessionRow>> {
         self.pool
-            .read(move |c| {
+            .read_sql(move |c| {
+                // The casts: PostgreSQL cannot tell a parameter's type from
+                // `IS NULL` alone.
                 let sql = format!(
                     "SELECT {SESSION_COLUMNS} FROM {SESSION_FROM}
                      WHERE s.status = 'scheduled' AND s.ends_at > ?1
-                       AND (?2 IS NULL OR s.sport_id = ?2)
-                       AND (?3 IS NULL OR s.venue_id = ?3)
-                       AND (?4 IS NULL OR (s.starts_at >= ?4 AND s.starts_at < ?5))
+                       AND (CAST(?2 AS BIGINT) IS NULL OR s.sport_id = ?2)
+                       AND (CAST(?3 AS BIGINT) IS NULL OR s.venue_id = ?3)
+                       AND (CAST(?4 AS BIGINT) IS NULL OR (s.starts_at >= ?4 AND s.starts_at < ?5))
                      ORDER BY s.starts_at, s.id LIMIT 500"
                 );
-                let mut st = c.prepare_cached(&sql)?;
                 let (from, to) = filter.window.unzip();
-                let rows = st
-                    .query_map(
-                        params![now(), filter.sport_id, filter.venue_id, from, to],
-                        session_from_row,
-                    )?
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(rows)
+                c.query_map(
+                    &sql,
+                    params![now(), filter.sport_id, filter.venue_id, from, to],
+                    session_from_row,
+                )
             })
             .await
     }
@@ -550,48 +551,59 @@ impl Store {
     /// The filters' choices: sports, venues and days with upcoming sessions.
     pub async fn catalogue_facets(&self) -> StoreResult<Facets> {
         self.pool
-            .read(move |c| {
+            .read_sql(move |c| {
                 let t = now();
-                let mut f = Facets::default();
-                let mut st = c.prepare_cached(
-                    "SELECT DISTINCT sp.id, sp.name FROM game_sessions s JOIN sports sp ON sp.id = s.sport_id
-                     WHERE s.status = 'scheduled' AND s.ends_at > ?1 ORDER BY sp.name",
+                // Names in byte order on both databases (`COLLATE "binary"`,
+                // whatever PostgreSQL's default collation); EXISTS rather
+                // than DISTINCT, which PostgreSQL cannot order by an
+                // expression it does not select.
+                let sports = c.query_map(
+                    "SELECT sp.id, sp.name FROM sports sp
+                     WHERE EXISTS (SELECT 1 FROM game_sessions s WHERE s.sport_id = sp.id
+                                   AND s.status = 'scheduled' AND s.ends_at > ?1)
+                     ORDER BY sp.name COLLATE \"binary\"",
+                    params![t],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
-                f.sports = st
-                    .query_map([t], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
-                let mut st = c.prepare_cached(
-                    "SELECT DISTINCT v.id, v.name FROM game_sessions s JOIN venues v ON v.id = s.venue_id
-                     WHERE s.status = 'scheduled' AND s.ends_at > ?1 ORDER BY v.name",
+                let venues = c.query_map(
+                    "SELECT v.id, v.name FROM venues v
+                     WHERE EXISTS (SELECT 1 FROM game_sessions s WHERE s.venue_id = v.id
+                                   AND s.status = 'scheduled' AND s.ends_at > ?1)
+                     ORDER BY v.name COLLATE \"binary\"",
+                    params![t],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
                 )?;
-                f.venues = st
-                    .query_map([t], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
-                let mut st = c.prepare_cached(
+                let starts = c.query_map(
                     "SELECT starts_at FROM game_sessions
                      WHERE status = 'scheduled' AND ends_at > ?1 ORDER BY starts_at",
+                    params![t],
+                    |r| r.get(0),
                 )?;
-                f.starts = st.query_map([t], |r| r.get(0))?.collect::<Result<_, _>>()?;
-                Ok(f)
+                Ok(Facets {
+                    sports,
+                    venues,
+                    starts,
+                })
             })
             .await
     }
 
     /// A session by id (any status).
     pub async fn game_session(&self, id: i64) -> StoreResult<Option<SessionRow>> {
-        self.pool.read(move |c| session_by_id(c, id)).await
+        self.pool.read_sql(move |c| session_by_id(c, id)).await
     }
 
     /// Offers on sale, fewest seats first.
     pub async fn active_offers(&self) -> StoreResult<Vec<OfferRow>> {
         self.pool
-            .read(move |c| {
-                let mut st = c.prepare_cached(&format!(
-                    "SELECT {OFFER_COLUMNS} FROM offers WHERE active = 1 ORDER BY seats, name"
-                ))?;
-                Ok(st
-                    .query_map([], offer_from_row)?
-                    .collect::<Result<_, _>>()?)
+            .read_sql(move |c| {
+                c.query_map(
+                    &format!(
+                        "SELECT {OFFER_COLUMNS} FROM offers WHERE active = 1 ORDER BY seats, {OFFER_ORDER}"
+                    ),
+                    params![],
+                    offer_from_row,
+                )
             })
             .await
     }
@@ -599,12 +611,13 @@ impl Store {
     /// An offer by id (active or not).
     pub async fn offer(&self, id: i64) -> StoreResult<Option<OfferRow>> {
         self.pool
-            .run(move |c| {
-                Ok(
-                    c.prepare_cached(&format!("SELECT {OFFER_COLUMNS} FROM offers WHERE id = ?1"))?
-                        .query_row([id], offer_from_row)
-                        .optional()?,
+            .run_sql(move |c| {
+                c.query_row(
+                    &format!("SELECT {OFFER_COLUMNS} FROM offers WHERE id = ?1"),
+                    params![id],
+                    offer_from_row,
                 )
+                .optional()
             })
             .await
     }
@@ -614,20 +627,21 @@ impl Store {
     /// Every offer, fewest seats first.
     pub async fn admin_offers(&self) -> StoreResult<Vec<OfferSold>> {
         self.pool
-            .read_blocking(|c| {
-                let mut st = c.prepare_cached(&format!(
-                    "SELECT {OFFER_COLUMNS},
-                         coalesce((SELECT sum(tickets) FROM sales_daily s WHERE s.offer_id = offers.id), 0)
-                     FROM offers ORDER BY seats, name"
-                ))?;
-                Ok(st
-                    .query_map([], |r| {
+            .read_blocking_sql(|c| {
+                c.query_map(
+                    &format!(
+                        "SELECT {OFFER_COLUMNS},
+                             coalesce((SELECT sum(tickets) FROM sales_daily s WHERE s.offer_id = offers.id), 0)
+                         FROM offers ORDER BY seats, {OFFER_ORDER}"
+                    ),
+                    params![],
+                    |r| {
                         Ok(OfferSold {
                             offer: offer_from_row(r)?,
                             tickets_sold: r.get(6)?,
                         })
-                    })?
-                    .collect::<Result<_, _>>()?)
+                    },
+                )
             })
             .await
     }
@@ -639,19 +653,20 @@ impl Store {
         input: OfferInput,
     ) -> StoreResult<Result<i64, Taken>> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let inserted = tx.execute(
+                let tx = c.begin(Begin::Immediate)?;
+                let inserted = tx.query_row(
                     "INSERT INTO offers (name, description, seats, price_percent, active, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
                     params![input.name, input.description, input.seats, input.price_percent, input.active, t],
+                    |r| r.get::<i64>(0),
                 );
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => return Ok(Err(Taken)),
+                // A refusal returns without committing: the transaction rolls back.
+                let id = match inserted {
+                    Err(e) if e.is_unique_violation() => return Ok(Err(Taken)),
                     r => r?,
                 };
-                let id = tx.last_insert_rowid();
                 audit(
                     &tx,
                     &actor,
@@ -674,9 +689,9 @@ impl Store {
         input: OfferInput,
     ) -> StoreResult<Result<bool, Taken>> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let updated = tx.execute(
                     "UPDATE offers SET name = ?2, description = ?3, seats = ?4, price_percent = ?5,
                          active = ?6, updated_at = ?7 WHERE id = ?1",
@@ -691,7 +706,7 @@ impl Store {
                     ],
                 );
                 let n = match updated {
-                    Err(e) if is_unique_violation(&e) => return Ok(Err(Taken)),
+                    Err(e) if e.is_unique_violation() => return Ok(Err(Taken)),
                     r => r?,
                 };
                 if n == 0 {
@@ -719,9 +734,9 @@ impl Store {
         active: bool,
     ) -> StoreResult<bool> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let n = tx.execute(
                     "UPDATE offers SET active = ?2, updated_at = ?3 WHERE id = ?1",
                     params![id, active, t],
@@ -746,13 +761,14 @@ impl Store {
     /// Every session, by start.
     pub async fn admin_sessions(&self) -> StoreResult<Vec<SessionRow>> {
         self.pool
-            .read_blocking(|c| {
-                let mut st = c.prepare_cached(&format!(
-                    "SELECT {SESSION_COLUMNS} FROM {SESSION_FROM} ORDER BY s.starts_at, s.id"
-                ))?;
-                Ok(st
-                    .query_map([], session_from_row)?
-                    .collect::<Result<_, _>>()?)
+            .read_blocking_sql(|c| {
+                c.query_map(
+                    &format!(
+                        "SELECT {SESSION_COLUMNS} FROM {SESSION_FROM} ORDER BY s.starts_at, s.id"
+                    ),
+                    params![],
+                    session_from_row,
+                )
             })
             .await
     }
@@ -761,7 +777,7 @@ impl Store {
     /// exists).
     pub async fn admin_session_valid_tickets(&self, id: i64) -> StoreResult<i64> {
         self.pool
-            .read_blocking(move |c| tickets::valid_of_session(c, id))
+            .read_blocking_sql(move |c| tickets::valid_of_session(c.sqlite()?, id)) // bridge
             .await
     }
 
@@ -770,17 +786,18 @@ impl Store {
         &self,
     ) -> StoreResult<(Vec<(i64, String)>, Vec<(i64, String)>)> {
         self.pool
-            .read_blocking(|c| {
-                let sports = c
-                    .prepare_cached("SELECT id, name FROM sports ORDER BY name")?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
-                let venues = c
-                    .prepare_cached(
-                        "SELECT id, name || ' (' || city || ')' FROM venues ORDER BY name",
-                    )?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                    .collect::<Result<_, _>>()?;
+            .read_blocking_sql(|c| {
+                // By name in byte order on both databases.
+                let sports = c.query_map(
+                    "SELECT id, name FROM sports ORDER BY name COLLATE \"binary\"",
+                    params![],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let venues = c.query_map(
+                    "SELECT id, name || ' (' || city || ')' FROM venues ORDER BY name COLLATE \"binary\"",
+                    params![],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
                 Ok((sports, venues))
             })
             .await
@@ -793,28 +810,28 @@ impl Store {
         input: SessionInput,
     ) -> StoreResult<Result<i64, SessionRefusal>> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 if !references_exist(&tx, &input)? {
                     return Ok(Err(SessionRefusal::BadReference));
                 }
-                let inserted = tx.execute(
+                let inserted = tx.query_row(
                     "INSERT INTO game_sessions (code, sport_id, venue_id, title, starts_at, ends_at,
                          doors_open_at, capacity, base_price_cents, entry_rule, max_entries,
                          created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12) RETURNING id",
                     params![
                         input.code, input.sport_id, input.venue_id, input.title, input.starts_at,
                         input.ends_at, input.doors_open_at, input.capacity, input.base_price_cents,
                         input.entry_rule, input.max_entries, t
                     ],
+                    |r| r.get::<i64>(0),
                 );
-                match inserted {
-                    Err(e) if is_unique_violation(&e) => return Ok(Err(SessionRefusal::CodeTaken)),
+                let id = match inserted {
+                    Err(e) if e.is_unique_violation() => return Ok(Err(SessionRefusal::CodeTaken)),
                     r => r?,
                 };
-                let id = tx.last_insert_rowid();
                 audit(
                     &tx,
                     &actor,
@@ -837,9 +854,9 @@ impl Store {
         input: SessionInput,
     ) -> StoreResult<Result<(), SessionRefusal>> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let Some(current) = session_by_id(&tx, id)? else {
                     return Ok(Err(SessionRefusal::NotFound));
                 };
@@ -855,7 +872,7 @@ impl Store {
                     != (current.doors_open_at, current.starts_at, current.ends_at);
                 if times_change {
                     // In this transaction too: no ticket can be issued in between.
-                    let sold = tickets::valid_of_session(&tx, id)?;
+                    let sold = tickets::valid_of_session(tx.sqlite()?, id)?; // bridge
                     if sold > 0 {
                         return Ok(Err(SessionRefusal::TimesLocked(sold)));
                     }
@@ -875,7 +892,7 @@ impl Store {
                     ],
                 );
                 match updated {
-                    Err(e) if is_unique_violation(&e) => return Ok(Err(SessionRefusal::CodeTaken)),
+                    Err(e) if e.is_unique_violation() => return Ok(Err(SessionRefusal::CodeTaken)),
                     r => r?,
                 };
                 audit(&tx, &actor, "session.update", &format!("session:{id}"), &session_detail(&input), t)?;
@@ -894,9 +911,9 @@ impl Store {
         id: i64,
     ) -> StoreResult<Option<Cancelled>> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let n = tx.execute(
                     "UPDATE game_sessions SET status = 'cancelled', updated_at = ?2
                      WHERE id = ?1 AND status = 'scheduled'",
@@ -906,22 +923,20 @@ impl Store {
                     return Ok(None);
                 }
                 let title: String =
-                    tx.query_row("SELECT title FROM game_sessions WHERE id = ?1", [id], |r| r.get(0))?;
-                let buyers = tx
-                    .prepare_cached(
-                        "SELECT u.email, u.first_name, count(*) FROM tickets t JOIN users u ON u.id = t.user_id
-                         WHERE t.session_id = ?1 AND t.status = 'valid' GROUP BY u.id ORDER BY u.id",
-                    )?
-                    .query_map([id], |r| {
+                    tx.query_row("SELECT title FROM game_sessions WHERE id = ?1", params![id], |r| r.get(0))?;
+                let buyers = tx.query_map(
+                    "SELECT u.email, u.first_name, count(*) FROM tickets t JOIN users u ON u.id = t.user_id
+                     WHERE t.session_id = ?1 AND t.status = 'valid' GROUP BY u.id ORDER BY u.id",
+                    params![id],
+                    |r| {
                         Ok(AffectedBuyer {
                             email: r.get(0)?,
                             first_name: r.get(1)?,
                             tickets: r.get(2)?,
                         })
-                    })?
-                    .collect::<Result<Vec<_>, _>>()?;
-                let revoked =
-                    tickets::revoke_valid_of_session(&tx, id, RevocationReason::SessionCancelled, t)?;
+                    },
+                )?;
+                let revoked = tickets::revoke_valid_of_session(tx.sqlite()?, id, RevocationReason::SessionCancelled, t)?; // bridge
                 audit(
                     &tx,
                     &actor,
@@ -939,7 +954,7 @@ impl Store {
     /// The scheduled sessions not ended more than `grace_secs` ago.
     pub async fn gate_sessions(&self, grace_secs: i64) -> StoreResult<Vec<GateSession>> {
         self.pool
-            .read_blocking(move |c| gate_sessions(c, now().saturating_sub(grace_secs)))
+            .read_blocking_sql(move |c| gate_sessions(c, now().saturating_sub(grace_secs)))
             .await
     }
 }
@@ -950,9 +965,10 @@ mod tests {
 
     /// A database with one session of `capacity` seats and one pending
     /// order for `seats` of them (not yet taken); (session id, order id).
-    fn session_and_order(c: &mut Connection, capacity: i64, seats: i64) -> (i64, i64) {
-        crate::db::migrations::apply(c).expect("migrates");
-        c.execute_batch(
+    fn session_and_order(raw: &mut rusqlite::Connection, capacity: i64, seats: i64) -> (i64, i64) {
+        crate::db::migrations::apply(raw).expect("migrates");
+        let c = Conn::Sqlite(raw);
+        c.batch(
             "INSERT INTO sports (name) VALUES ('Judo');
              INSERT INTO venues (name, city) VALUES ('Arena', 'Paris');
              INSERT INTO users (username, email, first_name, last_name, password_hash, user_key, role, created_at)
@@ -961,21 +977,24 @@ mod tests {
              VALUES ('Test', 1, 100, 0, 0);",
         )
         .expect("references");
-        c.execute(
-            "INSERT INTO game_sessions (code, sport_id, venue_id, title, starts_at, ends_at,
-                 doors_open_at, capacity, base_price_cents, entry_rule, max_entries, created_at, updated_at)
-             VALUES ('JUD99', 1, 1, 'Judo', 2000000000, 2000003600, 1999998000, ?1, 1000, 'single', 1, 0, 0)",
-            [capacity],
-        )
-        .expect("session");
-        let session = c.last_insert_rowid();
-        c.execute(
-            "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
-             VALUES ('AAAAA-AAAAA', 1, 'pending', 0, 0, 600)",
-            [],
-        )
-        .expect("order");
-        let order = c.last_insert_rowid();
+        let session: i64 = c
+            .query_row(
+                "INSERT INTO game_sessions (code, sport_id, venue_id, title, starts_at, ends_at,
+                     doors_open_at, capacity, base_price_cents, entry_rule, max_entries, created_at, updated_at)
+                 VALUES ('JUD99', 1, 1, 'Judo', 2000000000, 2000003600, 1999998000, ?1, 1000, 'single', 1, 0, 0)
+                 RETURNING id",
+                params![capacity],
+                |r| r.get(0),
+            )
+            .expect("session");
+        let order: i64 = c
+            .query_row(
+                "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
+                 VALUES ('AAAAA-AAAAA', 1, 'pending', 0, 0, 600) RETURNING id",
+                params![],
+                |r| r.get(0),
+            )
+            .expect("order");
         c.execute(
             "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
              VALUES (?1, ?2, (SELECT id FROM offers WHERE name = 'Test'), 'Test', 1, ?3, 0)",
@@ -985,10 +1004,10 @@ mod tests {
         (session, order)
     }
 
-    fn taken(c: &Connection, session: i64) -> i64 {
+    fn taken(c: &Conn<'_>, session: i64) -> i64 {
         c.query_row(
             "SELECT seats_taken FROM game_sessions WHERE id = ?1",
-            [session],
+            params![session],
             |r| r.get(0),
         )
         .expect("reads")
@@ -1001,8 +1020,9 @@ mod tests {
 
     #[test]
     fn seats_are_taken_within_capacity_and_released_once() {
-        let mut c = Connection::open_in_memory().expect("opens");
-        let (session, order) = session_and_order(&mut c, 10, 4);
+        let mut raw = rusqlite::Connection::open_in_memory().expect("opens");
+        let (session, order) = session_and_order(&mut raw, 10, 4);
+        let c = Conn::Sqlite(&raw);
         assert!(take_seats(&c, &[(session, 4)]).expect("takes").is_empty());
         assert_eq!(
             take_seats(&c, &[(session, 7)]).expect("runs"),

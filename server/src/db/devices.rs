@@ -334,7 +334,7 @@ impl Store {
                 insert_code(&tx, &code_hash, t, t + ttl_secs)?;
                 // The code itself never enters the log: only its expiry.
                 audit(
-                    tx.sqlite()?, // bridge
+                    &tx,
                     &actor,
                     "device.enrollment_code",
                     "device:new",
@@ -357,7 +357,7 @@ impl Store {
                     return Ok(false);
                 }
                 audit(
-                    tx.sqlite()?, // bridge
+                    &tx,
                     &actor,
                     "device.revoke",
                     &format!("device:{id}"),

@@ -282,7 +282,8 @@ fn cart_lines_of(c: &Connection, cart: i64) -> StoreResult<Vec<CartLine>> {
     let mut st = c.prepare_cached(&sql)?;
     let rows = st
         .query_map([cart], |r| {
-            let session = session_from_row(r)?;
+            let session = session_from_row(&super::sql::Row::Sqlite(r))
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?; // bridge
             // The offer's and the line's columns follow the session's.
             let k = SESSION_COLUMN_COUNT;
             let seats: i64 = r.get(k + 2)?;
@@ -433,7 +434,7 @@ fn expire_holds_in(tx: &Connection, t: i64) -> StoreResult<usize> {
 /// Marks a pending order expired and gives its held seats back, inside the
 /// caller's transaction (the sweep and a late payment attempt alike).
 fn expire_order(tx: &Connection, order_id: i64) -> StoreResult<()> {
-    catalogue::release_seats(tx, order_id)?;
+    catalogue::release_seats(&super::sql::Conn::Sqlite(tx), order_id)?; // bridge
     tx.prepare_cached("UPDATE orders SET status = ?2 WHERE id = ?1")?
         .execute(params![order_id, OrderStatus::Expired])?;
     Ok(())
@@ -507,7 +508,8 @@ fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<C
                 None => per_session.push((l.session.id, l.seats_needed())),
             }
         }
-        for i in catalogue::take_seats(&tx, &per_session)? {
+        for i in catalogue::take_seats(&super::sql::Conn::Sqlite(&tx), &per_session)? {
+            // bridge: the call above
             let (sid, _) = per_session[i];
             for l in lines.iter().filter(|l| l.session.id == sid) {
                 problems.push(LineProblem {
@@ -820,7 +822,8 @@ fn finish_payment_in(
             .query_map([order_id], |r| Ok((r.get(0)?, r.get(1)?)))?
             .collect::<Result<_, _>>()?;
         tx.execute_batch("SAVEPOINT retake_seats")?;
-        if !catalogue::take_seats(tx, &per_session)?.is_empty() {
+        if !catalogue::take_seats(&super::sql::Conn::Sqlite(tx), &per_session)?.is_empty() {
+            // bridge: the call above
             // Give back the seats taken before the one that failed.
             tx.execute_batch("ROLLBACK TO retake_seats; RELEASE retake_seats")?;
             set_payment(
@@ -1325,7 +1328,7 @@ impl Store {
                     params![order_id, t],
                 )?;
                 // The seats go back on sale.
-                super::catalogue::release_seats(&tx, order_id)?;
+                super::catalogue::release_seats(&super::sql::Conn::Sqlite(&tx), order_id)?; // bridge
                 let revoked = tickets::revoke_valid_of_order(
                     &tx,
                     order_id,
@@ -1334,7 +1337,7 @@ impl Store {
                     t,
                 )?;
                 audit(
-                    &tx,
+                    &super::sql::Conn::Sqlite(&tx), // bridge
                     &actor,
                     "order.refund",
                     &format!("order:{number}"),

@@ -3,6 +3,7 @@
 //! `scan_hours`, maintained by triggers, so it stays fast on millions of
 //! rows) and the CSV exports, streamed on a connection of their own.
 
+use super::sql::{Conn, Row, ToValue, params};
 use super::{Store, StoreError, StoreResult, tickets};
 use crate::units::money::cents_plain;
 use crate::units::status::SessionStatus;
@@ -87,43 +88,66 @@ pub struct Dashboard {
     pub days: Vec<DaySales>,
 }
 
-fn task(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Task(e.to_string())
+/// Streams the rows of an export's query to `sink` as records, then
+/// `None`; stops early, without the `None`, when `sink` returns false (the
+/// reader went away), dropping the rest of the query's rows unread.
+fn export(
+    c: &Conn<'_>,
+    sql: &str,
+    params: &[&dyn ToValue],
+    sink: &mut impl FnMut(Option<Vec<String>>) -> bool,
+    record: impl Fn(&Row<'_>) -> StoreResult<Vec<String>>,
+) -> StoreResult<()> {
+    let mut gone = false;
+    let streamed = c.for_each(sql, params, |r| {
+        if sink(Some(record(r)?)) {
+            Ok(())
+        } else {
+            // Ends the query: the error is not reported, `gone` says why.
+            gone = true;
+            Err(StoreError::Task("the export's reader went away".into()))
+        }
+    });
+    if gone {
+        return Ok(());
+    }
+    streamed?;
+    sink(None);
+    Ok(())
 }
 
 impl Store {
     /// Sales per offer, session, sport and day, from the rollup.
     pub async fn admin_dashboard(&self) -> StoreResult<Dashboard> {
         self.pool
-            .read_blocking(|c| {
-                let offers = c
-                    .prepare_cached(
-                        "SELECT o.name, o.active, coalesce(sum(s.tickets), 0), coalesce(sum(s.seats), 0),
-                                coalesce(sum(s.revenue_cents), 0)
-                         FROM offers o LEFT JOIN sales_daily s ON s.offer_id = o.id
-                         GROUP BY o.id ORDER BY o.seats, o.name",
-                    )?
-                    .query_map([], |r| {
+            .read_blocking_sql(|c| {
+                // Offers by name as SQLite's NOCASE orders them, on both databases.
+                let offers = c.query_map(
+                    "SELECT o.name, o.active, coalesce(sum(s.tickets), 0), coalesce(sum(s.seats), 0),
+                            coalesce(sum(s.revenue_cents), 0)
+                     FROM offers o LEFT JOIN sales_daily s ON s.offer_id = o.id
+                     GROUP BY o.id ORDER BY o.seats, lower(o.name COLLATE \"binary\")",
+                    params![],
+                    |r| {
                         Ok(OfferSales {
                             name: r.get(0)?,
-                            active: r.get::<_, i64>(1)? == 1,
+                            active: r.get::<i64>(1)? == 1,
                             tickets: r.get(2)?,
                             seats: r.get(3)?,
                             revenue_cents: r.get(4)?,
                         })
-                    })?
-                    .collect::<Result<_, _>>()?;
-                let sessions: Vec<SessionSales> = c
-                    .prepare_cached(
-                        "SELECT g.id, g.code, g.title, sp.name, g.starts_at, g.status, g.capacity,
-                                coalesce(x.tickets, 0), coalesce(x.seats, 0), coalesce(x.revenue, 0)
-                         FROM game_sessions g JOIN sports sp ON sp.id = g.sport_id
-                         LEFT JOIN (SELECT session_id, sum(tickets) AS tickets, sum(seats) AS seats,
-                                           sum(revenue_cents) AS revenue
-                                    FROM sales_daily GROUP BY session_id) x ON x.session_id = g.id
-                         ORDER BY g.starts_at, g.id",
-                    )?
-                    .query_map([], |r| {
+                    },
+                )?;
+                let sessions: Vec<SessionSales> = c.query_map(
+                    "SELECT g.id, g.code, g.title, sp.name, g.starts_at, g.status, g.capacity,
+                            coalesce(x.tickets, 0), coalesce(x.seats, 0), coalesce(x.revenue, 0)
+                     FROM game_sessions g JOIN sports sp ON sp.id = g.sport_id
+                     LEFT JOIN (SELECT session_id, sum(tickets) AS tickets, sum(seats) AS seats,
+                                       sum(revenue_cents) AS revenue
+                                FROM sales_daily GROUP BY session_id) x ON x.session_id = g.id
+                     ORDER BY g.starts_at, g.id",
+                    params![],
+                    |r| {
                         Ok(SessionSales {
                             id: r.get(0)?,
                             code: r.get(1)?,
@@ -136,8 +160,8 @@ impl Store {
                             seats: r.get(8)?,
                             revenue_cents: r.get(9)?,
                         })
-                    })?
-                    .collect::<Result<_, _>>()?;
+                    },
+                )?;
                 // Per sport from the per-session figures just read: no second pass over the rollup.
                 let mut sports: Vec<SportSales> = Vec::new();
                 for s in &sessions {
@@ -158,19 +182,18 @@ impl Store {
                     }
                 }
                 sports.sort_by(|a, b| b.revenue_cents.cmp(&a.revenue_cents).then(a.sport.cmp(&b.sport)));
-                let days = c
-                    .prepare_cached(
-                        "SELECT day, sum(tickets), sum(revenue_cents) FROM sales_daily
-                         GROUP BY day ORDER BY day",
-                    )?
-                    .query_map([], |r| {
+                let days = c.query_map(
+                    "SELECT day, sum(tickets), sum(revenue_cents) FROM sales_daily
+                     GROUP BY day ORDER BY day",
+                    params![],
+                    |r| {
                         Ok(DaySales {
                             day: r.get(0)?,
                             tickets: r.get(1)?,
                             revenue_cents: r.get(2)?,
                         })
-                    })?
-                    .collect::<Result<_, _>>()?;
+                    },
+                )?;
                 Ok(Dashboard {
                     offers,
                     sessions,
@@ -190,42 +213,37 @@ impl Store {
         session: Option<i64>,
         mut sink: impl FnMut(Option<Vec<String>>) -> bool + Send + 'static,
     ) -> StoreResult<()> {
-        let path = self.pool.sqlite_path()?;
-        tokio::task::spawn_blocking(move || -> StoreResult<()> {
-            let c = super::open_connection(&path)?;
-            let mut st = c.prepare(
-                "SELECT s.id, s.scan_id, s.device_id, d.label, s.gate, s.session_id, s.ticket_id,
-                        s.verdict, coalesce(s.reason, ''), s.admits, s.scanned_at, s.received_at
-                 FROM scans s JOIN devices d ON d.id = s.device_id
-                 WHERE (?1 = -1 OR s.session_id = ?1) ORDER BY s.id",
-            )?;
-            let mut rows = st.query([session.unwrap_or(-1)])?;
-            while let Some(r) = rows.next()? {
-                let record = vec![
-                    r.get::<_, i64>(0)?.to_string(),
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get::<_, Option<i64>>(5)?
-                        .map(|v| v.to_string())
-                        .unwrap_or_default(),
-                    tickets::ticket_hex(r.get(6)?).unwrap_or_default(),
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get::<_, i64>(9)?.to_string(),
-                    iso_utc(r.get(10)?),
-                    iso_utc(r.get(11)?),
-                ];
-                if !sink(Some(record)) {
-                    return Ok(());
-                }
-            }
-            sink(None);
-            Ok(())
-        })
-        .await
-        .map_err(task)?
+        self.pool
+            .read_own_sql(move |c| {
+                export(
+                    c,
+                    "SELECT s.id, s.scan_id, s.device_id, d.label, s.gate, s.session_id, s.ticket_id,
+                            s.verdict, coalesce(s.reason, ''), s.admits, s.scanned_at, s.received_at
+                     FROM scans s JOIN devices d ON d.id = s.device_id
+                     WHERE (?1 = -1 OR s.session_id = ?1) ORDER BY s.id",
+                    params![session.unwrap_or(-1)],
+                    &mut sink,
+                    |r| {
+                        Ok(vec![
+                            r.get::<i64>(0)?.to_string(),
+                            r.get(1)?,
+                            r.get(2)?,
+                            r.get(3)?,
+                            r.get(4)?,
+                            r.get::<Option<i64>>(5)?
+                                .map(|v| v.to_string())
+                                .unwrap_or_default(),
+                            tickets::ticket_hex(r.get(6)?).unwrap_or_default(),
+                            r.get(7)?,
+                            r.get(8)?,
+                            r.get::<i64>(9)?.to_string(),
+                            iso_utc(r.get(10)?),
+                            iso_utc(r.get(11)?),
+                        ])
+                    },
+                )
+            })
+            .await
     }
 
     /// Streams sales (one record per order line of paid and refunded
@@ -234,44 +252,39 @@ impl Store {
         &self,
         mut sink: impl FnMut(Option<Vec<String>>) -> bool + Send + 'static,
     ) -> StoreResult<()> {
-        let path = self.pool.sqlite_path()?;
-        tokio::task::spawn_blocking(move || -> StoreResult<()> {
-            let c = super::open_connection(&path)?;
-            let mut st = c.prepare(
-                "SELECT o.number, o.status, o.paid_at, o.refunded_at, u.email,
-                        u.first_name || ' ' || u.last_name, g.code, g.title, ol.offer_name, ol.seats,
-                        ol.quantity, ol.unit_price_cents
-                 FROM order_lines ol JOIN orders o ON o.id = ol.order_id JOIN users u ON u.id = o.user_id
-                 JOIN game_sessions g ON g.id = ol.session_id
-                 WHERE o.status IN ('paid', 'refunded') ORDER BY o.id, ol.id",
-            )?;
-            let mut rows = st.query([])?;
-            while let Some(r) = rows.next()? {
-                let quantity: i64 = r.get(10)?;
-                let unit: i64 = r.get(11)?;
-                let record = vec![
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get::<_, Option<i64>>(2)?.map(iso_utc).unwrap_or_default(),
-                    r.get::<_, Option<i64>>(3)?.map(iso_utc).unwrap_or_default(),
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                    r.get(8)?,
-                    r.get::<_, i64>(9)?.to_string(),
-                    quantity.to_string(),
-                    cents_plain(unit),
-                    cents_plain(unit.saturating_mul(quantity)),
-                ];
-                if !sink(Some(record)) {
-                    return Ok(());
-                }
-            }
-            sink(None);
-            Ok(())
-        })
-        .await
-        .map_err(task)?
+        self.pool
+            .read_own_sql(move |c| {
+                export(
+                    c,
+                    "SELECT o.number, o.status, o.paid_at, o.refunded_at, u.email,
+                            u.first_name || ' ' || u.last_name, g.code, g.title, ol.offer_name, ol.seats,
+                            ol.quantity, ol.unit_price_cents
+                     FROM order_lines ol JOIN orders o ON o.id = ol.order_id JOIN users u ON u.id = o.user_id
+                     JOIN game_sessions g ON g.id = ol.session_id
+                     WHERE o.status IN ('paid', 'refunded') ORDER BY o.id, ol.id",
+                    params![],
+                    &mut sink,
+                    |r| {
+                        let quantity: i64 = r.get(10)?;
+                        let unit: i64 = r.get(11)?;
+                        Ok(vec![
+                            r.get(0)?,
+                            r.get(1)?,
+                            r.get::<Option<i64>>(2)?.map(iso_utc).unwrap_or_default(),
+                            r.get::<Option<i64>>(3)?.map(iso_utc).unwrap_or_default(),
+                            r.get(4)?,
+                            r.get(5)?,
+                            r.get(6)?,
+                            r.get(7)?,
+                            r.get(8)?,
+                            r.get::<i64>(9)?.to_string(),
+                            quantity.to_string(),
+                            cents_plain(unit),
+                            cents_plain(unit.saturating_mul(quantity)),
+                        ])
+                    },
+                )
+            })
+            .await
     }
 }

@@ -466,7 +466,7 @@ impl Store {
                 }
                 revoke(&tx, &id, reason, &note, t)?;
                 audit(
-                    &tx,
+                    &super::sql::Conn::Sqlite(&tx), // bridge
                     &actor,
                     "ticket.revoke",
                     &format!("ticket:{}", id.to_hex()),
@@ -556,7 +556,7 @@ impl Store {
                 revoke(&tx, &id, RevocationReason::Reissued, "", t)?;
                 let new_hex = issued.ticket_id.to_hex();
                 audit(
-                    &tx,
+                    &super::sql::Conn::Sqlite(&tx), // bridge
                     &actor,
                     "ticket.reissue",
                     &format!("ticket:{}", id.to_hex()),
