@@ -356,14 +356,7 @@ impl Store {
                 if !revoke(&tx, &id, t)? {
                     return Ok(false);
                 }
-                audit(
-                    &tx,
-                    &actor,
-                    "device.revoke",
-                    &format!("device:{id}"),
-                    "",
-                    t,
-                )?;
+                audit(&tx, &actor, "device.revoke", &format!("device:{id}"), "", t)?;
                 tx.commit()?;
                 Ok(true)
             })

@@ -63,21 +63,24 @@ fn run_cli(from: &Path, to: &str) -> (bool, String, String) {
 /// A stopped evaluation install with a bit of everything; returns its data
 /// directory (kept alive) and its database file.
 async fn populated_install() -> (tempfile::TempDir, PathBuf) {
-    let mut app = spawn_app().await;
+    // The source is an evaluation install: SQLite, whatever backend the
+    // other tests run on.
+    let mut app = spawn_app_with(|c| c.postgres = None).await;
     let (chef, _) = admin(&app).await;
     let marie = buyer(&app, "curie_m").await;
     let session = first_session(&app);
     buy(&marie, session, "Solo", 2).await;
     buy(&marie, session, "Duo", 1).await;
     let codes: Vec<String> = {
-        let c = admin_db(&app);
-        let mut s = c
-            .prepare("SELECT lower(hex(ticket_id)) FROM tickets ORDER BY id")
-            .expect("prepares");
-        s.query_map([], |r| r.get(0))
+        admin_db(&app)
+            .with(|c| {
+                c.query_map(
+                    "SELECT lower(hex(ticket_id)) FROM tickets ORDER BY id",
+                    jo_server::db::sql::params![],
+                    |r| r.get(0),
+                )
+            })
             .expect("lists")
-            .collect::<Result<_, _>>()
-            .expect("reads")
     };
     assert_eq!(codes.len(), 3);
 

@@ -228,7 +228,7 @@ async fn a_revoked_device_gets_401_on_its_next_call() {
     assert_eq!(d.get(paths::SESSIONS).await.status(), StatusCode::OK);
     let c = db(&app);
     assert!(
-        c.with(|c| jo_server::db::devices::revoke(sqlite_only(c), &d.id, now()))
+        c.with(|c| jo_server::db::devices::revoke(c, &d.id, now()))
             .expect("revokes")
     );
     let e = api_error(d.get(paths::SESSIONS).await, StatusCode::UNAUTHORIZED).await;
@@ -252,7 +252,7 @@ async fn a_bad_token_gets_401_with_no_hint_whether_the_device_exists() {
     let app = common::spawn_app().await;
     let revoked = ApiDevice::enroll(&app, "Porte F").await;
     db(&app)
-        .with(|c| jo_server::db::devices::revoke(sqlite_only(c), &revoked.id, now()))
+        .with(|c| jo_server::db::devices::revoke(c, &revoked.id, now()))
         .expect("revokes");
     let client = reqwest::Client::new();
     let url = format!("{}{}", app.addr, paths::KEYRING);
@@ -751,7 +751,7 @@ async fn entries_carry_their_gate_signature_and_those_of_a_revoked_device_leave_
     // A is revoked: its entries leave the feed and the list says so; the
     // scans stay stored for the admins.
     assert!(
-        c.with(|c| jo_server::db::devices::revoke(sqlite_only(c), &a.id, now()))
+        c.with(|c| jo_server::db::devices::revoke(c, &a.id, now()))
             .expect("revokes")
     );
     assert!(all_entries(&b).await.is_empty());

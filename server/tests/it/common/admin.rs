@@ -291,7 +291,7 @@ pub fn ticket_state(app: &TestApp, code: &str) -> (String, Option<i64>) {
 /// The ticket ids of the revocation list as scanners sync it (from version 0).
 pub fn synced_revocations(app: &TestApp) -> Vec<String> {
     admin_db(app)
-        .with(|c| jo_server::db::revocations::entries_since(sqlite_only(c), 0, 1_000_000))
+        .with(|c| jo_server::db::revocations::entries_since(c, 0, 1_000_000))
         .expect("revocation list")
         .into_iter()
         .map(|e| e.ticket_id.to_hex())
