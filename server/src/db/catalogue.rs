@@ -761,7 +761,7 @@ impl Store {
     /// exists).
     pub async fn admin_session_valid_tickets(&self, id: i64) -> StoreResult<i64> {
         self.pool
-            .read_blocking(move |c| tickets::valid_of_session(c, id))
+            .read_blocking(move |c| tickets::valid_of_session(&super::sql::Conn::Sqlite(c), id)) // bridge
             .await
     }
 
@@ -855,7 +855,7 @@ impl Store {
                     != (current.doors_open_at, current.starts_at, current.ends_at);
                 if times_change {
                     // In this transaction too: no ticket can be issued in between.
-                    let sold = tickets::valid_of_session(&tx, id)?;
+                    let sold = tickets::valid_of_session(&super::sql::Conn::Sqlite(&tx), id)?; // bridge
                     if sold > 0 {
                         return Ok(Err(SessionRefusal::TimesLocked(sold)));
                     }
@@ -921,7 +921,7 @@ impl Store {
                     })?
                     .collect::<Result<Vec<_>, _>>()?;
                 let revoked =
-                    tickets::revoke_valid_of_session(&tx, id, RevocationReason::SessionCancelled, t)?;
+                    tickets::revoke_valid_of_session(&super::sql::Conn::Sqlite(&tx), id, RevocationReason::SessionCancelled, t)?; // bridge
                 audit(
                     &tx,
                     &actor,

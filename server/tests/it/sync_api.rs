@@ -34,7 +34,7 @@ async fn enrol_sync_upload_and_conflicts_over_http() {
     seed_session(&c, 900_001, 1);
     let tickets = seed_tickets(&c, 900_001, 3);
     jo_server::db::tickets::revoke(
-        &c,
+        &jo_server::db::sql::Conn::Sqlite(&c), // bridge
         &tickets[1],
         RevocationReason::Refunded,
         "test",
@@ -296,8 +296,14 @@ async fn the_revocation_list_is_signed_paged_and_refused_when_tampered() {
     let app = common::spawn_app().await;
     let c = db(&app);
     for i in 0..5u8 {
-        jo_server::db::tickets::revoke(&c, &TicketId([i; 10]), RevocationReason::Fraud, "", now())
-            .expect("revokes");
+        jo_server::db::tickets::revoke(
+            &jo_server::db::sql::Conn::Sqlite(&c), // bridge
+            &TicketId([i; 10]),
+            RevocationReason::Fraud,
+            "",
+            now(),
+        )
+        .expect("revokes");
     }
     let d = ApiDevice::enroll(&app, "Porte H").await;
     let ring = keyring_of(&d.get_ok(paths::KEYRING).await);
