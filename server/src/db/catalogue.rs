@@ -777,7 +777,7 @@ impl Store {
     /// exists).
     pub async fn admin_session_valid_tickets(&self, id: i64) -> StoreResult<i64> {
         self.pool
-            .read_blocking_sql(move |c| tickets::valid_of_session(c.sqlite()?, id)) // bridge
+            .read_blocking_sql(move |c| tickets::valid_of_session(c, id))
             .await
     }
 
@@ -872,7 +872,7 @@ impl Store {
                     != (current.doors_open_at, current.starts_at, current.ends_at);
                 if times_change {
                     // In this transaction too: no ticket can be issued in between.
-                    let sold = tickets::valid_of_session(tx.sqlite()?, id)?; // bridge
+                    let sold = tickets::valid_of_session(&tx, id)?;
                     if sold > 0 {
                         return Ok(Err(SessionRefusal::TimesLocked(sold)));
                     }
@@ -936,7 +936,7 @@ impl Store {
                         })
                     },
                 )?;
-                let revoked = tickets::revoke_valid_of_session(tx.sqlite()?, id, RevocationReason::SessionCancelled, t)?; // bridge
+                let revoked = tickets::revoke_valid_of_session(&tx, id, RevocationReason::SessionCancelled, t)?;
                 audit(
                     &tx,
                     &actor,

@@ -157,6 +157,36 @@ pub fn relaxed_write<T>(
     result
 }
 
+/// [`relaxed_write`] for either backend: `f`'s commits are made without
+/// waiting for the disk. SQLite: `synchronous = NORMAL` around `f`, as
+/// there. PostgreSQL: `synchronous_commit = off` for the session while `f`
+/// runs, then back to the server's setting: a crash may lose those last
+/// commits (whole, and in order: the WAL is replayed up to what was
+/// flushed), never corrupt anything nor lose a commit made before them or
+/// any durable commit after them (each flushes the WAL up to itself).
+pub fn relaxed_write_sql<T>(
+    c: &sql::Conn<'_>,
+    f: impl FnOnce(&sql::Conn<'_>) -> StoreResult<T>,
+) -> StoreResult<T> {
+    match c.dialect() {
+        sql::Dialect::Sqlite => {
+            c.execute("PRAGMA synchronous = NORMAL", sql::params![])?;
+            let result = f(c);
+            // Back to the default before the connection returns to the pool.
+            c.execute("PRAGMA synchronous = FULL", sql::params![])?;
+            result
+        }
+        sql::Dialect::Postgres => {
+            c.batch("SET synchronous_commit = off")?;
+            let result = f(c);
+            // Back to the server's setting before the connection returns
+            // to the pool.
+            c.batch("RESET synchronous_commit")?;
+            result
+        }
+    }
+}
+
 /// Group commit: fsyncs the WAL file for every caller that committed before
 /// the fsync began, so concurrent durable writes share one fsync instead of
 /// queueing one each behind SQLite's write lock (a FULL commit fsyncs while

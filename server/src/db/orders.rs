@@ -14,14 +14,14 @@ use std::sync::Arc;
 use jo_shared::doublekey::{PurchaseKey, UserKey};
 use jo_shared::revocation::RevocationReason;
 use jo_shared::ticket::TicketId;
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::audit::{Actor, audit};
 use super::catalogue::{
     self, SESSION_COLUMN_COUNT, SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row,
 };
+use super::sql::{Begin, Conn, Optional, Row, params};
 use super::tickets::TicketRow;
-use super::{Store, StoreError, StoreResult, is_unique_violation, now, relaxed_write, tickets};
+use super::{Store, StoreError, StoreResult, now, relaxed_write_sql, tickets};
 use crate::config::ShopPolicy;
 use crate::tickets::TicketIssuer;
 use crate::units::money::offer_price;
@@ -239,84 +239,83 @@ fn new_order_number() -> StoreResult<String> {
 
 // ----- carts
 
-fn cart_id(c: &Connection, owner: CartOwner) -> StoreResult<Option<i64>> {
-    Ok(match owner {
+fn cart_id(c: &Conn<'_>, owner: CartOwner) -> StoreResult<Option<i64>> {
+    match owner {
         CartOwner::User(u) => c
-            .prepare_cached("SELECT id FROM carts WHERE user_id = ?1")?
-            .query_row([u], |r| r.get(0))
-            .optional()?,
+            .query_row("SELECT id FROM carts WHERE user_id = ?1", params![u], |r| {
+                r.get(0)
+            })
+            .optional(),
         CartOwner::Anonymous(h) => c
-            .prepare_cached("SELECT id FROM carts WHERE token_hash = ?1")?
-            .query_row([&h[..]], |r| r.get(0))
-            .optional()?,
-    })
+            .query_row(
+                "SELECT id FROM carts WHERE token_hash = ?1",
+                params![&h[..]],
+                |r| r.get(0),
+            )
+            .optional(),
+    }
 }
 
-fn cart_id_or_create(c: &Connection, owner: CartOwner, t: i64) -> StoreResult<i64> {
+fn cart_id_or_create(c: &Conn<'_>, owner: CartOwner, t: i64) -> StoreResult<i64> {
     if let Some(id) = cart_id(c, owner)? {
         return Ok(id);
     }
     match owner {
-        CartOwner::User(u) => c
-            .prepare_cached(
-                "INSERT INTO carts (user_id, created_at, updated_at) VALUES (?1, ?2, ?2)",
-            )?
-            .execute(params![u, t])?,
-        CartOwner::Anonymous(h) => c
-            .prepare_cached(
-                "INSERT INTO carts (token_hash, created_at, updated_at) VALUES (?1, ?2, ?2)",
-            )?
-            .execute(params![&h[..], t])?,
-    };
-    Ok(c.last_insert_rowid())
+        CartOwner::User(u) => c.query_row(
+            "INSERT INTO carts (user_id, created_at, updated_at) VALUES (?1, ?2, ?2) RETURNING id",
+            params![u, t],
+            |r| r.get(0),
+        ),
+        CartOwner::Anonymous(h) => c.query_row(
+            "INSERT INTO carts (token_hash, created_at, updated_at) VALUES (?1, ?2, ?2) RETURNING id",
+            params![&h[..], t],
+            |r| r.get(0),
+        ),
+    }
 }
 
-fn cart_lines_of(c: &Connection, cart: i64) -> StoreResult<Vec<CartLine>> {
+
+fn cart_lines_of(c: &Conn<'_>, cart: i64) -> StoreResult<Vec<CartLine>> {
     let sql = format!(
         "SELECT {SESSION_COLUMNS}, o.id, o.name, o.seats, o.active, o.price_percent, cl.quantity
-         FROM cart_lines cl JOIN {SESSION_FROM}
+         FROM {SESSION_FROM}
+         JOIN cart_lines cl ON cl.session_id = s.id
          JOIN offers o ON o.id = cl.offer_id
-         WHERE s.id = cl.session_id AND
-         cl.cart_id = ?1 ORDER BY s.starts_at, o.seats"
+         WHERE cl.cart_id = ?1 ORDER BY s.starts_at, o.seats"
     );
-    let mut st = c.prepare_cached(&sql)?;
-    let rows = st
-        .query_map([cart], |r| {
-            let session = session_from_row(&super::sql::Row::Sqlite(r))
-                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?; // bridge
-            // The offer's and the line's columns follow the session's.
-            let k = SESSION_COLUMN_COUNT;
-            let seats: i64 = r.get(k + 2)?;
-            let percent: i64 = r.get(k + 4)?;
-            Ok(CartLine {
-                unit_price_cents: offer_price(session.base_price_cents, seats, percent)
-                    .map_or(i64::MAX, |p| p.0),
-                session,
-                offer_id: r.get(k)?,
-                offer_name: r.get(k + 1)?,
-                offer_seats: seats,
-                offer_active: r.get(k + 3)?,
-                quantity: r.get(k + 5)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(rows)
+    c.query_map(&sql, params![cart], |r| {
+        let session = session_from_row(r)?;
+        // The offer's and the line's columns follow the session's.
+        let k = SESSION_COLUMN_COUNT;
+        let seats: i64 = r.get(k + 2)?;
+        let percent: i64 = r.get(k + 4)?;
+        Ok(CartLine {
+            unit_price_cents: offer_price(session.base_price_cents, seats, percent)
+                .map_or(i64::MAX, |p| p.0),
+            session,
+            offer_id: r.get(k)?,
+            offer_name: r.get(k + 1)?,
+            offer_seats: seats,
+            offer_active: r.get(k + 3)?,
+            quantity: r.get(k + 5)?,
+        })
+    })
 }
 
 /// Adds `quantity` tickets (capped per line) of an offer for a session.
 fn cart_add(
-    c: &mut Connection,
+    c: &Conn<'_>,
     owner: CartOwner,
     session_id: i64,
     offer_id: i64,
     quantity: i64,
 ) -> StoreResult<Result<(), CartRefusal>> {
     let t = now();
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = c.begin(Begin::Immediate)?;
     let session: Option<(SessionStatus, i64, i64, i64)> = tx
         .query_row(
             "SELECT status, starts_at, capacity, seats_taken FROM game_sessions WHERE id = ?1",
-            [session_id],
+            params![session_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .optional()?;
@@ -329,7 +328,7 @@ fn cart_add(
     let offer: Option<(i64, bool)> = tx
         .query_row(
             "SELECT seats, active FROM offers WHERE id = ?1",
-            [offer_id],
+            params![offer_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
         .optional()?;
@@ -340,9 +339,8 @@ fn cart_add(
         return Ok(Err(CartRefusal::SoldOut));
     }
     let cart = cart_id_or_create(&tx, owner, t)?;
-    let lines: i64 = tx.prepare_cached(
+    let lines: i64 = tx.query_row(
         "SELECT count(*) FROM cart_lines WHERE cart_id = ?1 AND NOT (session_id = ?2 AND offer_id = ?3)",
-    )?.query_row(
         params![cart, session_id, offer_id],
         |r| r.get(0),
     )?;
@@ -350,15 +348,20 @@ fn cart_add(
         return Ok(Err(CartRefusal::CartFull));
     }
     let q = quantity.clamp(1, MAX_LINE_QUANTITY);
-    tx.prepare_cached(
+    // The smaller of the sum and the cap (SQLite's two-argument `min` is
+    // PostgreSQL's `LEAST`: a CASE reads the same on both).
+    tx.execute(
         "INSERT INTO cart_lines (cart_id, session_id, offer_id, quantity, added_at)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (cart_id, session_id, offer_id)
-         DO UPDATE SET quantity = min(quantity + excluded.quantity, ?6)",
-    )?
-    .execute(params![cart, session_id, offer_id, q, t, MAX_LINE_QUANTITY])?;
-    tx.prepare_cached("UPDATE carts SET updated_at = ?2 WHERE id = ?1")?
-        .execute(params![cart, t])?;
+         DO UPDATE SET quantity = CASE WHEN cart_lines.quantity + excluded.quantity < ?6
+             THEN cart_lines.quantity + excluded.quantity ELSE ?6 END",
+        params![cart, session_id, offer_id, q, t, MAX_LINE_QUANTITY],
+    )?;
+    tx.execute(
+        "UPDATE carts SET updated_at = ?2 WHERE id = ?1",
+        params![cart, t],
+    )?;
     tx.commit()?;
     Ok(Ok(()))
 }
@@ -369,47 +372,46 @@ fn cart_add(
 /// are kept, oldest first, only while it has fewer than [`MAX_CART_LINES`]
 /// (otherwise logging in with a visitor's cart would grow a cart past them).
 /// Returns how many lines were kept.
-fn cart_merge(c: &mut Connection, anon: [u8; 32], user_id: i64) -> StoreResult<usize> {
+fn cart_merge(c: &Conn<'_>, anon: [u8; 32], user_id: i64) -> StoreResult<usize> {
     let t = now();
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = c.begin(Begin::Immediate)?;
     let Some(from) = cart_id(&tx, CartOwner::Anonymous(anon))? else {
         return Ok(0);
     };
     let to = cart_id_or_create(&tx, CartOwner::User(user_id), t)?;
-    let incoming: Vec<(i64, i64, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT session_id, offer_id, quantity, added_at FROM cart_lines
-             WHERE cart_id = ?1 ORDER BY added_at, session_id, offer_id",
-        )?
-        .query_map([from], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<Result<_, _>>()?;
-    let mut lines: i64 = tx
-        .prepare_cached("SELECT count(*) FROM cart_lines WHERE cart_id = ?1")?
-        .query_row([to], |r| r.get(0))?;
+    let incoming: Vec<(i64, i64, i64, i64)> = tx.query_map(
+        "SELECT session_id, offer_id, quantity, added_at FROM cart_lines
+         WHERE cart_id = ?1 ORDER BY added_at, session_id, offer_id",
+        params![from],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let mut lines: i64 = tx.query_row(
+        "SELECT count(*) FROM cart_lines WHERE cart_id = ?1",
+        params![to],
+        |r| r.get(0),
+    )?;
     let mut kept = 0;
     for (session_id, offer_id, quantity, added_at) in incoming {
         let q = quantity.clamp(1, MAX_LINE_QUANTITY);
-        let merged = tx
-            .prepare_cached(
-                "UPDATE cart_lines SET quantity = min(quantity + ?4, ?5)
-                 WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
-            )?
-            .execute(params![to, session_id, offer_id, q, MAX_LINE_QUANTITY])?;
+        let merged = tx.execute(
+            "UPDATE cart_lines SET quantity = CASE WHEN quantity + ?4 < ?5 THEN quantity + ?4 ELSE ?5 END
+             WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
+            params![to, session_id, offer_id, q, MAX_LINE_QUANTITY],
+        )?;
         if merged == 0 {
             if lines >= MAX_CART_LINES {
                 continue;
             }
-            tx.prepare_cached(
+            tx.execute(
                 "INSERT INTO cart_lines (cart_id, session_id, offer_id, quantity, added_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![to, session_id, offer_id, q, added_at])?;
+                params![to, session_id, offer_id, q, added_at],
+            )?;
             lines += 1;
         }
         kept += 1;
     }
-    tx.prepare_cached("DELETE FROM carts WHERE id = ?1")?
-        .execute([from])?;
+    tx.execute("DELETE FROM carts WHERE id = ?1", params![from])?;
     tx.commit()?;
     Ok(kept)
 }
@@ -418,13 +420,12 @@ fn cart_merge(c: &mut Connection, anon: [u8; 32], user_id: i64) -> StoreResult<u
 
 /// Returns the seats of every pending order whose hold has expired and marks
 /// it expired. Runs inside the caller's transaction.
-fn expire_holds_in(tx: &Connection, t: i64) -> StoreResult<usize> {
-    let ids: Vec<i64> = tx
-        .prepare_cached(
-            "SELECT id FROM orders WHERE status = 'pending' AND hold_expires_at <= ?1 LIMIT 1000",
-        )?
-        .query_map([t], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+fn expire_holds_in(tx: &Conn<'_>, t: i64) -> StoreResult<usize> {
+    let ids: Vec<i64> = tx.query_map(
+        "SELECT id FROM orders WHERE status = 'pending' AND hold_expires_at <= ?1 LIMIT 1000",
+        params![t],
+        |r| r.get(0),
+    )?;
     for id in &ids {
         expire_order(tx, *id)?;
     }
@@ -433,28 +434,30 @@ fn expire_holds_in(tx: &Connection, t: i64) -> StoreResult<usize> {
 
 /// Marks a pending order expired and gives its held seats back, inside the
 /// caller's transaction (the sweep and a late payment attempt alike).
-fn expire_order(tx: &Connection, order_id: i64) -> StoreResult<()> {
-    catalogue::release_seats(&super::sql::Conn::Sqlite(tx), order_id)?; // bridge
-    tx.prepare_cached("UPDATE orders SET status = ?2 WHERE id = ?1")?
-        .execute(params![order_id, OrderStatus::Expired])?;
+fn expire_order(tx: &Conn<'_>, order_id: i64) -> StoreResult<()> {
+    catalogue::release_seats(&tx, order_id)?;
+    tx.execute(
+        "UPDATE orders SET status = ?2 WHERE id = ?1",
+        params![order_id, OrderStatus::Expired],
+    )?;
     Ok(())
 }
 
 /// How many unpaid, unexpired orders the buyer has, and the seats they hold.
-fn held_by(tx: &Connection, user_id: i64, t: i64) -> StoreResult<(i64, i64)> {
-    Ok(tx
-        .prepare_cached(
-            "SELECT count(DISTINCT o.id), coalesce(sum(l.seats * l.quantity), 0)
-             FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
-             WHERE o.user_id = ?1 AND o.status = 'pending' AND o.hold_expires_at > ?2",
-        )?
-        .query_row(params![user_id, t], |r| Ok((r.get(0)?, r.get(1)?)))?)
+fn held_by(tx: &Conn<'_>, user_id: i64, t: i64) -> StoreResult<(i64, i64)> {
+    tx.query_row(
+        "SELECT count(DISTINCT o.id), coalesce(sum(l.seats * l.quantity), 0)
+         FROM orders o LEFT JOIN order_lines l ON l.order_id = o.id
+         WHERE o.user_id = ?1 AND o.status = 'pending' AND o.hold_expires_at > ?2",
+        params![user_id, t],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )
 }
 
-fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<CheckoutOutcome> {
+fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<CheckoutOutcome> {
     let hold_secs = shop.hold_secs;
     let t = now();
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = c.begin(Begin::Immediate)?;
     // Seats of expired holds go back on sale before anyone is told "sold out".
     expire_holds_in(&tx, t)?;
     let Some(cart) = cart_id(&tx, CartOwner::User(user_id))? else {
@@ -508,8 +511,8 @@ fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<C
                 None => per_session.push((l.session.id, l.seats_needed())),
             }
         }
-        for i in catalogue::take_seats(&super::sql::Conn::Sqlite(&tx), &per_session)? {
-            // bridge: the call above
+        let short = catalogue::take_seats(&tx, &per_session)?;
+        for i in short {
             let (sid, _) = per_session[i];
             for l in lines.iter().filter(|l| l.session.id == sid) {
                 problems.push(LineProblem {
@@ -530,27 +533,32 @@ fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<C
         .iter()
         .try_fold(0i64, |acc, l| acc.checked_add(l.total_cents()))
         .ok_or_else(|| StoreError::Task("order total overflows".into()))?;
-    let number = loop {
+    let (number, order_id) = loop {
         let n = new_order_number()?;
-        match tx.prepare_cached(
+        // A number drawn twice is drawn again. The savepoint keeps the
+        // transaction usable after the failed insert (PostgreSQL aborts a
+        // transaction at its first error).
+        let sp = tx.savepoint()?;
+        let inserted = sp.query_row(
             "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
-             VALUES (?1, ?2, ?6, ?3, ?4, ?5)",
-        )?.execute(
+             VALUES (?1, ?2, ?6, ?3, ?4, ?5) RETURNING id",
             params![n, user_id, total, t, t + hold_secs, OrderStatus::Pending],
-        ) {
-            Ok(_) => break n,
-            Err(e) if is_unique_violation(&e) => continue,
-            Err(e) => return Err(e.into()),
+            |r| r.get::<i64>(0),
+        );
+        match inserted {
+            Ok(id) => {
+                sp.release()?;
+                break (n, id);
+            }
+            Err(e) if e.is_unique_violation() => continue,
+            Err(e) => return Err(e),
         }
     };
-    let order_id = tx.last_insert_rowid();
-    {
-        let mut st = tx.prepare_cached(
+    for l in &lines {
+        tx.execute(
             "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?;
-        for l in &lines {
-            st.execute(params![
+            params![
                 order_id,
                 l.session.id,
                 l.offer_id,
@@ -558,18 +566,17 @@ fn checkout(c: &mut Connection, user_id: i64, shop: ShopPolicy) -> StoreResult<C
                 l.offer_seats,
                 l.quantity,
                 l.unit_price_cents
-            ])?;
-        }
+            ],
+        )?;
     }
-    tx.prepare_cached("DELETE FROM cart_lines WHERE cart_id = ?1")?
-        .execute([cart])?;
+    tx.execute("DELETE FROM cart_lines WHERE cart_id = ?1", params![cart])?;
     tx.commit()?;
     Ok(CheckoutOutcome::Created(number))
 }
 
 // ----- orders
 
-fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Order> {
+fn order_from_row(r: &Row<'_>) -> StoreResult<Order> {
     Ok(Order {
         id: r.get(0)?,
         number: r.get(1)?,
@@ -584,14 +591,13 @@ fn order_from_row(r: &Row<'_>) -> rusqlite::Result<Order> {
 
 const ORDER_COLUMNS: &str = "id, number, status, total_cents, created_at, hold_expires_at, paid_at";
 
-fn order_lines(c: &Connection, order_id: i64) -> StoreResult<Vec<OrderLine>> {
-    let mut st = c.prepare_cached(
+fn order_lines(c: &Conn<'_>, order_id: i64) -> StoreResult<Vec<OrderLine>> {
+    c.query_map(
         "SELECT ol.session_id, s.title, v.name, s.starts_at, ol.offer_name, ol.seats, ol.quantity, ol.unit_price_cents
          FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id JOIN venues v ON v.id = s.venue_id
          WHERE ol.order_id = ?1 ORDER BY ol.id",
-    )?;
-    Ok(st
-        .query_map([order_id], |r| {
+        params![order_id],
+        |r| {
             Ok(OrderLine {
                 session_id: r.get(0)?,
                 title: r.get(1)?,
@@ -602,15 +608,14 @@ fn order_lines(c: &Connection, order_id: i64) -> StoreResult<Vec<OrderLine>> {
                 quantity: r.get(6)?,
                 unit_price_cents: r.get(7)?,
             })
-        })?
-        .collect::<Result<_, _>>()?)
+        },
+    )
 }
 
-fn order_of(c: &Connection, number: &str, user_id: i64) -> StoreResult<Option<Order>> {
+fn order_of(c: &Conn<'_>, number: &str, user_id: i64) -> StoreResult<Option<Order>> {
     let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE number = ?1 AND user_id = ?2");
     let Some(mut o) = c
-        .prepare_cached(&sql)?
-        .query_row(params![number, user_id], order_from_row)
+        .query_row(&sql, params![number, user_id], order_from_row)
         .optional()?
     else {
         return Ok(None);
@@ -621,12 +626,13 @@ fn order_of(c: &Connection, number: &str, user_id: i64) -> StoreResult<Option<Or
 
 // ----- payments
 
-fn last_decline(c: &Connection, order_id: i64) -> StoreResult<Option<String>> {
-    Ok(c.prepare_cached(
+fn last_decline(c: &Conn<'_>, order_id: i64) -> StoreResult<Option<String>> {
+    Ok(c.query_row(
         "SELECT decline_reason FROM payments WHERE order_id = ?1 AND status = 'declined'
-         ORDER BY id DESC LIMIT 1",
-    )?
-    .query_row([order_id], |r| r.get(0))
+             ORDER BY id DESC LIMIT 1",
+        params![order_id],
+        |r| r.get::<Option<String>>(0),
+    )
     .optional()?
     .flatten())
 }
@@ -644,7 +650,7 @@ fn payment_result(status: &str, reason: Option<String>) -> PaymentResult {
 /// Records a payment attempt, inside the caller's transaction (see
 /// [`PaymentStart`]).
 fn begin_payment_in(
-    tx: &Connection,
+    tx: &Conn<'_>,
     number: &str,
     user_id: i64,
     key: &str,
@@ -665,7 +671,7 @@ fn begin_payment_in(
     let previous: Option<(i64, String, Option<String>)> = tx
         .query_row(
             "SELECT order_id, status, decline_reason FROM payments WHERE idempotency_key = ?1",
-            [key],
+            params![key],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
@@ -684,19 +690,26 @@ fn begin_payment_in(
         expire_order(tx, order_id)?;
         return Ok(PaymentStart::Expired);
     }
-    match tx.prepare_cached(
+    // The savepoint keeps the transaction usable after a refused insert
+    // (PostgreSQL aborts a transaction at its first error).
+    let sp = tx.savepoint()?;
+    let inserted = sp.query_row(
         "INSERT INTO payments (order_id, idempotency_key, status, card_brand, card_last4, amount_cents, created_at, updated_at)
-         VALUES (?1, ?2, 'processing', ?3, ?4, ?5, ?6, ?6)",
-    )?.execute(
+         VALUES (?1, ?2, 'processing', ?3, ?4, ?5, ?6, ?6) RETURNING id",
         params![order_id, key, brand, last4, total, t],
-    ) {
-        Ok(_) => {}
+        |r| r.get::<i64>(0),
+    );
+    let payment_id = match inserted {
+        Ok(id) => {
+            sp.release()?;
+            id
+        }
         // The partial unique index: another attempt is in flight (or succeeded).
-        Err(e) if is_unique_violation(&e) => return Ok(PaymentStart::InProgress),
-        Err(e) => return Err(e.into()),
-    }
+        Err(e) if e.is_unique_violation() => return Ok(PaymentStart::InProgress),
+        Err(e) => return Err(e),
+    };
     Ok(PaymentStart::Charge {
-        payment_id: tx.last_insert_rowid(),
+        payment_id,
         amount_cents: total,
     })
 }
@@ -706,7 +719,7 @@ fn begin_payment_in(
 /// the attempt, the charge and the tickets.
 #[allow(clippy::too_many_arguments)]
 fn begin_payment(
-    c: &mut Connection,
+    c: &Conn<'_>,
     number: &str,
     user_id: i64,
     key: &str,
@@ -715,7 +728,7 @@ fn begin_payment(
     issuer: &dyn TicketIssuer,
 ) -> StoreResult<PaymentStart> {
     let t = now();
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = c.begin(Begin::Immediate)?;
     let start = begin_payment_in(&tx, number, user_id, key, brand, last4, t)?;
     let PaymentStart::Charge {
         payment_id,
@@ -739,16 +752,15 @@ fn begin_payment(
 }
 
 fn set_payment(
-    c: &Connection,
+    c: &Conn<'_>,
     payment_id: i64,
     status: &str,
     reason: Option<&str>,
     transaction_id: Option<&str>,
 ) -> StoreResult<()> {
-    c.prepare_cached(
+    c.execute(
         "UPDATE payments SET status = ?2, decline_reason = ?3, transaction_id = coalesce(?4, transaction_id),
              updated_at = ?5 WHERE id = ?1",
-    )?.execute(
         params![payment_id, status, reason, transaction_id, now()],
     )?;
     Ok(())
@@ -757,28 +769,25 @@ fn set_payment(
 /// Marks the order paid with a new purchase key and issues its tickets
 /// ([`tickets::issue_for_order`]), inside `tx`.
 fn pay_and_issue(
-    tx: &Connection,
+    tx: &Conn<'_>,
     order_id: i64,
     user_id: i64,
     issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<usize> {
-    let (key_bytes, first, last): (Vec<u8>, String, String) = tx
-        .prepare_cached("SELECT user_key, first_name, last_name FROM users WHERE id = ?1")?
-        .query_row([user_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let (key_bytes, first, last): (Vec<u8>, String, String) = tx.query_row(
+        "SELECT user_key, first_name, last_name FROM users WHERE id = ?1",
+        params![user_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
     let user_key = UserKey::from_slice(&key_bytes)
         .ok_or_else(|| StoreError::Task("user key of the wrong length".into()))?;
     let purchase_key = PurchaseKey::generate().map_err(|e| StoreError::Task(e.to_string()))?;
     let holder = format!("{first} {last}");
-    tx.prepare_cached(
+    tx.execute(
         "UPDATE orders SET status = ?4, paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
-    )?
-    .execute(params![
-        order_id,
-        t,
-        &purchase_key.as_bytes()[..],
-        OrderStatus::Paid
-    ])?;
+        params![order_id, t, &purchase_key.as_bytes()[..], OrderStatus::Paid],
+    )?;
     tickets::issue_for_order(
         tx,
         order_id,
@@ -793,16 +802,15 @@ fn pay_and_issue(
 /// Records the gateway's answer inside the caller's transaction; on
 /// approval, marks the order paid and issues its tickets.
 fn finish_payment_in(
-    tx: &Connection,
+    tx: &Conn<'_>,
     payment_id: i64,
     approved: Result<String, String>,
     issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<PaymentResult> {
-    let (order_id, user_id, status): (i64, i64, OrderStatus) = tx.prepare_cached(
+    let (order_id, user_id, status): (i64, i64, OrderStatus) = tx.query_row(
         "SELECT o.id, o.user_id, o.status FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?1",
-    )?.query_row(
-        [payment_id],
+        params![payment_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     let transaction_id = match approved {
@@ -815,17 +823,16 @@ fn finish_payment_in(
     if status == OrderStatus::Expired {
         // The hold ran out while the card was being charged: take the seats
         // again if they are still there, else refund.
-        let per_session: Vec<(i64, i64)> = tx
-            .prepare_cached(
-                "SELECT session_id, sum(seats * quantity) FROM order_lines WHERE order_id = ?1 GROUP BY session_id",
-            )?
-            .query_map([order_id], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect::<Result<_, _>>()?;
-        tx.execute_batch("SAVEPOINT retake_seats")?;
-        if !catalogue::take_seats(&super::sql::Conn::Sqlite(tx), &per_session)?.is_empty() {
-            // bridge: the call above
+        let per_session: Vec<(i64, i64)> = tx.query_map(
+            "SELECT session_id, sum(seats * quantity) FROM order_lines WHERE order_id = ?1 GROUP BY session_id",
+            params![order_id],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        tx.batch("SAVEPOINT retake_seats")?;
+        let short = catalogue::take_seats(&tx, &per_session)?;
+        if !short.is_empty() {
             // Give back the seats taken before the one that failed.
-            tx.execute_batch("ROLLBACK TO retake_seats; RELEASE retake_seats")?;
+            tx.batch("ROLLBACK TO retake_seats; RELEASE retake_seats")?;
             set_payment(
                 tx,
                 payment_id,
@@ -835,9 +842,11 @@ fn finish_payment_in(
             )?;
             return Ok(PaymentResult::Refunded);
         }
-        tx.execute_batch("RELEASE retake_seats")?;
-        tx.prepare_cached("UPDATE orders SET status = ?2 WHERE id = ?1")?
-            .execute(params![order_id, OrderStatus::Pending])?;
+        tx.batch("RELEASE retake_seats")?;
+        tx.execute(
+            "UPDATE orders SET status = ?2 WHERE id = ?1",
+            params![order_id, OrderStatus::Pending],
+        )?;
     } else if status != OrderStatus::Pending {
         // begin_payment allows one live attempt per order, so this is not reached.
         return Err(StoreError::Task(format!(
@@ -855,20 +864,20 @@ fn finish_payment_in(
 /// the caller commits that and returns the inner error. The outer error
 /// means the transaction itself is unusable: the caller must not commit.
 fn finish_or_fail(
-    tx: &Connection,
+    tx: &Conn<'_>,
     payment_id: i64,
     approved: Result<String, String>,
     issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<StoreResult<PaymentResult>> {
-    tx.execute_batch("SAVEPOINT finish_payment")?;
+    tx.batch("SAVEPOINT finish_payment")?;
     match finish_payment_in(tx, payment_id, approved, issuer, t) {
         Ok(r) => {
-            tx.execute_batch("RELEASE finish_payment")?;
+            tx.batch("RELEASE finish_payment")?;
             Ok(Ok(r))
         }
         Err(e) => {
-            tx.execute_batch("ROLLBACK TO finish_payment; RELEASE finish_payment")?;
+            tx.batch("ROLLBACK TO finish_payment; RELEASE finish_payment")?;
             set_payment(tx, payment_id, "failed", Some("internal"), None)?;
             Ok(Err(e))
         }
@@ -876,12 +885,12 @@ fn finish_or_fail(
 }
 
 fn finish_payment(
-    c: &mut Connection,
+    c: &Conn<'_>,
     payment_id: i64,
     approved: Result<String, String>,
     issuer: &dyn TicketIssuer,
 ) -> StoreResult<PaymentResult> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let tx = c.begin(Begin::Immediate)?;
     let result = finish_or_fail(&tx, payment_id, approved, issuer, now())?;
     tx.commit()?;
     result
@@ -959,7 +968,7 @@ const HIT_SELECT: &str = "SELECT o.number, o.status, o.total_cents, o.created_at
         u.first_name || ' ' || u.last_name
      FROM orders o JOIN users u ON u.id = o.user_id";
 
-fn hit_from_row(r: &Row<'_>) -> rusqlite::Result<OrderHit> {
+fn hit_from_row(r: &Row<'_>) -> StoreResult<OrderHit> {
     Ok(OrderHit {
         number: r.get(0)?,
         status: r.get(1)?,
@@ -973,58 +982,63 @@ fn hit_from_row(r: &Row<'_>) -> rusqlite::Result<OrderHit> {
 /// Searches orders: an exact ticket code (hex) or order number, else a
 /// prefix of the buyer's email, else part of the buyer's name or username.
 /// Newest first, at most `limit`.
-pub fn search_orders(c: &Connection, q: &str, limit: i64) -> StoreResult<Vec<OrderHit>> {
+pub fn search_orders(c: &Conn<'_>, q: &str, limit: i64) -> StoreResult<Vec<OrderHit>> {
     let q = q.trim();
     if q.is_empty() {
-        let mut st = c.prepare_cached(&format!("{HIT_SELECT} ORDER BY o.id DESC LIMIT ?1"))?;
-        return Ok(st
-            .query_map([limit], hit_from_row)?
-            .collect::<Result<_, _>>()?);
+        return c.query_map(
+            &format!("{HIT_SELECT} ORDER BY o.id DESC LIMIT ?1"),
+            params![limit],
+            hit_from_row,
+        );
     }
     if let Ok(id) = TicketId::from_hex(&q.to_ascii_lowercase()) {
-        let mut st = c.prepare_cached(&format!(
-            "{HIT_SELECT} WHERE o.id = (SELECT order_id FROM tickets WHERE ticket_id = ?1)"
-        ))?;
-        let hits: Vec<OrderHit> = st
-            .query_map([&id.0[..]], hit_from_row)?
-            .collect::<Result<_, _>>()?;
+        let hits = c.query_map(
+            &format!(
+                "{HIT_SELECT} WHERE o.id = (SELECT order_id FROM tickets WHERE ticket_id = ?1)"
+            ),
+            params![&id.0[..]],
+            hit_from_row,
+        )?;
         if !hits.is_empty() {
             return Ok(hits);
         }
     }
     // Order numbers are upper case; comparing exactly keeps the UNIQUE index in use.
-    let mut st = c.prepare_cached(&format!("{HIT_SELECT} WHERE o.number IN (?1, ?2)"))?;
-    let hits: Vec<OrderHit> = st
-        .query_map(params![q, q.to_ascii_uppercase()], hit_from_row)?
-        .collect::<Result<_, _>>()?;
+    let hits = c.query_map(
+        &format!("{HIT_SELECT} WHERE o.number IN (?1, ?2)"),
+        params![q, q.to_ascii_uppercase()],
+        hit_from_row,
+    )?;
     if !hits.is_empty() {
         return Ok(hits);
     }
+    // Case-insensitive: the patterns are lower case, and so is each side
+    // they are matched against (LIKE ignores ASCII case on SQLite only).
+    // The username's NOCASE collation is set aside: PostgreSQL cannot LIKE
+    // under a nondeterministic collation, and lower() makes it moot.
     let escaped = like_escape(&q.to_lowercase());
-    let mut st = c.prepare_cached(&format!(
-        "{HIT_SELECT} WHERE o.user_id IN (
-             SELECT id FROM users WHERE email LIKE ?1 ESCAPE '\\'
-             UNION SELECT id FROM users
-             WHERE lower(first_name || ' ' || last_name) LIKE ?2 ESCAPE '\\'
-                OR lower(last_name || ' ' || first_name) LIKE ?2 ESCAPE '\\'
-                OR lower(username) LIKE ?2 ESCAPE '\\')
-         ORDER BY o.id DESC LIMIT ?3"
-    ))?;
-    Ok(st
-        .query_map(
-            params![format!("{escaped}%"), format!("%{escaped}%"), limit],
-            hit_from_row,
-        )?
-        .collect::<Result<_, _>>()?)
+    c.query_map(
+        &format!(
+            "{HIT_SELECT} WHERE o.user_id IN (
+                 SELECT id FROM users WHERE lower(email) LIKE ?1 ESCAPE '\\'
+                 UNION SELECT id FROM users
+                 WHERE lower(first_name || ' ' || last_name) LIKE ?2 ESCAPE '\\'
+                    OR lower(last_name || ' ' || first_name) LIKE ?2 ESCAPE '\\'
+                    OR lower(username COLLATE \"binary\") LIKE ?2 ESCAPE '\\')
+             ORDER BY o.id DESC LIMIT ?3"
+        ),
+        params![format!("{escaped}%"), format!("%{escaped}%"), limit],
+        hit_from_row,
+    )
 }
 
-fn order_detail(c: &Connection, number: &str) -> StoreResult<Option<OrderDetail>> {
+fn order_detail(c: &Conn<'_>, number: &str) -> StoreResult<Option<OrderDetail>> {
     let head: Option<(i64, OrderHit, Option<i64>, Option<i64>)> = c
         .query_row(
             "SELECT o.id, o.number, o.status, o.total_cents, o.created_at, u.email,
                     u.first_name || ' ' || u.last_name, o.paid_at, o.refunded_at
              FROM orders o JOIN users u ON u.id = o.user_id WHERE o.number = ?1",
-            [number],
+            params![number],
             |r| {
                 Ok((
                     r.get(0)?,
@@ -1045,21 +1059,20 @@ fn order_detail(c: &Connection, number: &str) -> StoreResult<Option<OrderDetail>
     let Some((id, order, paid_at, refunded_at)) = head else {
         return Ok(None);
     };
-    let lines = c
-        .prepare_cached(
-            "SELECT s.title, ol.offer_name, ol.quantity, ol.unit_price_cents
-             FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
-             WHERE ol.order_id = ?1 ORDER BY ol.id",
-        )?
-        .query_map([id], |r| {
+    let lines = c.query_map(
+        "SELECT s.title, ol.offer_name, ol.quantity, ol.unit_price_cents
+         FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
+         WHERE ol.order_id = ?1 ORDER BY ol.id",
+        params![id],
+        |r| {
             Ok(LineRow {
                 session: r.get(0)?,
                 offer: r.get(1)?,
                 quantity: r.get(2)?,
                 unit_price_cents: r.get(3)?,
             })
-        })?
-        .collect::<Result<_, _>>()?;
+        },
+    )?;
     let tickets = tickets::rows_of_order(c, id)?;
     Ok(Some(OrderDetail {
         order,
@@ -1074,7 +1087,7 @@ impl Store {
     /// The lines of a cart.
     pub async fn cart(&self, owner: CartOwner) -> StoreResult<Vec<CartLine>> {
         self.pool
-            .read(move |c| match cart_id(c, owner)? {
+            .read_sql(move |c| match cart_id(c, owner)? {
                 Some(id) => cart_lines_of(c, id),
                 None => Ok(Vec::new()),
             })
@@ -1090,7 +1103,9 @@ impl Store {
         quantity: i64,
     ) -> StoreResult<Result<(), CartRefusal>> {
         self.pool
-            .run(move |c| relaxed_write(c, |c| cart_add(c, owner, session_id, offer_id, quantity)))
+            .run_sql(move |c| {
+                relaxed_write_sql(c, |c| cart_add(c, owner, session_id, offer_id, quantity))
+            })
             .await
     }
 
@@ -1103,44 +1118,47 @@ impl Store {
         quantity: i64,
     ) -> StoreResult<()> {
         self.pool
-            .run(move |c| relaxed_write(c, |c| {
-                let Some(cart) = cart_id(c, owner)? else {
-                    return Ok(());
-                };
-                if quantity <= 0 {
-                    c.prepare_cached(
-                        "DELETE FROM cart_lines WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
-                    )?.execute(
-                        params![cart, session_id, offer_id],
+            .run_sql(move |c| {
+                relaxed_write_sql(c, |c| {
+                    let Some(cart) = cart_id(c, owner)? else {
+                        return Ok(());
+                    };
+                    if quantity <= 0 {
+                        c.execute(
+                            "DELETE FROM cart_lines WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
+                            params![cart, session_id, offer_id],
+                        )?;
+                    } else {
+                        c.execute(
+                            "UPDATE cart_lines SET quantity = ?4 WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
+                            params![cart, session_id, offer_id, quantity.min(MAX_LINE_QUANTITY)],
+                        )?;
+                    }
+                    c.execute(
+                        "UPDATE carts SET updated_at = ?2 WHERE id = ?1",
+                        params![cart, now()],
                     )?;
-                } else {
-                    c.prepare_cached(
-                        "UPDATE cart_lines SET quantity = ?4 WHERE cart_id = ?1 AND session_id = ?2 AND offer_id = ?3",
-                    )?.execute(
-                        params![cart, session_id, offer_id, quantity.min(MAX_LINE_QUANTITY)],
-                    )?;
-                }
-                c.prepare_cached("UPDATE carts SET updated_at = ?2 WHERE id = ?1",)?.execute( params![cart, now()])?;
-                Ok(())
-            }))
+                    Ok(())
+                })
+            })
             .await
     }
 
     /// Moves a visitor's cart into a buyer's cart.
     pub async fn cart_merge(&self, anonymous: [u8; 32], user_id: i64) -> StoreResult<usize> {
         self.pool
-            .run(move |c| relaxed_write(c, |c| cart_merge(c, anonymous, user_id)))
+            .run_sql(move |c| relaxed_write_sql(c, |c| cart_merge(c, anonymous, user_id)))
             .await
     }
 
     /// Creates a pending order from the buyer's cart and holds its seats for
     /// the shop's hold time, all in one IMMEDIATE transaction, unless the
     /// buyer would pass the shop's caps on unpaid orders and held seats.
-    /// Committed without an fsync ([`relaxed_write`]): a power cut can only
+    /// Committed without an fsync ([`relaxed_write_sql`]): a power cut can only
     /// lose the whole pending order with its hold and seats, never a paid one.
     pub async fn checkout(&self, user_id: i64, shop: ShopPolicy) -> StoreResult<CheckoutOutcome> {
         self.pool
-            .run(move |c| relaxed_write(c, |c| checkout(c, user_id, shop)))
+            .run_sql(move |c| relaxed_write_sql(c, |c| checkout(c, user_id, shop)))
             .await
     }
 
@@ -1148,12 +1166,14 @@ impl Store {
     /// Also drops anonymous carts untouched for 30 days.
     pub async fn expire_holds(&self) -> StoreResult<usize> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let n = expire_holds_in(&tx, t)?;
-                tx.prepare_cached("DELETE FROM carts WHERE user_id IS NULL AND updated_at < ?1")?
-                    .execute([t - 30 * 86_400])?;
+                tx.execute(
+                    "DELETE FROM carts WHERE user_id IS NULL AND updated_at < ?1",
+                    params![t - 30 * 86_400],
+                )?;
                 tx.commit()?;
                 Ok(n)
             })
@@ -1162,20 +1182,19 @@ impl Store {
 
     /// A buyer's order by number; `None` if it is not theirs.
     pub async fn order_of(&self, number: String, user_id: i64) -> StoreResult<Option<Order>> {
-        self.pool.read(move |c| order_of(c, &number, user_id)).await
+        self.pool
+            .read_sql(move |c| order_of(c, &number, user_id))
+            .await
     }
 
     /// A buyer's orders, newest first.
     pub async fn orders_of(&self, user_id: i64) -> StoreResult<Vec<Order>> {
         self.pool
-            .read_blocking(move |c| {
+            .read_blocking_sql(move |c| {
                 let sql = format!(
                     "SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = ?1 ORDER BY created_at DESC, id DESC LIMIT 200"
                 );
-                let mut orders: Vec<Order> = c
-                    .prepare_cached(&sql)?
-                    .query_map([user_id], order_from_row)?
-                    .collect::<Result<_, _>>()?;
+                let mut orders: Vec<Order> = c.query_map(&sql, params![user_id], order_from_row)?;
                 for o in &mut orders {
                     o.lines = order_lines(c, o.id)?;
                 }
@@ -1192,16 +1211,15 @@ impl Store {
         user_id: i64,
     ) -> StoreResult<Option<(Order, Vec<String>)>> {
         self.pool
-            .read(move |c| {
+            .read_sql(move |c| {
                 let Some(o) = order_of(c, &number, user_id)? else {
                     return Ok(None);
                 };
-                let ids: Vec<Vec<u8>> = c
-                    .prepare_cached(
-                        "SELECT ticket_id FROM tickets WHERE order_id = ?1 AND status = 'valid' ORDER BY idx",
-                    )?
-                    .query_map([o.id], |r| r.get(0))?
-                    .collect::<Result<_, _>>()?;
+                let ids: Vec<Vec<u8>> = c.query_map(
+                    "SELECT ticket_id FROM tickets WHERE order_id = ?1 AND status = 'valid' ORDER BY idx",
+                    params![o.id],
+                    |r| r.get(0),
+                )?;
                 Ok(Some((o, ids.into_iter().map(hex::encode).collect())))
             })
             .await
@@ -1216,7 +1234,7 @@ impl Store {
         user_id: i64,
     ) -> StoreResult<Option<(Order, Option<String>)>> {
         self.pool
-            .read(move |c| {
+            .read_sql(move |c| {
                 let Some(o) = order_of(c, &number, user_id)? else {
                     return Ok(None);
                 };
@@ -1243,7 +1261,7 @@ impl Store {
         // Durable: the attempt must be on disk before a card is charged
         // elsewhere, and a paid order with its tickets before "paid" is shown.
         self.pool
-            .run_durable(move |c| {
+            .run_durable_sql(move |c| {
                 begin_payment(
                     c,
                     &number,
@@ -1267,7 +1285,7 @@ impl Store {
         issuer: Arc<dyn TicketIssuer>,
     ) -> StoreResult<PaymentResult> {
         self.pool
-            .run_durable(move |c| {
+            .run_durable_sql(move |c| {
                 let r = finish_payment(c, payment_id, approved, &*issuer);
                 if r.is_err() {
                     // Nothing of the failed payment was kept; free the order
@@ -1283,14 +1301,14 @@ impl Store {
     /// Searches orders (see [`search_orders`]).
     pub async fn admin_search_orders(&self, q: String, limit: i64) -> StoreResult<Vec<OrderHit>> {
         self.pool
-            .read_blocking(move |c| search_orders(c, &q, limit))
+            .read_blocking_sql(move |c| search_orders(c, &q, limit))
             .await
     }
 
     /// An order by number, with its lines and tickets.
     pub async fn admin_order(&self, number: String) -> StoreResult<Option<OrderDetail>> {
         self.pool
-            .read_blocking(move |c| order_detail(c, &number))
+            .read_blocking_sql(move |c| order_detail(c, &number))
             .await
     }
 
@@ -1302,13 +1320,13 @@ impl Store {
         number: String,
     ) -> StoreResult<RefundOutcome> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let order: Option<(i64, OrderStatus)> = tx
                     .query_row(
                         "SELECT id, status FROM orders WHERE number = ?1",
-                        [&number],
+                        params![&number],
                         |r| Ok((r.get(0)?, r.get(1)?)),
                     )
                     .optional()?;
@@ -1328,7 +1346,7 @@ impl Store {
                     params![order_id, t],
                 )?;
                 // The seats go back on sale.
-                super::catalogue::release_seats(&super::sql::Conn::Sqlite(&tx), order_id)?; // bridge
+                super::catalogue::release_seats(&tx, order_id)?;
                 let revoked = tickets::revoke_valid_of_order(
                     &tx,
                     order_id,
@@ -1337,7 +1355,7 @@ impl Store {
                     t,
                 )?;
                 audit(
-                    &super::sql::Conn::Sqlite(&tx), // bridge
+                    &tx,
                     &actor,
                     "order.refund",
                     &format!("order:{number}"),
@@ -1358,11 +1376,12 @@ mod tests {
     #[test]
     fn like_patterns_escape_wildcards() {
         assert_eq!(like_escape("a%b_c\\d"), "a\\%b\\_c\\\\d");
-        let c = Connection::open_in_memory().expect("opens");
+        let raw = rusqlite::Connection::open_in_memory().expect("opens");
+        let c = Conn::Sqlite(&raw);
         let hit: i64 = c
             .query_row(
                 "SELECT 'a%b' LIKE ?1 ESCAPE '\\'",
-                [format!("{}%", like_escape("a%"))],
+                params![format!("{}%", like_escape("a%"))],
                 |r| r.get(0),
             )
             .expect("runs");
@@ -1370,7 +1389,7 @@ mod tests {
         let miss: i64 = c
             .query_row(
                 "SELECT 'abc' LIKE ?1 ESCAPE '\\'",
-                [format!("{}%", like_escape("a%"))],
+                params![format!("{}%", like_escape("a%"))],
                 |r| r.get(0),
             )
             .expect("runs");

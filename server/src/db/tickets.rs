@@ -7,10 +7,10 @@
 
 use std::sync::Arc;
 
+use super::sql::{Begin, Conn, Optional, Row, params};
 use jo_shared::doublekey::{PurchaseKey, UserKey};
 use jo_shared::revocation::RevocationReason;
 use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
-use rusqlite::{Connection, OptionalExtension, Row, TransactionBehavior, params};
 
 use super::audit::{Actor, audit};
 use super::{Store, StoreError, StoreResult, now, revocations};
@@ -115,17 +115,16 @@ pub(super) struct NewTicket<'a> {
 
 /// Writes a newly signed ticket, valid: the one INSERT of a ticket row.
 pub(super) fn insert(
-    c: &Connection,
+    c: &Conn<'_>,
     new: &NewTicket<'_>,
     issued: &IssuedTicket,
     issued_at: i64,
 ) -> StoreResult<()> {
-    c.prepare_cached(
+    c.execute(
         "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id,
              holder, admits, key_id, valid_from, valid_minutes, qr, status, issued_at, replaces)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-    )?
-    .execute(params![
+        params![
         &issued.ticket_id.0[..],
         new.order_id,
         new.order_line_id,
@@ -141,8 +140,9 @@ pub(super) fn insert(
         issued.qr,
         TicketStatus::Valid,
         issued_at,
-        new.replaces
-    ])?;
+            new.replaces
+        ],
+    )?;
     Ok(())
 }
 
@@ -150,7 +150,7 @@ pub(super) fn insert(
 /// line, derivation indexes 0, 1, 2… in line order, each valid from the
 /// doors' opening to an hour after the end.
 pub(super) fn issue_for_order(
-    tx: &Connection,
+    tx: &Conn<'_>,
     order_id: i64,
     user_id: i64,
     (user_key, purchase_key): (&UserKey, &PurchaseKey),
@@ -158,16 +158,13 @@ pub(super) fn issue_for_order(
     issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<usize> {
-    let lines: Vec<(i64, i64, i64, i64, i64, i64, i64)> = tx
-        .prepare_cached(
-            "SELECT ol.id, ol.session_id, ol.offer_id, ol.seats, ol.quantity, s.doors_open_at, s.ends_at
-             FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
-             WHERE ol.order_id = ?1 ORDER BY ol.id",
-        )?
-        .query_map([order_id], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
-        })?
-        .collect::<Result<_, _>>()?;
+    let lines: Vec<(i64, i64, i64, i64, i64, i64, i64)> = tx.query_map(
+        "SELECT ol.id, ol.session_id, ol.offer_id, ol.seats, ol.quantity, s.doors_open_at, s.ends_at
+         FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
+         WHERE ol.order_id = ?1 ORDER BY ol.id",
+        params![order_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+    )?;
     let mut index: u32 = 0;
     for (line_id, session_id, offer_id, seats, quantity, doors, ends) in lines {
         let admits =
@@ -214,7 +211,7 @@ pub(super) fn issue_for_order(
 /// cancellation, re-issue) and the list entry commit together, so that a
 /// ticket's status and the list scanners sync can never disagree.
 pub fn revoke(
-    conn: &Connection,
+    conn: &Conn<'_>,
     ticket_id: &TicketId,
     reason: RevocationReason,
     note: &str,
@@ -224,50 +221,44 @@ pub fn revoke(
         "UPDATE tickets SET status = ?2 WHERE ticket_id = ?1",
         params![&ticket_id.0[..], TicketStatus::Revoked],
     )?;
-    revocations::append(
-        &super::sql::Conn::Sqlite(conn), // bridge
-        ticket_id,
-        reason,
-        note,
-        now,
-    )
+    revocations::append(conn, ticket_id, reason, note, now)
 }
 
 /// Revokes every valid ticket of an order with `reason`; returns how many.
 pub(super) fn revoke_valid_of_order(
-    tx: &Connection,
+    tx: &Conn<'_>,
     order_id: i64,
     reason: RevocationReason,
     note: &str,
     t: i64,
 ) -> StoreResult<usize> {
-    let ids: Vec<Vec<u8>> = tx
-        .prepare_cached("SELECT ticket_id FROM tickets WHERE order_id = ?1 AND status = 'valid'")?
-        .query_map([order_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<Vec<u8>> = tx.query_map(
+        "SELECT ticket_id FROM tickets WHERE order_id = ?1 AND status = 'valid'",
+        params![order_id],
+        |r| r.get(0),
+    )?;
     revoke_each(tx, ids, reason, note, t)
 }
 
 /// Revokes every valid ticket of a session with `reason`; returns how many.
 pub(super) fn revoke_valid_of_session(
-    tx: &Connection,
+    tx: &Conn<'_>,
     session_id: i64,
     reason: RevocationReason,
     t: i64,
 ) -> StoreResult<usize> {
-    let ids: Vec<Vec<u8>> = tx
-        .prepare_cached(
-            "SELECT ticket_id FROM tickets WHERE session_id = ?1 AND status = 'valid' ORDER BY id",
-        )?
-        .query_map([session_id], |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    let ids: Vec<Vec<u8>> = tx.query_map(
+        "SELECT ticket_id FROM tickets WHERE session_id = ?1 AND status = 'valid' ORDER BY id",
+        params![session_id],
+        |r| r.get(0),
+    )?;
     revoke_each(tx, ids, reason, "", t)
 }
 
 /// Revokes each of these stored ticket ids; returns how many (a malformed
 /// id, which the schema's CHECK rules out, is passed over).
 fn revoke_each(
-    tx: &Connection,
+    tx: &Conn<'_>,
     ids: Vec<Vec<u8>>,
     reason: RevocationReason,
     note: &str,
@@ -286,12 +277,11 @@ fn revoke_each(
 
 /// Valid tickets of a session (those whose signed window a change of its
 /// times would leave behind).
-pub(super) fn valid_of_session(c: &Connection, id: i64) -> StoreResult<i64> {
-    Ok(
-        c.prepare_cached(
-            "SELECT count(*) FROM tickets WHERE session_id = ?1 AND status = 'valid'",
-        )?
-        .query_row([id], |r| r.get(0))?,
+pub(super) fn valid_of_session(c: &Conn<'_>, id: i64) -> StoreResult<i64> {
+    c.query_row(
+        "SELECT count(*) FROM tickets WHERE session_id = ?1 AND status = 'valid'",
+        params![id],
+        |r| r.get(0),
     )
 }
 
@@ -310,7 +300,7 @@ const VIEW_SELECT: &str = "SELECT t.ticket_id, o.number, t.session_id, s.title, 
      JOIN game_sessions s ON s.id = t.session_id JOIN sports sp ON sp.id = s.sport_id
      JOIN venues v ON v.id = s.venue_id";
 
-fn view_from_row(r: &Row<'_>) -> rusqlite::Result<TicketView> {
+fn view_from_row(r: &Row<'_>) -> StoreResult<TicketView> {
     let id: Vec<u8> = r.get(0)?;
     Ok(TicketView {
         ticket_hex: hex::encode(id),
@@ -336,7 +326,7 @@ const ROW_SELECT: &str = "SELECT t.ticket_id, o.number, s.title, ol.offer_name, 
      JOIN order_lines ol ON ol.id = t.order_line_id JOIN users u ON u.id = t.user_id
      LEFT JOIN revocations rv ON rv.ticket_id = t.ticket_id";
 
-fn row_from_row(r: &Row<'_>) -> rusqlite::Result<TicketRow> {
+fn row_from_row(r: &Row<'_>) -> StoreResult<TicketRow> {
     let reason: Option<i64> = r.get(9)?;
     Ok(TicketRow {
         code: ticket_hex(r.get(0)?).unwrap_or_default(),
@@ -353,31 +343,29 @@ fn row_from_row(r: &Row<'_>) -> rusqlite::Result<TicketRow> {
                 .as_str()
                 .to_owned()
         }),
-        note: r.get::<_, Option<String>>(10)?.unwrap_or_default(),
+        note: r.get::<Option<String>>(10)?.unwrap_or_default(),
         email: r.get(11)?,
     })
 }
 
 /// The console's rows of an order's tickets, by derivation index.
-pub(super) fn rows_of_order(c: &Connection, order_id: i64) -> StoreResult<Vec<TicketRow>> {
-    Ok(c.prepare_cached(&format!(
-        "{ROW_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx"
-    ))?
-    .query_map([order_id], row_from_row)?
-    .collect::<Result<_, _>>()?)
+pub(super) fn rows_of_order(c: &Conn<'_>, order_id: i64) -> StoreResult<Vec<TicketRow>> {
+    c.query_map(
+        &format!("{ROW_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx"),
+        params![order_id],
+        row_from_row,
+    )
 }
 
 impl Store {
     /// A buyer's valid and revoked tickets, by session start.
     pub async fn tickets_of(&self, user_id: i64) -> StoreResult<Vec<TicketView>> {
         self.pool
-            .read_blocking(move |c| {
+            .read_blocking_sql(move |c| {
                 let sql = format!(
                     "{VIEW_SELECT} WHERE t.user_id = ?1 ORDER BY s.starts_at, t.order_id, t.idx"
                 );
-                Ok(c.prepare_cached(&sql)?
-                    .query_map([user_id], view_from_row)?
-                    .collect::<Result<_, _>>()?)
+                c.query_map(&sql, params![user_id], view_from_row)
             })
             .await
     }
@@ -389,11 +377,10 @@ impl Store {
         user_id: i64,
     ) -> StoreResult<Option<TicketView>> {
         self.pool
-            .read(move |c| {
+            .read_sql(move |c| {
                 let sql = format!("{VIEW_SELECT} WHERE t.ticket_id = ?1 AND t.user_id = ?2");
-                Ok(c.prepare_cached(&sql)?
-                    .query_row(params![&ticket_id[..], user_id], view_from_row)
-                    .optional()?)
+                c.query_row(&sql, params![&ticket_id[..], user_id], view_from_row)
+                    .optional()
             })
             .await
     }
@@ -405,7 +392,7 @@ impl Store {
         user_id: i64,
     ) -> StoreResult<Option<Vec<TicketView>>> {
         self.pool
-            .read(move |c| {
+            .read_sql(move |c| {
                 let owned: Option<i64> = c
                     .query_row(
                         "SELECT id FROM orders WHERE number = ?1 AND user_id = ?2",
@@ -417,24 +404,20 @@ impl Store {
                     return Ok(None);
                 };
                 let sql = format!("{VIEW_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx");
-                Ok(Some(
-                    c.prepare_cached(&sql)?
-                        .query_map([order_id], view_from_row)?
-                        .collect::<Result<_, _>>()?,
-                ))
+                Ok(Some(c.query_map(&sql, params![order_id], view_from_row)?))
             })
             .await
     }
     /// A ticket by id.
     pub async fn admin_ticket(&self, id: TicketId) -> StoreResult<Option<TicketRow>> {
         self.pool
-            .read_blocking(move |c| {
-                Ok(c.query_row(
+            .read_blocking_sql(move |c| {
+                c.query_row(
                     &format!("{ROW_SELECT} WHERE t.ticket_id = ?1"),
-                    [&id.0[..]],
+                    params![&id.0[..]],
                     row_from_row,
                 )
-                .optional()?)
+                .optional()
             })
             .await
     }
@@ -449,13 +432,13 @@ impl Store {
         note: String,
     ) -> StoreResult<Option<bool>> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 let status: Option<TicketStatus> = tx
                     .query_row(
                         "SELECT status FROM tickets WHERE ticket_id = ?1",
-                        [&id.0[..]],
+                        params![&id.0[..]],
                         |r| r.get(0),
                     )
                     .optional()?;
@@ -466,7 +449,7 @@ impl Store {
                 }
                 revoke(&tx, &id, reason, &note, t)?;
                 audit(
-                    &super::sql::Conn::Sqlite(&tx), // bridge
+                    &tx,
                     &actor,
                     "ticket.revoke",
                     &format!("ticket:{}", id.to_hex()),
@@ -489,9 +472,9 @@ impl Store {
         issuer: Arc<dyn TicketIssuer>,
     ) -> StoreResult<ReissueOutcome> {
         self.pool
-            .run(move |c| {
+            .run_sql(move |c| {
                 let t = now();
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let tx = c.begin(Begin::Immediate)?;
                 #[allow(clippy::type_complexity)]
                 let old: Option<(i64, i64, i64, i64, i64, i64, String, i64, i64, i64, TicketStatus, OrderStatus, Option<Vec<u8>>, Vec<u8>)> = tx
                     .query_row(
@@ -500,7 +483,7 @@ impl Store {
                                 o.purchase_key, u.user_key
                          FROM tickets t JOIN orders o ON o.id = t.order_id JOIN users u ON u.id = t.user_id
                          WHERE t.ticket_id = ?1",
-                        [&id.0[..]],
+                        params![&id.0[..]],
                         |r| {
                             Ok((
                                 r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
@@ -527,7 +510,7 @@ impl Store {
                     .ok_or_else(|| task("purchase key of a paid order"))?;
                 let next: i64 = tx.query_row(
                     "SELECT coalesce(max(idx), -1) + 1 FROM tickets WHERE order_id = ?1",
-                    [order_id],
+                    params![order_id],
                     |r| r.get(0),
                 )?;
                 let spec = TicketSpec {
@@ -556,7 +539,7 @@ impl Store {
                 revoke(&tx, &id, RevocationReason::Reissued, "", t)?;
                 let new_hex = issued.ticket_id.to_hex();
                 audit(
-                    &super::sql::Conn::Sqlite(&tx), // bridge
+                    &tx,
                     &actor,
                     "ticket.reissue",
                     &format!("ticket:{}", id.to_hex()),

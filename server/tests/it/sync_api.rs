@@ -7,7 +7,7 @@ use crate::common;
 use std::time::Duration;
 
 use crate::common::api::*;
-use crate::common::{params, sqlite_only};
+use crate::common::params;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jo_shared::Keyring;
@@ -36,7 +36,7 @@ async fn enrol_sync_upload_and_conflicts_over_http() {
     let tickets = seed_tickets(&c, &app.config.keys_dir, 900_001, 3);
     c.with(|c| {
         jo_server::db::tickets::revoke(
-            sqlite_only(c),
+            c,
             &tickets[1],
             RevocationReason::Refunded,
             "test",
@@ -312,7 +312,7 @@ async fn the_revocation_list_is_signed_paged_and_refused_when_tampered() {
     for i in 0..5u8 {
         c.with(|c| {
             jo_server::db::tickets::revoke(
-                sqlite_only(c),
+                c,
                 &TicketId([i; 10]),
                 RevocationReason::Fraud,
                 "",
