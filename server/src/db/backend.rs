@@ -20,11 +20,6 @@ pub enum Backend {
     Postgres(PgPool),
 }
 
-/// The error of a query not yet written for both backends, run on PostgreSQL.
-fn sqlite_only() -> StoreError {
-    StoreError::Task("this operation is not available on PostgreSQL".into())
-}
-
 impl Backend {
     /// Runs `f`, a write or a long read, off the async workers.
     pub async fn run_sql<T, F>(&self, f: F) -> StoreResult<T>
@@ -95,61 +90,6 @@ impl Backend {
                 .map_err(|e| StoreError::Task(e.to_string()))?
             }
             Backend::Postgres(p) => p.run_own(f).await,
-        }
-    }
-
-    /// The SQLite file, for code still written for SQLite only.
-    pub fn sqlite_path(&self) -> StoreResult<std::path::PathBuf> {
-        match self {
-            Backend::Sqlite(p) => Ok(p.path.clone()),
-            Backend::Postgres(_) => Err(sqlite_only()),
-        }
-    }
-
-    /// [`Pool::run`] for queries still written for SQLite only.
-    pub async fn run<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut rusqlite::Connection) -> StoreResult<T> + Send + 'static,
-    {
-        match self {
-            Backend::Sqlite(p) => p.run(f).await,
-            Backend::Postgres(_) => Err(sqlite_only()),
-        }
-    }
-
-    /// [`Pool::run_durable`] for queries still written for SQLite only.
-    pub async fn run_durable<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut rusqlite::Connection) -> StoreResult<T> + Send + 'static,
-    {
-        match self {
-            Backend::Sqlite(p) => p.run_durable(f).await,
-            Backend::Postgres(_) => Err(sqlite_only()),
-        }
-    }
-
-    /// [`Pool::read`] for queries still written for SQLite only.
-    pub async fn read<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        F: FnOnce(&rusqlite::Connection) -> StoreResult<T>,
-    {
-        match self {
-            Backend::Sqlite(p) => p.read(f).await,
-            Backend::Postgres(_) => Err(sqlite_only()),
-        }
-    }
-
-    /// [`Pool::read_blocking`] for queries still written for SQLite only.
-    pub async fn read_blocking<T, F>(&self, f: F) -> StoreResult<T>
-    where
-        T: Send + 'static,
-        F: FnOnce(&rusqlite::Connection) -> StoreResult<T> + Send + 'static,
-    {
-        match self {
-            Backend::Sqlite(p) => p.read_blocking(f).await,
-            Backend::Postgres(_) => Err(sqlite_only()),
         }
     }
 }

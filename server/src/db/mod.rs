@@ -54,7 +54,7 @@ pub enum StoreError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL failed (or could not be reached).
-    #[error("database: {0}")]
+    #[error("database: {}", pg_message(.0))]
     Postgres(#[from] postgres::Error),
     /// The database cannot be reached (or was lost): try again later.
     #[error("database unavailable: {0}")]
@@ -92,6 +92,18 @@ pub enum StoreError {
         /// The underlying error.
         source: std::io::Error,
     },
+}
+
+/// A PostgreSQL error with its causes ("db error: ERROR: relation … does
+/// not exist"): the driver's own message is only the kind of error.
+fn pg_message(e: &postgres::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        message = format!("{message}: {cause}");
+        source = cause.source();
+    }
+    message
 }
 
 /// Result of the storage layer.

@@ -274,7 +274,6 @@ fn cart_id_or_create(c: &Conn<'_>, owner: CartOwner, t: i64) -> StoreResult<i64>
     }
 }
 
-
 fn cart_lines_of(c: &Conn<'_>, cart: i64) -> StoreResult<Vec<CartLine>> {
     let sql = format!(
         "SELECT {SESSION_COLUMNS}, o.id, o.name, o.seats, o.active, o.price_percent, cl.quantity
@@ -435,7 +434,7 @@ fn expire_holds_in(tx: &Conn<'_>, t: i64) -> StoreResult<usize> {
 /// Marks a pending order expired and gives its held seats back, inside the
 /// caller's transaction (the sweep and a late payment attempt alike).
 fn expire_order(tx: &Conn<'_>, order_id: i64) -> StoreResult<()> {
-    catalogue::release_seats(&tx, order_id)?;
+    catalogue::release_seats(tx, order_id)?;
     tx.execute(
         "UPDATE orders SET status = ?2 WHERE id = ?1",
         params![order_id, OrderStatus::Expired],
@@ -829,7 +828,7 @@ fn finish_payment_in(
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         tx.batch("SAVEPOINT retake_seats")?;
-        let short = catalogue::take_seats(&tx, &per_session)?;
+        let short = catalogue::take_seats(tx, &per_session)?;
         if !short.is_empty() {
             // Give back the seats taken before the one that failed.
             tx.batch("ROLLBACK TO retake_seats; RELEASE retake_seats")?;

@@ -624,17 +624,6 @@ impl<'c> Conn<'c> {
         }
     }
 
-    /// The SQLite connection, for code not yet written for both backends
-    /// (an error on PostgreSQL).
-    pub fn sqlite(&self) -> StoreResult<&'c rusqlite::Connection> {
-        match self {
-            Conn::Sqlite(c) => Ok(c),
-            Conn::Postgres(_) => Err(StoreError::Task(
-                "this operation is not available on PostgreSQL".into(),
-            )),
-        }
-    }
-
     /// Runs one statement; returns the number of rows it changed.
     pub fn execute(&self, sql: &str, params: &[&dyn ToValue]) -> StoreResult<usize> {
         let vals = values(params);

@@ -84,7 +84,7 @@ async fn offers_are_created_validated_edited_and_withdrawn() {
     assert_eq!(
         one_i64(
             &app,
-            "SELECT count(*) FROM offers WHERE name LIKE '%script%'",
+            "SELECT count(*) FROM offers WHERE lower(name COLLATE \"binary\") LIKE '%script%'",
             &[]
         ),
         0

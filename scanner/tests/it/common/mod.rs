@@ -15,7 +15,7 @@ use std::sync::Mutex;
 
 use jo_server::config::{PostgresSettings, Secret};
 use jo_server::db::direct::{Direct, scratch_postgres};
-use jo_server::db::sql::{Conn, params};
+use jo_server::db::sql::params;
 use jo_server::{Application, Config};
 use jo_shared::TicketSigner;
 use jo_shared::doublekey::{PurchaseKey, UserKey};
@@ -166,13 +166,7 @@ impl Server {
     pub fn revoke(&self, id: &TicketId) {
         self.db()
             .with(|c| {
-                jo_server::db::tickets::revoke(
-                    sqlite_only(c),
-                    id,
-                    RevocationReason::Fraud,
-                    "test",
-                    unix_now(),
-                )
+                jo_server::db::tickets::revoke(c, id, RevocationReason::Fraud, "test", unix_now())
             })
             .expect("revokes");
     }
@@ -218,15 +212,6 @@ pub fn postgres_for(data: &Path) -> Option<PostgresSettings> {
         password: None,
         connections: 8,
     })
-}
-
-/// The SQLite connection under `c`, for the store functions not yet
-/// written against [`Conn`]; on PostgreSQL, the test fails saying so.
-pub fn sqlite_only<'a>(c: &Conn<'a>) -> &'a rusqlite::Connection {
-    match *c {
-        Conn::Sqlite(raw) => raw,
-        Conn::Postgres(_) => panic!("this store function is not available on PostgreSQL yet"),
-    }
 }
 
 pub fn unix_now() -> i64 {

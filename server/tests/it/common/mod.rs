@@ -17,8 +17,8 @@ use std::time::Duration;
 use base64::Engine;
 use jo_server::config::{PostgresSettings, Secret};
 use jo_server::db::direct::{Direct, scratch_postgres};
+use jo_server::db::sql::ToValue;
 pub use jo_server::db::sql::params;
-use jo_server::db::sql::{Conn, ToValue};
 use jo_server::{Application, Config};
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::{Client, Response, StatusCode, header};
@@ -52,15 +52,6 @@ pub fn query_i64(d: &Direct, sql: &str, params: Params<'_>) -> i64 {
         c.query_row(sql, &p, |r| r.get(0))
     })
     .unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-/// The SQLite connection under `c`, for the store functions not yet
-/// written against [`Conn`]; on PostgreSQL, the test fails saying so.
-pub fn sqlite_only<'a>(c: &Conn<'a>) -> &'a rusqlite::Connection {
-    match *c {
-        Conn::Sqlite(raw) => raw,
-        Conn::Postgres(_) => panic!("this store function is not available on PostgreSQL yet"),
-    }
 }
 
 /// The test configuration for data directory `data`: on PostgreSQL (when
