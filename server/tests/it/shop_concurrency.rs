@@ -1,6 +1,7 @@
 //! A rush: 200 buyers check out at the same instant for a session with 10
 //! seats left. Exactly 10 get an order, the 190 others a clear "sold out",
-//! nobody a 500, and the session is never oversold.
+//! nobody a 500, and the session is never oversold: on one node, and on two
+//! nodes sharing the database (half the buyers through each).
 
 use crate::common::shop::*;
 use crate::common::*;
@@ -8,7 +9,21 @@ use reqwest::StatusCode;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_hundred_simultaneous_checkouts_for_ten_seats_sell_exactly_ten() {
+    rush(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_rush_across_two_nodes_sells_exactly_ten() {
+    rush(true).await;
+}
+
+async fn rush(two_nodes: bool) {
     let app = spawn_app().await;
+    let other = if two_nodes {
+        Some(second_node(&app).await)
+    } else {
+        None
+    };
     let first = buyer(&app, "template").await;
     let sid = sql_i64(
         &app,
@@ -16,7 +31,13 @@ async fn two_hundred_simultaneous_checkouts_for_ten_seats_sell_exactly_ten() {
         &[],
     );
     let solo = offer_id(&first, sid, "Solo").await;
-    let crowd = many_buyers(&app, "template", 200).await;
+    let mut crowd = many_buyers(&app, "template", 200).await;
+    if let Some(node) = &other {
+        // Every other buyer shops on the second node, from the cart on.
+        for b in crowd.iter_mut().skip(1).step_by(2) {
+            b.base = node.addr.clone();
+        }
+    }
 
     // Everyone has one Solo ticket in the cart.
     let mut tasks = Vec::new();

@@ -114,6 +114,14 @@ pub async fn start(config: Config, data: tempfile::TempDir) -> TestApp {
     }
 }
 
+/// Another node beside `app`, as behind one proxy: the same database, keys
+/// directory and data directory (`totp.key`, outbox), on a port of its own.
+pub async fn second_node(app: &TestApp) -> TestApp {
+    let mut config = app.config.clone();
+    config.bind = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    start(config, tempfile::tempdir().expect("tempdir")).await
+}
+
 /// Starts the server with the test configuration.
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
