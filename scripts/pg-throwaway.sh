@@ -3,6 +3,9 @@
 # `postgresql` package, with no running service needed.
 #   scripts/pg-throwaway.sh start DIR   # prints postgres://jo@127.0.0.1:PORT/jo
 #   scripts/pg-throwaway.sh stop DIR    # stops the cluster and removes DIR
+#   scripts/pg-throwaway.sh pause DIR   # stops the server, keeps the cluster
+#   scripts/pg-throwaway.sh resume DIR  # starts it again on the same port
+#   (pause/resume: tests of a database lost and back while a node serves)
 # DIR is chosen by the caller (e.g. from mktemp -d) and must not hold another
 # cluster. The cluster listens on 127.0.0.1 only (a free port), with its unix
 # socket in DIR and trust authentication; database `jo` is owned by role `jo`.
@@ -21,7 +24,7 @@ die() {
 }
 
 usage() {
-    die "usage: $0 start DIR | stop DIR"
+    die "usage: $0 start DIR | stop DIR | pause DIR | resume DIR"
 }
 
 # The server binaries: the highest /usr/lib/postgresql/*/bin, else PATH.
@@ -166,9 +169,27 @@ stop() {
     rm -rf -- "$dir"
 }
 
+# pg_ctl stop (pause) or start (resume) on a cluster made by start.
+pause_or_resume() {
+    local what=$1 dir=$2 bindir user
+    [[ -e "$dir/$marker" ]] || die "$dir was not made by $0 start; not touching it"
+    dir=$(cd -- "$dir" && pwd -P)
+    cd /
+    bindir=$(find_bindir)
+    user=$(stat -c %U "$dir/data")
+    if [[ "$what" == pause ]]; then
+        as_user "$user" "$bindir/pg_ctl" -D "$dir/data" -m fast -w -t 60 stop >>"$dir/pg_ctl.log" 2>&1 \
+            || die "pg_ctl stop failed, see $dir/postgres.log"
+    else
+        as_user "$user" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 start \
+            >>"$dir/pg_ctl.log" 2>&1 || die "pg_ctl start failed, see $dir/postgres.log"
+    fi
+}
+
 [[ $# -eq 2 && -n "$2" ]] || usage
 case "$1" in
     start) start "$2" ;;
     stop) stop "$2" ;;
+    pause | resume) pause_or_resume "$1" "$2" ;;
     *) usage ;;
 esac
