@@ -589,7 +589,9 @@ fn is_write(sql: &str) -> bool {
 /// How a transaction begins.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Begin {
-    /// Reads first; may write (SQLite takes the write lock at the first write).
+    /// A read transaction: one snapshot for several reads. It takes no
+    /// write lock on PostgreSQL, so it must not write (use
+    /// [`Begin::Immediate`] for anything that writes).
     Deferred,
     /// Writes, one such transaction at a time across every connection and
     /// node (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: [`WRITE_LOCK`]).
