@@ -1,5 +1,5 @@
-//! Storage: the embedded SQLite database behind a narrow, async data-access
-//! layer.
+//! Storage: the embedded SQLite database (the default) or PostgreSQL (several
+//! nodes on one database), behind a narrow, async data-access layer.
 //!
 //! Handlers only see [`Store`] and the plain domain structs it returns; the SQL
 //! lives in one module per aggregate, the only one that writes its tables:
@@ -7,11 +7,12 @@
 //! payments), [`tickets`] (issue, re-issue, revoke), [`devices`], [`scans`],
 //! [`revocations`], [`audit`], [`reports`] (read-only), and [`users`],
 //! [`sessions`], [`tokens`], [`throttle`], [`secrets`]. Their functions take
-//! a `&Connection` so they also work inside a transaction. A PostgreSQL backend for multi-node deployments
-//! would implement the same `Store` methods without touching any handler.
+//! a [`sql::Conn`] (either database, also inside a transaction), and their
+//! SQL is written once for both ([`sql`] holds the differences).
 //!
-//! SQLite calls block, so they run on tokio's blocking pool, on one of a few
-//! pooled connections (WAL lets readers proceed while one writer writes).
+//! Database calls block, so they run on tokio's blocking pool: SQLite's on
+//! one of a few pooled connections (WAL lets readers proceed while one writer
+//! writes), PostgreSQL's on [`pg::PgPool`]'s ([`Backend`] picks).
 
 pub mod audit;
 mod backend;
