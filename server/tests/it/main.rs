@@ -18,6 +18,7 @@ mod demo;
 mod health;
 mod keygen;
 mod migrate_pg;
+mod nodes;
 mod security;
 mod shop_access;
 mod shop_browser;

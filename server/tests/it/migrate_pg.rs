@@ -21,7 +21,7 @@ use reqwest::StatusCode;
 
 use crate::common::admin::{admin, admin_db, first_session};
 use crate::common::api::{ApiDevice, json_of, now};
-use crate::common::shop::{buy, buyer};
+use crate::common::shop::{buy, buyer, ticket_ids, verify_ticket};
 use crate::common::*;
 
 /// A password that must never be printed.
@@ -60,9 +60,23 @@ fn run_cli(from: &Path, to: &str) -> (bool, String, String) {
     )
 }
 
-/// A stopped evaluation install with a bit of everything; returns its data
-/// directory (kept alive) and its database file.
-async fn populated_install() -> (tempfile::TempDir, PathBuf) {
+/// A stopped evaluation install with a bit of everything.
+struct Install {
+    /// Its data directory (keys, `totp.key`), kept alive.
+    data: tempfile::TempDir,
+    /// Its SQLite database file.
+    db: PathBuf,
+    /// The buyer's e-mail address (password [`GOOD_PASSWORD`]).
+    buyer: String,
+    /// Public ids of the buyer's tickets, oldest first (the first revoked).
+    tickets: Vec<String>,
+    /// The session they are for.
+    session: u32,
+    /// A gate enrolled before the move, with its token and log position.
+    gate: ApiDevice,
+}
+
+async fn populated_install() -> Install {
     // The source is an evaluation install: SQLite, whatever backend the
     // other tests run on.
     let mut app = spawn_app_with(|c| c.postgres = None).await;
@@ -111,7 +125,14 @@ async fn populated_install() -> (tempfile::TempDir, PathBuf) {
     // Let the server wind down (the copy reads one snapshot anyway).
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let db = data.path().join("data").join("jo.sqlite3");
-    (data, db)
+    Install {
+        data,
+        db,
+        buyer: "curie_m@example.com".to_owned(),
+        tickets: codes,
+        session,
+        gate,
+    }
 }
 
 fn sqlite_count(db: &Path, table: &str) -> u64 {
@@ -142,7 +163,8 @@ fn on_pg<T: Send>(url: &str, f: impl FnOnce(&Conn<'_>) -> T + Send) -> T {
 async fn an_evaluation_install_moves_to_postgresql_and_a_second_run_is_refused() {
     let Some(url) = test_url() else { return };
     let target = jo_server::db::direct::scratch_postgres(&url, "jo_migrate").expect("scratch db");
-    let (_data, db) = populated_install().await;
+    let install = populated_install().await;
+    let db = install.db.clone();
 
     let config = jo_server::db::pg::config(&target, None).expect("valid URL");
     let from = db.clone();
@@ -293,4 +315,101 @@ async fn an_unreachable_target_is_one_line_naming_host_and_database_without_the_
         !stdout.contains(SECRET) && !stderr.contains(SECRET),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn a_moved_install_serves_its_buyers_tickets_and_gates_on_postgresql() {
+    let Some(url) = test_url() else { return };
+    let target = jo_server::db::direct::scratch_postgres(&url, "jo_moved").expect("scratch db");
+    let install = populated_install().await;
+    let (ok, stdout, stderr) = run_cli(&install.db, &target);
+    assert!(ok, "migrates: {stdout}{stderr}");
+
+    // The same data directory (keys, totp.key), the database now on
+    // PostgreSQL: what an operator starts after the move.
+    let mut config = jo_server::Config::for_tests(install.data.path().join("data"));
+    config.postgres = Some(jo_server::config::PostgresSettings {
+        url: jo_server::config::Secret::new(target.clone()),
+        password: None,
+        connections: 4,
+    });
+    let moved = start(config, install.data).await;
+    let d = moved.db();
+    let on_pg: i64 = query_i64(
+        &d,
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'tickets'",
+        &[],
+    );
+    assert_eq!(on_pg, 1, "the moved server runs on PostgreSQL");
+
+    // The buyer logs in with the password set before the move and sees the
+    // same tickets, whose codes still verify with the server's keys.
+    let marie = Browser::new(&moved);
+    let r = marie.login(&install.buyer, GOOD_PASSWORD).await;
+    assert_redirect_to(&r, "/");
+    let mut seen = ticket_ids(&marie).await;
+    seen.sort();
+    let mut before = install.tickets.clone();
+    before.sort();
+    assert_eq!(seen, before);
+    let qr_of = |code: &str| -> String {
+        d.with(|c| {
+            c.query_row(
+                "SELECT qr FROM tickets WHERE ticket_id = ?1",
+                params![&TicketId::from_hex(code).expect("hex").0[..]],
+                |r| r.get(0),
+            )
+        })
+        .expect("reads the ticket")
+    };
+    let admitted = &install.tickets[2];
+    let payload = verify_ticket(&moved, &qr_of(admitted));
+    assert_eq!(payload.ticket_id.to_hex(), *admitted);
+
+    // The gate enrolled before the move syncs with the moved server with
+    // its old token: the revocation made before is on the list, and a new
+    // admission of an old ticket (with its text and the gate's signature)
+    // is accepted as proven, continuing the gate's log.
+    let mut gate = install.gate;
+    gate.base = moved.addr.clone();
+    let delta: jo_shared::revocation::RevocationDelta = gate
+        .get_ok(&format!("{}?since=0", jo_shared::api::paths::REVOCATIONS))
+        .await;
+    let keyring = jo_shared::keys::load_keyring(&moved.config.keys_dir).expect("keyring");
+    let mut list = jo_shared::revocation::RevocationList::new();
+    list.apply(&delta, &keyring)
+        .expect("the moved server's list applies at a gate");
+    let revoked = TicketId::from_hex(&install.tickets[0]).expect("hex");
+    assert!(
+        list.lookup(&revoked).is_some(),
+        "the revocation made before the move is on the list"
+    );
+    let gate_id = gate.id.clone();
+    let unproven = || {
+        crate::common::api::conflict_kinds(&d, &gate_id)
+            .iter()
+            .filter(|k| *k == "unproven_admission")
+            .count()
+    };
+    let unproven_before = unproven();
+    let ticket = TicketId::from_hex(admitted).expect("hex");
+    let mut record = gate.admit(ticket, install.session);
+    record.raw = Some(qr_of(admitted));
+    gate.last_hash = record.hash();
+    let _: serde_json::Value =
+        json_of(gate.upload(&gate.batch(vec![record])).await, StatusCode::OK).await;
+    assert_eq!(
+        crate::common::api::stored_scans(&d, &gate.id),
+        3,
+        "the gate's two scans from before and the new one"
+    );
+    assert_eq!(
+        unproven(),
+        unproven_before,
+        "the new admission proves itself with the ticket text issued before the move"
+    );
+
+    // A new purchase after the move takes ids after the copied ones.
+    buy(&marie, i64::from(install.session), "Solo", 1).await;
+    assert_eq!(ticket_ids(&marie).await.len(), install.tickets.len() + 1);
 }
