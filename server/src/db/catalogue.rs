@@ -960,12 +960,16 @@ impl Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A database with one session of `capacity` seats and one pending
     /// order for `seats` of them (not yet taken); (session id, order id).
-    fn session_and_order(raw: &mut rusqlite::Connection, capacity: i64, seats: i64) -> (i64, i64) {
+    pub(crate) fn session_and_order(
+        raw: &mut rusqlite::Connection,
+        capacity: i64,
+        seats: i64,
+    ) -> (i64, i64) {
         crate::db::migrations::apply(raw).expect("migrates");
         let c = Conn::Sqlite(raw);
         c.batch(

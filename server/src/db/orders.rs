@@ -11,7 +11,6 @@
 
 use std::sync::Arc;
 
-use jo_shared::doublekey::{PurchaseKey, UserKey};
 use jo_shared::revocation::RevocationReason;
 use jo_shared::ticket::TicketId;
 
@@ -20,7 +19,7 @@ use super::catalogue::{
     self, SESSION_COLUMN_COUNT, SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row,
 };
 use super::sql::{Begin, Conn, Optional, Row, params};
-use super::tickets::TicketRow;
+use super::tickets::{SignedOrder, TicketRow};
 use super::{Store, StoreError, StoreResult, now, relaxed_write_sql, tickets};
 use crate::config::ShopPolicy;
 use crate::tickets::TicketIssuer;
@@ -724,7 +723,7 @@ fn begin_payment(
     key: &str,
     (brand, last4): (&str, &str),
     charge_now: ChargeNow,
-    issuer: &dyn TicketIssuer,
+    issuing: (Option<SignedOrder>, &dyn TicketIssuer),
 ) -> StoreResult<PaymentStart> {
     let t = now();
     let tx = c.begin(Begin::Immediate)?;
@@ -745,7 +744,7 @@ fn begin_payment(
         tx.commit()?;
         return Ok(start);
     };
-    let result = finish_or_fail(&tx, payment_id, approved, issuer, t)?;
+    let result = finish_or_fail(&tx, payment_id, approved, issuing, t)?;
     tx.commit()?;
     result.map(PaymentStart::Charged)
 }
@@ -766,36 +765,22 @@ fn set_payment(
 }
 
 /// Marks the order paid with a new purchase key and issues its tickets
-/// ([`tickets::issue_for_order`]), inside `tx`.
+/// ([`tickets::issue_for_order`]: those of `signed` when they were signed
+/// from the order as it is), inside `tx`.
 fn pay_and_issue(
     tx: &Conn<'_>,
     order_id: i64,
     user_id: i64,
+    signed: Option<SignedOrder>,
     issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<usize> {
-    let (key_bytes, first, last): (Vec<u8>, String, String) = tx.query_row(
-        "SELECT user_key, first_name, last_name FROM users WHERE id = ?1",
-        params![user_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
-    let user_key = UserKey::from_slice(&key_bytes)
-        .ok_or_else(|| StoreError::Task("user key of the wrong length".into()))?;
-    let purchase_key = PurchaseKey::generate().map_err(|e| StoreError::Task(e.to_string()))?;
-    let holder = format!("{first} {last}");
+    let (purchase_key, n) = tickets::issue_for_order(tx, order_id, user_id, signed, issuer, t)?;
     tx.execute(
         "UPDATE orders SET status = ?4, paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
         params![order_id, t, &purchase_key.as_bytes()[..], OrderStatus::Paid],
     )?;
-    tickets::issue_for_order(
-        tx,
-        order_id,
-        user_id,
-        (&user_key, &purchase_key),
-        &holder,
-        issuer,
-        t,
-    )
+    Ok(n)
 }
 
 /// Records the gateway's answer inside the caller's transaction; on
@@ -804,7 +789,7 @@ fn finish_payment_in(
     tx: &Conn<'_>,
     payment_id: i64,
     approved: Result<String, String>,
-    issuer: &dyn TicketIssuer,
+    (signed, issuer): (Option<SignedOrder>, &dyn TicketIssuer),
     t: i64,
 ) -> StoreResult<PaymentResult> {
     let (order_id, user_id, status): (i64, i64, OrderStatus) = tx.query_row(
@@ -852,7 +837,7 @@ fn finish_payment_in(
             "paying an order that is {status}"
         )));
     }
-    pay_and_issue(tx, order_id, user_id, issuer, t)?;
+    pay_and_issue(tx, order_id, user_id, signed, issuer, t)?;
     set_payment(tx, payment_id, "succeeded", None, Some(&transaction_id))?;
     Ok(PaymentResult::Paid)
 }
@@ -866,11 +851,11 @@ fn finish_or_fail(
     tx: &Conn<'_>,
     payment_id: i64,
     approved: Result<String, String>,
-    issuer: &dyn TicketIssuer,
+    issuing: (Option<SignedOrder>, &dyn TicketIssuer),
     t: i64,
 ) -> StoreResult<StoreResult<PaymentResult>> {
     tx.batch("SAVEPOINT finish_payment")?;
-    match finish_payment_in(tx, payment_id, approved, issuer, t) {
+    match finish_payment_in(tx, payment_id, approved, issuing, t) {
         Ok(r) => {
             tx.batch("RELEASE finish_payment")?;
             Ok(Ok(r))
@@ -883,14 +868,22 @@ fn finish_or_fail(
     }
 }
 
+/// The order a payment is for, as its caller knows it.
+enum PayingOrder {
+    /// Order number and buyer, at the first attempt.
+    Number(String, i64),
+    /// The attempt, when the gateway answers later.
+    Payment(i64),
+}
+
 fn finish_payment(
     c: &Conn<'_>,
     payment_id: i64,
     approved: Result<String, String>,
-    issuer: &dyn TicketIssuer,
+    issuing: (Option<SignedOrder>, &dyn TicketIssuer),
 ) -> StoreResult<PaymentResult> {
     let tx = c.begin(Begin::Immediate)?;
-    let result = finish_or_fail(&tx, payment_id, approved, issuer, now())?;
+    let result = finish_or_fail(&tx, payment_id, approved, issuing, now())?;
     tx.commit()?;
     result
 }
@@ -1257,6 +1250,9 @@ impl Store {
         charge_now: ChargeNow,
         issuer: Arc<dyn TicketIssuer>,
     ) -> StoreResult<PaymentStart> {
+        let signed = self
+            .sign_ahead(PayingOrder::Number(number.clone(), user_id), issuer.clone())
+            .await?;
         // Durable: the attempt must be on disk before a card is charged
         // elsewhere, and a paid order with its tickets before "paid" is shown.
         self.pool
@@ -1268,10 +1264,49 @@ impl Store {
                     &idempotency_key,
                     (brand, &last4),
                     charge_now,
-                    &*issuer,
+                    (signed, &*issuer),
                 )
             })
             .await
+    }
+
+    /// Signs ahead the tickets of the order being paid, outside the write
+    /// lock: signing is the longest part of a payment's transaction, which
+    /// then only checks that the order is still as signed
+    /// ([`tickets::issue_for_order`]). `None` when there is no such pending
+    /// order; the transaction decides then.
+    async fn sign_ahead(
+        &self,
+        order: PayingOrder,
+        issuer: Arc<dyn TicketIssuer>,
+    ) -> StoreResult<Option<SignedOrder>> {
+        let plan = self
+            .pool
+            .read_sql(move |c| {
+                let found: Option<(i64, i64)> = match &order {
+                    PayingOrder::Number(number, user_id) => c.query_row(
+                        "SELECT id, user_id FROM orders WHERE number = ?1 AND user_id = ?2 AND status = ?3",
+                        params![number, *user_id, OrderStatus::Pending],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    ),
+                    PayingOrder::Payment(payment_id) => c.query_row(
+                        "SELECT o.id, o.user_id FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?1",
+                        params![*payment_id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    ),
+                }
+                .optional()?;
+                found
+                    .map(|(order_id, user_id)| tickets::plan_for_order(c, order_id, user_id))
+                    .transpose()
+            })
+            .await?;
+        let Some(plan) = plan else { return Ok(None) };
+        // Signing is CPU work: off the async workers.
+        tokio::task::spawn_blocking(move || tickets::sign_order(plan, &*issuer))
+            .await
+            .map_err(|e| StoreError::Task(e.to_string()))?
+            .map(Some)
     }
 
     /// Records the gateway's answer; on approval, in the same transaction,
@@ -1283,9 +1318,17 @@ impl Store {
         approved: Result<String, String>,
         issuer: Arc<dyn TicketIssuer>,
     ) -> StoreResult<PaymentResult> {
+        // A declined payment issues nothing: nothing to sign ahead.
+        let signed = match approved {
+            Ok(_) => {
+                self.sign_ahead(PayingOrder::Payment(payment_id), issuer.clone())
+                    .await?
+            }
+            Err(_) => None,
+        };
         self.pool
             .run_durable_sql(move |c| {
-                let r = finish_payment(c, payment_id, approved, &*issuer);
+                let r = finish_payment(c, payment_id, approved, (signed, &*issuer));
                 if r.is_err() {
                     // Nothing of the failed payment was kept; free the order
                     // for another attempt (done already unless the

@@ -146,27 +146,64 @@ pub(super) fn insert(
     Ok(())
 }
 
-/// Issues the tickets of a paid order inside `tx`: one per unit of each
-/// line, derivation indexes 0, 1, 2… in line order, each valid from the
-/// doors' opening to an hour after the end.
-pub(super) fn issue_for_order(
-    tx: &Conn<'_>,
+/// What a paid order's tickets will say, as read from the database: the
+/// buyer's key and name, and the order's lines with their sessions' times.
+/// Two equal plans signed with one purchase key give the same tickets, which
+/// is what lets the signing happen before the payment's transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct OrderPlan {
     order_id: i64,
     user_id: i64,
-    (user_key, purchase_key): (&UserKey, &PurchaseKey),
-    holder: &str,
-    issuer: &dyn TicketIssuer,
-    t: i64,
-) -> StoreResult<usize> {
-    let lines: Vec<(i64, i64, i64, i64, i64, i64, i64)> = tx.query_map(
+    user_key: Vec<u8>,
+    holder: String,
+    /// (line, session, offer, seats, quantity, doors open, end), in line order.
+    lines: Vec<(i64, i64, i64, i64, i64, i64, i64)>,
+}
+
+/// Reads the plan of `order_id`, bought by `user_id`.
+pub(super) fn plan_for_order(c: &Conn<'_>, order_id: i64, user_id: i64) -> StoreResult<OrderPlan> {
+    let (user_key, first, last): (Vec<u8>, String, String) = c.query_row(
+        "SELECT user_key, first_name, last_name FROM users WHERE id = ?1",
+        params![user_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let lines = c.query_map(
         "SELECT ol.id, ol.session_id, ol.offer_id, ol.seats, ol.quantity, s.doors_open_at, s.ends_at
          FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
          WHERE ol.order_id = ?1 ORDER BY ol.id",
         params![order_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
     )?;
+    Ok(OrderPlan {
+        order_id,
+        user_id,
+        user_key,
+        holder: format!("{first} {last}"),
+        lines,
+    })
+}
+
+/// An order's tickets, signed under a new purchase key from its
+/// [`OrderPlan`], not yet stored.
+pub(super) struct SignedOrder {
+    /// What was signed.
+    pub plan: OrderPlan,
+    /// The order's new purchase key.
+    pub purchase_key: PurchaseKey,
+    /// (line, session, offer, seats, derivation index, signed ticket).
+    tickets: Vec<(i64, i64, i64, i64, u32, IssuedTicket)>,
+}
+
+/// Signs the tickets of `plan`: one per unit of each line, derivation
+/// indexes 0, 1, 2… in line order, each valid from the doors' opening to an
+/// hour after the end. Pure computation: no database, no lock.
+pub(super) fn sign_order(plan: OrderPlan, issuer: &dyn TicketIssuer) -> StoreResult<SignedOrder> {
+    let user_key = UserKey::from_slice(&plan.user_key)
+        .ok_or_else(|| StoreError::Task("user key of the wrong length".into()))?;
+    let purchase_key = PurchaseKey::generate().map_err(|e| StoreError::Task(e.to_string()))?;
+    let mut tickets = Vec::new();
     let mut index: u32 = 0;
-    for (line_id, session_id, offer_id, seats, quantity, doors, ends) in lines {
+    for &(line_id, session_id, offer_id, seats, quantity, doors, ends) in &plan.lines {
         let admits =
             u8::try_from(seats).map_err(|_| StoreError::Task("admits out of range".into()))?;
         let session = u32::try_from(session_id)
@@ -179,28 +216,61 @@ pub(super) fn issue_for_order(
                 valid_from: doors,
                 // An hour after the end: late leavers re-entering, clocks off by a little.
                 valid_until: ends + 3_600,
-                holder,
+                holder: &plan.holder,
             };
             let issued = issuer
-                .issue(user_key, purchase_key, &spec)
+                .issue(&user_key, &purchase_key, &spec)
                 .map_err(|e| StoreError::Task(format!("signing a ticket: {e}")))?;
-            let new = NewTicket {
-                order_id,
-                order_line_id: line_id,
-                index,
-                user_id,
-                session_id,
-                offer_id,
-                // The full name stays on the server; the payload carries its short form.
-                holder,
-                admits: seats,
-                replaces: None,
-            };
-            insert(tx, &new, &issued, t)?;
+            tickets.push((line_id, session_id, offer_id, seats, index, issued));
             index += 1;
         }
     }
-    Ok(usize::try_from(index).unwrap_or(usize::MAX))
+    Ok(SignedOrder {
+        plan,
+        purchase_key,
+        tickets,
+    })
+}
+
+/// Stores the tickets of a paid order inside `tx`: `signed` if it was
+/// signed from the order as it still is (read again here, under the write
+/// lock), else tickets signed now. Returns the purchase key they are
+/// derived from, for the order row, and how many were stored.
+pub(super) fn issue_for_order(
+    tx: &Conn<'_>,
+    order_id: i64,
+    user_id: i64,
+    signed: Option<SignedOrder>,
+    issuer: &dyn TicketIssuer,
+    t: i64,
+) -> StoreResult<(PurchaseKey, usize)> {
+    let plan = plan_for_order(tx, order_id, user_id)?;
+    let signed = match signed {
+        Some(s) if s.plan == plan => s,
+        // Changed in between (or nothing signed ahead): sign it as it is.
+        _ => sign_order(plan, issuer)?,
+    };
+    let SignedOrder {
+        plan,
+        purchase_key,
+        tickets,
+    } = signed;
+    for (line_id, session_id, offer_id, seats, index, issued) in &tickets {
+        let new = NewTicket {
+            order_id,
+            order_line_id: *line_id,
+            index: *index,
+            user_id,
+            session_id: *session_id,
+            offer_id: *offer_id,
+            // The full name stays on the server; the payload carries its short form.
+            holder: &plan.holder,
+            admits: *seats,
+            replaces: None,
+        };
+        insert(tx, &new, issued, t)?;
+    }
+    Ok((purchase_key, tickets.len()))
 }
 
 /// Revokes `ticket_id`: marks the ticket revoked (when the server issued
@@ -550,5 +620,61 @@ impl Store {
                 Ok(ReissueOutcome::Reissued(new_hex))
             })
             .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jo_shared::TicketSigner;
+
+    fn stored_qrs(c: &Conn<'_>, order: i64) -> Vec<(String, String)> {
+        c.query_map(
+            "SELECT qr, holder FROM tickets WHERE order_id = ?1 ORDER BY idx",
+            params![order],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .expect("reads")
+    }
+
+    #[test]
+    fn tickets_signed_ahead_are_stored_only_while_the_order_is_as_signed() {
+        let signer = TicketSigner::generate().expect("key");
+
+        // Unchanged order: the tickets signed ahead are the ones stored,
+        // under the purchase key they were derived from.
+        let mut raw = rusqlite::Connection::open_in_memory().expect("opens");
+        let (_, order) = super::super::catalogue::tests::session_and_order(&mut raw, 10, 2);
+        let c = Conn::Sqlite(&raw);
+        let ahead =
+            sign_order(plan_for_order(&c, order, 1).expect("plan"), &signer).expect("signs");
+        let ahead_qrs: Vec<String> = ahead.tickets.iter().map(|t| t.5.qr.clone()).collect();
+        let ahead_key = *ahead.purchase_key.as_bytes();
+        let (key, n) = issue_for_order(&c, order, 1, Some(ahead), &signer, 0).expect("issues");
+        assert_eq!(n, 2);
+        assert_eq!(*key.as_bytes(), ahead_key);
+        let stored: Vec<String> = stored_qrs(&c, order).into_iter().map(|t| t.0).collect();
+        assert_eq!(stored, ahead_qrs);
+
+        // The buyer's name changed between the signing and the transaction:
+        // what was signed ahead is dropped, the tickets say the new name.
+        let mut raw = rusqlite::Connection::open_in_memory().expect("opens");
+        let (_, order) = super::super::catalogue::tests::session_and_order(&mut raw, 10, 1);
+        let c = Conn::Sqlite(&raw);
+        let ahead =
+            sign_order(plan_for_order(&c, order, 1).expect("plan"), &signer).expect("signs");
+        let ahead_qr = ahead.tickets[0].5.qr.clone();
+        let ahead_key = *ahead.purchase_key.as_bytes();
+        c.execute(
+            "UPDATE users SET last_name = 'Durand' WHERE id = 1",
+            params![],
+        )
+        .expect("renames");
+        let (key, n) = issue_for_order(&c, order, 1, Some(ahead), &signer, 0).expect("issues");
+        assert_eq!(n, 1);
+        assert_ne!(*key.as_bytes(), ahead_key, "signed again, under a new key");
+        let stored = stored_qrs(&c, order);
+        assert_ne!(stored[0].0, ahead_qr);
+        assert_eq!(stored[0].1, "B Durand");
     }
 }
