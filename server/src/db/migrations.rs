@@ -105,6 +105,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_second_factor_sessions.sql"),
     // 8: admissions prove themselves (ticket text, gate signature); a new conflict kind.
     include_str!("migrations/0008_trusted_admissions.sql"),
+    // 9: nothing on SQLite; PostgreSQL's rollup triggers fire per statement.
+    include_str!("migrations/0009_rollups_per_statement.sql"),
 ];
 
 /// Applies every pending migration in one IMMEDIATE transaction, so two

@@ -27,7 +27,13 @@ const MIGRATION_LOCK: i64 = 0x4A4F_4D49_4752_4154;
 /// The first is the SQLite schema at its version 8 in one script; from 9 on,
 /// each SQLite migration has its PostgreSQL twin here, so both databases
 /// have the same version numbers.
-pub const PG_MIGRATIONS: &[(i64, &str)] = &[(8, include_str!("migrations/pg/0001_baseline.sql"))];
+pub const PG_MIGRATIONS: &[(i64, &str)] = &[
+    (8, include_str!("migrations/pg/0001_baseline.sql")),
+    (
+        9,
+        include_str!("migrations/pg/0009_rollups_per_statement.sql"),
+    ),
+];
 
 /// Where a database is, for messages: host, port and database name, never
 /// the password.

@@ -19,6 +19,7 @@ mod health;
 mod keygen;
 mod migrate_pg;
 mod nodes;
+mod rollups;
 mod security;
 mod shop_access;
 mod shop_browser;
