@@ -13,6 +13,12 @@
 //! The client runs in the same process on its own small runtime, so on a
 //! 2-core machine the figures include the load generator's cost; the CPU
 //! time of each side (per checkout) is printed with the rate.
+//!
+//! The store is SQLite by default; `JO_BENCH_DATABASE=postgres://…` runs
+//! it on that PostgreSQL server (a fresh database is made there), and
+//! `JO_BENCH_NODES=2` starts two server nodes on it, each with its own
+//! runtime and connection pool as two processes would have, the buyers
+//! shared between them. `JO_BENCH_PHASES=checkout` runs phase 1 only.
 
 #![allow(missing_docs, clippy::unwrap_used)]
 
@@ -21,7 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use jo_server::config::Secret;
-use jo_server::db::Store;
+use jo_server::db::direct::Direct;
+use jo_server::db::sql::params;
 use jo_server::db::users::{NewUser, Role};
 
 // The tests' SMTP sink: confirmation mails go over real SMTP, as they would
@@ -94,8 +101,27 @@ fn main() -> anyhow::Result<()> {
     let secs: u64 = env_or("JO_BENCH_SECS", 10);
     let buyers: usize = env_or("JO_BENCH_BUYERS", 32);
     let rate: u64 = env_or("JO_BENCH_RATE", 1000);
+    let nodes: usize = env_or("JO_BENCH_NODES", 1);
+    let only_checkout = std::env::var("JO_BENCH_PHASES").as_deref() == Ok("checkout");
     let dir = tempfile::tempdir()?;
     let mut config = jo_server::Config::for_tests(dir.path().join("data"));
+    if let Some(url) = std::env::var("JO_BENCH_DATABASE")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+    {
+        let db = jo_server::db::direct::scratch_postgres(&url, "jo_bench")?;
+        config.postgres = Some(jo_server::config::PostgresSettings {
+            url: Secret::new(db),
+            password: None,
+            // The server's default pool.
+            connections: 16,
+        });
+    }
+    let backend = if config.postgres.is_some() {
+        "PostgreSQL"
+    } else {
+        "SQLite"
+    };
     // Production password hashing would only slow the set-up logins.
     config.argon2 = jo_server::config::Argon2Params::INSECURE_FOR_TESTS;
     let client_rt = tokio::runtime::Builder::new_multi_thread()
@@ -113,31 +139,41 @@ fn main() -> anyhow::Result<()> {
         password: None,
     });
 
-    let server_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(SERVER_THREADS)
-        .enable_all()
-        .build()?;
-    let app = server_rt.block_on(jo_server::Application::build(config.clone()))?;
-    let base = format!("http://127.0.0.1:{}", app.port());
-    std::thread::spawn(move || {
-        let _ = server_rt.block_on(app.run_until_stopped());
-    });
+    // Each node on a runtime of its own, as a process of its own would be.
+    let mut bases = Vec::new();
+    for _ in 0..nodes.max(1) {
+        let server_rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(SERVER_THREADS)
+            .enable_all()
+            .build()?;
+        let app = server_rt.block_on(jo_server::Application::build(config.clone()))?;
+        bases.push(format!("http://127.0.0.1:{}", app.port()));
+        std::thread::spawn(move || {
+            let _ = server_rt.block_on(app.run_until_stopped());
+        });
+    }
+    let base = bases[0].clone();
+    println!("-- {backend}, {} node(s)", bases.len());
 
     client_rt.block_on(async move {
         // ----- set-up: buyers with sessions; big sessions so nothing sells out
-        let store = Store::open_sqlite(&config.database)?;
+        let store = jo_server::startup::open_store(&config).await?;
         let hasher = jo_server::auth::password::PasswordHasher::new(config.argon2)?;
         let hash = hasher.hash(Secret::new(PASSWORD.to_owned())).await?;
-        let conn = rusqlite::Connection::open(&config.database)?;
-        conn.execute("UPDATE game_sessions SET capacity = 10000000", [])?;
-        let (session_id, solo): (i64, i64) = conn.query_row(
-            "SELECT (SELECT id FROM game_sessions WHERE code = 'ATH01'), (SELECT id FROM offers WHERE name = 'Solo')",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )?;
+        let conn = Direct::open(&config)?;
+        let (session_id, solo): (i64, i64) = conn.with(|c| {
+            c.execute("UPDATE game_sessions SET capacity = 10000000", params![])?;
+            c.query_row(
+                "SELECT (SELECT id FROM game_sessions WHERE code = 'ATH01'), (SELECT id FROM offers WHERE name = 'Solo')",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })?;
         let mut clients = Vec::new();
         for i in 0..buyers {
+            // Buyers shared between the nodes, as a proxy would spread them.
+            let base = &bases[i % bases.len()];
             let email = format!("bench{i}@example.com");
             store
                 .create_user(NewUser {
@@ -167,7 +203,7 @@ fn main() -> anyhow::Result<()> {
             // Login rotates the CSRF cookie: read the token again.
             let page = client.get(format!("{base}/cart")).send().await?.text().await?;
             let csrf = between(&page, "name=\"csrf\" value=\"", "\"").unwrap_or("").to_owned();
-            clients.push((client, csrf));
+            clients.push((client, csrf, base.clone()));
         }
 
         // ----- 1. checkouts per second, end to end
@@ -177,8 +213,8 @@ fn main() -> anyhow::Result<()> {
         let started = Instant::now();
         let (server_cpu0, client_cpu0) = (cpu_secs(SERVER_THREADS), cpu_secs(CLIENT_THREADS));
         let mut tasks = Vec::new();
-        for (client, csrf) in clients.clone() {
-            let (base, done, failed) = (base.clone(), done.clone(), failed.clone());
+        for (client, csrf, base) in clients.clone() {
+            let (done, failed) = (done.clone(), failed.clone());
             tasks.push(tokio::spawn(async move {
                 let mut lat_us = Vec::new();
                 while Instant::now() < deadline {
@@ -232,8 +268,12 @@ fn main() -> anyhow::Result<()> {
             server_cpu / elapsed,
             client_cpu / elapsed
         );
-        let tickets: i64 = conn.query_row("SELECT count(*) FROM tickets", [], |r| r.get(0))?;
+        let tickets: i64 =
+            conn.with(|c| c.query_row("SELECT count(*) FROM tickets", params![], |r| r.get(0)))?;
         println!("  tickets signed and stored: {tickets}");
+        if only_checkout {
+            return anyhow::Ok(());
+        }
 
         // ----- 2. session list latency at a fixed rate (open loop)
         let client = reqwest::Client::builder().pool_max_idle_per_host(256).build()?;
@@ -281,6 +321,9 @@ fn main() -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
 
+    if only_checkout {
+        return Ok(());
+    }
     // ----- 3. PDF generation per ticket
     let signer = jo_shared::TicketSigner::generate()?;
     let issued = jo_server::tickets::issue(

@@ -1,5 +1,9 @@
 //! Sync API benchmark: a real server on port 0 over a store seeded with
-//! 1,000,000 tickets and a 100,000-entry revocation list; prints figures.
+//! `JO_BENCH_TICKETS` tickets (default 1,000,000), `JO_BENCH_SCANS` earlier
+//! scans (default 1,000,000) and a 100,000-entry revocation list; prints
+//! figures. SQLite by default; `JO_BENCH_DATABASE=postgres://…` runs it on
+//! a fresh database of that PostgreSQL server, seeded by COPY, and prints
+//! the database's size.
 //!
 //! - upload of 10,000 scans (10 signed batches of 1,000), target ≤ 1 s;
 //! - a revocation delta of 10,000 entries, target ≤ 200 ms;
@@ -13,6 +17,8 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jo_server::db::direct::Direct;
+use jo_server::db::sql::params;
 use jo_server::{Application, Config};
 use jo_shared::api::{
     EnrollRequest, EnrollResponse, EntriesResponse, KeyringResponse, RevocationDelta, ScanBatch,
@@ -22,9 +28,11 @@ use jo_shared::revocation::{ListBuilder, RevocationList, RevocationReason};
 use jo_shared::ticket::TicketId;
 use jo_shared::ticket::{HolderName, TicketPayload};
 use jo_shared::{Keyring, TicketSigner};
-use rusqlite::{Connection, params};
 
-const TICKETS: usize = 1_000_000;
+#[path = "common/seed.rs"]
+mod seed;
+use seed::{Sink, Table, Val};
+
 const SEATS: usize = 80_000;
 const SESSION: u32 = 990_001;
 const REVOCATIONS: u64 = 100_000;
@@ -42,84 +50,139 @@ fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
-/// Seeds the programme, 1 M tickets (the first `SEATS` for `SESSION`) and
-/// the revocation list, in one transaction with prepared statements.
-fn seed(
-    db: &std::path::Path,
+/// The tables seeded in bulk.
+const ORDERS: Table = Table {
+    name: "orders",
+    columns: "id, number, user_id, status, total_cents, created_at, hold_expires_at, paid_at, purchase_key",
+};
+const LINES: Table = Table {
+    name: "order_lines",
+    columns: "id, order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents",
+};
+const TICKET_ROWS: Table = Table {
+    name: "tickets",
+    columns: "ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id, holder, admits, key_id, valid_from, valid_minutes, qr, issued_at",
+};
+const REVOCATION_ROWS: Table = Table {
+    name: "revocations",
+    columns: "version, ticket_id, reason, revoked_at, head",
+};
+const DEVICE_ROWS: Table = Table {
+    name: "devices",
+    columns: "id, label, public_key, token_hash, enrolled_at, gate, last_sync_at",
+};
+const SCAN_ROWS: Table = Table {
+    name: "scans",
+    columns: "scan_id, device_id, seq, prev_hash, hash, ticket_id, session_id, verdict, reason, admits, gate, scanned_at, received_at",
+};
+
+/// Deterministic, well-spread ticket ids: SHA-256 of the index.
+fn ticket_id(i: u64) -> [u8; 10] {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(i.to_be_bytes());
+    let mut id = [0u8; 10];
+    id.copy_from_slice(&d[..10]);
+    id
+}
+
+/// What is seeded.
+#[derive(Clone, Copy)]
+struct Sizes {
+    tickets: usize,
+    scans: usize,
+}
+
+/// Seeds the programme (one session of `SEATS` per share of the tickets),
+/// the tickets (the first `SEATS` for `SESSION`, with their signed text),
+/// the revocation list, and earlier gates' scans of the other sessions.
+/// The few set-up rows go through the server's own SQL layer; the bulk
+/// through `sink`, called from `bulk` with ids from 1 (a fresh database).
+fn seed_setup(db: &Direct, sizes: Sizes) -> anyhow::Result<(i64, i64)> {
+    let t = now();
+    Ok(db.with(|c| {
+        c.execute("INSERT INTO sports (name) VALUES ('Bench') ON CONFLICT DO NOTHING", params![])?;
+        c.execute(
+            "INSERT INTO venues (name, city) VALUES ('Stade de bench', 'Saint-Denis') ON CONFLICT DO NOTHING",
+            params![],
+        )?;
+        let user: i64 = c.query_row(
+            "INSERT INTO users (username, email, first_name, last_name, password_hash, user_key, created_at)
+             VALUES ('bench', 'bench@example.fr', 'B', 'B', 'x', ?1, ?2) RETURNING id",
+            params![&[0u8; 32][..], t],
+            |r| r.get(0),
+        )?;
+        let offer: i64 = c.query_row(
+            "INSERT INTO offers (name, seats, price_percent, created_at, updated_at)
+             VALUES ('Bench', 1, 100, ?1, ?1) RETURNING id",
+            params![t],
+            |r| r.get(0),
+        )?;
+        for s in 0..sizes.tickets.div_ceil(SEATS) as u32 {
+            c.execute(
+                "INSERT INTO game_sessions (id, code, sport_id, venue_id, title, starts_at, ends_at,
+                     doors_open_at, capacity, base_price_cents, created_at, updated_at)
+                 VALUES (?1, ?2, (SELECT id FROM sports WHERE name = 'Bench'),
+                     (SELECT id FROM venues WHERE name = 'Stade de bench'), 'Finale', ?3, ?4, ?5,
+                     ?6, 1000, ?3, ?3)",
+                params![
+                    SESSION + s,
+                    format!("BENCH-{s}"),
+                    t - 3600,
+                    t + 3 * 3600,
+                    t - 7200,
+                    SEATS as i64
+                ],
+            )?;
+        }
+        Ok((user, offer))
+    })?)
+}
+
+fn seed_bulk(
+    sink: &mut Sink<'_>,
+    sizes: Sizes,
+    (user, offer): (i64, i64),
     server: &TicketSigner,
     seated: &mut Vec<(TicketId, String)>,
 ) -> anyhow::Result<()> {
-    let mut c = Connection::open(db)?;
-    c.busy_timeout(Duration::from_secs(30))?;
-    c.pragma_update(None, "synchronous", "OFF")?;
-    let tx = c.transaction()?;
+    use Val::{B, I, Null, T};
     let t = now();
-    tx.execute("INSERT OR IGNORE INTO sports (name) VALUES ('Bench')", [])?;
-    tx.execute(
-        "INSERT OR IGNORE INTO venues (name, city) VALUES ('Stade de bench', 'Saint-Denis')",
-        [],
-    )?;
-    tx.execute(
-        "INSERT OR IGNORE INTO users (username, email, first_name, last_name, password_hash, user_key, created_at)
-         VALUES ('bench', 'bench@example.fr', 'B', 'B', 'x', zeroblob(32), ?1)",
-        [t],
-    )?;
-    let user: i64 = tx.query_row("SELECT id FROM users WHERE username = 'bench'", [], |r| {
-        r.get(0)
-    })?;
-    tx.execute(
-        "INSERT OR IGNORE INTO offers (name, seats, price_percent, created_at, updated_at)
-         VALUES ('Bench', 1, 100, ?1, ?1)",
-        [t],
-    )?;
-    let offer: i64 = tx.query_row("SELECT id FROM offers WHERE name = 'Bench'", [], |r| {
-        r.get(0)
-    })?;
-    let sessions = TICKETS.div_ceil(SEATS);
-    for s in 0..sessions as u32 {
-        tx.execute(
-            "INSERT INTO game_sessions (id, code, sport_id, venue_id, title, starts_at, ends_at,
-                 doors_open_at, capacity, base_price_cents, created_at, updated_at)
-             VALUES (?1, ?2, (SELECT id FROM sports WHERE name = 'Bench'),
-                 (SELECT id FROM venues WHERE name = 'Stade de bench'), 'Finale', ?3, ?4, ?5,
-                 ?6, 1000, ?3, ?3)",
-            params![
-                SESSION + s,
-                format!("BENCH-{s}"),
-                t - 3600,
-                t + 3 * 3600,
-                t - 7200,
-                SEATS as i64
-            ],
-        )?;
-    }
-    let mut order = tx.prepare(
-        "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at, paid_at, purchase_key)
-         VALUES (?1, ?2, 'paid', 0, ?3, ?3, ?3, zeroblob(32))",
-    )?;
-    let mut line = tx.prepare(
-        "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
-         VALUES (?1, ?2, ?3, 'Bench', 1, 1000, 0)",
-    )?;
-    let mut ticket = tx.prepare(
-        "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id,
-             holder, admits, key_id, valid_from, valid_minutes, qr, issued_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'HOLDER', 1, zeroblob(4), ?8, 600, ?9, ?8)",
-    )?;
-    // Deterministic, well-spread ids: SHA-256 of the index.
+    // An order (and line) of 1,000 tickets for each session's share.
     let (mut o, mut l) = (0i64, 0i64);
-    for i in 0..TICKETS {
-        use sha2::Digest;
-        let d = sha2::Sha256::digest((i as u64).to_be_bytes());
-        let mut id = [0u8; 10];
-        id.copy_from_slice(&d[..10]);
-        let session = SESSION + (i / SEATS) as u32;
-        // An order (and line) of 1,000 tickets for each session's share.
+    for i in 0..sizes.tickets {
+        let id = ticket_id(i as u64);
+        let session = i64::from(SESSION + (i / SEATS) as u32);
         if i % 1_000 == 0 {
-            order.execute(params![format!("B{i:08}"), user, t])?;
-            o = tx.last_insert_rowid();
-            line.execute(params![o, session, offer])?;
-            l = tx.last_insert_rowid();
+            o += 1;
+            l += 1;
+            let number = format!("B{i:08}");
+            sink.row(
+                ORDERS,
+                &[
+                    I(o),
+                    T(&number),
+                    I(user),
+                    T("paid"),
+                    I(0),
+                    I(t),
+                    I(t),
+                    I(t),
+                    B(&[0; 32]),
+                ],
+            )?;
+            sink.row(
+                LINES,
+                &[
+                    I(l),
+                    I(o),
+                    I(session),
+                    I(offer),
+                    T("Bench"),
+                    I(1),
+                    I(1_000),
+                    I(0),
+                ],
+            )?;
         }
         // The seated session's tickets carry their signed text, which the
         // gates' admissions must match; the others are never scanned here.
@@ -128,44 +191,124 @@ fn seed(
         } else {
             String::new()
         };
-        ticket.execute(params![
-            &id[..],
-            o,
-            l,
-            (i % 1_000) as i64,
-            user,
-            session,
-            offer,
-            t,
-            text
-        ])?;
+        sink.row(
+            TICKET_ROWS,
+            &[
+                B(&id),
+                I(o),
+                I(l),
+                I((i % 1_000) as i64),
+                I(user),
+                I(session),
+                I(offer),
+                T("HOLDER"),
+                I(1),
+                B(&[0; 4]),
+                I(t),
+                I(600),
+                T(&text),
+                I(t),
+            ],
+        )?;
         if i < SEATS {
             seated.push((TicketId(id), text));
         }
     }
-    drop((order, line, ticket));
     // The revocation list: tickets of the other sessions.
     let mut b = ListBuilder::default();
-    let mut rev = tx.prepare(
-        "INSERT INTO revocations (version, ticket_id, reason, revoked_at, head) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )?;
     for i in 0..REVOCATIONS {
-        use sha2::Digest;
-        let d = sha2::Sha256::digest((SEATS as u64 + i).to_be_bytes());
-        let mut id = [0u8; 10];
-        id.copy_from_slice(&d[..10]);
+        let id = ticket_id(SEATS as u64 + i);
         let e = b.push(TicketId(id), RevocationReason::Refunded, t);
-        rev.execute(params![
-            e.version as i64,
-            &id[..],
-            e.reason,
-            t,
-            &b.head()[..]
-        ])?;
+        sink.row(
+            REVOCATION_ROWS,
+            &[
+                I(e.version as i64),
+                B(&id),
+                I(i64::from(e.reason)),
+                I(t),
+                B(&b.head()),
+            ],
+        )?;
     }
-    drop(rev);
-    tx.commit()?;
+    // Earlier gates' scans, of the other sessions' tickets (so that they
+    // weigh on every lookup without making the bench's admissions doubles).
+    for d in 0..GATES {
+        let (dev, label) = (format!("past-{d}"), format!("Porte passée {d}"));
+        // A token hash nobody can present (a real one is SHA-256 of a token).
+        let mut token_hash = [0xEE; 32];
+        token_hash[..8].copy_from_slice(&(d as u64).to_be_bytes());
+        sink.row(
+            DEVICE_ROWS,
+            &[
+                T(&dev),
+                T(&label),
+                B(&[0; 32]),
+                B(&token_hash),
+                I(t),
+                T(&label),
+                I(t),
+            ],
+        )?;
+    }
+    let others = sizes.tickets.saturating_sub(SEATS).max(1);
+    for i in 0..sizes.scans {
+        let n = SEATS + i % others;
+        let d = i % GATES;
+        let (scan_id, dev) = (format!("past-scan-{i}"), format!("past-{d}"));
+        let session = i64::from(SESSION + (n.min(sizes.tickets - 1) / SEATS) as u32);
+        sink.row(
+            SCAN_ROWS,
+            &[
+                T(&scan_id),
+                T(&dev),
+                I((i / GATES) as i64 + 1),
+                B(&[0; 32]),
+                B(&[0; 32]),
+                B(&ticket_id(n as u64)),
+                I(session),
+                T("admit"),
+                Null,
+                I(1),
+                T("Porte passée"),
+                I(t - 86_400),
+                I(t - 86_000),
+            ],
+        )?;
+    }
     Ok(())
+}
+
+/// Seeds `config`'s database (see [`seed_bulk`]); returns the database size
+/// when on PostgreSQL.
+fn seed(
+    config: &Config,
+    sizes: Sizes,
+    server: &TicketSigner,
+    seated: &mut Vec<(TicketId, String)>,
+) -> anyhow::Result<Option<String>> {
+    let ids = seed_setup(&Direct::open(config)?, sizes)?;
+    match &config.postgres {
+        Some(pg) => {
+            let mut client = seed::pg_client(pg.url.expose())?;
+            let mut sink = Sink::postgres(&mut client);
+            seed_bulk(&mut sink, sizes, ids, server, seated)?;
+            sink.finish()?;
+            seed::pg_after_copy(&mut client, &["orders", "order_lines"])?;
+            Ok(Some(seed::pg_size(&mut client)?))
+        }
+        None => {
+            let mut c = rusqlite::Connection::open(&config.database)?;
+            c.busy_timeout(Duration::from_secs(30))?;
+            c.pragma_update(None, "synchronous", "OFF")?;
+            let tx = c.transaction()?;
+            let mut sink = Sink::Sqlite(&tx);
+            seed_bulk(&mut sink, sizes, ids, server, seated)?;
+            drop(sink);
+            tx.commit()?;
+            c.execute_batch("ANALYZE")?;
+            Ok(None)
+        }
+    }
 }
 
 struct Device {
@@ -302,22 +445,51 @@ async fn run() -> anyhow::Result<()> {
     config.api.rate_per_sec = 1_000_000;
     config.api.rate_burst = 1_000_000;
     config.api.enroll_burst = 1_000;
+    let on_pg = std::env::var("JO_BENCH_DATABASE")
+        .ok()
+        .filter(|u| u.starts_with("postgres"));
+    if let Some(url) = &on_pg {
+        let db = jo_server::db::direct::scratch_postgres(url, "jo_bench_sync")?;
+        config.postgres = Some(jo_server::config::PostgresSettings {
+            url: jo_server::config::Secret::new(db),
+            password: None,
+            connections: 16,
+        });
+    }
+    let sizes = Sizes {
+        tickets: env_or("JO_BENCH_TICKETS", 1_000_000).max(SEATS),
+        scans: env_or("JO_BENCH_SCANS", 1_000_000),
+    };
+    let tickets = sizes.tickets;
+    println!(
+        "-- {}: {} tickets, {} earlier scans, {REVOCATIONS} revocations",
+        if on_pg.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        },
+        sizes.tickets,
+        sizes.scans
+    );
     let app = Application::build(config.clone()).await?;
     let server = jo_shared::keys::load_signer(&config.keys_dir)?;
     let server = std::sync::Arc::new(server);
     let base = format!("http://127.0.0.1:{}", app.port());
 
     let t = Instant::now();
-    let db = config.database.clone();
     let signer = server.clone();
-    let seated = tokio::task::spawn_blocking(move || {
+    let seed_config = config.clone();
+    let (seated, size) = tokio::task::spawn_blocking(move || {
         let mut seated = Vec::with_capacity(SEATS);
-        seed(&db, &signer, &mut seated).map(|()| seated)
+        seed(&seed_config, sizes, &signer, &mut seated).map(|size| (seated, size))
     })
     .await??;
     println!(
-        "seeded {TICKETS} tickets, {REVOCATIONS} revocations in {}",
-        ms(t.elapsed())
+        "seeded {tickets} tickets, {} scans, {REVOCATIONS} revocations in {}{}",
+        sizes.scans,
+        ms(t.elapsed()),
+        size.map(|s| format!("; database size {s}"))
+            .unwrap_or_default()
     );
     tokio::spawn(app.run_until(std::future::pending()));
     let http = reqwest::Client::new();
@@ -332,7 +504,7 @@ async fn run() -> anyhow::Result<()> {
     let mut sorted = uploads.clone();
     sorted.sort();
     println!(
-        "upload of 10,000 scans (10 batches of 1,000, conflict checks against {TICKETS} tickets): median {}, min {}, max {} (target ≤ 1 s)",
+        "upload of 10,000 scans (10 batches of 1,000, conflict checks against {tickets} tickets): median {}, min {}, max {} (target ≤ 1 s)",
         ms(sorted[GATES / 2]),
         ms(sorted[0]),
         ms(sorted[GATES - 1])
@@ -423,6 +595,13 @@ async fn run() -> anyhow::Result<()> {
         ms(times[times.len() - 1])
     );
     Ok(())
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() -> anyhow::Result<()> {

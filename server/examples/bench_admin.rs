@@ -4,13 +4,19 @@
 //!
 //! `cargo run --release -p jo-server --example bench_admin -- [TICKETS] [SCANS]`
 //! (or `scripts/bench-admin.sh`). The store is seeded straight through SQL
-//! in one transaction, so the rollup triggers run as they do in production.
+//! (SQLite: in one transaction; PostgreSQL, with `JO_BENCH_DATABASE`: by
+//! COPY), so the rollup triggers run as they do in production.
 
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use rusqlite::params;
+use jo_server::db::direct::Direct;
+use jo_server::db::sql::params;
 use sha2::{Digest, Sha256};
+
+#[path = "../benches/common/seed.rs"]
+mod seed;
+use seed::{Sink, Table, Val};
 
 /// A cheap deterministic pseudo-random generator (the data need no quality).
 struct Rng(u64);
@@ -33,218 +39,333 @@ const SESSIONS: i64 = 300;
 const USERS: i64 = 100_000;
 const DEVICES: i64 = 40;
 
-fn seed(db: &std::path::Path, tickets: i64, scans: i64) -> anyhow::Result<()> {
-    let mut c = rusqlite::Connection::open(db)?;
-    c.busy_timeout(Duration::from_secs(30))?;
-    c.pragma_update(None, "journal_mode", "WAL")?;
-    c.pragma_update(None, "synchronous", "OFF")?;
-    let tx = c.transaction()?;
-    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    let now = jo_server::units::time::now();
-    let sport: i64 = tx.query_row("SELECT min(id) FROM sports", [], |r| r.get(0))?;
-    let sports: i64 = tx.query_row("SELECT count(*) FROM sports", [], |r| r.get(0))?;
-    let venue: i64 = tx.query_row("SELECT min(id) FROM venues", [], |r| r.get(0))?;
-    let offers: Vec<(i64, String, i64, i64)> = tx
-        .prepare("SELECT id, name, seats, price_percent FROM offers ORDER BY id")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<Result<_, _>>()?;
-    if offers.is_empty() {
+const SESSION_ROWS: Table = Table {
+    name: "game_sessions",
+    columns: "id, code, sport_id, venue_id, title, starts_at, ends_at, doors_open_at, capacity, base_price_cents, created_at, updated_at",
+};
+const USER_ROWS: Table = Table {
+    name: "users",
+    columns: "id, username, email, first_name, last_name, password_hash, user_key, created_at",
+};
+const ORDER_ROWS: Table = Table {
+    name: "orders",
+    columns: "id, number, user_id, status, total_cents, created_at, hold_expires_at, paid_at, purchase_key",
+};
+const LINE_ROWS: Table = Table {
+    name: "order_lines",
+    columns: "id, order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents",
+};
+const TICKET_ROWS: Table = Table {
+    name: "tickets",
+    columns: "ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id, holder, admits, key_id, valid_from, valid_minutes, qr, issued_at",
+};
+const DEVICE_ROWS: Table = Table {
+    name: "devices",
+    columns: "id, label, public_key, token_hash, enrolled_at, gate, last_sync_at",
+};
+const SCAN_ROWS: Table = Table {
+    name: "scans",
+    columns: "scan_id, device_id, seq, prev_hash, hash, ticket_id, session_id, verdict, reason, admits, gate, scanned_at, received_at",
+};
+const CONFLICT_ROWS: Table = Table {
+    name: "scan_conflicts",
+    columns: "kind, scan_id, device_id, ticket_id, detail, detected_at",
+};
+
+/// What the fixtures hold that the seeded rows refer to, and the first
+/// free ids (the seeded rows carry their own, to refer to each other).
+struct Base {
+    sport: i64,
+    sports: i64,
+    venue: i64,
+    offers: Vec<(i64, String, i64, i64)>,
+    next_session: i64,
+    next_user: i64,
+    next_order: i64,
+    next_line: i64,
+}
+
+fn base(db: &Direct) -> anyhow::Result<Base> {
+    let b = db.with(|c| {
+        let one = |sql: &str| c.query_row(sql, params![], |r| r.get::<i64>(0));
+        Ok(Base {
+            sport: one("SELECT min(id) FROM sports")?,
+            sports: one("SELECT count(*) FROM sports")?,
+            venue: one("SELECT min(id) FROM venues")?,
+            offers: c.query_map(
+                "SELECT id, name, seats, price_percent FROM offers ORDER BY id",
+                params![],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )?,
+            next_session: one("SELECT COALESCE(max(id), 0) + 1 FROM game_sessions")?,
+            next_user: one("SELECT COALESCE(max(id), 0) + 1 FROM users")?,
+            next_order: one("SELECT COALESCE(max(id), 0) + 1 FROM orders")?,
+            next_line: one("SELECT COALESCE(max(id), 0) + 1 FROM order_lines")?,
+        })
+    })?;
+    if b.offers.is_empty() {
         bail!("no offers: the fixtures did not load");
     }
-    let mut session_ids = Vec::new();
-    {
-        let mut st = tx.prepare(
-            "INSERT INTO game_sessions (code, sport_id, venue_id, title, starts_at, ends_at, doors_open_at,
-                 capacity, base_price_cents, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 20000, ?8, ?9, ?9)",
+    Ok(b)
+}
+
+fn seed_rows(sink: &mut Sink<'_>, b: &Base, tickets: i64, scans: i64) -> anyhow::Result<()> {
+    use Val::{B, I, Null, T};
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let now = jo_server::units::time::now();
+    let session_ids: Vec<i64> = (b.next_session..b.next_session + SESSIONS).collect();
+    for (i, id) in session_ids.iter().enumerate() {
+        let i = i as i64;
+        let start = now + 40 * 86_400 + i * 3 * 3600;
+        let (code, title) = (format!("BEN{i:04}"), format!("Session de charge {i}"));
+        sink.row(
+            SESSION_ROWS,
+            &[
+                I(*id),
+                T(&code),
+                I(b.sport + i % b.sports.max(1)),
+                I(b.venue),
+                T(&title),
+                I(start),
+                I(start + 2 * 3600),
+                I(start - 3600),
+                I(20_000),
+                I(2500 + (i % 10) * 1000),
+                I(now),
+                I(now),
+            ],
         )?;
-        for i in 0..SESSIONS {
-            let start = now + 40 * 86_400 + i * 3 * 3600;
-            st.execute(params![
-                format!("BEN{i:04}"),
-                sport + i % sports.max(1),
-                venue,
-                format!("Session de charge {i}"),
-                start,
-                start + 2 * 3600,
-                start - 3600,
-                2500 + (i % 10) * 1000,
-                now
-            ])?;
-            session_ids.push(tx.last_insert_rowid());
-        }
     }
-    let mut user_ids = Vec::new();
-    {
-        let mut st = tx.prepare(
-            "INSERT INTO users (username, email, first_name, last_name, password_hash, user_key, created_at)
-             VALUES (?1, ?2, 'Prénom', ?3, 'x', ?4, ?5)",
+    let user_ids: Vec<i64> = (b.next_user..b.next_user + USERS).collect();
+    for (i, id) in user_ids.iter().enumerate() {
+        let key = Sha256::digest(i.to_le_bytes());
+        let (name, email, last) = (
+            format!("bench{i}"),
+            format!("bench{i}@example.com"),
+            format!("Nom{i}"),
+        );
+        sink.row(
+            USER_ROWS,
+            &[
+                I(*id),
+                T(&name),
+                T(&email),
+                T("Prénom"),
+                T(&last),
+                T("x"),
+                B(&key),
+                I(now),
+            ],
         )?;
-        for i in 0..USERS {
-            let key = Sha256::digest(i.to_le_bytes());
-            st.execute(params![
-                format!("bench{i}"),
-                format!("bench{i}@example.com"),
-                format!("Nom{i}"),
-                &key[..],
-                now
-            ])?;
-            user_ids.push(tx.last_insert_rowid());
-        }
     }
     let t = Instant::now();
     let mut made = 0i64;
     let mut order_no = 0i64;
     let mut ticket_ids: Vec<[u8; 10]> = Vec::with_capacity(usize::try_from(tickets).unwrap_or(0));
     let mut ticket_sessions: Vec<i64> = Vec::with_capacity(ticket_ids.capacity());
-    {
-        let mut ins_order = tx.prepare(
-            "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at, paid_at, purchase_key)
-             VALUES (?1, ?2, 'paid', ?3, ?4, ?4, ?4, ?5)",
+    while made < tickets {
+        let user = user_ids[usize::try_from(rng.below(USERS as u64)).unwrap_or(0)];
+        let session = session_ids[usize::try_from(rng.below(SESSIONS as u64)).unwrap_or(0)];
+        let (offer_id, offer_name, seats, percent) =
+            &b.offers[usize::try_from(rng.below(b.offers.len() as u64)).unwrap_or(0)];
+        let quantity = (1 + rng.below(4)).min(tickets - made);
+        let unit = 5000 * seats * percent / 100;
+        // Sales spread over the last 90 days.
+        let paid_at = now - rng.below(90 * 86_400);
+        let (order_id, line_id) = (b.next_order + order_no, b.next_line + order_no);
+        order_no += 1;
+        let purchase = Sha256::digest(order_no.to_be_bytes());
+        let number = format!("B{order_no:09}");
+        sink.row(
+            ORDER_ROWS,
+            &[
+                I(order_id),
+                T(&number),
+                I(user),
+                T("paid"),
+                I(unit * quantity),
+                I(paid_at),
+                I(paid_at),
+                I(paid_at),
+                B(&purchase),
+            ],
         )?;
-        let mut ins_line = tx.prepare(
-            "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        sink.row(
+            LINE_ROWS,
+            &[
+                I(line_id),
+                I(order_id),
+                I(session),
+                I(*offer_id),
+                T(offer_name),
+                I(*seats),
+                I(quantity),
+                I(unit),
+            ],
         )?;
-        let mut ins_ticket = tx.prepare(
-            "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id, holder,
-                 admits, key_id, valid_from, valid_minutes, qr, issued_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'Prénom Nom', ?8, x'00000000', ?9, 240, 'bench', ?10)",
-        )?;
-        while made < tickets {
-            order_no += 1;
-            let user = user_ids[usize::try_from(rng.below(USERS as u64)).unwrap_or(0)];
-            let session = session_ids[usize::try_from(rng.below(SESSIONS as u64)).unwrap_or(0)];
-            let (offer_id, offer_name, seats, percent) =
-                &offers[usize::try_from(rng.below(offers.len() as u64)).unwrap_or(0)];
-            let quantity = (1 + rng.below(4)).min(tickets - made);
-            let unit = 5000 * seats * percent / 100;
-            // Sales spread over the last 90 days.
-            let paid_at = now - rng.below(90 * 86_400);
-            let purchase = Sha256::digest(order_no.to_be_bytes());
-            ins_order.execute(params![
-                format!("B{order_no:09}"),
-                user,
-                unit * quantity,
-                paid_at,
-                &purchase[..]
-            ])?;
-            let order_id = tx.last_insert_rowid();
-            ins_line.execute(params![
-                order_id, session, offer_id, offer_name, seats, quantity, unit
-            ])?;
-            let line_id = tx.last_insert_rowid();
-            for idx in 0..quantity {
-                let mut id = [0u8; 10];
-                id[2..].copy_from_slice(&(made + 1).to_be_bytes());
-                ins_ticket.execute(params![
-                    &id[..],
-                    order_id,
-                    line_id,
-                    idx,
-                    user,
-                    session,
-                    offer_id,
-                    seats,
-                    now,
-                    paid_at
-                ])?;
-                ticket_ids.push(id);
-                ticket_sessions.push(session);
-                made += 1;
-            }
+        for idx in 0..quantity {
+            let mut id = [0u8; 10];
+            id[2..].copy_from_slice(&(made + 1).to_be_bytes());
+            sink.row(
+                TICKET_ROWS,
+                &[
+                    B(&id),
+                    I(order_id),
+                    I(line_id),
+                    I(idx),
+                    I(user),
+                    I(session),
+                    I(*offer_id),
+                    T("Prénom Nom"),
+                    I(*seats),
+                    B(&[0; 4]),
+                    I(now),
+                    I(240),
+                    T("bench"),
+                    I(paid_at),
+                ],
+            )?;
+            ticket_ids.push(id);
+            ticket_sessions.push(session);
+            made += 1;
         }
     }
     println!(
-        "seeded {made} tickets in {order_no} orders ({USERS} buyers, {SESSIONS} extra sessions) in {:.1} s",
+        "generated {made} tickets in {order_no} orders ({USERS} buyers, {SESSIONS} extra sessions) in {:.1} s",
         t.elapsed().as_secs_f64()
     );
     let t = Instant::now();
-    {
-        let mut st = tx.prepare(
-            "INSERT INTO devices (id, label, public_key, token_hash, enrolled_at, gate, last_sync_at)
-             VALUES (?1, ?2, zeroblob(32), ?3, ?4, ?5, ?4)",
+    for d in 0..DEVICES {
+        let hash = Sha256::digest(d.to_le_bytes());
+        let (id, label, gate) = (
+            format!("bench-dev-{d}"),
+            format!("Laptop {d}"),
+            format!("Porte {}", d % 20),
+        );
+        sink.row(
+            DEVICE_ROWS,
+            &[
+                T(&id),
+                T(&label),
+                B(&[0; 32]),
+                B(&hash),
+                I(now),
+                T(&gate),
+                I(now),
+            ],
         )?;
-        for d in 0..DEVICES {
-            let hash = Sha256::digest(d.to_le_bytes());
-            st.execute(params![
-                format!("bench-dev-{d}"),
-                format!("Laptop {d}"),
-                &hash[..],
-                now,
-                format!("Porte {}", d % 20)
-            ])?;
-        }
-        let mut ins_scan = tx.prepare(
-            "INSERT INTO scans (scan_id, device_id, seq, prev_hash, hash, ticket_id, session_id, verdict, reason,
-                 admits, gate, scanned_at, received_at)
-             VALUES (?1, ?2, ?3, zeroblob(32), zeroblob(32), ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    }
+    let kinds = [
+        "double_admit",
+        "admitted_after_revocation",
+        "unknown_ticket",
+        "late_upload",
+    ];
+    let reasons = [
+        "bad_signature",
+        "wrong_session",
+        "revoked",
+        "not_yet_valid",
+        "expired",
+    ];
+    for i in 0..scans {
+        let d = rng.below(DEVICES as u64);
+        let n = usize::try_from(rng.below(ticket_ids.len() as u64)).unwrap_or(0);
+        let roll = rng.below(100);
+        let (verdict, reason) = match roll {
+            0..90 => ("admit", None),
+            90..98 => (
+                "refuse",
+                Some(reasons[usize::try_from(roll % 5).unwrap_or(0)]),
+            ),
+            _ => ("used", Some("already_used")),
+        };
+        let scanned = now - rng.below(20 * 86_400);
+        let late = rng.below(100) == 0;
+        let received = scanned + if late { 2 * 3600 } else { 5 };
+        let (scan_id, device, gate) = (
+            format!("bench-scan-{i}"),
+            format!("bench-dev-{d}"),
+            format!("Porte {}", d % 20),
+        );
+        sink.row(
+            SCAN_ROWS,
+            &[
+                T(&scan_id),
+                T(&device),
+                I(i),
+                B(&[0; 32]),
+                B(&[0; 32]),
+                B(&ticket_ids[n]),
+                I(ticket_sessions[n]),
+                T(verdict),
+                reason.map_or(Null, T),
+                I(i64::from(verdict == "admit")),
+                T(&gate),
+                I(scanned),
+                I(received),
+            ],
         )?;
-        let mut ins_conflict = tx.prepare(
-            "INSERT INTO scan_conflicts (kind, scan_id, device_id, ticket_id, detail, detected_at)
-             VALUES (?1, ?2, ?3, ?4, 'bench', ?5)",
-        )?;
-        let kinds = [
-            "double_admit",
-            "admitted_after_revocation",
-            "unknown_ticket",
-            "late_upload",
-        ];
-        let reasons = [
-            "bad_signature",
-            "wrong_session",
-            "revoked",
-            "not_yet_valid",
-            "expired",
-        ];
-        for i in 0..scans {
-            let d = rng.below(DEVICES as u64);
-            let n = usize::try_from(rng.below(ticket_ids.len() as u64)).unwrap_or(0);
-            let roll = rng.below(100);
-            let (verdict, reason) = match roll {
-                0..90 => ("admit", None),
-                90..98 => (
-                    "refuse",
-                    Some(reasons[usize::try_from(roll % 5).unwrap_or(0)]),
-                ),
-                _ => ("used", Some("already_used")),
-            };
-            let scanned = now - rng.below(20 * 86_400);
-            let late = rng.below(100) == 0;
-            let received = scanned + if late { 2 * 3600 } else { 5 };
-            let scan_id = format!("bench-scan-{i}");
-            ins_scan.execute(params![
-                scan_id,
-                format!("bench-dev-{d}"),
-                i,
-                &ticket_ids[n][..],
-                ticket_sessions[n],
-                verdict,
-                reason,
-                i64::from(verdict == "admit"),
-                format!("Porte {}", d % 20),
-                scanned,
-                received
-            ])?;
-            if i % 50 == 0 {
-                ins_conflict.execute(params![
-                    kinds[usize::try_from(i / 50 % 4).unwrap_or(0)],
-                    scan_id,
-                    format!("bench-dev-{d}"),
-                    &ticket_ids[n][..],
-                    received
-                ])?;
-            }
+        if i % 50 == 0 {
+            sink.row(
+                CONFLICT_ROWS,
+                &[
+                    T(kinds[usize::try_from(i / 50 % 4).unwrap_or(0)]),
+                    T(&scan_id),
+                    T(&device),
+                    B(&ticket_ids[n]),
+                    T("bench"),
+                    I(received),
+                ],
+            )?;
         }
     }
     println!(
-        "seeded {scans} scans ({} conflicts) in {:.1} s",
+        "generated {scans} scans ({} conflicts) in {:.1} s",
         scans / 50,
         t.elapsed().as_secs_f64()
     );
-    tx.commit()?;
-    c.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")?;
     Ok(())
+}
+
+/// Seeds `config`'s database; returns its size when on PostgreSQL.
+fn seed(config: &jo_server::Config, tickets: i64, scans: i64) -> anyhow::Result<Option<String>> {
+    let b = base(&Direct::open(config)?)?;
+    let t = Instant::now();
+    let size = match &config.postgres {
+        Some(pg) => {
+            let mut client = seed::pg_client(pg.url.expose())?;
+            let mut sink = Sink::postgres(&mut client);
+            seed_rows(&mut sink, &b, tickets, scans)?;
+            sink.finish()?;
+            seed::pg_after_copy(
+                &mut client,
+                &["game_sessions", "users", "orders", "order_lines"],
+            )?;
+            Some(seed::pg_size(&mut client)?)
+        }
+        None => {
+            let mut c = rusqlite::Connection::open(&config.database)?;
+            c.busy_timeout(Duration::from_secs(30))?;
+            c.pragma_update(None, "journal_mode", "WAL")?;
+            c.pragma_update(None, "synchronous", "OFF")?;
+            let tx = c.transaction()?;
+            let mut sink = Sink::Sqlite(&tx);
+            seed_rows(&mut sink, &b, tickets, scans)?;
+            drop(sink);
+            tx.commit()?;
+            c.execute_batch("ANALYZE; PRAGMA wal_checkpoint(TRUNCATE);")?;
+            None
+        }
+    };
+    println!(
+        "stored in {:.1} s{}",
+        t.elapsed().as_secs_f64(),
+        size.as_ref()
+            .map(|s| format!("; database size {s}"))
+            .unwrap_or_default()
+    );
+    Ok(size)
 }
 
 /// The text between `start` and the next `end`.
@@ -345,13 +466,34 @@ async fn main() -> anyhow::Result<()> {
     let scans: i64 = args.next().map_or(Ok(1_000_000), |a| a.parse())?;
     let dir = tempfile::tempdir()?;
     let data = dir.path().join("data");
-    let config = jo_server::Config::for_tests(data.clone());
+    let mut config = jo_server::Config::for_tests(data.clone());
+    // SQLite by default; JO_BENCH_DATABASE=postgres://… on a fresh
+    // database of that server.
+    if let Some(url) = std::env::var("JO_BENCH_DATABASE")
+        .ok()
+        .filter(|u| u.starts_with("postgres"))
+    {
+        let db = jo_server::db::direct::scratch_postgres(&url, "jo_bench_admin")?;
+        config.postgres = Some(jo_server::config::PostgresSettings {
+            url: jo_server::config::Secret::new(db),
+            password: None,
+            connections: 16,
+        });
+    }
+    println!(
+        "-- {}: {tickets} tickets, {scans} scans",
+        if config.postgres.is_some() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        }
+    );
 
     // First start: creates, migrates and loads the fixtures; then seed.
     let app = jo_server::Application::build(config.clone()).await?;
     drop(app);
-    let db = data.join("jo.sqlite3");
-    tokio::task::spawn_blocking(move || seed(&db, tickets, scans)).await??;
+    let seed_config = config.clone();
+    tokio::task::spawn_blocking(move || seed(&seed_config, tickets, scans)).await??;
 
     let app = jo_server::Application::build(config.clone()).await?;
     let base = format!("http://127.0.0.1:{}", app.port());
