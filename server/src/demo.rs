@@ -343,6 +343,7 @@ async fn buy(
             last4,
             charge_now,
             signer,
+            crate::i18n::Lang::Fr.code(),
         )
         .await?;
     match start {

@@ -3,7 +3,10 @@
 //! fresh install works with no mail server.
 //!
 //! Mail is sent in the background: a slow relay must neither slow a page nor
-//! let response times reveal whether an address has an account.
+//! let response times reveal whether an address has an account. Every mail
+//! is first a row of the database's outbox ([`crate::db::outbox`]), written
+//! with what triggers it; [`run_outbox`], started on every node, sends the
+//! rows (see there for what is guaranteed).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +18,9 @@ use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use crate::config::{Config, SmtpTls};
+use crate::db::outbox::{Claimed, MailKind, Retry};
+use crate::i18n::Lang;
+use crate::state::AppState;
 
 enum Transport {
     Smtp(AsyncSmtpTransport<Tokio1Executor>),
@@ -142,5 +148,136 @@ impl Mailer {
             }
         }
         Ok(())
+    }
+}
+
+/// How long a claimed outbox row is leased to this node. Longer than any
+/// send may take ([`SEND_TIMEOUT`]): until it runs out, no other node sends
+/// the row.
+const LEASE_SECS: i64 = 30;
+
+/// The longest a send (rendering included) may take before it counts as
+/// failed: within the lease, so that a slow relay cannot make two nodes
+/// send the same row.
+const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Rows claimed at once (sent concurrently).
+const BATCH: usize = 8;
+
+/// How often the outbox is looked at when nothing woke the drainer: rows
+/// written by other nodes, retries that came due.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Sends the outbox's mail, forever (every node runs one; the server aborts
+/// it when it stops).
+///
+/// Each row is claimed with a lease, sent, and marked sent right after the
+/// relay accepted it, so it is sent once as far as SMTP allows. A node that
+/// dies between the relay's acceptance and the mark leaves the row leased:
+/// once the lease ends, another node (or this one restarted) sends it again,
+/// the one case of a mail received twice. A failed send is retried with
+/// exponential backoff, and given up after
+/// [`crate::db::outbox::MAX_ATTEMPTS`] with an error logged. Logs name the
+/// row and its kind, never the body (it may hold a single-use link).
+pub async fn run_outbox(state: AppState) {
+    loop {
+        let claimed = match drain_once(&state).await {
+            Ok(n) => n,
+            Err(e) if e.is_unavailable() => {
+                // The database is away: `/readyz` says so; once a poll.
+                tracing::debug!(error = %e, "outbox not drained: database unavailable");
+                0
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "outbox not drained");
+                0
+            }
+        };
+        if claimed == 0 {
+            tokio::select! {
+                () = state.store.outbox_woken() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+}
+
+/// Claims one batch of due rows and sends them; returns how many were
+/// claimed.
+async fn drain_once(state: &AppState) -> Result<usize, crate::db::StoreError> {
+    let rows = state.store.claim_mail(LEASE_SECS, BATCH).await?;
+    let n = rows.len();
+    let mut sends = tokio::task::JoinSet::new();
+    for row in rows {
+        let state = state.clone();
+        sends.spawn(async move { deliver_row(&state, row).await });
+    }
+    while sends.join_next().await.is_some() {}
+    Ok(n)
+}
+
+/// Sends one claimed row and records the outcome.
+async fn deliver_row(state: &AppState, row: Claimed) {
+    let (id, kind, attempts) = (row.id, row.kind, row.attempts);
+    let sent = match tokio::time::timeout(SEND_TIMEOUT, send_row(state, row)).await {
+        Ok(r) => r,
+        Err(_) => Err(anyhow::anyhow!("timed out after {SEND_TIMEOUT:?}")),
+    };
+    match sent {
+        Ok(()) => {
+            if let Err(e) = state.store.mail_sent(id).await {
+                // The relay has it; the row stays leased and is sent again
+                // when the lease runs out (the at-least-once case).
+                tracing::warn!(outbox_id = id, error = %e, "mail sent but not marked sent");
+            }
+        }
+        Err(e) => {
+            let error = format!("{e:#}");
+            match state.store.mail_failed(id, attempts, error.clone()).await {
+                Ok(Retry::At(at)) => tracing::warn!(
+                    outbox_id = id,
+                    kind = ?kind,
+                    attempts,
+                    retry_in_secs = at - crate::units::time::now(),
+                    error = %error,
+                    "mail not sent; will retry"
+                ),
+                Ok(Retry::GivenUp) => tracing::error!(
+                    outbox_id = id,
+                    kind = ?kind,
+                    attempts,
+                    error = %error,
+                    "mail given up after its last attempt"
+                ),
+                Err(db) => tracing::warn!(
+                    outbox_id = id,
+                    error = %db,
+                    "mail not sent, and its failure not recorded (retried when its lease ends)"
+                ),
+            }
+        }
+    }
+}
+
+/// Renders (for an order's confirmation) and sends one row.
+async fn send_row(state: &AppState, row: Claimed) -> anyhow::Result<()> {
+    let lang = Lang::from_code(&row.lang).unwrap_or_default();
+    match (row.kind, row.order_id) {
+        (MailKind::OrderTickets, Some(order_id)) => {
+            let (mail, attachments) =
+                crate::web::shop::tickets::confirmation_mail(state, order_id, row.to, lang).await?;
+            state.mailer.send_with_attachments(mail, attachments).await
+        }
+        (MailKind::OrderTickets, None) => Err(anyhow::anyhow!("confirmation without an order")),
+        (MailKind::Account | MailKind::SessionCancelled, _) => {
+            state
+                .mailer
+                .send(Mail {
+                    to: row.to,
+                    subject: row.subject,
+                    body: row.body,
+                })
+                .await
+        }
     }
 }

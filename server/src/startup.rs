@@ -126,6 +126,8 @@ impl Application {
         let holds = tokio::spawn(crate::web::shop::expire_holds_periodically(
             self.state.clone(),
         ));
+        // Every node drains the shared outbox (mail written by any node).
+        let outbox = tokio::spawn(crate::mail::run_outbox(self.state.clone()));
         let app = crate::web::router(self.state);
         // No Nagle delay: a response is written at once, not held back for
         // the client's delayed ACK of the previous one.
@@ -142,6 +144,7 @@ impl Application {
         .await;
         housekeeping.abort();
         holds.abort();
+        outbox.abort();
         tracing::info!("server stopped");
         result.context("serving HTTP")
     }

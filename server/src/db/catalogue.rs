@@ -9,6 +9,7 @@ use jo_shared::api::{EntryRule, GateSession};
 use jo_shared::revocation::RevocationReason;
 
 use super::audit::{Actor, audit};
+use super::outbox::{self, Outgoing};
 use super::{Store, StoreResult, now, tickets};
 use crate::units::status::SessionStatus;
 
@@ -360,6 +361,10 @@ pub struct AffectedBuyer {
     /// Tickets of theirs revoked.
     pub tickets: i64,
 }
+
+/// Renders the mail telling a buyer that a session (its title) is
+/// cancelled, enqueued with the cancellation.
+pub type CancelMail = Box<dyn Fn(&str, &AffectedBuyer) -> Outgoing + Send>;
 
 /// What cancelling a session did.
 #[derive(Debug, Clone)]
@@ -902,13 +907,15 @@ impl Store {
             .await
     }
 
-    /// Cancels a session: marks it cancelled and revokes every valid ticket
-    /// for it (each entering the signed revocation list), in one
-    /// transaction. `None` if there is no such scheduled session.
+    /// Cancels a session: marks it cancelled, revokes every valid ticket
+    /// for it (each entering the signed revocation list) and enqueues the
+    /// mail `mail` renders for each buyer (from the session's title), in
+    /// one transaction. `None` if there is no such scheduled session.
     pub async fn admin_cancel_session(
         &self,
         actor: Actor,
         id: i64,
+        mail: CancelMail,
     ) -> StoreResult<Option<Cancelled>> {
         self.pool
             .run_sql(move |c| {
@@ -937,6 +944,9 @@ impl Store {
                     },
                 )?;
                 let revoked = tickets::revoke_valid_of_session(&tx, id, RevocationReason::SessionCancelled, t)?;
+                for b in &buyers {
+                    outbox::enqueue(&tx, &mail(&title, b), t)?;
+                }
                 audit(
                     &tx,
                     &actor,
@@ -949,6 +959,7 @@ impl Store {
                 Ok(Some(Cancelled { title, revoked, buyers }))
             })
             .await
+            .inspect(|_| self.wake_outbox())
     }
 
     /// The scheduled sessions not ended more than `grace_secs` ago.

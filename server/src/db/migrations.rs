@@ -107,6 +107,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_trusted_admissions.sql"),
     // 9: nothing on SQLite; PostgreSQL's rollup triggers fire per statement.
     include_str!("migrations/0009_rollups_per_statement.sql"),
+    // 10: the mail outbox (mail written with what triggers it, sent by any node).
+    include_str!("migrations/0010_mail_outbox.sql"),
 ];
 
 /// Applies every pending migration in one IMMEDIATE transaction, so two

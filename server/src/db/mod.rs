@@ -5,10 +5,11 @@
 //! lives in one module per aggregate, the only one that writes its tables:
 //! [`catalogue`] (sessions, offers, seats), [`orders`] (carts, holds,
 //! payments), [`tickets`] (issue, re-issue, revoke), [`devices`], [`scans`],
-//! [`revocations`], [`audit`], [`reports`] (read-only), and [`users`],
-//! [`sessions`], [`tokens`], [`throttle`], [`secrets`]. Their functions take
-//! a [`sql::Conn`] (either database, also inside a transaction), and their
-//! SQL is written once for both ([`sql`] holds the differences).
+//! [`revocations`], [`audit`], [`reports`] (read-only), [`users`],
+//! [`sessions`], [`tokens`], [`throttle`], [`secrets`], and the mail
+//! [`outbox`]. Their functions take a [`sql::Conn`] (either database, also
+//! inside a transaction), and their SQL is written once for both ([`sql`]
+//! holds the differences).
 //!
 //! Database calls block, so they run on tokio's blocking pool: SQLite's on
 //! one of a few pooled connections (WAL lets readers proceed while one writer
@@ -21,6 +22,7 @@ pub mod devices;
 pub mod direct;
 pub mod migrations;
 pub mod orders;
+pub mod outbox;
 pub mod pg;
 pub mod reports;
 pub mod revocations;

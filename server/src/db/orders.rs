@@ -20,7 +20,7 @@ use super::catalogue::{
 };
 use super::sql::{Begin, Conn, Optional, Row, params};
 use super::tickets::{SignedOrder, TicketRow};
-use super::{Store, StoreError, StoreResult, now, relaxed_write_sql, tickets};
+use super::{Store, StoreError, StoreResult, now, outbox, relaxed_write_sql, tickets};
 use crate::config::ShopPolicy;
 use crate::tickets::TicketIssuer;
 use crate::units::money::offer_price;
@@ -714,7 +714,7 @@ fn begin_payment_in(
 
 /// Starts a payment attempt and, if the gateway answers at once, charges
 /// and records the result in the same transaction: one durable commit for
-/// the attempt, the charge and the tickets.
+/// the attempt, the charge, the tickets and their mail.
 #[allow(clippy::too_many_arguments)]
 fn begin_payment(
     c: &Conn<'_>,
@@ -724,6 +724,7 @@ fn begin_payment(
     (brand, last4): (&str, &str),
     charge_now: ChargeNow,
     issuing: (Option<SignedOrder>, &dyn TicketIssuer),
+    lang: &'static str,
 ) -> StoreResult<PaymentStart> {
     let t = now();
     let tx = c.begin(Begin::Immediate)?;
@@ -745,6 +746,9 @@ fn begin_payment(
         return Ok(start);
     };
     let result = finish_or_fail(&tx, payment_id, approved, issuing, t)?;
+    if let Ok(PaymentResult::Paid) = result {
+        outbox::enqueue_order_tickets(&tx, payment_id, lang, t)?;
+    }
     tx.commit()?;
     result.map(PaymentStart::Charged)
 }
@@ -881,9 +885,14 @@ fn finish_payment(
     payment_id: i64,
     approved: Result<String, String>,
     issuing: (Option<SignedOrder>, &dyn TicketIssuer),
+    lang: &'static str,
 ) -> StoreResult<PaymentResult> {
+    let t = now();
     let tx = c.begin(Begin::Immediate)?;
-    let result = finish_or_fail(&tx, payment_id, approved, issuing, now())?;
+    let result = finish_or_fail(&tx, payment_id, approved, issuing, t)?;
+    if let Ok(PaymentResult::Paid) = result {
+        outbox::enqueue_order_tickets(&tx, payment_id, lang, t)?;
+    }
     tx.commit()?;
     result
 }
@@ -1238,7 +1247,9 @@ impl Store {
 
     /// Starts a payment attempt (see [`PaymentStart`]) and, if `charge_now`
     /// answers, records its result in the same durable transaction: on
-    /// approval, the order paid with a new purchase key and its tickets.
+    /// approval, the order paid with a new purchase key and its tickets,
+    /// and its confirmation mail in the outbox, in language `lang` (a code:
+    /// `fr`, `en`).
     #[allow(clippy::too_many_arguments)]
     pub async fn begin_payment(
         &self,
@@ -1249,12 +1260,14 @@ impl Store {
         last4: String,
         charge_now: ChargeNow,
         issuer: Arc<dyn TicketIssuer>,
+        lang: &'static str,
     ) -> StoreResult<PaymentStart> {
         let signed = self
             .sign_ahead(PayingOrder::Number(number.clone(), user_id), issuer.clone())
             .await?;
         // Durable: the attempt must be on disk before a card is charged
-        // elsewhere, and a paid order with its tickets before "paid" is shown.
+        // elsewhere, and a paid order with its tickets (and its mail, in
+        // the outbox) before "paid" is shown.
         self.pool
             .run_durable_sql(move |c| {
                 begin_payment(
@@ -1265,6 +1278,7 @@ impl Store {
                     (brand, &last4),
                     charge_now,
                     (signed, &*issuer),
+                    lang,
                 )
             })
             .await
@@ -1310,13 +1324,15 @@ impl Store {
     }
 
     /// Records the gateway's answer; on approval, in the same transaction,
-    /// marks the order paid with a new purchase key and issues its tickets.
-    /// `approved` is the transaction id, or the decline reason code.
+    /// marks the order paid with a new purchase key, issues its tickets
+    /// and enqueues its confirmation mail (in language `lang`). `approved`
+    /// is the transaction id, or the decline reason code.
     pub async fn finish_payment(
         &self,
         payment_id: i64,
         approved: Result<String, String>,
         issuer: Arc<dyn TicketIssuer>,
+        lang: &'static str,
     ) -> StoreResult<PaymentResult> {
         // A declined payment issues nothing: nothing to sign ahead.
         let signed = match approved {
@@ -1328,7 +1344,7 @@ impl Store {
         };
         self.pool
             .run_durable_sql(move |c| {
-                let r = finish_payment(c, payment_id, approved, (signed, &*issuer));
+                let r = finish_payment(c, payment_id, approved, (signed, &*issuer), lang);
                 if r.is_err() {
                     // Nothing of the failed payment was kept; free the order
                     // for another attempt (done already unless the

@@ -33,6 +33,7 @@ pub const PG_MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("migrations/pg/0009_rollups_per_statement.sql"),
     ),
+    (10, include_str!("migrations/pg/0010_mail_outbox.sql")),
 ];
 
 /// Where a database is, for messages: host, port and database name, never

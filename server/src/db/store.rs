@@ -4,6 +4,7 @@ use std::path::Path;
 
 use super::sql::{Begin, params};
 
+use super::outbox::{self, Outgoing};
 use super::sessions::{SessionInfo, Stage};
 use super::tokens::Purpose;
 use super::users::{Conflict, NewUser, User};
@@ -16,6 +17,9 @@ pub struct Store {
     // blocks (catalogue, orders, tickets, devices, scans, revocations,
     // audit, reports) next to their SQL.
     pub(super) pool: Backend,
+    /// Wakes this node's mail drainer after a mail is enqueued
+    /// ([`Store::wake_outbox`]).
+    pub(super) outbox_wake: tokio::sync::Notify,
 }
 
 impl Store {
@@ -28,6 +32,7 @@ impl Store {
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         Ok(Self {
             pool: Backend::Sqlite(Pool::open(path, cores.clamp(2, 8))?),
+            outbox_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -37,6 +42,7 @@ impl Store {
     pub fn open_postgres(config: postgres::Config, connections: usize) -> StoreResult<Self> {
         Ok(Self {
             pool: Backend::Postgres(super::pg::PgPool::connect(config, connections)?),
+            outbox_wake: tokio::sync::Notify::new(),
         })
     }
 
@@ -325,13 +331,16 @@ impl Store {
 
     // ----- email tokens
 
-    /// Stores a new single-use token (withdrawing older ones of that purpose).
+    /// Stores a new single-use token (withdrawing older ones of that
+    /// purpose) and enqueues `mail`, the mail with its link, in the same
+    /// transaction: no link is live without its mail on the way.
     pub async fn create_token(
         &self,
         hash: [u8; 32],
         user_id: i64,
         purpose: Purpose,
         ttl_secs: i64,
+        mail: Outgoing,
     ) -> StoreResult<()> {
         self.pool
             .run_sql(move |c| {
@@ -340,10 +349,13 @@ impl Store {
                 let tx = c.begin(Begin::Immediate)?;
                 let t = now();
                 tokens::insert(&tx, &hash, user_id, purpose, t, t + ttl_secs)?;
+                outbox::enqueue(&tx, &mail, t)?;
                 tx.commit()?;
                 Ok(())
             })
-            .await
+            .await?;
+        self.wake_outbox();
+        Ok(())
     }
 
     /// The user of a live token, without spending it.

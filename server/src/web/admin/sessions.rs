@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
 use super::{Admin, echo, fmt_time, has_control, money};
-use crate::db::catalogue::{Cancelled, SessionInput, SessionRefusal, SessionRow};
+use crate::db::catalogue::{AffectedBuyer, SessionInput, SessionRefusal, SessionRow};
+use crate::db::outbox::{MailKind, Outgoing};
 use crate::error::{AppError, Result};
 use crate::i18n::Lang;
-use crate::mail::Mail;
 use crate::state::AppState;
 use crate::units::status::SessionStatus;
 use crate::units::time::{paris, paris_to_utc, parse_iso_date};
@@ -515,7 +515,11 @@ pub(super) async fn cancel(
         )
         .await;
     }
-    match state.store.admin_cancel_session(admin.actor, id).await? {
+    match state
+        .store
+        .admin_cancel_session(admin.actor, id, Box::new(cancellation_mail))
+        .await?
+    {
         Some(done) => {
             tracing::info!(
                 session_id = id,
@@ -523,7 +527,6 @@ pub(super) async fn cancel(
                 buyers = done.buyers.len(),
                 "session cancelled"
             );
-            mail_buyers(&state, done);
             Ok(Redirect::to(&format!("/admin/sessions/{id}?done=cancelled")).into_response())
         }
         // Already cancelled (e.g. a double submit): show it as it is.
@@ -531,40 +534,34 @@ pub(super) async fn cancel(
     }
 }
 
-/// Tells each buyer, in French then English (their language is not
-/// stored), in one background task so that the page does not wait and a
-/// large session does not spawn thousands of tasks.
-fn mail_buyers(state: &AppState, done: Cancelled) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        for b in done.buyers {
-            let text = |lang: Lang| {
-                format!(
-                    "{} {},\n\n{} « {} » {}\n{}: {}\n\n{}",
-                    lang.t("admin.mail.cancel_hello"),
-                    b.first_name,
-                    lang.t("admin.mail.cancel_session"),
-                    done.title,
-                    lang.t("admin.mail.cancel_is_cancelled"),
-                    lang.t("admin.mail.cancel_tickets"),
-                    b.tickets,
-                    lang.t("admin.mail.cancel_refund"),
-                )
-            };
-            let mail = Mail {
-                to: b.email,
-                subject: format!(
-                    "{} / {}",
-                    Lang::Fr.t("admin.mail.cancel_subject"),
-                    Lang::En.t("admin.mail.cancel_subject")
-                ),
-                body: format!("{}\n\n— — —\n\n{}\n", text(Lang::Fr), text(Lang::En)),
-            };
-            if let Err(e) = state.mailer.send(mail).await {
-                tracing::error!(error = format!("{e:#}"), "cancellation mail not sent");
-            }
-        }
-    });
+/// The mail telling a buyer that session `title` is cancelled, in French
+/// then English (their language is not stored). Enqueued with the
+/// cancellation, in its transaction: the outbox sends it.
+fn cancellation_mail(title: &str, b: &AffectedBuyer) -> Outgoing {
+    let text = |lang: Lang| {
+        format!(
+            "{} {},\n\n{} « {} » {}\n{}: {}\n\n{}",
+            lang.t("admin.mail.cancel_hello"),
+            b.first_name,
+            lang.t("admin.mail.cancel_session"),
+            title,
+            lang.t("admin.mail.cancel_is_cancelled"),
+            lang.t("admin.mail.cancel_tickets"),
+            b.tickets,
+            lang.t("admin.mail.cancel_refund"),
+        )
+    };
+    Outgoing::rendered(
+        MailKind::SessionCancelled,
+        b.email.clone(),
+        Lang::Fr.code(),
+        format!(
+            "{} / {}",
+            Lang::Fr.t("admin.mail.cancel_subject"),
+            Lang::En.t("admin.mail.cancel_subject")
+        ),
+        format!("{}\n\n— — —\n\n{}\n", text(Lang::Fr), text(Lang::En)),
+    )
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ use crate::auth::tokens::{
     random_token,
 };
 use crate::auth::totp;
+use crate::db::outbox::{MailKind, Outgoing};
 use crate::db::sessions::Stage;
 use crate::db::tokens::Purpose;
 use crate::db::users::{Role, User};
@@ -67,14 +68,20 @@ pub fn router() -> Router<AppState> {
 }
 // ----- helpers shared with `account`
 
-/// Sends a mail in the background; failures are logged there, once.
-pub fn send_later(state: &AppState, mail: Mail) {
-    let state = state.clone();
-    tokio::spawn(async move {
-        if let Err(e) = state.mailer.send(mail).await {
-            tracing::error!(error = format!("{e:#}"), "mail not sent");
-        }
-    });
+/// Enqueues an account mail (one no other write goes with); the outbox
+/// sends it, retrying while the relay is down.
+pub async fn send_later(state: &AppState, mail: Mail, lang: Lang) -> Result<()> {
+    state
+        .store
+        .enqueue_mail(Outgoing::rendered(
+            MailKind::Account,
+            mail.to,
+            lang.code(),
+            mail.subject,
+            mail.body,
+        ))
+        .await?;
+    Ok(())
 }
 
 /// Runs `work` in the background, logging a failure there, once. Used for
@@ -135,23 +142,24 @@ async fn mail_link(state: &AppState, user: &User, purpose: Purpose, lang: Lang) 
             "mail.reset_body",
         ),
     };
+    // The link's token and its mail are written together: the outbox sends
+    // the mail even if this node stops right after.
+    let mail = Outgoing::rendered(
+        MailKind::Account,
+        user.email.clone(),
+        lang.code(),
+        lang.t(subject).to_owned(),
+        format!(
+            "{}{}{path}?token={token}{}",
+            lang.t(body),
+            state.public_url,
+            lang.t("mail.footer")
+        ),
+    );
     state
         .store
-        .create_token(hash_token(&token), user.id, purpose, ttl)
+        .create_token(hash_token(&token), user.id, purpose, ttl, mail)
         .await?;
-    send_later(
-        state,
-        Mail {
-            to: user.email.clone(),
-            subject: lang.t(subject).to_owned(),
-            body: format!(
-                "{}{}{path}?token={token}{}",
-                lang.t(body),
-                state.public_url,
-                lang.t("mail.footer")
-            ),
-        },
-    );
     Ok(())
 }
 

@@ -148,7 +148,9 @@ pub(super) async fn submit(
                             lang.t("mail.footer")
                         ),
                     },
-                );
+                    lang,
+                )
+                .await?;
             }
             // Taken between the check above and the insert (two simultaneous
             // registrations): the later one is dropped.

@@ -434,11 +434,12 @@ pub async fn pay(
             card.last4(),
             charge_now,
             state.signer.clone(),
+            ctx.lang.code(),
         )
         .await?;
     let result = match start {
         PaymentStart::Charged(r) => {
-            log_result(&state, &me, &o.number, ctx.lang, &r);
+            log_result(&state, &me, &o.number, &r);
             r
         }
         PaymentStart::Charge {
@@ -455,9 +456,14 @@ pub async fn pay(
                 .await;
             let r = state
                 .store
-                .finish_payment(payment_id, approval(outcome), state.signer.clone())
+                .finish_payment(
+                    payment_id,
+                    approval(outcome),
+                    state.signer.clone(),
+                    ctx.lang.code(),
+                )
                 .await?;
-            log_result(&state, &me, &o.number, ctx.lang, &r);
+            log_result(&state, &me, &o.number, &r);
             r
         }
         PaymentStart::Replay(r) => r,
@@ -521,18 +527,14 @@ fn approval(outcome: ChargeOutcome) -> std::result::Result<String, String> {
     }
 }
 
-/// Logs a charged attempt's result; on success, mails the tickets.
-fn log_result(
-    state: &AppState,
-    me: &CurrentUser,
-    number: &str,
-    lang: crate::i18n::Lang,
-    r: &PaymentResult,
-) {
+/// Logs a charged attempt's result; on success, wakes the mail drainer.
+fn log_result(state: &AppState, me: &CurrentUser, number: &str, r: &PaymentResult) {
     match r {
         PaymentResult::Paid => {
             tracing::info!(user_id = me.user.id, order = %number, "order paid; tickets issued");
-            super::tickets::mail_tickets(state, &me.user, number.to_owned(), lang);
+            // The confirmation mail was enqueued with the payment: this
+            // node's drainer sends it now.
+            state.store.wake_outbox();
         }
         PaymentResult::Declined(code) => {
             tracing::info!(user_id = me.user.id, order = %number, reason = %code, "payment declined");

@@ -1,5 +1,5 @@
 //! "Mes billets": the buyer's tickets with their QR codes, the PDFs, and the
-//! confirmation mail with the PDF attached.
+//! confirmation mail with the PDF attached (rendered when the outbox sends it).
 
 use askama::Template;
 use axum::extract::{Path, State};
@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 
 use crate::db::orders::Order;
 use crate::db::tickets::TicketView;
-use crate::db::users::User;
 use crate::error::{AppError, Result};
 use crate::i18n::Lang;
 use crate::mail::{Attachment, Mail};
@@ -195,51 +194,49 @@ pub async fn order_pdf(
     Ok(pdf_response(render_pdf(tickets, ctx.lang).await?, &name))
 }
 
-/// Mails the order's tickets as a PDF, in the background (a slow relay must
-/// not hold the payment page); a failure is logged there, once, and the
-/// tickets stay on "Mes billets".
-pub fn mail_tickets(state: &AppState, user: &User, number: String, lang: Lang) {
-    let state = state.clone();
-    let to = user.email.clone();
-    let first_name = user.first_name.clone();
-    let user_id = user.id;
-    tokio::spawn(async move {
-        let work = async {
-            let tickets = state
-                .store
-                .order_tickets_of(number.clone(), user_id)
-                .await?
-                .unwrap_or_default();
-            let count = tickets.len();
-            let pdf = render_pdf(tickets, lang).await?;
-            let body = format!(
-                "{} {first_name},\n\n{} {number}.\n{} {count}\n\n{}\n{}/tickets\n{}",
-                lang.t("mail.tickets_hello"),
-                lang.t("mail.tickets_thanks"),
-                lang.t("mail.tickets_count"),
-                lang.t("mail.tickets_body"),
-                state.public_url,
-                lang.t("mail.footer"),
-            );
-            state
-                .mailer
-                .send_with_attachments(
-                    Mail {
-                        to,
-                        subject: format!("{} {number}", lang.t("mail.tickets_subject")),
-                        body,
-                    },
-                    vec![Attachment {
-                        filename: format!("billets-{number}.pdf"),
-                        content_type: "application/pdf",
-                        bytes: pdf,
-                    }],
-                )
-                .await?;
-            anyhow::Ok(())
-        };
-        if let Err(e) = work.await {
-            tracing::error!(error = format!("{e:#}"), order = %number, "tickets mail not sent");
-        }
-    });
+/// The confirmation mail of order `order_id` with its tickets as a PDF,
+/// rendered when the outbox sends it (the row holds only the order and the
+/// language): the tickets are read back from the store, so a mail sent by
+/// another node, or after a restart, is the same mail.
+pub async fn confirmation_mail(
+    state: &AppState,
+    order_id: i64,
+    to: String,
+    lang: Lang,
+) -> anyhow::Result<(Mail, Vec<Attachment>)> {
+    let facts = state
+        .store
+        .order_mail_facts(order_id)
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("order {order_id} not found"))?;
+    let number = facts.number;
+    let tickets = state
+        .store
+        .order_tickets_of(number.clone(), facts.user_id)
+        .await?
+        .unwrap_or_default();
+    let count = tickets.len();
+    let pdf = render_pdf(tickets, lang).await?;
+    let body = format!(
+        "{} {},\n\n{} {number}.\n{} {count}\n\n{}\n{}/tickets\n{}",
+        lang.t("mail.tickets_hello"),
+        facts.first_name,
+        lang.t("mail.tickets_thanks"),
+        lang.t("mail.tickets_count"),
+        lang.t("mail.tickets_body"),
+        state.public_url,
+        lang.t("mail.footer"),
+    );
+    Ok((
+        Mail {
+            to,
+            subject: format!("{} {number}", lang.t("mail.tickets_subject")),
+            body,
+        },
+        vec![Attachment {
+            filename: format!("billets-{number}.pdf"),
+            content_type: "application/pdf",
+            bytes: pdf,
+        }],
+    ))
 }
