@@ -19,6 +19,7 @@ mod health;
 mod keygen;
 mod migrate_pg;
 mod nodes;
+mod outbox;
 mod rollups;
 mod security;
 mod shop_access;

@@ -26,7 +26,13 @@ pub struct SmtpSink {
 impl SmtpSink {
     /// Starts a sink on a free port.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_on(0).await
+    }
+
+    /// Starts a sink on `port` (0: a free one), e.g. a relay that comes
+    /// back on the port it had.
+    pub async fn start_on(port: u16) -> Self {
+        let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind SMTP sink");
         let port = listener.local_addr().expect("addr").port();
@@ -101,6 +107,14 @@ impl SmtpSink {
             n += 1;
         }
         n
+    }
+
+    /// The next message, waiting up to `wait`; `None` if none came.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Received> {
+        tokio::time::timeout(wait, self.rx.recv())
+            .await
+            .ok()
+            .flatten()
     }
 
     /// The next message, waiting up to 10 s.
