@@ -86,7 +86,9 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    /// A mail rendered now. `lang` is a language code (`fr`, `en`).
+    /// A mail rendered now. `lang` is a language code (`fr`, `en`). Not
+    /// for an order's confirmation ([`enqueue_order_tickets`]: a reference
+    /// to the order), which the table refuses without its order.
     pub fn rendered(
         kind: MailKind,
         to: String,
