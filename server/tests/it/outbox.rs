@@ -59,13 +59,14 @@ async fn a_mail_written_while_the_relay_is_down_goes_out_when_it_is_back() {
     let b = Browser::new(&app);
     let r = b.register("lise", "lise@example.com", GOOD_PASSWORD).await;
     assert_redirect_to(&r, "/register/done");
-    // The verification mail is in the outbox, failing, backing off.
+    // The verification mail is in the outbox, failing, backing off (its
+    // second attempt over, not in flight: no lease).
     let d = app.db();
     wait_until(20, "two failed attempts", || {
         query_i64(
             &d,
             "SELECT COALESCE(MAX(attempts), 0) FROM mail_outbox
-              WHERE sent_at IS NULL AND last_error IS NOT NULL",
+              WHERE sent_at IS NULL AND last_error IS NOT NULL AND locked_until IS NULL",
             &[],
         ) >= 2
     })
