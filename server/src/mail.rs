@@ -161,8 +161,10 @@ const LEASE_SECS: i64 = 30;
 /// send the same row.
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Rows claimed at once (sent concurrently).
-const BATCH: usize = 8;
+/// Rows claimed at once (sent concurrently, over the mailer's pool of
+/// connections): enough that a rush's confirmations go out as fast as they
+/// are paid (8 fell 16 s behind 32 buyers checking out on 2 cores).
+const BATCH: usize = 32;
 
 /// How often the outbox is looked at when nothing woke the drainer: rows
 /// written by other nodes, retries that came due.

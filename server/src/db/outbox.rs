@@ -27,7 +27,7 @@
 //! up): it may hold a single-use link, which must not outlive its use.
 
 use super::sql::{Begin, Conn, Dialect, Optional, Row, Tx, params};
-use super::{Store, StoreResult, now};
+use super::{Store, StoreResult, now, relaxed_write_sql};
 
 /// Attempts after which a mail is given up (about two hours of retries).
 pub const MAX_ATTEMPTS: i64 = 20;
@@ -342,21 +342,32 @@ impl Store {
     }
 
     /// Claims due mails for this node's drainer (see [`claim`]).
+    ///
+    /// The drainer's own writes (claim, sent, failed) do not wait for the
+    /// disk ([`relaxed_write_sql`]): on SQLite each durable commit holds the
+    /// one writer for an fsync, which the payments queue behind. What a
+    /// crash of the machine can lose of them is safe: a lost claim is
+    /// claimed again, a lost failure retried sooner, a lost "sent" is the
+    /// documented at-least-once case (the mail goes again). The row itself
+    /// was written durably, with what triggered it.
     pub async fn claim_mail(&self, lease_secs: i64, limit: usize) -> StoreResult<Vec<Claimed>> {
         self.pool
-            .run_sql(move |c| claim(c, now(), lease_secs, limit))
+            .run_sql(move |c| relaxed_write_sql(c, |c| claim(c, now(), lease_secs, limit)))
             .await
     }
 
-    /// Marks a claimed mail sent.
+    /// Marks a claimed mail sent (relaxed: see [`Store::claim_mail`]).
     pub async fn mail_sent(&self, id: i64) -> StoreResult<()> {
-        self.pool.run_sql(move |c| mark_sent(c, id, now())).await
+        self.pool
+            .run_sql(move |c| relaxed_write_sql(c, |c| mark_sent(c, id, now())))
+            .await
     }
 
-    /// Records a failed attempt at a claimed mail (see [`mark_failed`]).
+    /// Records a failed attempt at a claimed mail (see [`mark_failed`];
+    /// relaxed: see [`Store::claim_mail`]).
     pub async fn mail_failed(&self, id: i64, attempts: i64, error: String) -> StoreResult<Retry> {
         self.pool
-            .run_sql(move |c| mark_failed(c, id, attempts, &error, now()))
+            .run_sql(move |c| relaxed_write_sql(c, |c| mark_failed(c, id, attempts, &error, now())))
             .await
     }
 
