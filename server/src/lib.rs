@@ -10,6 +10,7 @@
 //! - [`api`]: the scanners' sync API under `/api/v1/`;
 //! - [`trust`]: the signed keyring chain and device list the gates check;
 //! - [`mail`]: SMTP or the `.eml` outbox;
+//! - [`metrics`]: Prometheus metrics on their own address (`--metrics-addr`);
 //! - [`units`]: money and time, below every other layer.
 
 pub mod admin;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod fixtures;
 pub mod i18n;
 pub mod mail;
+pub mod metrics;
 pub mod migrate;
 pub mod shop;
 pub mod startup;
