@@ -11,11 +11,13 @@
 //! - [`trust`]: the signed keyring chain and device list the gates check;
 //! - [`mail`]: SMTP or the `.eml` outbox;
 //! - [`metrics`]: Prometheus metrics on their own address (`--metrics-addr`);
+//! - [`backup`]: the SQLite online backup (`jo-server backup`);
 //! - [`units`]: money and time, below every other layer.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod db;
 pub mod demo;
