@@ -16,6 +16,7 @@ packages=(
   libclang-dev                 # bindgen for the webcam backend (V4L)
   python3 python3-venv         # SMTP sink and API fuzzer used by tests
   postgresql                   # the PostgreSQL backend's tests (a throwaway cluster each run)
+  nginx-light docker-compose   # cluster test: the TLS proxy; the compose file validated
   curl ca-certificates
 )
 

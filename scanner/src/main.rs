@@ -63,6 +63,11 @@ enum Command {
         /// Name of this device in the admin console (default: the host name).
         #[arg(long)]
         label: Option<String>,
+        /// PEM file of a private certificate authority that the server's
+        /// https certificate chains to (an event's own CA); stored with the
+        /// enrolment and trusted for every later sync.
+        #[arg(long, value_name = "FILE")]
+        ca_cert: Option<PathBuf>,
     },
     /// Synchronise now: scan log up; keyring, device list, sessions,
     /// revocations, entries down, each step on its own. Prints a JSON report
@@ -204,7 +209,26 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             code,
             label,
             keyring,
+            ca_cert,
         }) => {
+            let ca_pem = match ca_cert {
+                Some(path) => {
+                    let meta = std::fs::metadata(path)
+                        .with_context(|| format!("--ca-cert {}", path.display()))?;
+                    // A CA bundle is a few kilobytes; refuse to read anything huge.
+                    anyhow::ensure!(
+                        meta.len() <= 1024 * 1024,
+                        "--ca-cert {}: larger than 1 MiB, not a certificate",
+                        path.display()
+                    );
+                    let pem = std::fs::read_to_string(path)
+                        .with_context(|| format!("--ca-cert {}", path.display()))?;
+                    sync::parse_ca_pem(&pem)
+                        .map_err(|e| anyhow::anyhow!("--ca-cert {}: {e}", path.display()))?;
+                    Some(pem)
+                }
+                None => None,
+            };
             let fingerprint = match keyring {
                 Some(fp) => Some(jo_shared::trust::parse_fingerprint(fp).with_context(|| {
                     format!("--keyring {fp:?}: a keyring fingerprint is 64 hex digits")
@@ -214,8 +238,15 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let mut store = Store::open(&cli.state)
                 .with_context(|| format!("opening scanner state in {}", cli.state.display()))?;
             let label = label.clone().unwrap_or_else(host_name);
-            let enrolled = sync::enroll(&mut store, server, code, &label, fingerprint.as_ref())
-                .with_context(|| format!("enrolling with {server}"))?;
+            let enrolled = sync::enroll_with_ca(
+                &mut store,
+                server,
+                code,
+                &label,
+                fingerprint.as_ref(),
+                ca_pem.as_deref(),
+            )
+            .with_context(|| format!("enrolling with {server}"))?;
             if enrolled.pinned_by == sync::PinnedBy::FirstUse {
                 eprintln!(
                     "jo-scanner: no --keyring given: the server's keyring was trusted on first use; \

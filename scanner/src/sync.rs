@@ -54,6 +54,9 @@ const ENTRIES_CURSOR: &str = "entries_cursor";
 
 /// Sync state key of the last successful sync (Unix seconds).
 pub const LAST_SYNC_AT: &str = "last_sync_at";
+/// Sync state key: the PEM of the private certificate authority given at
+/// enrolment (`--ca-cert`), trusted for every later request to the server.
+pub const CA_CERT_PEM: &str = "ca_cert_pem";
 
 /// Default oldest revocation list (by its signature time) a gate accepts
 /// quietly while the server answers: a gate online whose list stops being
@@ -353,16 +356,36 @@ pub fn normalise_server_url(url: &str) -> Result<String, SyncError> {
     Ok(url.to_owned())
 }
 
+/// The certificates of a PEM bundle (a private CA given with `--ca-cert`),
+/// parsed: an error names what is wrong; a file without a certificate is one.
+pub fn parse_ca_pem(pem: &str) -> Result<Vec<reqwest::Certificate>, String> {
+    let certs = reqwest::Certificate::from_pem_bundle(pem.as_bytes())
+        .map_err(|e| format!("not a PEM certificate: {}", transport(&e)))?;
+    if certs.is_empty() {
+        return Err("no certificate in it (expected -----BEGIN CERTIFICATE-----)".into());
+    }
+    Ok(certs)
+}
+
 impl Client {
     /// A client for `base` (e.g. `https://billets.example.fr`), with `token`
-    /// for device routes.
-    pub fn new(base: &str, token: Option<String>) -> Result<Self, SyncError> {
-        let http = reqwest::blocking::Client::builder()
+    /// for device routes; `ca_pem`, a private certificate authority the
+    /// server's certificate may chain to, besides the public ones.
+    pub fn new(base: &str, token: Option<String>, ca_pem: Option<&str>) -> Result<Self, SyncError> {
+        let mut builder = reqwest::blocking::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(REQUEST_TIMEOUT)
-            .user_agent(concat!("jo-scanner/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("jo-scanner/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = ca_pem {
+            for cert in parse_ca_pem(pem)
+                .map_err(|e| SyncError::Store(format!("the stored CA certificate: {e}")))?
+            {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let http = builder
             .build()
-            .map_err(|e| SyncError::Offline(e.to_string()))?;
+            .map_err(|e| SyncError::Offline(transport(&e)))?;
         Ok(Self {
             http,
             base: normalise_server_url(base)?,
@@ -516,13 +539,31 @@ pub fn enroll(
     label: &str,
     keyring_fingerprint: Option<&[u8; 32]>,
 ) -> Result<Enrolled, SyncError> {
+    enroll_with_ca(store, server_url, code, label, keyring_fingerprint, None)
+}
+
+/// [`enroll`] with a server whose certificate chains to a private
+/// certificate authority (`ca_pem`, PEM): the authority is trusted for this
+/// enrolment and stored with it for every later sync (another enrolment
+/// replaces or clears it). Without one, only the public authorities are.
+pub fn enroll_with_ca(
+    store: &mut Store,
+    server_url: &str,
+    code: &str,
+    label: &str,
+    keyring_fingerprint: Option<&[u8; 32]>,
+    ca_pem: Option<&str>,
+) -> Result<Enrolled, SyncError> {
     let server_url = normalise_server_url(server_url)?;
     require_tls_off_loopback(&server_url)?;
+    if let Some(pem) = ca_pem {
+        parse_ca_pem(pem).map_err(|e| SyncError::BadAnswer(format!("--ca-cert: {e}")))?;
+    }
     let mut secret = [0u8; 32];
     jo_shared::doublekey::random_bytes(&mut secret)
         .map_err(|e| SyncError::BadAnswer(e.to_string()))?;
     let key = SigningKey::from_bytes(&secret);
-    let mut client = Client::new(&server_url, None)?;
+    let mut client = Client::new(&server_url, None, ca_pem)?;
     let answer: EnrollResponse = client.post(
         api::paths::ENROLL,
         &EnrollRequest {
@@ -541,6 +582,9 @@ pub fn enroll(
             "{e} (the enrolment code is used up: ask the admins for a new one)"
         ))
     })?;
+    // The authority first: an enrolment saved without its authority would
+    // only fail to connect (never trust a server it should not).
+    store.set_state(CA_CERT_PEM, ca_pem.unwrap_or(""))?;
     store.save_enrollment(
         &Enrollment {
             server_url,
@@ -562,10 +606,16 @@ pub fn enroll(
     })
 }
 
+/// The private certificate authority stored with the enrolment, if any.
+fn stored_ca(store: &Store) -> Result<Option<String>, SyncError> {
+    Ok(store.get_state(CA_CERT_PEM)?.filter(|pem| !pem.is_empty()))
+}
+
 /// Replaces the device's token with a fresh one from the server.
 pub fn roll_token(store: &mut Store) -> Result<(), SyncError> {
     let e = store.enrollment()?.ok_or(SyncError::NotEnrolled)?;
-    let mut client = Client::new(&e.server_url, Some(e.token))?;
+    let ca = stored_ca(store)?;
+    let mut client = Client::new(&e.server_url, Some(e.token), ca.as_deref())?;
     let answer: TokenResponse = client.post(api::paths::TOKEN, &serde_json::json!({}))?;
     if answer.token.is_empty() {
         return Err(SyncError::BadAnswer("empty token".into()));
@@ -657,7 +707,12 @@ pub fn sync_into(
     progress: Progress<'_>,
 ) -> Result<(), SyncError> {
     let enrollment = store.enrollment()?.ok_or(SyncError::NotEnrolled)?;
-    let client = Client::new(&enrollment.server_url, Some(enrollment.token.clone()))?;
+    let ca = stored_ca(store)?;
+    let client = Client::new(
+        &enrollment.server_url,
+        Some(enrollment.token.clone()),
+        ca.as_deref(),
+    )?;
     let mut run = Run {
         store,
         client,

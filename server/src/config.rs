@@ -348,6 +348,15 @@ pub struct ServeArgs {
     /// (and in a burst).
     #[arg(long, env = "JO_ENROLL_RATE_PER_MIN", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub enroll_rate_per_min: u32,
+    /// Seconds that requests in flight at SIGTERM/SIGINT may take to finish
+    /// before the process exits anyway (keep it below the container's stop
+    /// timeout).
+    #[arg(long, env = "JO_SHUTDOWN_GRACE_SECS", default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=3600))]
+    pub shutdown_grace_secs: u16,
+    /// Serve Prometheus metrics at `/metrics` on this address (e.g.
+    /// 127.0.0.1:9100; keep it off the public network). Off by default.
+    #[arg(long, env = "JO_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// Everything the application needs to start.
@@ -383,13 +392,24 @@ pub struct Config {
     pub shop: ShopPolicy,
     /// Sync API limits.
     pub api: ApiPolicy,
+    /// Longest wait for requests in flight once a shutdown is asked for.
+    pub shutdown_grace: std::time::Duration,
+    /// Where `/metrics` is served (Prometheus text format); `None`: nowhere.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Config {
     /// The configuration of `jo-server serve`, with its defaults filled in.
     pub fn from_serve_args(args: ServeArgs) -> anyhow::Result<Self> {
-        let smtp_password = std::env::var("JO_SMTP_PASSWORD").ok().map(Secret::new);
-        let smtp = match args.smtp_host {
+        // An empty variable is no setting: a compose file passes
+        // `JO_SMTP_HOST=` for "no relay".
+        let smtp_password = std::env::var("JO_SMTP_PASSWORD")
+            .ok()
+            .filter(|p| !p.is_empty())
+            .map(Secret::new);
+        let smtp_host = args.smtp_host.filter(|h| !h.trim().is_empty());
+        let smtp_username = args.smtp_username.filter(|u| !u.is_empty());
+        let smtp = match smtp_host {
             None => None,
             Some(host) => Some(SmtpSettings {
                 port: args.smtp_port.unwrap_or(match args.smtp_tls {
@@ -399,7 +419,7 @@ impl Config {
                 }),
                 host,
                 tls: args.smtp_tls,
-                username: args.smtp_username,
+                username: smtp_username,
                 password: args.smtp_password.or(smtp_password),
             }),
         };
@@ -438,6 +458,8 @@ impl Config {
                 enroll_burst: args.enroll_rate_per_min,
                 ..ApiPolicy::default()
             },
+            shutdown_grace: std::time::Duration::from_secs(u64::from(args.shutdown_grace_secs)),
+            metrics_addr: args.metrics_addr,
         })
     }
 
@@ -459,6 +481,8 @@ impl Config {
             trusted_proxies: Vec::new(),
             shop: ShopPolicy::default(),
             api: ApiPolicy::default(),
+            shutdown_grace: std::time::Duration::from_secs(20),
+            metrics_addr: None,
         }
     }
 

@@ -10,11 +10,14 @@
 //! - [`api`]: the scanners' sync API under `/api/v1/`;
 //! - [`trust`]: the signed keyring chain and device list the gates check;
 //! - [`mail`]: SMTP or the `.eml` outbox;
+//! - [`metrics`]: Prometheus metrics on their own address (`--metrics-addr`);
+//! - [`backup`]: the SQLite online backup (`jo-server backup`);
 //! - [`units`]: money and time, below every other layer.
 
 pub mod admin;
 pub mod api;
 pub mod auth;
+pub mod backup;
 pub mod config;
 pub mod db;
 pub mod demo;
@@ -23,6 +26,7 @@ pub mod error;
 pub mod fixtures;
 pub mod i18n;
 pub mod mail;
+pub mod metrics;
 pub mod migrate;
 pub mod shop;
 pub mod startup;

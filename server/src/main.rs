@@ -16,6 +16,9 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once at start-up: the size of the largest variant (serve's flags)
+// costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Serve the web shop (creates the data directory, database and signing key on first run).
@@ -85,6 +88,22 @@ enum Command {
         /// `JO_DATABASE_PASSWORD_FILE`, not in the URL, which `ps` shows).
         #[arg(long, env = "JO_DATABASE", hide_env_values = true)]
         to: Option<String>,
+    },
+    /// Copy the SQLite database to FILE while the server keeps serving
+    /// (SQLite's online backup: the database as of one instant), checked
+    /// with `PRAGMA integrity_check` before it replaces FILE. Restore: stop
+    /// the server, copy FILE over DATA/jo.sqlite3, delete its -wal and -shm
+    /// files, start. PostgreSQL: use pg_dump (README, "Production").
+    Backup {
+        /// Data directory.
+        #[arg(long = "data", env = "JO_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The database: a SQLite file [default: DATA/jo.sqlite3].
+        #[arg(long, env = "JO_DATABASE", hide_env_values = true)]
+        database: Option<String>,
+        /// The backup file to write (replaced if it exists).
+        #[arg(long, value_name = "FILE")]
+        to: PathBuf,
     },
 }
 
@@ -169,6 +188,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::MigrateToPostgres { from, to } => migrate_command(from, to).await?,
+        Command::Backup {
+            data_dir,
+            database,
+            to,
+        } => {
+            let (file, postgres) = jo_server::config::database_setting(database, &data_dir, 1)?;
+            if postgres.is_some() {
+                anyhow::bail!(
+                    "backup copies a SQLite database; this one is PostgreSQL: use pg_dump \
+                     (and WAL archiving for point-in-time recovery), see README, Production"
+                );
+            }
+            let report =
+                tokio::task::spawn_blocking(move || jo_server::backup::backup_sqlite(&file, &to))
+                    .await??;
+            println!("{}", report.render());
+        }
     }
     Ok(())
 }

@@ -20,6 +20,8 @@ pub struct Application {
     port: u16,
     listener: TcpListener,
     state: AppState,
+    /// The `/metrics` listener and the recorder it renders, when enabled.
+    metrics: Option<(TcpListener, metrics_exporter_prometheus::PrometheusHandle)>,
 }
 
 /// Creates a directory readable by its owner only.
@@ -79,6 +81,13 @@ impl Application {
         let listener = TcpListener::bind(config.bind)
             .await
             .with_context(|| format!("binding {}", config.bind))?;
+        let metrics = match config.metrics_addr {
+            Some(addr) => Some((
+                crate::metrics::bind(addr).await?,
+                crate::metrics::install()?,
+            )),
+            None => None,
+        };
         let local: SocketAddr = listener.local_addr()?;
         let public_url = config
             .public_url
@@ -104,6 +113,7 @@ impl Application {
             port: local.port(),
             listener,
             state,
+            metrics,
         })
     }
 
@@ -112,22 +122,52 @@ impl Application {
         self.port
     }
 
+    /// The port of `/metrics`, when `--metrics-addr` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics
+            .as_ref()
+            .and_then(|(l, _)| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
     /// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         self.run_until(shutdown_signal()).await
     }
 
-    /// Serves until `stop` completes (graceful shutdown).
+    /// Serves until `stop` completes, then shuts down gracefully: the
+    /// listener closes at once (a proxy sends new requests to another
+    /// node), the background jobs are told to stop, and requests in flight
+    /// finish (a payment is never cut in half), for at most
+    /// [`Config::shutdown_grace`]: past it the process ends with whatever
+    /// is still running (each database transaction commits or rolls back
+    /// as a whole, so nothing half-written stays).
     pub async fn run_until(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let housekeeping = tokio::spawn(housekeeping(self.state.clone()));
-        let holds = tokio::spawn(crate::web::shop::expire_holds_periodically(
-            self.state.clone(),
-        ));
-        // Every node drains the shared outbox (mail written by any node).
-        let outbox = tokio::spawn(crate::mail::run_outbox(self.state.clone()));
+        let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
+        let background = [
+            spawn_until_stopped(stopping.clone(), housekeeping(self.state.clone())),
+            spawn_until_stopped(
+                stopping.clone(),
+                crate::web::shop::expire_holds_periodically(self.state.clone()),
+            ),
+            // Every node drains the shared outbox (mail written by any node).
+            spawn_until_stopped(
+                stopping.clone(),
+                crate::mail::run_outbox(self.state.clone()),
+            ),
+        ];
+        let metrics = self.metrics.map(|(listener, handle)| {
+            tokio::spawn(crate::metrics::serve(
+                listener,
+                handle,
+                self.state.clone(),
+                stopping.clone(),
+            ))
+        });
+        let grace = self.state.config.shutdown_grace;
         let app = crate::web::router(self.state);
         // No Nagle delay: a response is written at once, not held back for
         // the client's delayed ACK of the previous one.
@@ -136,18 +176,59 @@ impl Application {
                 tracing::debug!(error = %e, "TCP_NODELAY not set");
             }
         });
-        let result = axum::serve(
+        let (signalled_tx, signalled) = tokio::sync::oneshot::channel::<()>();
+        let stop = async move {
+            stop.await;
+            let _ = stopping_tx.send(true);
+            let _ = signalled_tx.send(());
+        };
+        let server = axum::serve(
             listener,
             app.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(stop)
-        .await;
-        housekeeping.abort();
-        holds.abort();
-        outbox.abort();
+        .into_future();
+        let drain_deadline = async move {
+            // Never fires unless a shutdown was asked for.
+            if signalled.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(grace).await;
+        };
+        let result = tokio::select! {
+            r = server => r,
+            () = drain_deadline => {
+                tracing::warn!(grace_secs = grace.as_secs(), "requests still in flight after the grace period; stopping anyway");
+                Ok(())
+            }
+        };
+        for job in background.into_iter().chain(metrics) {
+            // A job stops at its next await; one in the middle of a
+            // database call lets that call finish on the blocking pool.
+            if tokio::time::timeout(Duration::from_secs(5), job)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a background job did not stop in time");
+            }
+        }
         tracing::info!("server stopped");
         result.context("serving HTTP")
     }
+}
+
+/// Runs a periodic background job until `stopping` turns true (the
+/// server's shutdown), so that no new round starts once it has begun.
+pub fn spawn_until_stopped(
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+    job: impl Future<Output = ()> + Send + 'static,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        tokio::select! {
+            () = job => {}
+            _ = stopping.wait_for(|stop| *stop) => {}
+        }
+    })
 }
 
 /// `scheme://host[:port]` of a URL.

@@ -359,11 +359,13 @@ impl Slots {
 
     /// A connection, with the permit that must live as long as its use.
     async fn take(&self, path: &Path) -> StoreResult<(SemaphorePermit<'_>, Connection)> {
+        let waiting = std::time::Instant::now();
         let permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
+        crate::metrics::pool_wait(waiting.elapsed());
         let taken = self
             .idle
             .lock()

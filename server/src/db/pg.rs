@@ -123,11 +123,13 @@ impl PgPool {
         T: Send + 'static,
         F: FnOnce(&Conn<'_>) -> StoreResult<T> + Send + 'static,
     {
+        let waiting = std::time::Instant::now();
         let _permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| StoreError::Task(e.to_string()))?;
+        crate::metrics::pool_wait(waiting.elapsed());
         let taken = self
             .idle
             .lock()

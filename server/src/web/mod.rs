@@ -44,6 +44,8 @@ pub fn router(state: AppState) -> Router {
         // The sync API takes larger bodies (scan batches) than the site.
         .layer(from_fn_with_state(state.clone(), crate::api::body_limit))
         .layer(from_fn(close_after_too_large))
+        // Inside the router: the matched route pattern labels the latency.
+        .layer(from_fn(crate::metrics::track))
         .layer(from_fn_with_state(state.clone(), headers::layer))
         .layer(
             // Log the path only: queries carry single-use tokens.

@@ -12,6 +12,7 @@ mod admin_catalogue;
 mod admin_new_offer;
 mod admin_operations;
 mod auth_flow;
+mod backup;
 mod browser;
 mod cli;
 mod demo;

@@ -39,7 +39,9 @@ pub async fn checkout(
     }
     // A visitor's cart, if the browser still has one, joins the buyer's first.
     let (owner, _) = owner(&state, &headers, Some(me.user.id)).await?;
-    match state.store.checkout(me.user.id, state.config.shop).await? {
+    let outcome = state.store.checkout(me.user.id, state.config.shop).await?;
+    crate::metrics::checkout(&outcome);
+    match outcome {
         CheckoutOutcome::Created(number) => {
             tracing::info!(user_id = me.user.id, order = %number, "order created; seats held");
             Ok(Redirect::to(&format!("/orders/{number}/pay")).into_response())
@@ -439,6 +441,7 @@ pub async fn pay(
         .await?;
     let result = match start {
         PaymentStart::Charged(r) => {
+            crate::metrics::payment(&r, &o);
             log_result(&state, &me, &o.number, &r);
             r
         }
@@ -463,6 +466,7 @@ pub async fn pay(
                     ctx.lang.code(),
                 )
                 .await?;
+            crate::metrics::payment(&r, &o);
             log_result(&state, &me, &o.number, &r);
             r
         }
