@@ -14,6 +14,7 @@ packages=(
   libgl1 libegl1 libgl1-mesa-dri          # the scanner GUI's OpenGL (Mesa llvmpipe under Xvfb)
   libx11-6 libx11-xcb1 libxcursor1 libxrandr2 libxi6 libxkbcommon0 libxkbcommon-x11-0  # its X11 windowing
   libclang-dev                 # bindgen for the webcam backend (V4L)
+  cmake g++                    # the scanner's QR reader (zxing-cpp's C++ core, built with the crate)
   python3 python3-venv         # SMTP sink and API fuzzer used by tests
   postgresql                   # the PostgreSQL backend's tests (a throwaway cluster each run)
   nginx-light docker-compose   # cluster test: the TLS proxy; the compose file validated

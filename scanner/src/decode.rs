@@ -1,21 +1,38 @@
-//! QR decoding helped for webcams: rqrr alone takes ~20 ms on a 1280×720
-//! frame and misses blurred or low-contrast codes, so each frame goes through
-//! cheap attempts first and dearer ones only when those fail:
+//! QR decoding for webcams: zxing-cpp reads, rqrr gives a second opinion,
+//! and both run behind a guard.
 //!
-//! 1. the region where the last code was found (a code held up to the camera
-//!    stays put for a second or two), at half scale when the code is large;
-//! 2. the frame at half resolution (a quarter of the pixels; a phone screen's
-//!    modules are still several pixels wide);
-//! 3. the full frame;
-//! 4. the half-resolution frame binarised at Otsu's threshold (dim screens,
-//!    glare).
+//! zxing-cpp (its C++ core, built with the crate) finds small, blurred,
+//! noisy and JPEG-blocked codes that rqrr misses, in a few milliseconds a
+//! 720p frame; rqrr still reads some perspective and glare frames that
+//! zxing-cpp does not (measured with `scripts/decode-rate.sh`). Each frame
+//! goes through cheap attempts first and dearer ones only when those fail:
 //!
-//! The first attempt that reads a code wins.
+//! 1. the region where the last code was found (a code held up to the
+//!    camera stays put for a second or two), with zxing-cpp then rqrr;
+//! 2. zxing-cpp on the whole frame (it searches at several scales itself);
+//! 3. rqrr's second opinions: the frame at half resolution, the half frame
+//!    binarised at Otsu's threshold (dim screens, glare), the full frame.
+//!
+//! On a camera stream ([`Mode::Stream`]) a frame gets one second opinion
+//! only, a different one from the frame before: consecutive frames of one
+//! presentation are nearly the same picture, so the attempt that just failed
+//! is the least likely to succeed, and the frame's time stays within the
+//! gate's budget. A single photo ([`Mode::Photo`], `verify`) gets them all.
+//!
+//! Whatever a decoder answers is only a string: the gate parses it strictly
+//! and checks its signature, the same for both decoders.
+//!
+//! The decoders run on a thread of their own, behind [`std::panic::catch_unwind`]
+//! and a time cap: a crafted frame that makes a decoder panic or loop costs
+//! that frame, never the gate (see [`Miss::Stopped`]).
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use image::{GrayImage, Luma};
-use jo_shared::qr::{self, Decoded};
+use jo_shared::qr;
 
 /// Which attempt read the code.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -23,13 +40,18 @@ use jo_shared::qr::{self, Decoded};
 pub enum Attempt {
     /// The last code's region.
     Region,
-    /// Half resolution.
+    /// zxing-cpp on the whole frame.
+    Zxing,
+    /// rqrr at half resolution.
     Half,
-    /// Full resolution.
+    /// rqrr at full resolution.
     Full,
-    /// Otsu-binarised half resolution.
+    /// rqrr on the Otsu-binarised half-resolution frame.
     Binarised,
 }
+
+/// The second opinions, in the order a stream cycles through them.
+const SECOND_OPINIONS: [Attempt; 3] = [Attempt::Half, Attempt::Binarised, Attempt::Full];
 
 /// A successful decode.
 #[derive(Debug, Clone)]
@@ -40,88 +62,288 @@ pub struct Found {
     pub attempt: Attempt,
 }
 
-/// Remembers where the last code was, across frames.
-#[derive(Debug, Default)]
+/// Why a frame gave no code although something was there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// Several different codes in one frame (a ticket beside another, a
+    /// poster behind): none is taken, the holder is asked to show one.
+    SeveralCodes,
+    /// The decoder was stopped (it panicked, or overran [`HARD_CAP`]); the
+    /// frame says nothing about what is in front of the camera.
+    Stopped,
+}
+
+impl Miss {
+    /// A short code for logs and the command line.
+    pub fn reason_code(self) -> &'static str {
+        match self {
+            Self::SeveralCodes => "several_codes",
+            Self::Stopped => "decoder_stopped",
+        }
+    }
+}
+
+/// How many attempts a frame gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A camera stream: one second opinion a frame, a different one each frame.
+    Stream,
+    /// A single picture: every attempt, within [`PHOTO_BUDGET`].
+    Photo,
+}
+
+/// No new attempt starts on a stream frame after this long: the gate's
+/// frame-to-verdict budget at 720p is 30 ms.
+pub const STREAM_BUDGET: Duration = Duration::from_millis(22);
+
+/// No new attempt starts on a single picture after this long.
+pub const PHOTO_BUDGET: Duration = Duration::from_millis(45);
+
+/// A frame's decoding is abandoned after this long, whatever a decoder is
+/// doing (a crafted frame must not hold the gate): every frame is answered
+/// in under 100 ms, with room for a loaded machine's scheduling.
+pub const HARD_CAP: Duration = Duration::from_millis(60);
+
+/// Decoder threads abandoned after overrunning the cap that may still be
+/// running; while this many are, frames are not decoded (so a stream of
+/// hostile frames cannot pile up threads, CPU or memory).
+const MAX_ABANDONED: usize = 2;
+
+/// Most symbols read in one frame: enough to tell "several codes", and a
+/// bound on the work a frame full of codes can cause.
+const MAX_SYMBOLS: usize = 4;
+
+/// Side, in frame pixels, above which a code is read at half scale in its
+/// region by rqrr: tickets are QR version 10 at most (57 modules), so 240 px
+/// keeps more than 2 px per module after halving.
+const BIG_CODE_SIDE: i32 = 240;
+
+/// A symbol read by one of the decoders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Symbol {
+    text: String,
+    /// Corners in the decoded image's pixels.
+    corners: [(i32, i32); 4],
+}
+
+/// What the decoding thread is asked to do with one frame.
+struct Job {
+    frame: GrayImage,
+    /// The remembered region `(x, y, w, h)` and whether the code was big.
+    region: Option<((u32, u32, u32, u32), bool)>,
+    /// Attempts after the region, in order.
+    plan: Vec<Attempt>,
+    budget: Duration,
+}
+
+/// What the decoding thread answers.
+#[derive(Debug, Clone, Default)]
+struct Reply {
+    /// The attempt that read symbols, with their texts and corners in frame
+    /// pixels.
+    found: Option<(Attempt, Vec<Symbol>)>,
+}
+
+/// The function run on the decoding thread (replaceable in tests, to
+/// check the guard against a decoder that panics or loops).
+type Reader = Arc<dyn Fn(&Job) -> Reply + Send + Sync>;
+
+/// A decoding thread, fed one job at a time.
+struct Worker {
+    jobs: mpsc::Sender<Job>,
+    replies: mpsc::Receiver<std::thread::Result<Reply>>,
+    /// Set when the thread overran and was left to finish on its own.
+    given_up: Arc<AtomicBool>,
+}
+
+/// Remembers where the last code was and which second opinion was tried
+/// last, across frames; owns the guarded decoding thread.
 pub struct FrameDecoder {
+    mode: Mode,
     region: Option<(u32, u32, u32, u32)>,
     /// The last code was large enough to read its region at half scale.
     big: bool,
+    /// Index into [`SECOND_OPINIONS`] of the next frame's second opinion.
+    next_opinion: usize,
+    reader: Reader,
+    worker: Option<Worker>,
+    /// Abandoned threads still running.
+    abandoned: Arc<AtomicUsize>,
+    miss: Option<Miss>,
 }
 
-/// Side, in frame pixels, above which a code is read at half scale in its
-/// region: tickets are QR version 10 at most (57 modules), so 240 px keeps
-/// more than 2 px per module after halving.
-const BIG_CODE_SIDE: i32 = 240;
+impl Default for FrameDecoder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for FrameDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FrameDecoder")
+            .field("mode", &self.mode)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
 
 impl FrameDecoder {
-    /// A decoder with no region yet.
+    /// A decoder for a camera stream, with no region yet.
     pub fn new() -> Self {
-        Self::default()
+        Self::with_mode(Mode::Stream)
+    }
+
+    /// A decoder for single pictures (every attempt on each).
+    pub fn photo() -> Self {
+        Self::with_mode(Mode::Photo)
+    }
+
+    /// A decoder in the given mode.
+    pub fn with_mode(mode: Mode) -> Self {
+        Self::with_reader(mode, Arc::new(read))
+    }
+
+    fn with_reader(mode: Mode, reader: Reader) -> Self {
+        Self {
+            mode,
+            region: None,
+            big: false,
+            next_opinion: 0,
+            reader,
+            worker: None,
+            abandoned: Arc::new(AtomicUsize::new(0)),
+            miss: None,
+        }
+    }
+
+    /// Why the last frame decoded gave no code although it was not simply
+    /// empty, if so.
+    pub fn last_miss(&self) -> Option<Miss> {
+        self.miss
     }
 
     /// Decodes one frame. Returns the code found, if any, and the time taken.
     pub fn decode(&mut self, frame: &GrayImage) -> (Option<Found>, Duration) {
         let start = Instant::now();
+        self.miss = None;
         let found = self.attempts(frame);
         (found, start.elapsed())
     }
 
     fn attempts(&mut self, frame: &GrayImage) -> Option<Found> {
-        if let Some((x, y, w, h)) = self.region
-            && x + w <= frame.width()
-            && y + h <= frame.height()
-        {
-            let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
-            // A large code keeps modules of several pixels at half scale,
-            // where rqrr works on a quarter of the pixels.
-            let (crop, scale) = if self.big {
-                (half(&crop), 2)
-            } else {
-                (crop, 1)
-            };
-            if let Some(d) = first(&crop) {
-                self.remember(&d, x, y, scale, frame);
-                return Some(Found {
-                    text: d.text,
-                    attempt: Attempt::Region,
-                });
+        let region = self
+            .region
+            .filter(|&(x, y, w, h)| x + w <= frame.width() && y + h <= frame.height())
+            .map(|r| (r, self.big));
+        let (plan, budget) = match self.mode {
+            Mode::Photo => {
+                let mut plan = vec![Attempt::Zxing];
+                plan.extend(SECOND_OPINIONS);
+                (plan, PHOTO_BUDGET)
+            }
+            Mode::Stream => {
+                let opinion = SECOND_OPINIONS[self.next_opinion % SECOND_OPINIONS.len()];
+                self.next_opinion = (self.next_opinion + 1) % SECOND_OPINIONS.len();
+                (vec![Attempt::Zxing, opinion], STREAM_BUDGET)
+            }
+        };
+        let job = Job {
+            frame: frame.clone(),
+            region,
+            plan,
+            budget,
+        };
+        let Some(reply) = self.run_guarded(job) else {
+            self.miss = Some(Miss::Stopped);
+            self.region = None;
+            return None;
+        };
+        let Some((attempt, symbols)) = reply.found else {
+            self.region = None;
+            return None;
+        };
+        let mut texts: Vec<&str> = symbols.iter().map(|s| s.text.as_str()).collect();
+        texts.sort_unstable();
+        texts.dedup();
+        if texts.len() > 1 {
+            self.miss = Some(Miss::SeveralCodes);
+            self.region = None;
+            return None;
+        }
+        let first = symbols.into_iter().next()?;
+        self.remember(&first.corners, frame);
+        Some(Found {
+            text: first.text,
+            attempt,
+        })
+    }
+
+    /// Runs `job` on the decoding thread, waiting at most [`HARD_CAP`].
+    /// `None` when the decoder panicked, overran, or too many overrunning
+    /// decoders are still running.
+    fn run_guarded(&mut self, job: Job) -> Option<Reply> {
+        if self.worker.is_none() {
+            if self.abandoned.load(Ordering::SeqCst) >= MAX_ABANDONED {
+                return None;
+            }
+            self.worker = self.spawn();
+        }
+        let worker = self.worker.as_ref()?;
+        if worker.jobs.send(job).is_err() {
+            self.worker = None;
+            return None;
+        }
+        match worker.replies.recv_timeout(HARD_CAP) {
+            Ok(Ok(reply)) => Some(reply),
+            // It panicked, was caught, and keeps serving.
+            Ok(Err(_)) => None,
+            Err(_) => {
+                // Overran (or died): abandon it. It lowers the count when it
+                // ends (flag and count first: it may end at once).
+                worker.given_up.store(true, Ordering::SeqCst);
+                self.abandoned.fetch_add(1, Ordering::SeqCst);
+                self.worker = None;
+                None
             }
         }
-        let half = half(frame);
-        if let Some(d) = first(&half) {
-            self.remember(&d, 0, 0, 2, frame);
-            return Some(Found {
-                text: d.text,
-                attempt: Attempt::Half,
-            });
-        }
-        if let Some(d) = first(frame) {
-            self.remember(&d, 0, 0, 1, frame);
-            return Some(Found {
-                text: d.text,
-                attempt: Attempt::Full,
-            });
-        }
-        // rqrr thresholds adaptively, so a contrast stretch alone never read
-        // more (measured on the degraded set); a global Otsu threshold does,
-        // for dim screens and glare.
-        let binarised = binarise(&half);
-        if let Some(d) = first(&binarised) {
-            self.remember(&d, 0, 0, 2, frame);
-            return Some(Found {
-                text: d.text,
-                attempt: Attempt::Binarised,
-            });
-        }
-        self.region = None;
-        None
+    }
+
+    fn spawn(&self) -> Option<Worker> {
+        let (jobs, job_rx) = mpsc::channel::<Job>();
+        let (reply_tx, replies) = mpsc::channel();
+        let reader = Arc::clone(&self.reader);
+        let abandoned = Arc::clone(&self.abandoned);
+        let given_up = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&given_up);
+        std::thread::Builder::new()
+            .name("qr-decode".into())
+            .spawn(move || {
+                while let Ok(job) = job_rx.recv() {
+                    let reply =
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| reader(&job)));
+                    if reply_tx.send(reply).is_err() {
+                        break;
+                    }
+                }
+                // The loop ends when the decoder is dropped or gave up on
+                // this thread; only the latter was counted.
+                if flag.load(Ordering::SeqCst) {
+                    abandoned.fetch_sub(1, Ordering::SeqCst);
+                }
+            })
+            .ok()?;
+        Some(Worker {
+            jobs,
+            replies,
+            given_up,
+        })
     }
 
     /// Keeps the code's bounding box (in frame pixels) with a margin of half
     /// its size, for the next frame.
-    fn remember(&mut self, d: &Decoded, ox: u32, oy: u32, scale: i32, frame: &GrayImage) {
-        let xs = d.corners.map(|c| c.0 * scale + ox as i32);
-        let ys = d.corners.map(|c| c.1 * scale + oy as i32);
+    fn remember(&mut self, corners: &[(i32, i32); 4], frame: &GrayImage) {
+        let xs = corners.map(|c| c.0);
+        let ys = corners.map(|c| c.1);
         let (min_x, max_x) = (
             xs.iter().min().copied().unwrap_or(0),
             xs.iter().max().copied().unwrap_or(0),
@@ -141,8 +363,139 @@ impl FrameDecoder {
     }
 }
 
-fn first(img: &GrayImage) -> Option<Decoded> {
-    qr::decode_symbols(img).ok()?.into_iter().next()
+/// The decoding thread's work on one job: the region, then the plan, the
+/// first attempt that reads anything winning; no attempt starts after the
+/// budget.
+fn read(job: &Job) -> Reply {
+    let start = Instant::now();
+    let frame = &job.frame;
+    if let Some(((x, y, w, h), big)) = job.region {
+        let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
+        let mut found = zxing(&crop);
+        if found.is_empty() {
+            // A large code keeps modules of several pixels at half scale,
+            // where rqrr works on a quarter of the pixels.
+            found = if big {
+                scaled(rqrr(&half(&crop)), 2)
+            } else {
+                rqrr(&crop)
+            };
+        }
+        if !found.is_empty() {
+            return Reply {
+                found: Some((Attempt::Region, offset(found, x, y))),
+            };
+        }
+    }
+    let mut halved: Option<GrayImage> = None;
+    for &attempt in &job.plan {
+        if start.elapsed() >= job.budget {
+            break;
+        }
+        let found = match attempt {
+            Attempt::Zxing | Attempt::Region => zxing(frame),
+            Attempt::Half => scaled(rqrr(halved.get_or_insert_with(|| half(frame))), 2),
+            Attempt::Binarised => scaled(
+                rqrr(&binarise(halved.get_or_insert_with(|| half(frame)))),
+                2,
+            ),
+            Attempt::Full => rqrr(frame),
+        };
+        if !found.is_empty() {
+            return Reply {
+                found: Some((attempt, found)),
+            };
+        }
+    }
+    Reply::default()
+}
+
+/// The only symbol read: tickets are (model 2) QR codes. Micro QR, rMQR and
+/// every other format are not looked for, so never taken for a ticket.
+const QR_MODEL_2: zxingcpp::BarcodeFormat = zxingcpp::BarcodeFormat::QRCodeModel2;
+
+/// zxing-cpp's reading of QR codes in `img`, inverted ones included (a
+/// phone in dark mode).
+fn zxing(img: &GrayImage) -> Vec<Symbol> {
+    let Ok(view) = zxingcpp::ImageView::from_slice(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        zxingcpp::ImageFormat::Lum,
+    ) else {
+        return Vec::new();
+    };
+    let reader = zxingcpp::read()
+        .formats([QR_MODEL_2])
+        .try_harder(true)
+        .try_invert(true)
+        // QR symbols are read at any angle; turning the frame is for
+        // linear codes.
+        .try_rotate(false)
+        .try_downscale(true)
+        .max_number_of_symbols(MAX_SYMBOLS as i32);
+    let Ok(barcodes) = reader.from(view) else {
+        return Vec::new();
+    };
+    barcodes
+        .into_iter()
+        // A model 2 symbol reports its family's format, QRCode.
+        .filter(|b| {
+            b.is_valid()
+                && matches!(
+                    b.format(),
+                    zxingcpp::BarcodeFormat::QRCode | zxingcpp::BarcodeFormat::QRCodeModel2
+                )
+        })
+        .take(MAX_SYMBOLS)
+        .map(|b| {
+            let p = b.position();
+            Symbol {
+                text: b.text(),
+                corners: [p.top_left, p.top_right, p.bottom_right, p.bottom_left]
+                    .map(|c| (c.x, c.y)),
+            }
+        })
+        .collect()
+}
+
+/// rqrr's reading of `img`.
+fn rqrr(img: &GrayImage) -> Vec<Symbol> {
+    qr::decode_symbols(img)
+        .map(|found| {
+            found
+                .into_iter()
+                .take(MAX_SYMBOLS)
+                .map(|d| Symbol {
+                    text: d.text,
+                    corners: d.corners,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Corners found in an image `factor` times smaller than the frame, in frame pixels.
+fn scaled(found: Vec<Symbol>, factor: i32) -> Vec<Symbol> {
+    found
+        .into_iter()
+        .map(|s| Symbol {
+            corners: s.corners.map(|(x, y)| (x * factor, y * factor)),
+            ..s
+        })
+        .collect()
+}
+
+/// Corners found in a crop at `(x, y)`, in frame pixels.
+fn offset(found: Vec<Symbol>, x: u32, y: u32) -> Vec<Symbol> {
+    let (x, y) = (x as i32, y as i32);
+    found
+        .into_iter()
+        .map(|s| Symbol {
+            corners: s.corners.map(|(cx, cy)| (cx + x, cy + y)),
+            ..s
+        })
+        .collect()
 }
 
 /// Half resolution by averaging 2×2 blocks (cheaper than a general resize,
@@ -226,24 +579,25 @@ mod tests {
         frame
     }
 
+    const TEXT: &str = "ATJSzVkQEBAQEBAQEBAQZQFqZPBAAWhLNBSJFADVSJFAr1ynxCFFQY2pwRRJzHaSvTzXsLC2vRSP4lQ46K38c2DOGC60ZsH8WZwxv2H6qvkvq685cMPsN3Ua90SprUXeCw";
+
     #[test]
-    fn reads_at_half_resolution_then_in_the_remembered_region() {
-        let text = "ATJSzVkQEBAQEBAQEBAQZQFqZPBAAWhLNBSJFADVSJFAr1ynxCFFQY2pwRRJzHaSvTzXsLC2vRSP4lQ46K38c2DOGC60ZsH8WZwxv2H6qvkvq685cMPsN3Ua90SprUXeCw";
-        let frame = frame_with_code(text, 6, (400, 150), None);
+    fn reads_the_whole_frame_then_in_the_remembered_region() {
+        let frame = frame_with_code(TEXT, 6, (400, 150), None);
         let mut d = FrameDecoder::new();
         let (found, _) = d.decode(&frame);
         let found = found.expect("reads");
-        assert_eq!(found.text, text);
-        assert_eq!(found.attempt, Attempt::Half);
+        assert_eq!(found.text, TEXT);
+        assert_eq!(found.attempt, Attempt::Zxing);
         let (again, _) = d.decode(&frame);
         assert_eq!(again.expect("reads").attempt, Attempt::Region);
     }
 
     #[test]
-    fn low_contrast_codes_are_read_after_binarising() {
+    fn low_contrast_codes_are_read() {
         let text = "low-contrast-ticket-0123456789";
         let frame = frame_with_code(text, 4, (300, 200), Some((120, 150)));
-        let mut d = FrameDecoder::new();
+        let mut d = FrameDecoder::photo();
         let (found, _) = d.decode(&frame);
         assert_eq!(found.expect("reads").text, text);
     }
@@ -254,5 +608,104 @@ mod tests {
         let (found, _) = d.decode(&GrayImage::from_pixel(640, 480, Luma([90])));
         assert!(found.is_none());
         assert!(d.region.is_none());
+        assert_eq!(d.last_miss(), None);
+    }
+
+    #[test]
+    fn a_stream_tries_a_different_second_opinion_on_each_frame() {
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&seen);
+        let mut d = FrameDecoder::with_reader(
+            Mode::Stream,
+            Arc::new(move |job: &Job| {
+                if let Ok(mut l) = log.lock() {
+                    l.push(job.plan.clone());
+                }
+                Reply::default()
+            }),
+        );
+        let frame = GrayImage::from_pixel(64, 64, Luma([90]));
+        for _ in 0..4 {
+            d.decode(&frame);
+        }
+        let plans = seen.lock().expect("lock").clone();
+        let opinions: Vec<Attempt> = plans.iter().map(|p| p[1]).collect();
+        assert!(plans.iter().all(|p| p[0] == Attempt::Zxing));
+        assert_eq!(
+            opinions,
+            [
+                Attempt::Half,
+                Attempt::Binarised,
+                Attempt::Full,
+                Attempt::Half
+            ]
+        );
+    }
+
+    #[test]
+    fn two_different_codes_in_one_frame_are_not_taken() {
+        let mut frame = frame_with_code("first-code-0123456789", 5, (100, 100), None);
+        let other = qr::render_image("second-code-9876543210", 5).expect("renders");
+        image::imageops::overlay(&mut frame, &other, 800, 200);
+        let mut d = FrameDecoder::photo();
+        let (found, _) = d.decode(&frame);
+        assert!(found.is_none());
+        assert_eq!(d.last_miss(), Some(Miss::SeveralCodes));
+    }
+
+    #[test]
+    fn a_decoder_that_panics_costs_one_frame_and_the_next_is_read() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let n = Arc::clone(&calls);
+        let mut d = FrameDecoder::with_reader(
+            Mode::Photo,
+            Arc::new(move |job: &Job| {
+                if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                    panic!("crafted frame");
+                }
+                read(job)
+            }),
+        );
+        let frame = frame_with_code(TEXT, 6, (400, 150), None);
+        let (found, took) = d.decode(&frame);
+        assert!(found.is_none());
+        assert_eq!(d.last_miss(), Some(Miss::Stopped));
+        assert!(took < HARD_CAP + Duration::from_millis(50));
+        let (found, _) = d.decode(&frame);
+        assert_eq!(found.expect("reads after the panic").text, TEXT);
+    }
+
+    #[test]
+    fn a_decoder_that_loops_is_abandoned_within_the_cap_and_bounded() {
+        let frame = frame_with_code(TEXT, 6, (400, 150), None);
+        let release = Arc::new(AtomicUsize::new(0));
+        let gate = Arc::clone(&release);
+        let mut d = FrameDecoder::with_reader(
+            Mode::Photo,
+            Arc::new(move |_job: &Job| {
+                // Loops until released (a decoder stuck on a crafted frame).
+                while gate.load(Ordering::SeqCst) == 0 {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Reply::default()
+            }),
+        );
+        for _ in 0..5 {
+            let (found, took) = d.decode(&frame);
+            assert!(found.is_none());
+            assert_eq!(d.last_miss(), Some(Miss::Stopped));
+            assert!(took < HARD_CAP + Duration::from_millis(50), "{took:?}");
+        }
+        // Two stuck threads at most; later frames are refused at once.
+        assert_eq!(d.abandoned.load(Ordering::SeqCst), MAX_ABANDONED);
+        let (_, took) = d.decode(&frame);
+        assert!(took < Duration::from_millis(5), "{took:?}");
+        // Released, the stuck threads end and decoding resumes.
+        release.store(1, Ordering::SeqCst);
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while d.abandoned.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(d.abandoned.load(Ordering::SeqCst), 0);
     }
 }

@@ -28,6 +28,14 @@ pub const DEFAULT_SKEW_SECS: i64 = 300;
 /// not a new scan.
 pub const DEFAULT_REPEAT_WINDOW: Duration = Duration::from_secs(4);
 
+/// Consecutive frames without any code after which the last code has left
+/// the camera's view: its next sighting is a new presentation, logged and
+/// decided again (a screenshot shown right behind the first holder is
+/// answered DÉJÀ UTILISÉ, not left on the first one's green). Eight frames
+/// are a quarter of a second at 30 fps: less than anyone takes to hand a
+/// phone over, more than a held code's occasional missed frames.
+pub const LEFT_AFTER_EMPTY_FRAMES: u32 = 8;
+
 /// A decision, as shown and logged.
 #[derive(Debug, Clone)]
 pub struct Scan {
@@ -85,6 +93,8 @@ pub struct Gate {
     skew_secs: i64,
     repeat_window: Duration,
     last: Option<(String, Instant, Verdict)>,
+    /// Frames in a row with no code since the last sighting.
+    empty_frames: u32,
 }
 
 /// Applies a session's entry rule to the admissions known.
@@ -147,6 +157,7 @@ impl Gate {
             skew_secs: DEFAULT_SKEW_SECS,
             repeat_window: DEFAULT_REPEAT_WINDOW,
             last: None,
+            empty_frames: 0,
         })
     }
 
@@ -231,11 +242,24 @@ impl Gate {
         &self.sessions
     }
 
+    /// Tells the gate that a whole frame held no code. After
+    /// [`LEFT_AFTER_EMPTY_FRAMES`] of them the last code has left the view,
+    /// and showing it again is a new presentation. Frames that could not
+    /// be decoded at all (a decoder stopped by its guard) are no evidence
+    /// either way and are not reported.
+    pub fn nothing_seen(&mut self) {
+        self.empty_frames = self.empty_frames.saturating_add(1);
+        if self.empty_frames >= LEFT_AFTER_EMPTY_FRAMES {
+            self.last = None;
+        }
+    }
+
     /// Decides on a scanned string at device time `now` (Unix seconds), logs
     /// the decision durably, and returns it. A failure to log is an error: a
     /// verdict that is not in the log is never shown.
     pub fn scan(&mut self, text: &str, now: i64) -> Result<Scan, StoreError> {
         let text = text.trim();
+        self.empty_frames = 0;
         if let Some((last, seen, verdict)) = &mut self.last
             && last == text
             && seen.elapsed() < self.repeat_window
@@ -448,6 +472,31 @@ mod tests {
         // Taken away longer than the window, then shown again: a new scan.
         std::thread::sleep(Duration::from_millis(400));
         let again = g.scan(&code, NOW).expect("logs");
+        assert!(!again.repeat);
+        assert!(matches!(again.verdict, Verdict::AlreadyUsed { .. }));
+        assert_eq!(g.store().all_scans().expect("log").len(), 2);
+    }
+
+    #[test]
+    fn a_code_that_left_the_view_and_came_back_is_a_new_presentation() {
+        let s = TicketSigner::new(SigningKey::from_bytes(&[1; 32]));
+        let mut g = gate(&s);
+        g.set_repeat_window(Duration::from_secs(600));
+        let code = ticket(&s, 7, 1);
+        assert!(matches!(
+            g.scan(&code, NOW).expect("logs").verdict,
+            Verdict::Admit { .. }
+        ));
+        // A few missed frames while it is held: still the same presentation.
+        for _ in 0..LEFT_AFTER_EMPTY_FRAMES - 1 {
+            g.nothing_seen();
+        }
+        assert!(g.scan(&code, NOW).expect("logs").repeat);
+        // Taken away, then shown again (a screenshot behind the holder).
+        for _ in 0..LEFT_AFTER_EMPTY_FRAMES {
+            g.nothing_seen();
+        }
+        let again = g.scan(&code, NOW + 2).expect("logs");
         assert!(!again.repeat);
         assert!(matches!(again.verdict, Verdict::AlreadyUsed { .. }));
         assert_eq!(g.store().all_scans().expect("log").len(), 2);

@@ -6,7 +6,7 @@ use std::time::Instant;
 use jo_shared::verify::Verdict;
 use serde::Serialize;
 
-use crate::decode::{Attempt, FrameDecoder};
+use crate::decode::{Attempt, FrameDecoder, Miss};
 use crate::frames::{Frame, FrameError, FrameSource};
 use crate::gate::Gate;
 use crate::store::StoreError;
@@ -94,9 +94,27 @@ pub fn process(
     let (found, decode_time) = decoder.decode(&frame.image);
     line.decode_ms = ms(decode_time);
     let Some(found) = found else {
-        if missing_is_refusal {
-            line.verdict = Some("refuse");
-            line.reason = Some("no_code".into());
+        match decoder.last_miss() {
+            // Two codes at once are refused, whatever the mode: which one
+            // the holder meant is not for the gate to guess.
+            Some(miss @ Miss::SeveralCodes) => {
+                line.verdict = Some("refuse");
+                line.reason = Some(miss.reason_code().into());
+            }
+            Some(miss @ Miss::Stopped) => {
+                if missing_is_refusal {
+                    line.verdict = Some("refuse");
+                    line.reason = Some(miss.reason_code().into());
+                }
+            }
+            None => {
+                // Truly nothing in view: the last code has left the frame.
+                gate.nothing_seen();
+                if missing_is_refusal {
+                    line.verdict = Some("refuse");
+                    line.reason = Some("no_code".into());
+                }
+            }
         }
         line.total_ms = ms(start.elapsed());
         return Ok(line);

@@ -148,8 +148,9 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             let mut out = std::io::stdout().lock();
             for path in images {
                 let label = path.display().to_string();
-                // Each image is its own picture: no region carried over.
-                let mut decoder = FrameDecoder::new();
+                // Each image is its own picture: no region carried over,
+                // every decoding attempt on it.
+                let mut decoder = FrameDecoder::photo();
                 let mut line = headless::process(
                     &mut gate,
                     &mut decoder,

@@ -213,3 +213,310 @@ pub fn empty_frame(rng: &mut Rng) -> GrayImage {
     noise(&mut f, rng, 20.0);
     f
 }
+
+/// The kinds of webcam frame the held-out set has, in the order a set
+/// cycles through them. Every kind but `nominal` stresses one thing a gate
+/// sees; `combined` several at once.
+pub const KINDS: [&str; 15] = [
+    "nominal",
+    "far",
+    "perspective",
+    "rotation",
+    "blur",
+    "motion",
+    "glare",
+    "dark",
+    "low-contrast",
+    "noise",
+    "jpeg",
+    "screen",
+    "shadow",
+    "damaged",
+    "combined",
+];
+
+/// A number in `lo..hi`.
+fn between(rng: &mut Rng, lo: f32, hi: f32) -> f32 {
+    lo + (hi - lo) * rng.unit()
+}
+
+/// A ticket string as the server issues it: a random signing key (the
+/// server's are random too), a random ticket id, session, admissions and a
+/// holder name of random length, signed by the shared crate's signer (the
+/// one the server signs with). Names of every length give QR versions 9 and
+/// 10, as real tickets have.
+pub fn ticket_code(rng: &mut Rng) -> String {
+    use jo_shared::signing::{KeyId, TicketSigner};
+    use jo_shared::ticket::{HolderName, TicketId, TicketPayload};
+    let mut seed = [0u8; 32];
+    for chunk in seed.chunks_mut(8) {
+        chunk.copy_from_slice(&rng.next_u64().to_le_bytes());
+    }
+    let signer = TicketSigner::new(ed25519_dalek::SigningKey::from_bytes(&seed));
+    let mut id = [0u8; 10];
+    for b in &mut id {
+        *b = (rng.next_u64() >> 56) as u8;
+    }
+    const FIRST: [&str; 8] = [
+        "Inès",
+        "Hugo",
+        "Chloé",
+        "Nina",
+        "Léa",
+        "Mathis",
+        "Zoé",
+        "Jean-Baptiste",
+    ];
+    const LAST: [&str; 8] = [
+        "Moreau",
+        "Bernard",
+        "Dubois",
+        "Roux",
+        "N'Diaye",
+        "Lefèvre-Rousseau",
+        "Da Silva Fernandes",
+        "Martin",
+    ];
+    let name = format!(
+        "{} {}",
+        FIRST[(rng.next_u64() % 8) as usize],
+        LAST[(rng.next_u64() % 8) as usize]
+    );
+    let payload = TicketPayload {
+        key_id: KeyId([0; 4]),
+        ticket_id: TicketId(id),
+        session_id: 1 + (rng.next_u64() % 5000) as u32,
+        admits: 1 + (rng.next_u64() % 4) as u8,
+        valid_from: 1_780_000_000 + (rng.next_u64() % 10_000_000) as u32,
+        valid_minutes: 240,
+        holder: HolderName::shorten(&name),
+    };
+    // Encoding fails only on zero admissions or an empty window, never
+    // chosen above; an empty string would then show as a miss, not a panic.
+    signer
+        .sign_ticket(&payload)
+        .map(|b| qr::encode_string(&b))
+        .unwrap_or_default()
+}
+
+/// A symbol of side in `sizes` centred near the frame's middle, turned by up to
+/// `tilt` degrees, its corners moved by up to `skew` of its side (a
+/// ticket held not quite square to the camera).
+fn placed(rng: &mut Rng, sizes: (f32, f32), tilt: f32, skew: f32) -> [(f32, f32); 4] {
+    let size = between(rng, sizes.0, sizes.1);
+    let cx = between(rng, 640.0 - 200.0, 640.0 + 200.0);
+    let cy = between(
+        rng,
+        (size * 0.75).min(360.0),
+        (720.0 - size * 0.75).max(360.0),
+    );
+    let deg = between(rng, -tilt, tilt);
+    rotated(cx, cy, size, deg).map(|(x, y)| {
+        (
+            x + between(rng, -skew, skew) * size,
+            y + between(rng, -skew, skew) * size,
+        )
+    })
+}
+
+/// Blur along a direction: the mean of `len` copies shifted along `deg`
+/// (a phone still moving when the frame is taken).
+pub fn motion_blur(img: &GrayImage, len: u32, deg: f32) -> GrayImage {
+    let (s, c) = deg.to_radians().sin_cos();
+    let len = len.max(1);
+    let offsets: Vec<(i64, i64)> = (0..len)
+        .map(|i| {
+            let t = i as f32 - (len - 1) as f32 / 2.0;
+            ((t * c).round() as i64, (t * s).round() as i64)
+        })
+        .collect();
+    let (w, h) = (i64::from(img.width()), i64::from(img.height()));
+    GrayImage::from_fn(img.width(), img.height(), |x, y| {
+        let sum: u32 = offsets
+            .iter()
+            .map(|(dx, dy)| {
+                let sx = (i64::from(x) + dx).clamp(0, w - 1) as u32;
+                let sy = (i64::from(y) + dy).clamp(0, h - 1) as u32;
+                u32::from(img.get_pixel(sx, sy).0[0])
+            })
+            .sum();
+        Luma([(sum / len) as u8])
+    })
+}
+
+/// Re-encodes as JPEG at `quality` and decodes again (a webcam's MJPEG).
+pub fn jpeg(img: &GrayImage, quality: u8) -> GrayImage {
+    let mut buf = Vec::new();
+    let enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut buf, quality);
+    if img.write_with_encoder(enc).is_err() {
+        return img.clone();
+    }
+    image::load_from_memory_with_format(&buf, image::ImageFormat::Jpeg)
+        .map_or_else(|_| img.clone(), |i| i.to_luma8())
+}
+
+/// Darkens everything on one side of a line through `(cx, cy)` at `deg`,
+/// with a soft edge (a hand or a cap between the lamp and the ticket).
+pub fn shadow(img: &mut GrayImage, cx: f32, cy: f32, deg: f32, depth: f32) {
+    let (s, c) = deg.to_radians().sin_cos();
+    for (x, y, p) in img.enumerate_pixels_mut() {
+        let d = (x as f32 - cx) * c + (y as f32 - cy) * s;
+        let k = (d / 25.0).clamp(0.0, 1.0) * depth;
+        p.0[0] = (f32::from(p.0[0]) * (1.0 - k)) as u8;
+    }
+}
+
+/// Scales brightness by `gain` (an under-exposed frame).
+pub fn exposure(img: &mut GrayImage, gain: f32) {
+    for p in img.pixels_mut() {
+        p.0[0] = (f32::from(p.0[0]) * gain).min(255.0) as u8;
+    }
+}
+
+/// Stains and scratches over up to `share` of the symbol's data area, in
+/// modules (`sym` rendered at `module_px`, quiet zone of 4): finder
+/// patterns are spared, as error correction cannot help there.
+fn damage(sym: &mut GrayImage, module_px: u32, rng: &mut Rng, share: f32) {
+    let modules = sym.width() / module_px - 8;
+    let finder = |mx: u32, my: u32| {
+        let near = |v: u32| v < 9 || v + 9 > modules;
+        near(mx) && near(my) && !(mx + 9 > modules && my + 9 > modules)
+    };
+    let target = (share * (modules * modules) as f32) as u32;
+    let mut hit = 0;
+    let mut tries = 0;
+    while hit < target && tries < 200 {
+        tries += 1;
+        let (bw, bh) = (
+            1 + (rng.next_u64() % 6) as u32,
+            1 + (rng.next_u64() % 3) as u32,
+        );
+        let (mx, my) = (
+            (rng.next_u64() % u64::from(modules)) as u32,
+            (rng.next_u64() % u64::from(modules)) as u32,
+        );
+        if (mx..mx + bw).any(|x| (my..my + bh).any(|y| finder(x, y))) {
+            continue;
+        }
+        let v = if rng.unit() < 0.5 { 40 } else { 235 };
+        for y in my..(my + bh).min(modules) {
+            for x in mx..(mx + bw).min(modules) {
+                for py in 0..module_px {
+                    for px in 0..module_px {
+                        sym.put_pixel(
+                            (x + 4) * module_px + px,
+                            (y + 4) * module_px + py,
+                            Luma([v]),
+                        );
+                    }
+                }
+                hit += 1;
+            }
+        }
+    }
+}
+
+/// One webcam-like frame of `code`, of the given kind (one of [`KINDS`];
+/// anything else is `nominal`), every parameter drawn from `rng`.
+pub fn frame(kind: &str, code: &str, rng: &mut Rng) -> Result<GrayImage, qr::RenderError> {
+    let mut sym = qr::render_image(code, 6)?;
+    let bg = between(rng, 140.0, 200.0) as u8;
+    let mut f = match kind {
+        "far" => warp(&sym, placed(rng, (150.0, 200.0), 6.0, 0.0), bg),
+        "perspective" => warp(&sym, placed(rng, (300.0, 420.0), 10.0, 0.12), bg),
+        "rotation" => {
+            let size = between(rng, 280.0, 380.0);
+            let q = placed(rng, (size, size), 0.0, 0.0);
+            let (cx, cy) = ((q[0].0 + q[2].0) / 2.0, (q[0].1 + q[2].1) / 2.0);
+            warp(&sym, rotated(cx, cy, size, between(rng, 0.0, 360.0)), bg)
+        }
+        "damaged" => {
+            let share = between(rng, 0.06, 0.12);
+            damage(&mut sym, 6, rng, share);
+            warp(&sym, placed(rng, (300.0, 400.0), 8.0, 0.0), bg)
+        }
+        "combined" => warp(&sym, placed(rng, (260.0, 380.0), 12.0, 0.06), bg),
+        _ => warp(&sym, placed(rng, (280.0, 420.0), 8.0, 0.01), bg),
+    };
+    match kind {
+        "blur" => f = image::imageops::blur(&f, between(rng, 1.4, 2.2)),
+        "motion" => f = motion_blur(&f, between(rng, 5.0, 10.0) as u32, between(rng, 0.0, 180.0)),
+        "glare" => {
+            let (cx, cy) = (between(rng, 450.0, 830.0), between(rng, 200.0, 520.0));
+            glare(
+                &mut f,
+                cx,
+                cy,
+                between(rng, 120.0, 240.0),
+                between(rng, 110.0, 170.0),
+            );
+        }
+        "dark" => exposure(&mut f, between(rng, 0.18, 0.3)),
+        "low-contrast" => {
+            let lo = between(rng, 80.0, 110.0) as u8;
+            contrast(&mut f, lo, lo + between(rng, 35.0, 55.0) as u8);
+        }
+        "noise" => {
+            let level = between(rng, 35.0, 55.0);
+            noise(&mut f, rng, level);
+        }
+        "jpeg" => f = jpeg(&f, between(rng, 8.0, 20.0) as u8),
+        "screen" => {
+            // A phone screen filmed: the screen's own contrast, the
+            // camera's moiré over it.
+            contrast(&mut f, 30, 230);
+            moire(&mut f, between(rng, 4.5, 6.5), between(rng, 20.0, 35.0));
+        }
+        "shadow" => {
+            let (cx, cy) = (between(rng, 500.0, 780.0), between(rng, 250.0, 470.0));
+            shadow(
+                &mut f,
+                cx,
+                cy,
+                between(rng, 0.0, 360.0),
+                between(rng, 0.45, 0.65),
+            );
+        }
+        "combined" => {
+            f = image::imageops::blur(&f, between(rng, 0.8, 1.2));
+            contrast(&mut f, 60, 200);
+            let (cx, cy) = (between(rng, 500.0, 780.0), between(rng, 250.0, 470.0));
+            glare(&mut f, cx, cy, 200.0, between(rng, 60.0, 100.0));
+            let level = between(rng, 12.0, 22.0);
+            noise(&mut f, rng, level);
+            f = jpeg(&f, between(rng, 30.0, 50.0) as u8);
+        }
+        _ => {}
+    }
+    // Every frame, like every webcam's, has some sensor noise.
+    if kind != "noise" && kind != "combined" {
+        let level = if kind == "dark" { 3.0 } else { 6.0 };
+        noise(&mut f, rng, level);
+    }
+    Ok(f)
+}
+
+/// One frame of a generated set: its kind, the code it shows and the picture.
+pub struct SetFrame {
+    /// One of [`KINDS`].
+    pub kind: &'static str,
+    /// The ticket string the frame shows.
+    pub code: String,
+    /// The 1280×720 frame.
+    pub image: GrayImage,
+}
+
+/// `count` frames from `seed`, cycling through [`KINDS`], each of a fresh
+/// ticket. The same seed and count always give the same frames.
+pub fn webcam_set(seed: u64, count: usize) -> Result<Vec<SetFrame>, qr::RenderError> {
+    // xorshift must not start at zero.
+    let mut rng = Rng(seed | 1);
+    (0..count)
+        .map(|i| {
+            let kind = KINDS[i % KINDS.len()];
+            let code = ticket_code(&mut rng);
+            let image = frame(kind, &code, &mut rng)?;
+            Ok(SetFrame { kind, code, image })
+        })
+        .collect()
+}

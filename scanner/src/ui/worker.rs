@@ -709,6 +709,12 @@ impl Worker {
         }
         let (found, _) = self.decoder.decode(&frame.image);
         let Some(found) = found else {
+            // Nothing in view (not a stopped decoder, not several codes):
+            // a code that stays away is gone, and comes back as a new
+            // presentation.
+            if self.decoder.last_miss().is_none() {
+                self.gate.nothing_seen();
+            }
             return;
         };
         // A code still held up to the camera comes back from the gate as a

@@ -9,6 +9,7 @@ mod common;
 
 mod cli;
 mod crash;
+mod hostile;
 mod lying_server;
 mod replay;
 mod sync_e2e;
