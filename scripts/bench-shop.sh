@@ -19,8 +19,8 @@ export JO_BENCH_SECS=${1:-10}
 export JO_BENCH_BUYERS=${2:-32}
 export JO_BENCH_RATE=${3:-1000}
 echo "== shop benchmark: ${JO_BENCH_SECS}s per phase, ${JO_BENCH_BUYERS} buyers, list at ${JO_BENCH_RATE} req/s, $(nproc) cores"
-cargo bench -p jo-server --bench shop --no-run --quiet 2>/dev/null
-run() { RUST_LOG=${RUST_LOG:-error} cargo bench -p jo-server --bench shop --quiet 2>/dev/null; }
+cargo bench -p jo-server --bench shop --no-run --quiet
+run() { RUST_LOG=${RUST_LOG:-error} cargo bench -p jo-server --bench shop --quiet; }
 
 if [[ $backend != postgres ]]; then
     JO_BENCH_DATABASE= JO_BENCH_NODES=1 run

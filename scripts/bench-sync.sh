@@ -15,8 +15,8 @@ cd "$(dirname "$0")/.."
 bench_backend "$@"
 set -- "${rest[@]}"
 export JO_BENCH_SCANS=${2:-1000000}
-cargo bench --locked -p jo-server --bench sync --no-run --quiet 2>/dev/null
-run() { cargo bench --locked -p jo-server --bench sync --quiet 2>/dev/null; }
+cargo bench --locked -p jo-server --bench sync --no-run --quiet
+run() { cargo bench --locked -p jo-server --bench sync --quiet; }
 if [[ $backend != postgres ]]; then
     JO_BENCH_DATABASE= JO_BENCH_TICKETS=${1:-1000000} run
 fi
