@@ -314,25 +314,7 @@ async fn insert_buyers(d: &Direct, prefix: &str, n: usize) {
         .hash(Secret::new(GOOD_PASSWORD.to_owned()))
         .await
         .expect("hashes");
-    d.with(|c| {
-        for i in 0..n {
-            let mut user_key = [0u8; 32];
-            jo_shared::doublekey::random_bytes(&mut user_key).expect("random");
-            c.execute(
-                "INSERT INTO users (username, email, first_name, last_name, password_hash, user_key,
-                     role, email_verified_at, created_at)
-                 VALUES (?1, ?2, 'Jean', 'Dupont', ?3, ?4, 'buyer', 1, 1)",
-                params![
-                    format!("{prefix}{i}"),
-                    format!("{prefix}{i}@example.com"),
-                    hash,
-                    user_key
-                ],
-            )?;
-        }
-        Ok(())
-    })
-    .expect("inserts the buyers");
+    crate::common::shop::insert_buyers(d, prefix, &hash, n);
 }
 
 /// Logs buyer `i` in on `node`, puts one Solo ticket of session `sid` in

@@ -270,34 +270,44 @@ pub fn verify_ticket(app: &TestApp, qr: &str) -> TicketPayload {
     }
 }
 
+/// Inserts `n` verified buyers `{prefix}{i}` (`{prefix}{i}@example.com`)
+/// with the password hash `hash`: no argon2 work per account.
+pub fn insert_buyers(d: &Direct, prefix: &str, hash: &str, n: usize) {
+    d.with(|c| {
+        for i in 0..n {
+            let mut user_key = [0u8; 32];
+            jo_shared::doublekey::random_bytes(&mut user_key).expect("random");
+            c.execute(
+                "INSERT INTO users (username, email, first_name, last_name, password_hash, user_key,
+                     role, email_verified_at, created_at)
+                 VALUES (?1, ?2, 'Jean', 'Dupont', ?3, ?4, 'buyer', 1, 1)",
+                params![
+                    format!("{prefix}{i}"),
+                    format!("{prefix}{i}@example.com"),
+                    hash,
+                    user_key
+                ],
+            )?;
+        }
+        Ok(())
+    })
+    .expect("inserts the buyers");
+}
+
 /// Creates `n` verified buyers sharing the password of an existing one (a
-/// copy of its hash: no argon2 work per account), and logs each in.
+/// copy of its hash), and logs each in.
 pub async fn many_buyers(app: &TestApp, template: &str, n: usize) -> Vec<Browser> {
-    db(app)
+    let d = db(app);
+    let hash: String = d
         .with(|c| {
-            let hash: String = c.query_row(
+            c.query_row(
                 "SELECT password_hash FROM users WHERE username = ?1",
                 params![template],
                 |r| r.get(0),
-            )?;
-            for i in 0..n {
-                let mut user_key = [0u8; 32];
-                jo_shared::doublekey::random_bytes(&mut user_key).expect("random");
-                c.execute(
-                    "INSERT INTO users (username, email, first_name, last_name, password_hash, user_key,
-                         role, email_verified_at, created_at)
-                     VALUES (?1, ?2, 'Jean', 'Dupont', ?3, ?4, 'buyer', 1, 1)",
-                    params![
-                        format!("crowd{i}"),
-                        format!("crowd{i}@example.com"),
-                        hash,
-                        user_key
-                    ],
-                )?;
-            }
-            Ok(())
+            )
         })
-        .expect("inserts the buyers");
+        .expect("reads the template's hash");
+    insert_buyers(&d, "crowd", &hash, n);
     let mut out = Vec::with_capacity(n);
     let mut tasks = Vec::new();
     for i in 0..n {
