@@ -1,11 +1,16 @@
 //! Down-sync: keyring, sessions, revocation deltas, other gates' entries.
 //! Each is a few indexed reads; revocation states are signed per request
-//! (one Ed25519 signature, ~20 µs).
+//! (one Ed25519 signature, ~20 µs). The entries feed can be long-polled
+//! (`wait`): a gate holds one request open and gets another gate's
+//! admission as soon as it is stored.
 
-use axum::Json;
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::extract::State;
 use axum::http::{HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use jo_shared::api::{
     EntriesResponse, KeyringResponse, RevocationDelta, SessionsResponse, SignedDeviceList,
 };
@@ -29,6 +34,48 @@ pub const MAX_ENTRIES_PAGE: u32 = 10_000;
 
 /// Entries in one answer unless the device asks for fewer.
 const DEFAULT_ENTRIES_PAGE: u32 = 5_000;
+
+/// Longest `wait` of the entries long-poll, seconds: below the gates'
+/// request timeout (20 s) with room for the answer, and short enough that
+/// a proxy or NAT on the way does not drop an idle connection.
+pub const MAX_ENTRIES_WAIT_SECS: u32 = 15;
+
+/// While a long-poll waits, the table is read again this often: an entry
+/// stored by another node of the cluster (whose upload signals only its own
+/// waiters) reaches this node's waiters within this time. One indexed read
+/// (`id > cursor`) per waiter per tick.
+pub const ENTRIES_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Wakes the entries long-polls of this node when an upload stored scans:
+/// a counter bumped after each commit; each waiter holds a receiver.
+#[derive(Debug)]
+pub struct EntriesSignal {
+    tx: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for EntriesSignal {
+    fn default() -> Self {
+        Self {
+            tx: tokio::sync::watch::Sender::new(0),
+        }
+    }
+}
+
+impl EntriesSignal {
+    /// Tells every waiter that new rows may be in the table.
+    pub fn notify(&self) {
+        self.tx.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.tx.subscribe()
+    }
+
+    /// Long-polls waiting now.
+    pub fn waiters(&self) -> usize {
+        self.tx.receiver_count()
+    }
+}
 
 /// Header of a revocation answer: the list's latest version, so that a device
 /// knows how far it still is (it asks again from the delta's end).
@@ -183,10 +230,18 @@ pub struct EntriesParams {
     /// Most entries to return (default 5,000, at most 10,000).
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
+    /// Long-poll: when no entry waits, hold the request up to this many
+    /// seconds (at most 15) and answer as soon as one is stored. 0 or
+    /// absent: answer at once.
+    #[serde(default)]
+    #[param(minimum = 0, maximum = 15)]
+    pub wait: u32,
 }
 
 /// Admissions other devices uploaded after `cursor`, oldest first. Ask
-/// again from `next_cursor` while `more` is true.
+/// again from `next_cursor` while `more` is true. With `wait`, an answer
+/// without entries comes only after that many seconds, or earlier with the
+/// first entry stored meanwhile (long-poll: one request open per gate).
 #[utoipa::path(
     get,
     path = "/api/v1/entries",
@@ -202,6 +257,7 @@ pub struct EntriesParams {
 )]
 pub async fn entries(
     State(state): State<AppState>,
+    Extension(signal): Extension<Arc<EntriesSignal>>,
     device: Device,
     ApiQuery(q): ApiQuery<EntriesParams>,
 ) -> Result<Json<EntriesResponse>, ApiFailure> {
@@ -214,10 +270,39 @@ pub async fn entries(
             )));
         }
     };
-    let page = state
-        .store
-        .entries_page(device.id, q.cursor, limit as usize)
-        .await?;
+    if q.wait > MAX_ENTRIES_WAIT_SECS {
+        return Err(ApiFailure::BadRequest(format!(
+            "wait: must be between 0 and {MAX_ENTRIES_WAIT_SECS}"
+        )));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(q.wait));
+    // Subscribed before the first read: an upload committed between the
+    // read and the wait still wakes this request.
+    let mut wake = signal.subscribe();
+    let mut cursor = q.cursor;
+    let page = loop {
+        wake.borrow_and_update();
+        let page = state
+            .store
+            .entries_page(device.id.clone(), cursor, limit as usize)
+            .await?;
+        if !page.entries.is_empty() || page.more || tokio::time::Instant::now() >= deadline {
+            break page;
+        }
+        // Rows read but not for this device (its own, a revoked device's)
+        // are not read again.
+        cursor = page.next_cursor;
+        tokio::select! {
+            changed = wake.changed() => {
+                if changed.is_err() {
+                    // No sender (the router is going away): the table poll alone.
+                    tokio::time::sleep(ENTRIES_POLL_INTERVAL).await;
+                }
+            }
+            () = tokio::time::sleep(ENTRIES_POLL_INTERVAL) => {}
+            () = tokio::time::sleep_until(deadline) => {}
+        }
+    };
     Ok(Json(EntriesResponse {
         entries: page.entries,
         next_cursor: page.next_cursor,

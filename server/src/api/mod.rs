@@ -24,7 +24,10 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use jo_shared::api::paths;
 
-pub use down::{LATEST_VERSION_HEADER, MAX_ENTRIES_PAGE, MAX_REVOCATIONS_PAGE};
+pub use down::{
+    ENTRIES_POLL_INTERVAL, EntriesSignal, LATEST_VERSION_HEADER, MAX_ENTRIES_PAGE,
+    MAX_ENTRIES_WAIT_SECS, MAX_REVOCATIONS_PAGE,
+};
 pub use error::ApiFailure;
 pub use openapi::openapi_json;
 pub use scans::{MAX_LABEL_BYTES, MAX_RAW_BYTES};
@@ -49,6 +52,10 @@ pub fn router() -> Router<AppState> {
         // `/api/` tree; the site-wide extractor default (64 KiB) is lifted here.
         .layer(DefaultBodyLimit::disable())
         .layer(Extension(Arc::new(rate::RateLimiter::default())))
+        // One per router (one per node): the scan upload wakes the entries
+        // long-polls held on this node; other nodes' waiters see the new
+        // rows at their next table poll.
+        .layer(Extension(Arc::new(EntriesSignal::default())))
 }
 
 /// The request body cap: the API's (a batch of scans) for the scan upload,

@@ -3,11 +3,14 @@
 
 use std::collections::HashSet;
 
-use axum::Json;
+use std::sync::Arc;
+
 use axum::extract::State;
+use axum::{Extension, Json};
 use jo_shared::api::{ScanBatch, ScanBatchResponse, ScanVerdict, batch_message};
 use jo_shared::signing::{verify_signature, verifying_key_from_bytes};
 
+use super::down::EntriesSignal;
 use super::error::ApiFailure;
 use super::extract::{ApiJson, Device};
 use crate::db::scans::{CheckedRecord, LatePolicy};
@@ -165,6 +168,7 @@ pub fn check_batch(
 )]
 pub async fn upload(
     State(state): State<AppState>,
+    Extension(signal): Extension<Arc<EntriesSignal>>,
     device: Device,
     ApiJson(batch): ApiJson<ScanBatch>,
 ) -> Result<Json<ScanBatchResponse>, ApiFailure> {
@@ -193,6 +197,10 @@ pub async fn upload(
         .store
         .store_scan_batch(device.id.clone(), records, pending, late, keyring)
         .await?;
+    if out.stored > 0 {
+        // After the commit: the long-polls of this node read the new rows now.
+        signal.notify();
+    }
     crate::metrics::scans(out.stored, out.duplicates.len(), out.conflicts);
     if out.conflicts > 0 {
         tracing::warn!(device_id = %device.id, conflicts = out.conflicts, "scan conflicts recorded");
