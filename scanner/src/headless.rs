@@ -122,6 +122,38 @@ pub fn process(
     line.attempt = Some(found.attempt);
     let scan = gate.scan(&found.text, now)?;
     line.text = Some(found.text);
+    fill(&mut line, &scan);
+    line.total_ms = ms(start.elapsed());
+    Ok(line)
+}
+
+/// Decides on a ticket string given as text (no picture: `jo-scanner
+/// gate` and the benchmarks), logged like a scan.
+pub fn scan_text(gate: &mut Gate, text: &str, label: &str, now: i64) -> Result<Line, StoreError> {
+    let start = Instant::now();
+    let scan = gate.scan(text, now)?;
+    let mut line = Line {
+        file: label.to_owned(),
+        verdict: None,
+        reason: None,
+        text: Some(text.trim().to_owned()),
+        holder: None,
+        admits: None,
+        session: None,
+        used_at: None,
+        used_gate: None,
+        repeat: false,
+        scan_id: None,
+        attempt: None,
+        decode_ms: 0.0,
+        total_ms: 0.0,
+    };
+    fill(&mut line, &scan);
+    line.total_ms = ms(start.elapsed());
+    Ok(line)
+}
+
+fn fill(line: &mut Line, scan: &crate::gate::Scan) {
     line.verdict = Some(scan.verdict.kind());
     line.reason = scan.verdict.reason_code().map(str::to_owned);
     line.repeat = scan.repeat;
@@ -135,8 +167,6 @@ pub fn process(
         line.used_at = Some(prior.scanned_at);
         line.used_gate = Some(prior.gate.clone());
     }
-    line.total_ms = ms(start.elapsed());
-    Ok(line)
 }
 
 /// Summary of a replay.

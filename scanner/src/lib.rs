@@ -10,6 +10,7 @@ pub mod decode;
 pub mod frames;
 pub mod gate;
 pub mod headless;
+pub mod peers;
 pub mod store;
 pub mod sync;
 pub mod synth;

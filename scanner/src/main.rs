@@ -97,6 +97,30 @@ enum Command {
         #[arg(long)]
         frames: PathBuf,
     },
+    /// Runs the gate on ticket strings read from standard input, one per
+    /// line, instead of camera frames (kiosks, tests, benchmarks). Each is
+    /// decided and logged like a scan; meanwhile, with `--live`, other
+    /// gates' admissions come from the server as they are stored and each
+    /// admission goes up at once, and with peers (`--peer-listen`,
+    /// `--peer`, `--mdns`) they are exchanged with the gates on the LAN.
+    /// Prints one JSON line per scan (`verdict`…, `at_ms`) and per batch of
+    /// entries learned (`learned`, `source`, `at_ms`). The lines `!cut` and
+    /// `!heal` cut this gate off its peers and bring it back; `!status`
+    /// prints the peers seen.
+    Gate {
+        /// Upload each admission at once and long-poll other gates' entries.
+        #[arg(long)]
+        live: bool,
+        /// Accept other gates on this address (e.g. 0.0.0.0:47330).
+        #[arg(long, value_name = "ADDR")]
+        peer_listen: Option<std::net::SocketAddr>,
+        /// Another gate to reach, host:port (repeat the flag for several).
+        #[arg(long = "peer", value_name = "HOST:PORT")]
+        peers: Vec<String>,
+        /// Find the other gates with mDNS/DNS-SD.
+        #[arg(long)]
+        mdns: bool,
+    },
 }
 
 fn unix_now() -> i64 {
@@ -130,6 +154,143 @@ fn print_json(out: &mut impl Write, value: &impl serde::Serialize) -> anyhow::Re
 /// Runs the command; an error is printed as one line, `error: ` and its
 /// causes (never a backtrace, whatever RUST_BACKTRACE says), with a non-zero
 /// exit status.
+/// What the `gate` loop waits for.
+enum Input {
+    Text(String),
+    Learned(&'static str, Vec<jo_shared::api::RemoteEntry>),
+    End,
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn peer_status() -> serde_json::Value {
+    let board = jo_scanner::peers::board();
+    let seen: Vec<_> = board
+        .peers()
+        .into_iter()
+        .map(|p| {
+            serde_json::json!({
+                "device_id": p.device_id,
+                "gate": p.gate,
+                "connected": p.connected,
+                "last_heard": p.last_heard,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "peers": seen,
+        "learning": format!("{:?}", board.learning(unix_now())).to_lowercase(),
+        "learned_from_peers": board.learned(),
+        "dropped": board.dropped(),
+    })
+}
+
+/// `jo-scanner gate`: ticket strings from standard input, entries learned
+/// from the server and the peers meanwhile, all decided on one thread.
+fn run_gate(cli: &Cli, live: bool, peers: &jo_scanner::peers::PeerConfig) -> anyhow::Result<()> {
+    let mut gate = open_gate(cli)?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let _live = if live {
+        let tx = tx.clone();
+        let l = sync::live::spawn(&cli.state, move |_, entries| {
+            let _ = tx.send(Input::Learned("server", entries));
+        })?;
+        jo_scanner::peers::board().set_live(l.status.clone());
+        Some(l)
+    } else {
+        None
+    };
+    let node = if peers.listen.is_some() || !peers.peers.is_empty() {
+        let tx = tx.clone();
+        let node = jo_scanner::peers::spawn(&cli.state, peers, move |entries| {
+            let _ = tx.send(Input::Learned("peer", entries));
+        })?;
+        Some(node)
+    } else {
+        None
+    };
+    let mut out = std::io::stdout().lock();
+    // The address first: a caller that asked for port 0 learns the port.
+    print_json(
+        &mut out,
+        &serde_json::json!({
+            "ready": true,
+            "peer_listen": node.as_ref().and_then(|n| n.listening).map(|a| a.to_string()),
+        }),
+    )?;
+    let input = tx.clone();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if input.send(Input::Text(line)).is_err() {
+                return;
+            }
+        }
+        let _ = input.send(Input::End);
+    });
+    drop(tx);
+    let mut n = 0usize;
+    while let Ok(next) = rx.recv() {
+        match next {
+            Input::Text(text) => match text.trim() {
+                "" => {}
+                cmd @ ("!cut" | "!heal") => {
+                    if let Some(node) = &node {
+                        node.set_cut_off(cmd == "!cut");
+                    }
+                    print_json(&mut out, &serde_json::json!({ "peers_cut": cmd == "!cut" }))?;
+                }
+                "!status" => print_json(&mut out, &peer_status())?,
+                text => {
+                    n += 1;
+                    let label = format!("line-{n}");
+                    let line = headless::scan_text(&mut gate, text, &label, now_or(cli.now))?;
+                    let mut v = serde_json::to_value(&line)?;
+                    v["at_ms"] = serde_json::json!(unix_ms());
+                    print_json(&mut out, &v)?;
+                }
+            },
+            Input::Learned(source, entries) => {
+                let store = gate.store();
+                let synced = jo_scanner::gate::Synced {
+                    keyring: store.keyring()?,
+                    sessions: store.sessions()?,
+                    revocations: None,
+                    entries,
+                };
+                let ids: Vec<String> = synced
+                    .entries
+                    .iter()
+                    .map(|e| e.scan_id.to_string())
+                    .collect();
+                let gates: Vec<String> = synced.entries.iter().map(|e| e.gate.clone()).collect();
+                gate.install(synced);
+                print_json(
+                    &mut out,
+                    &serde_json::json!({
+                        "learned": ids.len(),
+                        "source": source,
+                        "scan_ids": ids,
+                        "gates": gates,
+                        "at_ms": unix_ms(),
+                    }),
+                )?;
+            }
+            Input::End => break,
+        }
+    }
+    Ok(())
+}
+
+fn now_or(fixed: Option<i64>) -> i64 {
+    fixed.unwrap_or_else(unix_now)
+}
+
 fn main() -> ExitCode {
     match run(&Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
@@ -162,6 +323,23 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
                 line.file = label;
                 print_json(&mut out, &line)?;
             }
+        }
+        Some(Command::Gate {
+            live,
+            peer_listen,
+            peers,
+            mdns,
+        }) => {
+            run_gate(
+                cli,
+                *live,
+                &jo_scanner::peers::PeerConfig {
+                    listen: *peer_listen,
+                    peers: peers.clone(),
+                    mdns: *mdns,
+                    entry_cap: 0,
+                },
+            )?;
         }
         Some(Command::Replay { frames }) => {
             let mut gate = open_gate(cli)?;

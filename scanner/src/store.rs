@@ -97,7 +97,36 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE remote_entries ADD COLUMN scan_id TEXT NOT NULL DEFAULT '';
     ALTER TABLE remote_entries ADD COLUMN signature TEXT NOT NULL DEFAULT '';
     "#,
+    // 3: entries learned from gates on the LAN beside those from the
+    // server, in one grow-only set merged by scan id: an admission heard
+    // from both (or from two peers) counts once. `source` keeps where it
+    // came from (the peer-learned part is capped); the gate's own log
+    // (`scans`) is never touched by what peers say.
+    r#"
+    ALTER TABLE remote_entries ADD COLUMN source TEXT NOT NULL DEFAULT 'server';
+    DELETE FROM remote_entries WHERE scan_id <> ''
+        AND rowid NOT IN (SELECT MIN(rowid) FROM remote_entries GROUP BY scan_id);
+    CREATE UNIQUE INDEX remote_entries_scan_id ON remote_entries (scan_id) WHERE scan_id <> '';
+    "#,
 ];
+
+/// Where another gate's entry was learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntrySource {
+    /// From the server's entries feed.
+    Server,
+    /// From a gate on the LAN ([`crate::peers`]).
+    Peer,
+}
+
+impl EntrySource {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Server => "server",
+            Self::Peer => "peer",
+        }
+    }
+}
 
 /// Errors of the local store.
 #[derive(Debug, thiserror::Error)]
@@ -576,16 +605,61 @@ impl Store {
     }
 
     /// Records entries other devices uploaded (learned at sync), with their
-    /// device's signature as evidence. The caller checked each against the
-    /// signed device list: only verified entries may be stored, since the
-    /// gate refuses tickets on their word.
-    pub fn add_remote_entries(&mut self, entries: &[jo_shared::api::RemoteEntry]) -> Result<()> {
-        let tx = self.conn.transaction()?;
+    /// device's signature as evidence, and returns those that were new
+    /// (an entry already known, by scan id, is not handed to the gate
+    /// twice). The caller checked each against the signed device list: only
+    /// verified entries may be stored, since the gate refuses tickets on
+    /// their word.
+    pub fn add_remote_entries(
+        &mut self,
+        entries: &[jo_shared::api::RemoteEntry],
+    ) -> Result<Vec<jo_shared::api::RemoteEntry>> {
+        self.add_entries(entries, EntrySource::Server, u64::MAX)
+    }
+
+    /// Records entries learned from gates on the LAN (each checked by the
+    /// caller against the signed device list), merged by scan id with
+    /// everything known; returns the new ones. At most `cap` peer-learned
+    /// entries are kept: past it, new ones are dropped (a flood of valid
+    /// but endless admissions cannot fill the disk).
+    pub fn add_peer_entries(
+        &mut self,
+        entries: &[jo_shared::api::RemoteEntry],
+        cap: u64,
+    ) -> Result<Vec<jo_shared::api::RemoteEntry>> {
+        self.add_entries(entries, EntrySource::Peer, cap)
+    }
+
+    fn add_entries(
+        &mut self,
+        entries: &[jo_shared::api::RemoteEntry],
+        source: EntrySource,
+        cap: u64,
+    ) -> Result<Vec<jo_shared::api::RemoteEntry>> {
+        // Immediate: a read transaction that later writes may be refused
+        // at once (its snapshot stale) when another connection wrote
+        // meanwhile; taking the write lock first lets the busy timeout wait.
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut held: u64 = if cap == u64::MAX {
+            0
+        } else {
+            tx.query_row(
+                "SELECT COUNT(*) FROM remote_entries WHERE source = ?1",
+                [source.as_str()],
+                |r| r.get::<_, i64>(0),
+            )? as u64
+        };
+        let mut new = Vec::new();
         for e in entries {
-            tx.execute(
+            if held >= cap {
+                break;
+            }
+            let n = tx.execute(
                 "INSERT OR IGNORE INTO remote_entries
-                    (ticket_id, session_id, device_id, gate, scanned_at, scan_id, signature)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    (ticket_id, session_id, device_id, gate, scanned_at, scan_id, signature, source)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 params![
                     &e.ticket_id.0[..],
                     e.session_id,
@@ -593,12 +667,109 @@ impl Store {
                     e.gate,
                     e.scanned_at,
                     e.scan_id.as_str(),
-                    e.signature
+                    e.signature,
+                    source.as_str()
                 ],
             )?;
+            if n == 1 {
+                held += 1;
+                new.push(e.clone());
+            }
         }
         tx.commit()?;
-        Ok(())
+        Ok(new)
+    }
+
+    /// Entries learned from `source`.
+    pub fn remote_entry_count(&self, source: EntrySource) -> Result<u64> {
+        Ok(self.conn.query_row(
+            "SELECT COUNT(*) FROM remote_entries WHERE source = ?1",
+            [source.as_str()],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
+    /// Signed admissions this gate can vouch for to its peers, after the
+    /// positions `after` (`(last own seq, last other rowid)`):
+    /// its own admissions from the log (signed at the
+    /// scan, under `device_id`) and every other gate's it learned, `limit`
+    /// in all (the own ones first). Each
+    /// carries its device's signature, so a peer believes it on that
+    /// signature alone, not on this gate's word. Returns the entries and
+    /// the positions to ask from next.
+    pub fn shareable_entries(
+        &self,
+        device_id: &str,
+        after: (u64, u64),
+        limit: usize,
+    ) -> Result<(Vec<jo_shared::api::RemoteEntry>, (u64, u64))> {
+        let (mut own_at, mut other_at) = after;
+        let mut out = Vec::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT seq, record FROM scans WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
+        let rows = stmt.query_map(params![own_at as i64, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+        })?;
+        for row in rows {
+            let (seq, json) = row?;
+            own_at = own_at.max(seq as u64);
+            let r: ScanRecord =
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            if let (ScanVerdict::Admit, Some(ticket_id), Some(session_id), Some(signature)) =
+                (r.verdict, r.ticket_id, r.session_id, r.signature)
+                && !device_id.is_empty()
+            {
+                out.push(jo_shared::api::RemoteEntry {
+                    scan_id: r.scan_id,
+                    ticket_id,
+                    session_id,
+                    device_id: device_id.to_owned(),
+                    gate: r.gate,
+                    scanned_at: r.scanned_at,
+                    signature,
+                });
+            }
+        }
+        // `limit` in all: the rest of it for other gates' entries.
+        let rest = limit.saturating_sub(out.len());
+        if rest == 0 {
+            return Ok((out, (own_at, other_at)));
+        }
+        let mut stmt = self.conn.prepare(
+            "SELECT rowid, ticket_id, session_id, device_id, gate, scanned_at, scan_id, signature
+             FROM remote_entries WHERE rowid > ?1 AND scan_id <> '' ORDER BY rowid LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![other_at as i64, rest as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, String>(7)?,
+            ))
+        })?;
+        for row in rows {
+            let (rowid, id, session, device, gate, scanned_at, scan_id, signature) = row?;
+            other_at = other_at.max(rowid as u64);
+            let (Some(scan_id), Ok(session_id)) = (ScanId::parse(&scan_id), u32::try_from(session))
+            else {
+                continue;
+            };
+            out.push(jo_shared::api::RemoteEntry {
+                scan_id,
+                ticket_id: ticket_id(&id)?,
+                session_id,
+                device_id: device,
+                gate,
+                scanned_at,
+                signature,
+            });
+        }
+        Ok((out, (own_at, other_at)))
     }
 
     /// Every admission known: this device's admitted scans and other devices'.

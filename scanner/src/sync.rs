@@ -791,33 +791,15 @@ pub fn check_entry(devices: &SignedDeviceList, entry: &RemoteEntry) -> Result<()
 }
 
 impl Run<'_, '_> {
-    /// Up: the log in order, in signed batches. The server stores a batch
-    /// whole or not at all, so a batch is marked uploaded only once answered.
+    /// Up: the log in order, in signed batches ([`upload_log`]).
     fn upload(&mut self) -> Result<(), SyncError> {
-        let e = &self.enrollment;
-        let key = SigningKey::from_bytes(&e.secret_key);
-        let total = self.store.pending_count()?;
-        for _ in 0..MAX_PAGES {
-            let records = self.store.pending_scans(UPLOAD_BATCH)?;
-            let Some(last) = records.last() else {
-                break;
-            };
-            let message = api::batch_message(&e.device_id, last.seq, &last.hash());
-            let n = records.len() as u64;
-            let ids: Vec<_> = records.iter().map(|r| r.scan_id.clone()).collect();
-            let batch = ScanBatch {
-                signature: hex::encode(key.sign(&message).to_bytes()),
-                pending: self.store.pending_count()?.saturating_sub(n),
-                records,
-            };
-            let answer: ScanBatchResponse = self.client.post(api::paths::SCANS, &batch)?;
-            self.store.mark_uploaded(&ids)?;
-            self.report.uploaded += n;
-            self.report.duplicates += answer.duplicates.len() as u64;
-            self.report.conflicts += u64::from(answer.conflicts);
-            (self.progress)(self.report.uploaded, total);
-        }
-        Ok(())
+        upload_log(
+            self.store,
+            &mut self.client,
+            &self.enrollment,
+            self.report,
+            self.progress,
+        )
     }
 
     /// The keyring: accepted only as a chain leading from the statement
@@ -844,24 +826,9 @@ impl Run<'_, '_> {
         Ok(())
     }
 
-    /// Fetches, verifies and stores the device list; the one held is kept
-    /// when the new one does not verify or is older.
+    /// Fetches, verifies and stores the device list ([`fetch_device_list`]).
     fn fetch_devices(&mut self) -> Result<SignedDeviceList, SyncError> {
-        let list: SignedDeviceList = self.client.get(api::paths::DEVICES)?;
-        let keyring = self.store.keyring()?;
-        list.verify(&keyring)
-            .map_err(|e| SyncError::DeviceListRefused(e.to_string()))?;
-        if let Some(held) = self.store.device_list()?
-            && list.issued_at < held.issued_at
-        {
-            // A replay of an older list could bring back a revoked gate.
-            return Err(SyncError::DeviceListRefused(format!(
-                "signed at {}, before the list held (signed at {})",
-                list.issued_at, held.issued_at
-            )));
-        }
-        self.store.save_device_list(&list)?;
-        Ok(list)
+        fetch_device_list(&mut self.client, self.store)
     }
 
     fn devices(&mut self) -> Result<(), SyncError> {
@@ -952,38 +919,366 @@ impl Run<'_, '_> {
             if page.next_cursor < cursor {
                 return Err(SyncError::BadAnswer("entries cursor went back".into()));
             }
-            let mut believed = Vec::new();
-            for x in page.entries {
-                if x.device_id == own {
-                    continue;
-                }
-                let unknown = !devices.devices.iter().any(|d| d.device_id == x.device_id);
-                if unknown && !refetched {
-                    refetched = true;
-                    if let Ok(newer) = self.fetch_devices() {
-                        devices = newer;
-                    }
-                }
-                match check_entry(&devices, &x) {
-                    Ok(()) => believed.push(x),
-                    Err(why) => {
-                        self.report.entries_refused += 1;
-                        if self.report.entries_refused_why.len() < MAX_REFUSED_SHOWN {
-                            self.report.entries_refused_why.push(why);
-                        }
-                    }
-                }
-            }
-            self.store.add_remote_entries(&believed)?;
+            let new = learn_entries(
+                &mut self.client,
+                self.store,
+                &own,
+                &mut devices,
+                &mut refetched,
+                page.entries,
+                self.report,
+            )?;
             cursor = page.next_cursor;
             self.store.set_state(ENTRIES_CURSOR, &cursor.to_string())?;
-            self.report.entries.extend(believed);
+            self.report.entries.extend(new);
             if !page.more {
                 break;
             }
         }
         self.devices = Some(devices);
         Ok(())
+    }
+}
+
+/// One upload at a time per process: the live uploader and the periodic
+/// sync share the log, and a later batch reaching the server before an
+/// earlier one would look like a gap in the chain.
+static UPLOAD_LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Up: the log in order, in signed batches. The server stores a batch whole
+/// or not at all, so a batch is marked uploaded only once answered.
+fn upload_log(
+    store: &mut Store,
+    client: &mut Client,
+    e: &Enrollment,
+    report: &mut SyncReport,
+    progress: Progress<'_>,
+) -> Result<(), SyncError> {
+    let _one_at_a_time = UPLOAD_LOCK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let key = SigningKey::from_bytes(&e.secret_key);
+    let total = store.pending_count()?;
+    for _ in 0..MAX_PAGES {
+        let records = store.pending_scans(UPLOAD_BATCH)?;
+        let Some(last) = records.last() else {
+            break;
+        };
+        let message = api::batch_message(&e.device_id, last.seq, &last.hash());
+        let n = records.len() as u64;
+        let ids: Vec<_> = records.iter().map(|r| r.scan_id.clone()).collect();
+        let batch = ScanBatch {
+            signature: hex::encode(key.sign(&message).to_bytes()),
+            pending: store.pending_count()?.saturating_sub(n),
+            records,
+        };
+        let answer: ScanBatchResponse = client.post(api::paths::SCANS, &batch)?;
+        store.mark_uploaded(&ids)?;
+        report.uploaded += n;
+        report.duplicates += answer.duplicates.len() as u64;
+        report.conflicts += u64::from(answer.conflicts);
+        progress(report.uploaded, total);
+    }
+    Ok(())
+}
+
+/// Fetches, verifies and stores the device list; the one held is kept when
+/// the new one does not verify or is older.
+fn fetch_device_list(
+    client: &mut Client,
+    store: &mut Store,
+) -> Result<SignedDeviceList, SyncError> {
+    let list: SignedDeviceList = client.get(api::paths::DEVICES)?;
+    let keyring = store.keyring()?;
+    list.verify(&keyring)
+        .map_err(|e| SyncError::DeviceListRefused(e.to_string()))?;
+    if let Some(held) = store.device_list()?
+        && list.issued_at < held.issued_at
+    {
+        // A replay of an older list could bring back a revoked gate.
+        return Err(SyncError::DeviceListRefused(format!(
+            "signed at {}, before the list held (signed at {})",
+            list.issued_at, held.issued_at
+        )));
+    }
+    store.save_device_list(&list)?;
+    Ok(list)
+}
+
+/// Checks a page of other gates' entries against `devices` (fetched again
+/// once, when an entry names a device it does not hold: a gate enrolled
+/// after it was signed), stores those believed and returns the ones new to
+/// this gate. Refusals are counted in `report`.
+fn learn_entries(
+    client: &mut Client,
+    store: &mut Store,
+    own: &str,
+    devices: &mut SignedDeviceList,
+    refetched: &mut bool,
+    entries: Vec<RemoteEntry>,
+    report: &mut SyncReport,
+) -> Result<Vec<RemoteEntry>, SyncError> {
+    let mut believed = Vec::new();
+    for x in entries {
+        if x.device_id == own {
+            continue;
+        }
+        let unknown = !devices.devices.iter().any(|d| d.device_id == x.device_id);
+        if unknown && !*refetched {
+            *refetched = true;
+            if let Ok(newer) = fetch_device_list(client, store) {
+                *devices = newer;
+            }
+        }
+        match check_entry(devices, &x) {
+            Ok(()) => believed.push(x),
+            Err(why) => {
+                report.entries_refused += 1;
+                if report.entries_refused_why.len() < MAX_REFUSED_SHOWN {
+                    report.entries_refused_why.push(why);
+                }
+            }
+        }
+    }
+    Ok(store.add_remote_entries(&believed)?)
+}
+
+/// Live sync: each admission goes up as soon as it is logged, and one
+/// long-poll on the entries feed brings other gates' admissions as soon as
+/// the server stores them, both on threads of their own (the scanning
+/// thread never waits for them). The periodic sync stays for everything
+/// else and retries what these could not send.
+pub mod live {
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use jo_shared::api::{self, EntriesResponse, RemoteEntry};
+
+    use super::{
+        Client, ENTRIES_CURSOR, SyncError, SyncReport, learn_entries, now_secs, stored_ca,
+        upload_log,
+    };
+    use crate::store::Store;
+
+    /// Seconds the server is asked to hold the long-poll (its maximum).
+    pub const WAIT_SECS: u32 = 15;
+
+    /// How often the uploader looks for a newly logged scan: one indexed
+    /// read of the local database.
+    pub const LOG_POLL: Duration = Duration::from_millis(20);
+
+    /// Longest wait after a failure before trying again (the periodic sync
+    /// retries meanwhile).
+    const MAX_RETRY: Duration = Duration::from_secs(8);
+
+    /// What the live threads last saw, for the sync panel.
+    #[derive(Debug, Default)]
+    pub struct LiveStatus {
+        /// A long-poll is open (the last one was answered).
+        pub connected: AtomicBool,
+        /// When the server last answered a long-poll (Unix seconds; 0: never).
+        pub last_heard: AtomicI64,
+        /// The last error, if the live link is down.
+        pub error: Mutex<Option<String>>,
+    }
+
+    impl LiveStatus {
+        fn up(&self) {
+            self.connected.store(true, Ordering::Relaxed);
+            self.last_heard.store(now_secs(), Ordering::Relaxed);
+            if let Ok(mut e) = self.error.lock() {
+                *e = None;
+            }
+        }
+
+        fn down(&self, why: &SyncError) {
+            self.connected.store(false, Ordering::Relaxed);
+            if let Ok(mut e) = self.error.lock() {
+                *e = Some(why.to_string());
+            }
+        }
+    }
+
+    /// The live threads; dropped, they stop (within one long-poll).
+    pub struct Live {
+        stop: Arc<AtomicBool>,
+        /// What they saw.
+        pub status: Arc<LiveStatus>,
+    }
+
+    impl Drop for Live {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn client_of(store: &Store) -> Result<(Client, super::Enrollment), SyncError> {
+        let e = store.enrollment()?.ok_or(SyncError::NotEnrolled)?;
+        let ca = stored_ca(store)?;
+        let client = Client::new(&e.server_url, Some(e.token.clone()), ca.as_deref())?;
+        Ok((client, e))
+    }
+
+    /// Starts the live threads on the store in `dir`: `learned` is called
+    /// (from the long-poll thread, with its store) with each batch of other
+    /// gates' entries new to this gate, verified and stored.
+    pub fn spawn(
+        dir: &Path,
+        learned: impl Fn(&Store, Vec<RemoteEntry>) + Send + 'static,
+    ) -> std::io::Result<Live> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let status = Arc::new(LiveStatus::default());
+        let (d, s) = (dir.to_path_buf(), stop.clone());
+        std::thread::Builder::new()
+            .name("scanner-live-up".into())
+            .spawn(move || uploader(&d, &s))?;
+        let (d, s, st) = (dir.to_path_buf(), stop.clone(), status.clone());
+        std::thread::Builder::new()
+            .name("scanner-live-down".into())
+            .spawn(move || long_poll(&d, &s, &st, &learned))?;
+        Ok(Live { stop, status })
+    }
+
+    fn pause(stop: &AtomicBool, d: Duration) {
+        let until = Instant::now() + d;
+        while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(50).min(d));
+        }
+    }
+
+    fn uploader(dir: &Path, stop: &AtomicBool) {
+        let mut store = match Store::open(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("jo-scanner: live upload off: {e}");
+                return;
+            }
+        };
+        let mut retry = Duration::from_secs(1);
+        let mut client = None;
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(LOG_POLL);
+            if !matches!(store.pending_count(), Ok(n) if n > 0) {
+                continue;
+            }
+            if client.is_none() {
+                match client_of(&store) {
+                    Ok(c) => client = Some(c),
+                    Err(_) => {
+                        pause(stop, MAX_RETRY);
+                        continue;
+                    }
+                }
+            }
+            let Some((c, e)) = client.as_mut() else {
+                continue;
+            };
+            let mut report = SyncReport::default();
+            match upload_log(&mut store, c, e, &mut report, &mut |_, _| {}) {
+                Ok(()) => retry = Duration::from_secs(1),
+                Err(err) => {
+                    // The credentials may have changed (a new enrolment).
+                    if !err.is_transient() {
+                        client = None;
+                    }
+                    pause(stop, retry);
+                    retry = (retry * 2).min(MAX_RETRY);
+                }
+            }
+        }
+    }
+
+    fn long_poll(
+        dir: &Path,
+        stop: &AtomicBool,
+        status: &LiveStatus,
+        learned: &dyn Fn(&Store, Vec<RemoteEntry>),
+    ) {
+        let mut store = match Store::open(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("jo-scanner: live entries off: {e}");
+                return;
+            }
+        };
+        let mut retry = Duration::from_secs(1);
+        // The first request after a start or a failure does not wait: it
+        // tells at once whether the link is up.
+        let mut wait = 0;
+        while !stop.load(Ordering::Relaxed) {
+            match poll_once(&mut store, wait) {
+                Ok(new) => {
+                    wait = WAIT_SECS;
+                    status.up();
+                    retry = Duration::from_secs(1);
+                    if !new.is_empty() {
+                        learned(&store, new);
+                    }
+                }
+                Err(e) => {
+                    wait = 0;
+                    status.down(&e);
+                    pause(stop, retry);
+                    retry = (retry * 2).min(MAX_RETRY);
+                }
+            }
+        }
+    }
+
+    /// One long-poll of the entries feed from the stored cursor: waits up
+    /// to `wait` seconds (at most the server's 15) for another gate's admission, checks what comes
+    /// against the signed device list held, stores it, and returns the
+    /// entries new to this gate. Without a verified device list nothing is
+    /// asked (the periodic sync fetches one first).
+    pub fn poll_once(store: &mut Store, wait: u32) -> Result<Vec<RemoteEntry>, SyncError> {
+        let (mut client, e) = client_of(store)?;
+        let Some(mut devices) = store.device_list()? else {
+            std::thread::sleep(Duration::from_secs(1));
+            return Err(SyncError::NoDeviceList);
+        };
+        let cursor: u64 = store
+            .get_state(ENTRIES_CURSOR)?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        let page: EntriesResponse = client.get(&format!(
+            "{}?cursor={cursor}&wait={wait}",
+            api::paths::ENTRIES
+        ))?;
+        if page.next_cursor < cursor {
+            return Err(SyncError::BadAnswer("entries cursor went back".into()));
+        }
+        let mut report = SyncReport::default();
+        let mut refetched = false;
+        let new = learn_entries(
+            &mut client,
+            store,
+            &e.device_id,
+            &mut devices,
+            &mut refetched,
+            page.entries,
+            &mut report,
+        )?;
+        // Moved on only forward: the periodic sync may have gone further.
+        let held: u64 = store
+            .get_state(ENTRIES_CURSOR)?
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        if page.next_cursor > held {
+            store.set_state(ENTRIES_CURSOR, &page.next_cursor.to_string())?;
+        }
+        if report.entries_refused > 0 {
+            eprintln!(
+                "jo-scanner: {} entries from the server not believed: {}",
+                report.entries_refused,
+                report
+                    .entries_refused_why
+                    .first()
+                    .map_or("", String::as_str)
+            );
+        }
+        Ok(new)
     }
 }
 

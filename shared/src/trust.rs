@@ -480,6 +480,55 @@ pub fn admission_message(a: &Admission<'_>) -> Vec<u8> {
     m
 }
 
+/// Domain-separation label of a LAN peer handshake proof.
+pub const PEER_HANDSHAKE_LABEL: &[u8] = b"JO-PEER-HANDSHAKE-v1\0";
+
+/// Which end of a peer connection signs a handshake proof.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRole {
+    /// The gate that opened the connection.
+    Dialer,
+    /// The gate that accepted it.
+    Listener,
+}
+
+/// The bytes a gate signs with its device key to prove, to a gate on the
+/// LAN, that it holds the key the signed device list names: label ‖ role
+/// (1) ‖ dialer id ‖ listener id (length-prefixed) ‖ dialer nonce (32) ‖
+/// listener nonce (32). Each side checks the other's proof over its own
+/// fresh nonce, so a recorded proof is worth nothing in another
+/// connection; the role byte keeps a proof from being reflected back.
+pub fn peer_handshake_message(
+    role: PeerRole,
+    dialer_id: &str,
+    listener_id: &str,
+    dialer_nonce: &[u8; 32],
+    listener_nonce: &[u8; 32],
+) -> Vec<u8> {
+    let mut m = Vec::with_capacity(PEER_HANDSHAKE_LABEL.len() + 128);
+    m.extend_from_slice(PEER_HANDSHAKE_LABEL);
+    m.push(match role {
+        PeerRole::Dialer => 1,
+        PeerRole::Listener => 2,
+    });
+    put_str(&mut m, dialer_id);
+    put_str(&mut m, listener_id);
+    m.extend_from_slice(dialer_nonce);
+    m.extend_from_slice(listener_nonce);
+    m
+}
+
+/// Checks a peer's handshake proof (hex signature) with its raw public key.
+pub fn verify_peer_proof(
+    device_key: &[u8; 32],
+    message: &[u8],
+    signature_hex: &str,
+) -> Result<(), TrustError> {
+    let key = verifying_key_from_bytes(device_key).ok_or(TrustError::Malformed("device key"))?;
+    let sig = decode_sig(signature_hex)?;
+    verify_signature(&key, message, &sig).map_err(|_| TrustError::BadSignature("peer proof"))
+}
+
 /// Checks a device's signature (hex) over an admission with its raw public key.
 pub fn verify_admission(
     device_key: &[u8; 32],

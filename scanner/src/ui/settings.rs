@@ -1,5 +1,6 @@
-//! The gate's persisted settings: language, camera choice, and how old a
-//! revocation list may grow while the server answers before the gate warns.
+//! The gate's persisted settings: language, camera choice, how old a
+//! revocation list may grow while the server answers before the gate warns,
+//! and how it reaches the other gates of the venue on the LAN.
 //!
 //! Kept apart from runtime handles (worker, channels, textures) and stored as
 //! a small JSON file in the state directory, so that a restarted laptop comes
@@ -66,6 +67,40 @@ pub struct Settings {
     /// the gate holds without a loud warning while the server answers (the
     /// GUI's sync panel and `jo-scanner sync` both say so past it).
     pub max_list_age_secs: u64,
+    /// Address to accept other gates on (e.g. `0.0.0.0:47330`); `None`:
+    /// this gate does not listen (it may still dial [`Settings::peers`]).
+    pub peer_listen: Option<String>,
+    /// Other gates to reach, `host:port`, for networks that block multicast.
+    pub peers: Vec<String>,
+    /// Find the other gates with mDNS/DNS-SD (needs `peer_listen`).
+    pub mdns: bool,
+}
+
+impl Settings {
+    /// The peer node's configuration; `None` when it is off (no address
+    /// to listen on and no peer to dial). A listening address that does
+    /// not parse is reported and left out.
+    pub fn peer_config(&self) -> Option<crate::peers::PeerConfig> {
+        let listen = self
+            .peer_listen
+            .as_deref()
+            .and_then(|a| match a.trim().parse() {
+                Ok(addr) => Some(addr),
+                Err(e) => {
+                    eprintln!("jo-scanner: peer_listen {a:?}: {e}; not listening");
+                    None
+                }
+            });
+        if listen.is_none() && self.peers.is_empty() {
+            return None;
+        }
+        Some(crate::peers::PeerConfig {
+            listen,
+            peers: self.peers.clone(),
+            mdns: self.mdns,
+            entry_cap: 0,
+        })
+    }
 }
 
 impl Default for Settings {
@@ -75,6 +110,9 @@ impl Default for Settings {
             camera: Some(0),
             resolution: Resolution::default(),
             max_list_age_secs: crate::sync::DEFAULT_MAX_LIST_AGE_SECS,
+            peer_listen: None,
+            peers: Vec::new(),
+            mdns: false,
         }
     }
 }
@@ -118,6 +156,9 @@ mod tests {
             camera: None,
             resolution: RESOLUTIONS[0],
             max_list_age_secs: 120,
+            peer_listen: Some("0.0.0.0:47330".into()),
+            peers: vec!["10.0.0.12:47330".into()],
+            mdns: true,
         };
         s.save(&path).expect("saves");
         assert_eq!(Settings::load(&path), s);
@@ -131,5 +172,18 @@ mod tests {
             old.max_list_age_secs,
             crate::sync::DEFAULT_MAX_LIST_AGE_SECS
         );
+        assert!(
+            old.peer_config().is_none(),
+            "peers are off unless configured"
+        );
+        let on = Settings::load(&path_with(&path, &s));
+        let config = on.peer_config().expect("on");
+        assert_eq!(config.listen, Some("0.0.0.0:47330".parse().expect("addr")));
+        assert_eq!(config.peers, ["10.0.0.12:47330"]);
+    }
+
+    fn path_with(path: &Path, s: &Settings) -> PathBuf {
+        s.save(path).expect("saves");
+        path.to_path_buf()
     }
 }

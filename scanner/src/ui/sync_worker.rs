@@ -139,6 +139,77 @@ fn unix_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
+/// Starts the live threads, which hand each entry they learn to the gate
+/// at once (the same way a sync does). Without them the periodic sync
+/// still brings everything, only later.
+fn start_live(dir: &std::path::Path, gate: &Sender<Command>) -> Option<sync::live::Live> {
+    let gate = gate.clone();
+    let started = sync::live::spawn(dir, move |store, entries| {
+        if let (Ok(keyring), Ok(sessions)) = (store.keyring(), store.sessions()) {
+            let synced = Synced {
+                keyring,
+                sessions,
+                revocations: None,
+                entries,
+            };
+            let _ = gate.send(Command::Synced(Box::new(synced)));
+        }
+    });
+    match started {
+        Ok(live) => {
+            crate::peers::board().set_live(live.status.clone());
+            Some(live)
+        }
+        Err(e) => {
+            eprintln!("jo-scanner: live sync off: {e}");
+            None
+        }
+    }
+}
+
+/// Starts the LAN peer node when the settings ask for it; what it learns
+/// goes to the gate at once. `Some(None)`: off by the settings (not tried
+/// again); `None` after a failure is tried again at the next round.
+fn start_peers(
+    dir: &std::path::Path,
+    gate: &Sender<Command>,
+) -> Option<Option<crate::peers::Peers>> {
+    let settings = super::Settings::load(&super::Settings::path_in(dir));
+    let Some(config) = settings.peer_config() else {
+        return Some(None);
+    };
+    let gate = gate.clone();
+    let learned_dir = dir.to_path_buf();
+    let reader = std::sync::Mutex::new(None::<Store>);
+    let started = crate::peers::spawn(dir, &config, move |entries| {
+        let Ok(mut store) = reader.lock() else {
+            return;
+        };
+        if store.is_none() {
+            *store = Store::open(&learned_dir).ok();
+        }
+        let Some(store) = store.as_ref() else {
+            return;
+        };
+        if let (Ok(keyring), Ok(sessions)) = (store.keyring(), store.sessions()) {
+            let synced = Synced {
+                keyring,
+                sessions,
+                revocations: None,
+                entries,
+            };
+            let _ = gate.send(Command::Synced(Box::new(synced)));
+        }
+    });
+    match started {
+        Ok(p) => Some(Some(p)),
+        Err(e) => {
+            eprintln!("jo-scanner: {e}");
+            None
+        }
+    }
+}
+
 fn run(
     dir: &std::path::Path,
     events: &Notifier,
@@ -172,6 +243,10 @@ fn run(
         .ok()
         .flatten()
         .and_then(|v| v.parse().ok());
+    // The live link (immediate upload, long-poll of other gates' entries)
+    // runs beside the periodic sync once the device is enrolled.
+    let mut live = None;
+    let mut peers = None;
     let mut backoff = Backoff::new(FIRST_BACKOFF, MAX_BACKOFF);
     let mut next = Instant::now();
     // After an enrolment the gate is handed the sync's result whatever it
@@ -211,6 +286,12 @@ fn run(
                 }
             }
             Ok(SyncRequest::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,
+        }
+        if status.enrolled && live.is_none() {
+            live = start_live(dir, gate);
+        }
+        if status.enrolled && peers.is_none() {
+            peers = start_peers(dir, gate);
         }
         if !status.enrolled {
             // Nothing to do until someone enrols the device.
