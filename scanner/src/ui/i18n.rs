@@ -144,6 +144,20 @@ pub struct Texts {
     pub offline: &'static str,
     /// Label before the last sync time.
     pub last_sync: &'static str,
+    /// Other gates' admissions come from the server, live.
+    pub learns_live: &'static str,
+    /// They come from the gates on the LAN (server out of reach).
+    pub learns_peers: &'static str,
+    /// They come from nowhere: the gate decides alone.
+    pub learns_alone: &'static str,
+    /// Heading of the list of gates on the LAN.
+    pub peers_seen: &'static str,
+    /// No gate seen on the LAN.
+    pub no_peers: &'static str,
+    /// Before a peer's last-heard age (seconds).
+    pub heard: &'static str,
+    /// A peer whose connection is closed.
+    pub peer_gone: &'static str,
     /// No sync yet.
     pub never: &'static str,
     /// Label before the number of scans waiting for upload.
@@ -268,6 +282,13 @@ pub const FR: Texts = Texts {
     online: "En ligne",
     offline: "Hors ligne",
     last_sync: "Dernière synchro",
+    learns_live: "Entrées des autres portes : en direct (serveur)",
+    learns_peers: "Entrées des autres portes : par le réseau local",
+    learns_alone: "Entrées des autres portes : aucune source, la porte décide seule",
+    peers_seen: "Portes voisines",
+    no_peers: "aucune",
+    heard: "entendue il y a",
+    peer_gone: "déconnectée",
     never: "jamais",
     pending: "Passages à envoyer",
     syncing: "Synchronisation en cours",
@@ -364,6 +385,13 @@ pub const EN: Texts = Texts {
     online: "Online",
     offline: "Offline",
     last_sync: "Last sync",
+    learns_live: "Other gates' entries: live (server)",
+    learns_peers: "Other gates' entries: over the local network",
+    learns_alone: "Other gates' entries: no source, the gate decides alone",
+    peers_seen: "Gates nearby",
+    no_peers: "none",
+    heard: "heard",
+    peer_gone: "disconnected",
     never: "never",
     pending: "Scans waiting to upload",
     syncing: "Syncing",

@@ -464,6 +464,7 @@ pub fn sync_ui(ui: &mut egui::Ui, lang: Lang, sync: &SyncStatus, pending: u64) {
         .map_or_else(|| t.never.to_owned(), local_time);
     ui.label(format!("{}{}{last}", t.last_sync, t.colon));
     ui.label(format!("{}{}{pending}", t.pending, t.colon));
+    peers_ui(ui, lang, crate::peers::board(), unix_now());
     if let Some(p) = sync.progress {
         let fraction = if p.total == 0 {
             0.0
@@ -473,6 +474,52 @@ pub fn sync_ui(ui: &mut egui::Ui, lang: Lang, sync: &SyncStatus, pending: u64) {
         ui.add(
             egui::ProgressBar::new(fraction).text(format!("{} {}/{}", t.syncing, p.done, p.total)),
         );
+    }
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+/// Most peers listed in the sync panel (the rest are counted).
+const PEERS_SHOWN: usize = 8;
+
+/// Where other gates' admissions come from (server live, LAN peers, or
+/// nowhere), and the gates on the LAN with when each was last heard.
+pub fn peers_ui(ui: &mut egui::Ui, lang: Lang, board: &crate::peers::Board, now: i64) {
+    use crate::peers::Learning;
+    let t = lang.texts();
+    let (words, color) = match board.learning(now) {
+        Learning::Live => (t.learns_live, GREEN_TEXT),
+        Learning::Peers => (t.learns_peers, GREEN_TEXT),
+        Learning::Alone => (t.learns_alone, AMBER),
+    };
+    dot_label(ui, color, RichText::new(words).color(color));
+    let peers = board.peers();
+    if peers.is_empty() {
+        ui.label(RichText::new(format!("{}{}{}", t.peers_seen, t.colon, t.no_peers)).weak());
+        return;
+    }
+    ui.label(format!("{}{}{}", t.peers_seen, t.colon, peers.len()));
+    for p in peers.iter().take(PEERS_SHOWN) {
+        let name = if p.gate.is_empty() {
+            &p.device_id
+        } else {
+            &p.gate
+        };
+        let age = now.saturating_sub(p.last_heard).max(0);
+        let state = if p.connected {
+            format!("{} {age} s", t.heard)
+        } else {
+            format!("{} ({} {age} s)", t.peer_gone, t.heard)
+        };
+        let color = if p.connected { GREEN_TEXT } else { MUTED };
+        dot_label(ui, color, RichText::new(format!("{name} — {state}")).weak());
+    }
+    if peers.len() > PEERS_SHOWN {
+        ui.label(RichText::new(format!("+{}", peers.len() - PEERS_SHOWN)).weak());
     }
 }
 
