@@ -243,7 +243,8 @@ impl Board {
         }
     }
 
-    fn heard(&self, device_id: &str, gate: &str, addr: &str, connected: bool) {
+    /// Notes that a peer was heard (or that its connection closed).
+    pub(crate) fn heard(&self, device_id: &str, gate: &str, addr: &str, connected: bool) {
         let Ok(mut peers) = self.peers.lock() else {
             return;
         };

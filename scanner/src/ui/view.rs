@@ -464,7 +464,7 @@ pub fn sync_ui(ui: &mut egui::Ui, lang: Lang, sync: &SyncStatus, pending: u64) {
         .map_or_else(|| t.never.to_owned(), local_time);
     ui.label(format!("{}{}{last}", t.last_sync, t.colon));
     ui.label(format!("{}{}{pending}", t.pending, t.colon));
-    peers_ui(ui, lang, crate::peers::board(), unix_now());
+    peers_ui(ui, lang, crate::peers::board(), now_unix());
     if let Some(p) = sync.progress {
         let fraction = if p.total == 0 {
             0.0
@@ -475,12 +475,6 @@ pub fn sync_ui(ui: &mut egui::Ui, lang: Lang, sync: &SyncStatus, pending: u64) {
             egui::ProgressBar::new(fraction).text(format!("{} {}/{}", t.syncing, p.done, p.total)),
         );
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 /// Most peers listed in the sync panel (the rest are counted).
@@ -1016,6 +1010,42 @@ pub fn today_here(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn panel_shows(board: &crate::peers::Board, lang: Lang, now: i64, text: &str) -> bool {
+        use egui_kittest::kittest::Queryable;
+        let mut h = egui_kittest::Harness::new_ui(|ui| peers_ui(ui, lang, board, now));
+        h.run();
+        h.query_all_by_label_contains(text).next().is_some()
+    }
+
+    #[test]
+    fn the_sync_panel_tells_where_entries_come_from_and_the_gates_nearby() {
+        let board = crate::peers::Board::default();
+        let now = now_unix();
+        assert!(panel_shows(&board, Lang::Fr, now, "la porte décide seule"));
+        assert!(panel_shows(&board, Lang::En, now, "Gates nearby: none"));
+        board.heard("dev-b", "Porte B", "10.0.0.12:47330", true);
+        assert!(panel_shows(&board, Lang::Fr, now, "par le réseau local"));
+        assert!(panel_shows(
+            &board,
+            Lang::Fr,
+            now,
+            "Porte B — entendue il y a"
+        ));
+        board.heard("dev-b", "Porte B", "10.0.0.12:47330", false);
+        assert!(panel_shows(&board, Lang::En, now, "Porte B — disconnected"));
+        assert!(panel_shows(
+            &board,
+            Lang::En,
+            now,
+            "no source, the gate decides alone"
+        ));
+        let live = std::sync::Arc::new(crate::sync::live::LiveStatus::default());
+        live.connected
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        board.set_live(live);
+        assert!(panel_shows(&board, Lang::En, now, "live (server)"));
+    }
 
     fn choice(id: u32, venue: &str, starts_at: i64) -> SessionChoice {
         SessionChoice {
