@@ -142,6 +142,54 @@ fn frame(body: &[u8]) -> Vec<u8> {
     f
 }
 
+fn read_message(s: &mut TcpStream) -> Option<Message> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len).ok()?;
+    let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut body).ok()?;
+    serde_json::from_slice(&body).ok()
+}
+
+/// Connects to the gate at `at` as the enrolled gate whose state is `dir`
+/// (its process stopped), through the real handshake.
+fn connect_as(dir: &std::path::Path, at: &str) -> TcpStream {
+    use ed25519_dalek::{Signer as _, SigningKey};
+    use jo_shared::trust::{PeerRole, peer_handshake_message};
+    let e = jo_scanner::store::Store::open(dir)
+        .expect("store")
+        .enrollment()
+        .expect("reads")
+        .expect("enrolled");
+    let key = SigningKey::from_bytes(&e.secret_key);
+    let mut s = TcpStream::connect(at).expect("connects");
+    s.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mine = [7u8; 32];
+    let hello = Message::Hello {
+        version: jo_scanner::peers::PROTOCOL_VERSION,
+        device_id: e.device_id.clone(),
+        gate: "Porte C".into(),
+        nonce: hex::encode(mine),
+    };
+    s.write_all(&frame(&serde_json::to_vec(&hello).expect("json")))
+        .expect("writes");
+    let Some(Message::Welcome {
+        device_id, nonce, ..
+    }) = read_message(&mut s)
+    else {
+        panic!("no welcome");
+    };
+    let mut theirs = [0u8; 32];
+    hex::decode_to_slice(&nonce, &mut theirs).expect("nonce");
+    let m = peer_handshake_message(PeerRole::Dialer, &e.device_id, &device_id, &mine, &theirs);
+    let proof = Message::Proof {
+        signature: hex::encode(key.sign(&m).to_bytes()),
+    };
+    s.write_all(&frame(&serde_json::to_vec(&proof).expect("json")))
+        .expect("writes");
+    s
+}
+
 /// Whether the peer at `at` closed the connection without a welcome.
 fn closed_without_welcome(s: &mut TcpStream) -> bool {
     s.set_read_timeout(Some(Duration::from_secs(5)))
@@ -305,4 +353,36 @@ fn gates_on_the_lan_refuse_a_ticket_admitted_elsewhere_while_the_server_is_out_o
         })
         .expect("reads");
     assert!(kinds.iter().any(|k| k == "double_admit"), "{kinds:?}");
+
+    // An enrolled peer (C's identity, its process stopped) relaying an
+    // admission signed by an unknown key: dropped, the connection kept;
+    // then garbage after the handshake: the connection is closed.
+    drop(c);
+    // A sees the connection of the stopped process close first.
+    std::thread::sleep(Duration::from_millis(500));
+    let mut s = connect_as(&dirs[2], &at_a);
+    let forged = jo_shared::api::RemoteEntry {
+        scan_id: jo_shared::api::ScanId::generate().expect("id"),
+        ticket_id: jo_shared::ticket::TicketId([9; 10]),
+        session_id: session,
+        device_id: "dev-not-enrolled".into(),
+        gate: "Porte X".into(),
+        scanned_at: crate::common::unix_now(),
+        signature: "ab".repeat(64),
+    };
+    let forged_id = forged.scan_id.to_string();
+    let body = serde_json::to_vec(&Message::Entries {
+        entries: vec![forged],
+    })
+    .expect("json");
+    s.write_all(&frame(&body)).expect("writes");
+    assert!(a.learned(&forged_id, Duration::from_secs(2)).is_none());
+    let before = a.status()["dropped"].as_u64().expect("dropped");
+    s.write_all(&frame(b"{not json")).expect("writes");
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let after = a.status()["dropped"].as_u64().expect("dropped");
+    assert!(after > before, "{before} -> {after}");
+    let v = a.scan(&tickets[2]);
+    assert_eq!(v["verdict"], "used", "A learned C's admission of it: {v}");
 }
