@@ -1063,7 +1063,7 @@ pub mod live {
     use crate::store::Store;
 
     /// Seconds the server is asked to hold the long-poll (its maximum).
-    pub const WAIT_SECS: u32 = 15;
+    pub const WAIT_SECS: u32 = 8;
 
     /// How often the uploader looks for a newly logged scan: one indexed
     /// read of the local database.
@@ -1228,7 +1228,7 @@ pub mod live {
     }
 
     /// One long-poll of the entries feed from the stored cursor: waits up
-    /// to `wait` seconds (at most the server's 15) for another gate's admission, checks what comes
+    /// to `wait` seconds (at most the server's 8) for another gate's admission, checks what comes
     /// against the signed device list held, stores it, and returns the
     /// entries new to this gate. Without a verified device list nothing is
     /// asked (the periodic sync fetches one first).

@@ -35,10 +35,11 @@ pub const MAX_ENTRIES_PAGE: u32 = 10_000;
 /// Entries in one answer unless the device asks for fewer.
 const DEFAULT_ENTRIES_PAGE: u32 = 5_000;
 
-/// Longest `wait` of the entries long-poll, seconds: below the gates'
-/// request timeout (20 s) with room for the answer, and short enough that
-/// a proxy or NAT on the way does not drop an idle connection.
-pub const MAX_ENTRIES_WAIT_SECS: u32 = 15;
+/// Longest `wait` of the entries long-poll, seconds: well below the gates'
+/// request timeout (20 s) and a client's or proxy's usual 10 s read
+/// timeout, so that an idle connection is never dropped on the way; a gate
+/// asks again at once, one request per 8 s.
+pub const MAX_ENTRIES_WAIT_SECS: u32 = 8;
 
 /// While a long-poll waits, the table is read again this often: an entry
 /// stored by another node of the cluster (whose upload signals only its own
@@ -231,10 +232,10 @@ pub struct EntriesParams {
     #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
     /// Long-poll: when no entry waits, hold the request up to this many
-    /// seconds (at most 15) and answer as soon as one is stored. 0 or
+    /// seconds (at most 8) and answer as soon as one is stored. 0 or
     /// absent: answer at once.
     #[serde(default)]
-    #[param(minimum = 0, maximum = 15)]
+    #[param(minimum = 0, maximum = 8)]
     pub wait: u32,
 }
 
