@@ -217,6 +217,12 @@ pub struct ShopPolicy {
     /// Most seats one buyer may hold at once in unpaid orders, the order
     /// being placed included.
     pub max_held_seats: i64,
+    /// How long a transfer offer stays open before the ticket returns to
+    /// its sender.
+    pub transfer_offer_secs: i64,
+    /// Most times one ticket may change hands by transfer (its chain of
+    /// re-issues counted): a tout's stock cannot be passed on endlessly.
+    pub max_transfers_per_ticket: i64,
 }
 
 impl Default for ShopPolicy {
@@ -226,6 +232,8 @@ impl Default for ShopPolicy {
             sweep_secs: 30,
             max_pending_orders: 3,
             max_held_seats: 40,
+            transfer_offer_secs: 7 * 24 * 3600,
+            max_transfers_per_ticket: 2,
         }
     }
 }

@@ -271,7 +271,13 @@ async fn send_row(state: &AppState, row: Claimed) -> anyhow::Result<()> {
             state.mailer.send_with_attachments(mail, attachments).await
         }
         (MailKind::OrderTickets, None) => Err(anyhow::anyhow!("confirmation without an order")),
-        (MailKind::Account | MailKind::SessionCancelled, _) => {
+        (
+            MailKind::Account
+            | MailKind::SessionCancelled
+            | MailKind::Transfer
+            | MailKind::TicketReissued,
+            _,
+        ) => {
             state
                 .mailer
                 .send(Mail {

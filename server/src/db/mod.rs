@@ -35,6 +35,7 @@ mod store;
 pub mod throttle;
 pub mod tickets;
 pub mod tokens;
+pub mod transfers;
 pub mod users;
 
 use std::path::{Path, PathBuf};

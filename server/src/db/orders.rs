@@ -1217,11 +1217,93 @@ impl Store {
                     return Ok(None);
                 };
                 let ids: Vec<Vec<u8>> = c.query_map(
-                    "SELECT ticket_id FROM tickets WHERE order_id = ?1 AND status = 'valid' ORDER BY idx",
-                    params![o.id],
+                    // Tickets handed to another account stay under this
+                    // order but are no longer the buyer's.
+                    "SELECT ticket_id FROM tickets WHERE order_id = ?1 AND user_id = ?2 AND status = 'valid' ORDER BY idx",
+                    params![o.id, user_id],
                     |r| r.get(0),
                 )?;
                 Ok(Some((o, ids.into_iter().map(hex::encode).collect())))
+            })
+            .await
+    }
+
+    /// Names the tickets of one of a buyer's unpaid orders will carry:
+    /// `(derivation index, name)`, the others the buyer's name. Replaces
+    /// any names given before. False if the order is not theirs, not
+    /// pending, or an index is past its tickets.
+    pub async fn set_order_holders(
+        &self,
+        number: String,
+        user_id: i64,
+        names: Vec<(u32, String)>,
+    ) -> StoreResult<bool> {
+        self.pool
+            .run_sql(move |c| {
+                let tx = c.begin(Begin::Immediate)?;
+                let order: Option<(i64, OrderStatus)> = tx
+                    .query_row(
+                        "SELECT id, status FROM orders WHERE number = ?1 AND user_id = ?2",
+                        params![number, user_id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((order_id, OrderStatus::Pending)) = order else {
+                    return Ok(false);
+                };
+                let count: i64 = tx.query_row(
+                    "SELECT coalesce(sum(quantity), 0) FROM order_lines WHERE order_id = ?1",
+                    params![order_id],
+                    |r| r.get(0),
+                )?;
+                if names.iter().any(|(i, _)| i64::from(*i) >= count) {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "DELETE FROM order_holders WHERE order_id = ?1",
+                    params![order_id],
+                )?;
+                for (idx, name) in &names {
+                    tx.execute(
+                        "INSERT INTO order_holders (order_id, idx, name) VALUES (?1, ?2, ?3)",
+                        params![order_id, idx, name],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// The names given to an order's tickets, one per ticket in derivation
+    /// order (empty: the buyer's); `None` if the order is not theirs.
+    pub async fn order_holders(
+        &self,
+        number: String,
+        user_id: i64,
+    ) -> StoreResult<Option<Vec<String>>> {
+        self.pool
+            .read_sql(move |c| {
+                let Some(o) = order_of(c, &number, user_id)? else {
+                    return Ok(None);
+                };
+                let count: i64 = c.query_row(
+                    "SELECT coalesce(sum(quantity), 0) FROM order_lines WHERE order_id = ?1",
+                    params![o.id],
+                    |r| r.get(0),
+                )?;
+                let given: Vec<(i64, String)> = c.query_map(
+                    "SELECT idx, name FROM order_holders WHERE order_id = ?1",
+                    params![o.id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let mut names = vec![String::new(); usize::try_from(count).unwrap_or(0).min(1_000)];
+                for (i, n) in given {
+                    if let Some(slot) = usize::try_from(i).ok().and_then(|i| names.get_mut(i)) {
+                        *slot = n;
+                    }
+                }
+                Ok(Some(names))
             })
             .await
     }

@@ -51,6 +51,11 @@ pub enum MailKind {
     OrderTickets,
     /// A session was cancelled: its ticket holders are told.
     SessionCancelled,
+    /// A ticket transfer: the offer to its recipient (with its single-use
+    /// link), or its outcome to the sender.
+    Transfer,
+    /// A re-issued ticket, to its new holder.
+    TicketReissued,
 }
 
 impl MailKind {
@@ -59,6 +64,8 @@ impl MailKind {
             MailKind::Account => "account",
             MailKind::OrderTickets => "order_tickets",
             MailKind::SessionCancelled => "session_cancelled",
+            MailKind::Transfer => "transfer",
+            MailKind::TicketReissued => "ticket_reissued",
         }
     }
 
@@ -67,6 +74,8 @@ impl MailKind {
             "account" => Ok(MailKind::Account),
             "order_tickets" => Ok(MailKind::OrderTickets),
             "session_cancelled" => Ok(MailKind::SessionCancelled),
+            "transfer" => Ok(MailKind::Transfer),
+            "ticket_reissued" => Ok(MailKind::TicketReissued),
             other => Err(super::StoreError::Task(format!(
                 "unknown mail kind {other:?} in the outbox"
             ))),

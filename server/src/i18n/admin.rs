@@ -505,6 +505,18 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("admin.reason.reissued", "Réémis", "Re-issued"),
     ("admin.reason.fraud", "Fraude", "Fraud"),
     ("admin.reason.other", "Autre", "Other"),
+    ("admin.reason.transferred", "Cédé", "Transferred"),
+    (
+        "admin.tickets.chain",
+        "Chaîne des titulaires",
+        "Chain of holders",
+    ),
+    ("admin.transfers.title", "Cessions", "Transfers"),
+    ("admin.transfers.pending", "En attente", "Pending"),
+    ("admin.transfers.accepted", "Acceptée", "Accepted"),
+    ("admin.transfers.declined", "Refusée", "Declined"),
+    ("admin.transfers.cancelled", "Annulée", "Cancelled"),
+    ("admin.transfers.expired", "Expirée", "Expired"),
     // Devices
     (
         "admin.devices.title",

@@ -31,3 +31,4 @@ mod shop_concurrency;
 mod shop_pdf;
 mod shop_purchase;
 mod sync_api;
+mod transfers;

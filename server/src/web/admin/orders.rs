@@ -72,6 +72,10 @@ struct TicketPage<'a> {
     errors: FieldErrors,
     note: String,
     notice: &'static str,
+    /// The chain of holders, oldest first, each with its issue time.
+    chain: Vec<(crate::db::tickets::ChainLink, String)>,
+    /// The transfers along the chain.
+    transfers: Vec<(crate::db::transfers::TransferRow, String)>,
 }
 
 #[derive(Deserialize)]
@@ -207,11 +211,12 @@ async fn ticket_page(
     note: String,
     notice: &'static str,
 ) -> Result<Response> {
-    let t = state
-        .store
-        .admin_ticket(id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let (t, chain) = tokio::try_join!(
+        state.store.admin_ticket(id),
+        state.store.admin_ticket_chain(id)
+    )?;
+    let t = t.ok_or(AppError::NotFound)?;
+    let (chain, transfers) = chain.unwrap_or_default();
     render(
         status,
         &TicketPage {
@@ -223,6 +228,20 @@ async fn ticket_page(
             errors,
             note,
             notice,
+            chain: chain
+                .into_iter()
+                .map(|l| {
+                    let at = fmt_time(l.issued_at);
+                    (l, at)
+                })
+                .collect(),
+            transfers: transfers
+                .into_iter()
+                .map(|x| {
+                    let at = fmt_time(x.created_at);
+                    (x, at)
+                })
+                .collect(),
         },
     )
 }
@@ -323,7 +342,12 @@ pub(super) async fn reissue(
     let id = parse_code(&code)?;
     match state
         .store
-        .admin_reissue_ticket(admin.actor, id, state.signer.clone())
+        .admin_reissue_ticket(
+            admin.actor,
+            id,
+            state.signer.clone(),
+            crate::web::shop::transfers::reissued_mail(state.public_url.clone()),
+        )
         .await?
     {
         ReissueOutcome::NotFound => Err(AppError::NotFound),

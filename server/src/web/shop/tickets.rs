@@ -49,6 +49,11 @@ pub struct TicketCard {
     pub offer: String,
     /// Whether it is valid (not revoked).
     pub valid: bool,
+    /// Whether its holder may still hand it over or rename it (its
+    /// session has not started).
+    pub changeable: bool,
+    /// The address of its live transfer offer.
+    pub offered_to: Option<String>,
 }
 
 fn ticket_card(t: &TicketView, lang: Lang) -> TicketCard {
@@ -64,6 +69,8 @@ fn ticket_card(t: &TicketView, lang: Lang) -> TicketCard {
         admits: t.admits,
         offer: t.offer_name.clone(),
         valid: t.status == TicketStatus::Valid,
+        changeable: t.starts_at > crate::units::time::now(),
+        offered_to: None,
     }
 }
 
@@ -85,16 +92,25 @@ pub async fn mine(
     ctx: PageCtx,
     me: CurrentUser,
 ) -> Result<Response> {
-    let (tickets, orders) = tokio::try_join!(
+    let (tickets, orders, offers) = tokio::try_join!(
         state.store.tickets_of(me.user.id),
-        state.store.orders_of(me.user.id)
+        state.store.orders_of(me.user.id),
+        state.store.offers_of(me.user.id)
     )?;
     let orders: Vec<Order> = orders;
+    let card = |t: &TicketView| {
+        let mut c = ticket_card(t, ctx.lang);
+        c.offered_to = offers
+            .iter()
+            .find(|(code, _)| *code == t.ticket_hex)
+            .map(|(_, to)| to.clone());
+        c
+    };
     render(
         StatusCode::OK,
         &TicketsPage {
             ctx: &ctx,
-            tickets: tickets.iter().map(|t| ticket_card(t, ctx.lang)).collect(),
+            tickets: tickets.iter().map(card).collect(),
             orders: orders
                 .iter()
                 .filter(|o| o.status != OrderStatus::Expired || o.paid_at.is_some())
