@@ -223,6 +223,15 @@ pub struct ShopPolicy {
     /// Most times one ticket may change hands by transfer (its chain of
     /// re-issues counted): a tout's stock cannot be passed on endlessly.
     pub max_transfers_per_ticket: i64,
+    /// The resale buyer's fee, in basis points of the face value (1 000:
+    /// 10 %), added to what they pay.
+    pub resale_buyer_fee_bp: i64,
+    /// The resale seller's fee, in basis points of the face value (500:
+    /// 5 %), kept from their refund.
+    pub resale_seller_fee_bp: i64,
+    /// Most tickets one buyer may hold or be buying for one session,
+    /// primary and resale purchases together.
+    pub max_tickets_per_session: i64,
 }
 
 impl Default for ShopPolicy {
@@ -234,6 +243,9 @@ impl Default for ShopPolicy {
             max_held_seats: 40,
             transfer_offer_secs: 7 * 24 * 3600,
             max_transfers_per_ticket: 2,
+            resale_buyer_fee_bp: 1_000,
+            resale_seller_fee_bp: 500,
+            max_tickets_per_session: 10,
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod orders;
 pub mod outbox;
 pub mod pg;
 pub mod reports;
+pub mod resale;
 pub mod revocations;
 pub mod scans;
 pub mod secrets;

@@ -592,7 +592,7 @@ impl Store {
                     NewHolder::Same,
                     (RevocationReason::Reissued, ""),
                     issuer.as_ref(),
-                    mail.as_ref(),
+                    Some(mail.as_ref()),
                     t,
                 )?;
                 let ReissueOutcome::Reissued(new_hex) = &out else {
@@ -639,7 +639,11 @@ impl Store {
                 let Some(starts_at) = owned else {
                     return Ok(None);
                 };
-                if starts_at <= t || super::transfers::is_offered(&tx, &id)? {
+                let row = row_id(&tx, &id)?.unwrap_or_default();
+                if starts_at <= t
+                    || super::transfers::is_offered(&tx, &id)?
+                    || super::resale::is_listed(&tx, row)?
+                {
                     return Ok(Some(ReissueOutcome::NotValid));
                 }
                 let out = reissue_in(
@@ -648,7 +652,7 @@ impl Store {
                     NewHolder::Renamed(&name),
                     (RevocationReason::Reissued, "name changed"),
                     issuer.as_ref(),
-                    mail.as_ref(),
+                    Some(mail.as_ref()),
                     t,
                 )?;
                 if let ReissueOutcome::Reissued(new_hex) = &out {
@@ -680,6 +684,20 @@ pub enum NewHolder<'a> {
     /// its user key and a purchase key of the ticket's own, and carries the
     /// account's name.
     Account(i64),
+    /// A buyer's paid order (a resale): the ticket joins that order, derived
+    /// from the buyer's user key and the order's purchase key like a ticket
+    /// bought new, and carries the buyer's name. The order's confirmation
+    /// is the buyer's mail.
+    Bought {
+        /// The buyer.
+        user_id: i64,
+        /// Their order.
+        order_id: i64,
+        /// Its line.
+        line_id: i64,
+        /// The order's purchase key.
+        purchase_key: &'a PurchaseKey,
+    },
 }
 
 /// What the new holder's mail is about, for the caller's [`ReissueMail`].
@@ -720,7 +738,7 @@ pub(super) fn reissue_in(
     to: NewHolder<'_>,
     (reason, note): (RevocationReason, &str),
     issuer: &dyn TicketIssuer,
-    mail: &ReissueMail,
+    mail: Option<&ReissueMail>,
     t: i64,
 ) -> StoreResult<ReissueOutcome> {
     #[allow(clippy::type_complexity)]
@@ -790,7 +808,7 @@ pub(super) fn reissue_in(
         return Ok(ReissueOutcome::NotValid);
     }
     let user_id = match to {
-        NewHolder::Account(u) => u,
+        NewHolder::Account(u) | NewHolder::Bought { user_id: u, .. } => u,
         NewHolder::Same | NewHolder::Renamed(_) => old_user,
     };
     let (user_key, email, first, last): (Vec<u8>, String, String, String) = tx.query_row(
@@ -802,18 +820,25 @@ pub(super) fn reissue_in(
     let holder = match to {
         NewHolder::Same => old_holder,
         NewHolder::Renamed(name) => name.to_owned(),
-        NewHolder::Account(_) => format!("{first} {last}"),
+        NewHolder::Account(_) | NewHolder::Bought { .. } => format!("{first} {last}"),
     };
     // Another account: a purchase key of the ticket's own, so the new
     // ticket shares nothing with the order it came from. The same account
     // keeps the key its ticket was derived from.
     let fresh = match to {
         NewHolder::Account(_) => Some(PurchaseKey::generate().map_err(task)?),
-        NewHolder::Same | NewHolder::Renamed(_) => None,
+        NewHolder::Same | NewHolder::Renamed(_) | NewHolder::Bought { .. } => None,
     };
-    let purchase_key = match &fresh {
-        Some(k) => k.clone(),
-        None => own_key
+    let (order_id, line_id) = match to {
+        NewHolder::Bought {
+            order_id, line_id, ..
+        } => (order_id, line_id),
+        _ => (order_id, line_id),
+    };
+    let purchase_key = match (&fresh, to) {
+        (Some(k), _) => k.clone(),
+        (None, NewHolder::Bought { purchase_key, .. }) => purchase_key.clone(),
+        (None, _) => own_key
             .as_deref()
             .or(order_key.as_deref())
             .and_then(PurchaseKey::from_slice)
@@ -857,16 +882,18 @@ pub(super) fn reissue_in(
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let new_hex = issued.ticket_id.to_hex();
-    let facts = Reissued {
-        email,
-        first_name: first,
-        holder,
-        session,
-        starts_at,
-        ticket_hex: new_hex.clone(),
-        reason,
-    };
-    outbox::enqueue(tx, &mail(&facts), t)?;
+    if let Some(mail) = mail {
+        let facts = Reissued {
+            email,
+            first_name: first,
+            holder,
+            session,
+            starts_at,
+            ticket_hex: new_hex.clone(),
+            reason,
+        };
+        outbox::enqueue(tx, &mail(&facts), t)?;
+    }
     Ok(ReissueOutcome::Reissued(new_hex))
 }
 

@@ -276,7 +276,7 @@ impl Store {
                      WHERE ticket = ?1 AND status = 'pending' AND expires_at <= ?2",
                     params![row, t],
                 )?;
-                if is_offered(&tx, &id)? {
+                if is_offered(&tx, &id)? || super::resale::is_listed(&tx, row)? {
                     return Ok(OfferOutcome::AlreadyOffered);
                 }
                 if transfers_in_chain(&tx, row)? >= max_transfers {
@@ -392,7 +392,7 @@ impl Store {
                     NewHolder::Account(actor.id),
                     (RevocationReason::Transferred, &format!("transfer {offer}")),
                     issuer.as_ref(),
-                    mail.as_ref(),
+                    Some(mail.as_ref()),
                     t,
                 )?;
                 let ReissueOutcome::Reissued(new_hex) = out else {

@@ -535,4 +535,67 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("pay.name_of_ticket", "Billet", "Ticket"),
     ("pay.save_names", "Enregistrer les noms", "Save the names"),
     ("pay.names_saved", "Noms enregistrés.", "Names saved."),
+    ("resale.title", "Revente officielle", "Official resale"),
+    (
+        "resale.explain",
+        "Billets remis en vente par leurs titulaires, au prix payé (frais de 10 % inclus). Un nouveau billet à votre nom est émis au paiement.",
+        "Tickets put back on sale by their holders at the price paid (10% fee included). A new ticket in your name is issued on payment.",
+    ),
+    ("resale.fee_included", "frais inclus", "fee included"),
+    ("resale.buy", "Acheter ce billet", "Buy this ticket"),
+    (
+        "resale.list",
+        "Revendre au prix payé",
+        "Resell at face value",
+    ),
+    (
+        "resale.on_sale",
+        "En revente officielle.",
+        "On official resale.",
+    ),
+    (
+        "resale.withdraw",
+        "Retirer de la revente",
+        "Withdraw from resale",
+    ),
+    (
+        "resale.listed",
+        "Billet mis en revente au prix payé. Il reste valable jusqu'à sa vente ; vous serez remboursé·e du prix moins 5 %.",
+        "Ticket put on resale at the price paid. It stays valid until sold; you will be refunded the price less 5%.",
+    ),
+    (
+        "resale.already_listed",
+        "Ce billet est déjà en revente.",
+        "This ticket is already on resale.",
+    ),
+    (
+        "resale.withdrawn",
+        "Billet retiré de la revente.",
+        "Ticket withdrawn from resale.",
+    ),
+    (
+        "resale.not_withdrawn",
+        "Ce billet n'est plus retirable (acheté ou en cours de paiement).",
+        "This ticket can no longer be withdrawn (bought, or being paid for).",
+    ),
+    (
+        "resale.gone",
+        "Ce billet n'est plus disponible : un autre acheteur l'a pris.",
+        "This ticket is no longer available: another buyer took it.",
+    ),
+    (
+        "resale.own",
+        "C'est votre propre billet.",
+        "That is your own ticket.",
+    ),
+    (
+        "resale.session_limit",
+        "Vous avez atteint le nombre maximal de billets par personne pour cette épreuve.",
+        "You have reached the most tickets per person for this session.",
+    ),
+    (
+        "cart.err_session_limit",
+        "nombre maximal de billets par personne pour cette épreuve dépassé",
+        "more than the most tickets per person for this session",
+    ),
 ];

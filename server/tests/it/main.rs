@@ -21,6 +21,7 @@ mod keygen;
 mod migrate_pg;
 mod nodes;
 mod outbox;
+mod resale;
 mod rollups;
 mod security;
 mod shop_access;

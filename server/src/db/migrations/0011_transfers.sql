@@ -67,3 +67,33 @@ ALTER TABLE mail_outbox_new RENAME TO mail_outbox;
 CREATE INDEX mail_outbox_due ON mail_outbox(next_attempt_at)
     WHERE sent_at IS NULL AND failed_at IS NULL;
 CREATE INDEX mail_outbox_by_order ON mail_outbox(order_id) WHERE order_id IS NOT NULL;
+
+-- Resale at face value. A holder lists a valid ticket at what was paid for
+-- it (`face_cents`); a buyer's order holds the listing while it is paid
+-- (`held`, `order_id`), and on payment the ticket is re-issued into that
+-- order and the listing is `sold`, the seller to be refunded `payout_cents`
+-- through the payment gateway (`payout_ref` once done). Resale moves a
+-- seat; it never takes one.
+CREATE TABLE resale_listings (
+    id           INTEGER PRIMARY KEY,
+    ticket       INTEGER NOT NULL REFERENCES tickets(id),
+    seller       INTEGER NOT NULL REFERENCES users(id),
+    session_id   INTEGER NOT NULL REFERENCES game_sessions(id),
+    face_cents   INTEGER NOT NULL CHECK (face_cents >= 0),
+    status       TEXT NOT NULL CHECK (status IN ('listed', 'held', 'sold', 'withdrawn')),
+    order_id     INTEGER REFERENCES orders(id),
+    created_at   INTEGER NOT NULL,
+    sold_at      INTEGER,
+    payout_cents INTEGER CHECK (payout_cents IS NULL OR payout_cents >= 0),
+    payout_ref   TEXT,
+    CHECK ((status IN ('held', 'sold')) = (order_id IS NOT NULL)),
+    CHECK ((status = 'sold') = (sold_at IS NOT NULL)),
+    CHECK ((status IN ('held', 'sold')) <= (payout_cents IS NOT NULL))
+) STRICT;
+CREATE UNIQUE INDEX resale_one_open ON resale_listings(ticket) WHERE status IN ('listed', 'held');
+CREATE INDEX resale_by_session ON resale_listings(session_id, status);
+CREATE UNIQUE INDEX resale_by_order ON resale_listings(order_id) WHERE order_id IS NOT NULL;
+-- The listing an order buys (a resale order takes no seat: it moves one).
+-- No foreign key: resale_listings.order_id already points the other way,
+-- and a cycle would leave the tables without a parents-first order.
+ALTER TABLE orders ADD COLUMN resale_listing INTEGER;

@@ -371,3 +371,58 @@ pub(super) async fn reissue(
         }
     }
 }
+
+/// `/admin/sessions/{id}/transfers`.
+#[derive(Template)]
+#[template(path = "admin/session_transfers.html")]
+struct SessionTransfersPage<'a> {
+    ctx: &'a PageCtx,
+    session_id: i64,
+    title: String,
+    /// Transfers, newest first, with the offer's time.
+    transfers: Vec<(crate::db::transfers::TransferRow, String)>,
+    /// Resales, newest first: the row, its time, face value and refund.
+    resales: Vec<(crate::db::resale::ResaleRow, String, String, String)>,
+}
+
+/// `GET /admin/sessions/{id}/transfers`: the transfers and resales of a
+/// session's tickets (the latest 500 of each), each ticket linked to its
+/// page and chain of holders.
+pub(super) async fn session_transfers(
+    _admin: Admin,
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id = crate::web::shop::parse_id(&id).ok_or(AppError::NotFound)?;
+    let (session, transfers, resales) = tokio::try_join!(
+        state.store.game_session(id),
+        state.store.admin_session_transfers(id, 500),
+        state.store.admin_session_resales(id, 500)
+    )?;
+    let session = session.ok_or(AppError::NotFound)?;
+    render(
+        StatusCode::OK,
+        &SessionTransfersPage {
+            ctx: &ctx,
+            session_id: id,
+            title: session.title,
+            transfers: transfers
+                .into_iter()
+                .map(|x| {
+                    let at = fmt_time(x.created_at);
+                    (x, at)
+                })
+                .collect(),
+            resales: resales
+                .into_iter()
+                .map(|r| {
+                    let at = fmt_time(r.created_at);
+                    let face = money(r.face_cents);
+                    let payout = r.payout_cents.map(money).unwrap_or_default();
+                    (r, at, face, payout)
+                })
+                .collect(),
+        },
+    )
+}

@@ -529,7 +529,11 @@ pub async fn pay(
         PaymentStart::NotFound => return Err(AppError::NotFound),
     };
     match result {
-        PaymentResult::Paid => to_order(),
+        PaymentResult::Paid => {
+            // A resale's seller is refunded now the sale has committed.
+            super::resale::settle_payouts(&state, &gateway).await;
+            to_order()
+        }
         PaymentResult::Declined(code) => pay_page(
             &ctx,
             &o,

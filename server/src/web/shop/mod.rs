@@ -9,6 +9,7 @@
 pub mod cart;
 pub mod catalogue;
 pub mod checkout;
+pub mod resale;
 pub mod tickets;
 pub mod transfers;
 
@@ -55,6 +56,9 @@ pub fn router() -> Router<AppState> {
         )
         .route("/transfers/decline", post(transfers::decline))
         .route("/orders/{number}/holders", post(transfers::holders))
+        .route("/tickets/{id}/resale", post(resale::list))
+        .route("/tickets/{id}/resale/withdraw", post(resale::withdraw))
+        .route("/resale/{id}/buy", post(resale::buy))
         .layer(Extension(gateway))
 }
 

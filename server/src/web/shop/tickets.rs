@@ -54,6 +54,8 @@ pub struct TicketCard {
     pub changeable: bool,
     /// The address of its live transfer offer.
     pub offered_to: Option<String>,
+    /// Whether it is on resale (or held by a buyer).
+    pub listed: bool,
 }
 
 fn ticket_card(t: &TicketView, lang: Lang) -> TicketCard {
@@ -71,6 +73,7 @@ fn ticket_card(t: &TicketView, lang: Lang) -> TicketCard {
         valid: t.status == TicketStatus::Valid,
         changeable: t.starts_at > crate::units::time::now(),
         offered_to: None,
+        listed: false,
     }
 }
 
@@ -92,10 +95,11 @@ pub async fn mine(
     ctx: PageCtx,
     me: CurrentUser,
 ) -> Result<Response> {
-    let (tickets, orders, offers) = tokio::try_join!(
+    let (tickets, orders, offers, listed) = tokio::try_join!(
         state.store.tickets_of(me.user.id),
         state.store.orders_of(me.user.id),
-        state.store.offers_of(me.user.id)
+        state.store.offers_of(me.user.id),
+        state.store.listed_of(me.user.id)
     )?;
     let orders: Vec<Order> = orders;
     let card = |t: &TicketView| {
@@ -104,6 +108,7 @@ pub async fn mine(
             .iter()
             .find(|(code, _)| *code == t.ticket_hex)
             .map(|(_, to)| to.clone());
+        c.listed = listed.contains(&t.ticket_hex);
         c
     };
     render(

@@ -499,7 +499,20 @@ pub struct DoneQuery {
 /// cancellation or an acceptance, with the way back to my tickets. Only
 /// known notices are shown (the query is the visitor's).
 pub async fn done(ctx: PageCtx, _me: CurrentUser, Query(q): Query<DoneQuery>) -> Result<Response> {
-    let (notice, ok) = match q.notice.as_str() {
+    let ticket = parse_ticket_id(&q.ticket)
+        .map(hex::encode)
+        .unwrap_or_default();
+    done_page(&ctx, StatusCode::OK, &q.notice, ticket)
+}
+
+/// The outcome page for notice code `code` (a 404 for an unknown one).
+pub fn done_page(
+    ctx: &PageCtx,
+    status: StatusCode,
+    code: &str,
+    ticket: String,
+) -> Result<Response> {
+    let (notice, ok) = match code {
         "renamed" => ("tickets.renamed", true),
         "offered" => ("tickets.offered", true),
         "cancelled" => ("tickets.offer_cancelled", true),
@@ -511,15 +524,19 @@ pub async fn done(ctx: PageCtx, _me: CurrentUser, Query(q): Query<DoneQuery>) ->
         "transfer_limit" => ("tickets.transfer_limit", false),
         "email_invalid" => ("tickets.email_invalid", false),
         "name_invalid" => ("tickets.name_invalid", false),
+        "listed" => ("resale.listed", true),
+        "already_listed" => ("resale.already_listed", false),
+        "withdrawn" => ("resale.withdrawn", true),
+        "not_withdrawn" => ("resale.not_withdrawn", false),
+        "resale_gone" => ("resale.gone", false),
+        "resale_own" => ("resale.own", false),
+        "session_limit" => ("resale.session_limit", false),
         _ => return Err(AppError::NotFound),
     };
-    let ticket = parse_ticket_id(&q.ticket)
-        .map(hex::encode)
-        .unwrap_or_default();
     render(
-        StatusCode::OK,
+        status,
         &DonePage {
-            ctx: &ctx,
+            ctx,
             notice,
             ok,
             ticket,
