@@ -624,3 +624,98 @@ async fn an_offer_not_taken_in_time_lapses_and_the_transfers_per_ticket_are_limi
     let (_, html) = b.get_text("/tickets/done?notice=transfer_limit").await;
     assert!(html.contains("autant de fois que permis"), "{html}");
 }
+
+#[tokio::test]
+async fn a_transfer_and_a_resale_through_the_pages_at_phone_width() {
+    use crate::common::browser::{Chrome, PHONE};
+    let app = spawn_app().await;
+    let sid = ath01(&app);
+    // The sender, over HTTP: two tickets, one offered to Léa, one on resale.
+    let email = "lea@example.com";
+    registered_user(&app, "lea", email).await;
+    let sender = buyer(&app, "envoi").await;
+    buy(&sender, sid, "Solo", 2).await;
+    let codes = ticket_ids(&sender).await;
+    offer(&sender, &codes[0], "lea@example.com").await;
+    let r = sender
+        .submit("/tickets", &format!("/tickets/{}/resale", codes[1]), &[])
+        .await;
+    assert_eq!(location(&r), "/tickets/done?notice=listed");
+    let token = link_token(&outbox_mail(&app, email, 1).await, "/transfers/accept");
+
+    let chrome = Chrome::start().await;
+    let url = |p: &str| format!("{}{p}", app.addr);
+    chrome.goto(&url("/login")).await;
+    chrome.screenshot("transfer-login", PHONE).await;
+    chrome.fill("email", email).await;
+    chrome.fill("password", GOOD_PASSWORD).await;
+    chrome
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    chrome.wait_for_path("/").await;
+
+    // Léa opens the mail's link and accepts, at 390 px.
+    chrome
+        .goto(&url(&format!("/transfers/accept?token={token}")))
+        .await;
+    chrome.wait_for("#accept-transfer").await;
+    chrome.screenshot("transfer-offer", PHONE).await;
+    chrome.click("#accept-transfer").await;
+    chrome.wait_for("#ticket-notice").await;
+    chrome.screenshot("transfer-accepted", PHONE).await;
+    chrome.click("#back-to-tickets").await;
+    chrome.wait_for(".ticket-qr img").await;
+    assert_eq!(ticket_row(&app, &codes[0]).0, "revoked");
+    let mine: Vec<String> = app
+        .db()
+        .with(|c| {
+            c.query_map(
+                "SELECT t.ticket_id FROM tickets t JOIN users u ON u.id = t.user_id
+                 WHERE u.email = ?1 AND t.status = 'valid'",
+                params![email],
+                |r| r.get::<Vec<u8>>(0),
+            )
+        })
+        .expect("reads")
+        .into_iter()
+        .map(hex::encode)
+        .collect();
+    assert_eq!(mine.len(), 1);
+    assert!(
+        chrome
+            .source()
+            .await
+            .contains(&format!("ticket-{}", mine[0]))
+    );
+    chrome.screenshot("transfer-tickets", PHONE).await;
+
+    // She buys the listed ticket from the session page, on the payment page.
+    chrome.goto(&url(&format!("/sessions/{sid}"))).await;
+    chrome.wait_for(".resale-list button").await;
+    chrome.screenshot("resale-session", PHONE).await;
+    chrome.click(".resale-list button").await;
+    chrome.wait_for("#pay").await;
+    chrome.screenshot("resale-pay", PHONE).await;
+    chrome.fill("card_number", CARD_OK).await;
+    chrome.fill("card_expiry", "12/39").await;
+    chrome.fill("card_cvv", "123").await;
+    chrome.click("#pay").await;
+    chrome.wait_for(".alert-success").await;
+    assert_eq!(ticket_row(&app, &codes[1]).0, "revoked");
+
+    // And puts the transferred one back on resale from "my tickets".
+    chrome.goto(&url("/tickets")).await;
+    chrome.wait_for(&format!("#resell-{}", mine[0])).await;
+    chrome.click(&format!("#resell-{}", mine[0])).await;
+    chrome.wait_for("#ticket-notice").await;
+    assert!(chrome.source().await.contains("mis en revente"));
+    chrome.screenshot("resale-listed", PHONE).await;
+    chrome.goto(&url("/tickets")).await;
+    chrome.wait_for(&format!("#listed-{}", mine[0])).await;
+    assert_eq!(
+        ticket_ids(&sender).await.len(),
+        2,
+        "the sender's revoked tickets stay listed"
+    );
+    chrome.close().await;
+}
