@@ -175,7 +175,40 @@ pub fn revocation_page(
     }))
 }
 
+/// Why each of user `user_id`'s revoked tickets was revoked: (ticket id
+/// hex, reason), for "my tickets" to say it in words.
+pub fn reasons_of_user(
+    conn: &Conn<'_>,
+    user_id: i64,
+) -> StoreResult<Vec<(String, RevocationReason)>> {
+    conn.query_map(
+        "SELECT r.ticket_id, r.reason FROM revocations r
+           JOIN tickets t ON t.ticket_id = r.ticket_id
+          WHERE t.user_id = ?1",
+        params![user_id],
+        |r| {
+            let id: Vec<u8> = r.get(0)?;
+            let code: i64 = r.get(1)?;
+            Ok((
+                hex::encode(id),
+                RevocationReason::from_code(u8::try_from(code).unwrap_or(0)),
+            ))
+        },
+    )
+}
+
 impl Store {
+    /// Why each of a buyer's revoked tickets was revoked (ticket id hex,
+    /// reason).
+    pub async fn revocation_reasons_of(
+        &self,
+        user_id: i64,
+    ) -> StoreResult<Vec<(String, RevocationReason)>> {
+        self.pool
+            .read_blocking_sql(move |c| reasons_of_user(c, user_id))
+            .await
+    }
+
     /// A page of the revocation list after `since`.
     pub async fn revocation_page(
         &self,

@@ -304,6 +304,42 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("tickets.orders", "Mes commandes", "My orders"),
     ("tickets.revoked", "Billet révoqué", "Ticket revoked"),
     ("tickets.qr_alt", "QR code du billet :", "Ticket QR code:"),
+    (
+        "tickets.qr_enlarge",
+        "Agrandir le QR code :",
+        "Enlarge the QR code:",
+    ),
+    (
+        "tickets.qr_hint",
+        "Touchez le code pour l'agrandir à l'entrée.",
+        "Tap the code to enlarge it at the gate.",
+    ),
+    ("tickets.qr_close", "Fermer", "Close"),
+    (
+        "tickets.reason_refunded",
+        "Remboursé : ce billet a été remboursé et ne donne plus accès à l'épreuve.",
+        "Refunded: this ticket was refunded and no longer admits anyone.",
+    ),
+    (
+        "tickets.reason_session_cancelled",
+        "Épreuve annulée : ce billet est remboursé et ne donne plus accès.",
+        "Event cancelled: this ticket is refunded and no longer admits anyone.",
+    ),
+    (
+        "tickets.reason_reissued",
+        "Remplacé : un nouveau billet a été émis à sa place ; ce code ne fonctionne plus à l'entrée.",
+        "Replaced: a new ticket was issued instead; this code no longer works at the gate.",
+    ),
+    (
+        "tickets.reason_fraud",
+        "Annulé par l'organisateur pour usage frauduleux ; ce code ne fonctionne plus à l'entrée.",
+        "Cancelled by the organiser for fraudulent use; this code no longer works at the gate.",
+    ),
+    (
+        "tickets.reason_other",
+        "Annulé par l'organisateur ; ce code ne fonctionne plus à l'entrée.",
+        "Cancelled by the organiser; this code no longer works at the gate.",
+    ),
     ("tickets.pdf_kind", "Billet électronique", "E-ticket"),
     (
         "tickets.pdf_show",

@@ -1,10 +1,13 @@
 //! "Mes billets": the buyer's tickets with their QR codes, the PDFs, and the
 //! confirmation mail with the PDF attached (rendered when the outbox sends it).
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use jo_shared::revocation::RevocationReason;
 
 use crate::db::orders::Order;
 use crate::db::tickets::TicketView;
@@ -49,9 +52,27 @@ pub struct TicketCard {
     pub offer: String,
     /// Whether it is valid (not revoked).
     pub valid: bool,
+    /// Why it was revoked, as a message key (`None` while valid).
+    pub reason_key: Option<&'static str>,
 }
 
-fn ticket_card(t: &TicketView, lang: Lang) -> TicketCard {
+/// The buyer's words for why a ticket was revoked (a message key).
+pub fn reason_key(reason: RevocationReason) -> &'static str {
+    match reason {
+        RevocationReason::Refunded => "tickets.reason_refunded",
+        RevocationReason::SessionCancelled => "tickets.reason_session_cancelled",
+        RevocationReason::Reissued => "tickets.reason_reissued",
+        RevocationReason::Fraud => "tickets.reason_fraud",
+        RevocationReason::Other => "tickets.reason_other",
+    }
+}
+
+fn ticket_card(
+    t: &TicketView,
+    lang: Lang,
+    reasons: &HashMap<String, RevocationReason>,
+) -> TicketCard {
+    let valid = t.status == TicketStatus::Valid;
     TicketCard {
         id: t.ticket_hex.clone(),
         order_number: t.order_number.clone(),
@@ -63,7 +84,17 @@ fn ticket_card(t: &TicketView, lang: Lang) -> TicketCard {
         holder: t.holder.clone(),
         admits: t.admits,
         offer: t.offer_name.clone(),
-        valid: t.status == TicketStatus::Valid,
+        valid,
+        // A revoked ticket missing from the list (which the one writer
+        // rules out) still says it is revoked, in general words.
+        reason_key: (!valid).then(|| {
+            reason_key(
+                reasons
+                    .get(&t.ticket_hex)
+                    .copied()
+                    .unwrap_or(RevocationReason::Other),
+            )
+        }),
     }
 }
 
@@ -85,16 +116,21 @@ pub async fn mine(
     ctx: PageCtx,
     me: CurrentUser,
 ) -> Result<Response> {
-    let (tickets, orders) = tokio::try_join!(
+    let (tickets, orders, reasons) = tokio::try_join!(
         state.store.tickets_of(me.user.id),
-        state.store.orders_of(me.user.id)
+        state.store.orders_of(me.user.id),
+        state.store.revocation_reasons_of(me.user.id)
     )?;
+    let reasons: HashMap<String, RevocationReason> = reasons.into_iter().collect();
     let orders: Vec<Order> = orders;
     render(
         StatusCode::OK,
         &TicketsPage {
             ctx: &ctx,
-            tickets: tickets.iter().map(|t| ticket_card(t, ctx.lang)).collect(),
+            tickets: tickets
+                .iter()
+                .map(|t| ticket_card(t, ctx.lang, &reasons))
+                .collect(),
             orders: orders
                 .iter()
                 .filter(|o| o.status != OrderStatus::Expired || o.paid_at.is_some())
