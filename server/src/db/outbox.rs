@@ -51,6 +51,11 @@ pub enum MailKind {
     OrderTickets,
     /// A session was cancelled: its ticket holders are told.
     SessionCancelled,
+    /// A ticket was revoked (refunded, re-issued, cancelled by the
+    /// organiser): its holder is told why and what happens next. Written by
+    /// [`super::revocations`] with the revocation; not for a cancelled
+    /// session, whose holders get [`MailKind::SessionCancelled`].
+    TicketRevoked,
 }
 
 impl MailKind {
@@ -59,6 +64,7 @@ impl MailKind {
             MailKind::Account => "account",
             MailKind::OrderTickets => "order_tickets",
             MailKind::SessionCancelled => "session_cancelled",
+            MailKind::TicketRevoked => "ticket_revoked",
         }
     }
 
@@ -67,6 +73,7 @@ impl MailKind {
             "account" => Ok(MailKind::Account),
             "order_tickets" => Ok(MailKind::OrderTickets),
             "session_cancelled" => Ok(MailKind::SessionCancelled),
+            "ticket_revoked" => Ok(MailKind::TicketRevoked),
             other => Err(super::StoreError::Task(format!(
                 "unknown mail kind {other:?} in the outbox"
             ))),

@@ -364,6 +364,32 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Thank you for your order",
     ),
     ("mail.tickets_count", "Nombre de billets :", "Tickets:"),
+    // A revoked ticket's mail
+    (
+        "mail.revoked_subject",
+        "Votre billet n'est plus valable",
+        "Your ticket is no longer valid",
+    ),
+    (
+        "mail.revoked_intro",
+        "Ce billet n'est plus valable, son QR code ne permet plus d'entrer :",
+        "This ticket is no longer valid; its QR code no longer admits anyone:",
+    ),
+    (
+        "mail.revoked_next_refunded",
+        "Le montant est remboursé sur la carte qui a servi au paiement. Vous n'avez rien à faire.",
+        "The amount is refunded to the card used for the payment. There is nothing for you to do.",
+    ),
+    (
+        "mail.revoked_next_reissued",
+        "Un nouveau billet le remplace et a été remis à son titulaire : si c'est vous, il est dans « Mes billets ». Présentez le nouveau code à l'entrée, l'ancien sera refusé.",
+        "A new ticket replaces it and was given to its holder: if that is you, it is in \"My tickets\". Show the new code at the gate; the old one will be refused.",
+    ),
+    (
+        "mail.revoked_next_other",
+        "Si vous pensez qu'il s'agit d'une erreur, répondez à ce courriel en indiquant le numéro de commande.",
+        "If you think this is a mistake, reply to this email with the order number.",
+    ),
     (
         "mail.tickets_body",
         "Vos billets sont joints à ce courriel (PDF). Ils sont aussi dans « Mes billets » :",
