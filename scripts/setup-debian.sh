@@ -19,6 +19,7 @@ packages=(
   postgresql                   # the PostgreSQL backend's tests (a throwaway cluster each run)
   nginx-light docker-compose   # cluster test: the TLS proxy; the compose file validated
   curl ca-certificates
+  npm                          # accessibility tests: installs axe-core (below)
 )
 
 missing=()
@@ -33,6 +34,12 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The accessibility tests inject axe-core (npm) into every page; it goes in
+# target/node_modules, outside the sources, pinned.
+axe_dir="$(dirname "$0")/../target"
+[ -f "$axe_dir/node_modules/axe-core/axe.min.js" ] ||
+  npm install --prefix "$axe_dir" --no-save --no-audit --no-fund --loglevel=error axe-core@4.14.1
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust (https://rustup.rs), then run this again" >&2
