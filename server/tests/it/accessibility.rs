@@ -163,6 +163,35 @@ async fn every_shop_and_console_page_passes_axe_at_phone_and_desktop_width() {
         chrome.goto(&url(&page)).await;
         chrome.assert_accessible(&page).await;
     }
+    // The charts' text, as rendered, at both widths.
+    for page in ["/admin", "/admin/scans"] {
+        chrome.goto(&url(page)).await;
+        for size in [PHONE, DESKTOP] {
+            let (texts, smallest) = chart_text_px(&chrome, size).await;
+            assert!(texts > 0, "{page} at {} px draws chart text", size.0);
+            assert!(
+                smallest >= 12.0,
+                "{page} at {} px: chart text as small as {smallest:.1} px",
+                size.0
+            );
+        }
+    }
+    // The dashboard's charts on a phone, to look at.
+    chrome.goto(&url("/admin")).await;
+    chrome
+        .client
+        .set_window_size(PHONE.0, PHONE.1)
+        .await
+        .expect("resizes");
+    chrome
+        .client
+        .execute(
+            "document.getElementById('offers-h').scrollIntoView();",
+            vec![],
+        )
+        .await
+        .expect("scrolls");
+    chrome.screenshot("admin-dashboard-charts", PHONE).await;
     // The enrolment code and its QR.
     chrome.goto(&url("/admin/devices")).await;
     chrome
@@ -171,6 +200,38 @@ async fn every_shop_and_console_page_passes_axe_at_phone_and_desktop_width() {
     chrome.wait_for("#enrol-qr svg").await;
     chrome.assert_accessible("a new enrolment code").await;
     chrome.close().await;
+}
+
+/// How many chart texts are shown at window `size`, and the smallest of
+/// their sizes as rendered (the SVG's font size times its scale), in px.
+async fn chart_text_px(chrome: &Chrome, size: (u32, u32)) -> (usize, f64) {
+    chrome
+        .client
+        .set_window_size(size.0, size.1)
+        .await
+        .expect("resizes");
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let v = chrome
+        .client
+        .execute(
+            "let n = 0, min = 1e9;
+             for (const svg of document.querySelectorAll('.chart svg')) {
+                 const r = svg.getBoundingClientRect();
+                 if (getComputedStyle(svg).display === 'none' || r.width === 0) continue;
+                 const scale = r.width / svg.viewBox.baseVal.width;
+                 for (const t of svg.querySelectorAll('text')) {
+                     if (!t.textContent.trim()) continue;
+                     n += 1;
+                     min = Math.min(min, parseFloat(t.getAttribute('font-size')) * scale);
+                 }
+             }
+             return [n, min];",
+            vec![],
+        )
+        .await
+        .expect("measures the charts");
+    let (n, min): (usize, f64) = serde_json::from_value(v).expect("numbers");
+    (n, min)
 }
 
 /// Tab from the top of `page`: every control is reached, and each focus
