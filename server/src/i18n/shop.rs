@@ -351,6 +351,39 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Billet nominatif : une pièce d'identité peut être demandée. Ne partagez pas ce QR code.",
         "Personal ticket: an ID may be requested. Do not share this QR code.",
     ),
+    ("tickets.pdf_people", "personnes", "people"),
+    ("tickets.pdf_person", "personne", "person"),
+    (
+        "tickets.pdf_together",
+        "entrent ensemble, en une fois",
+        "enter together, at once",
+    ),
+    ("tickets.pdf_advice", "Avant de venir", "Before you come"),
+    (
+        "tickets.pdf_advice_doors",
+        "Ouverture des portes à",
+        "Doors open at",
+    ),
+    (
+        "tickets.pdf_advice_early",
+        "Arrivez tôt\u{a0}: le contrôle de sécurité prend du temps aux heures d'affluence.",
+        "Come early: the security check takes time when crowds arrive.",
+    ),
+    (
+        "tickets.pdf_advice_security",
+        "Chaque spectateur passe un contrôle de sécurité (palpation et sacs). Venez avec un petit sac. Bouteilles en verre, objets tranchants et fumigènes sont interdits.",
+        "Every spectator goes through a security check (pat-down and bags). Bring a small bag. Glass bottles, sharp objects and flares are not allowed.",
+    ),
+    (
+        "tickets.pdf_advice_group",
+        "Toutes les personnes de ce billet se présentent ensemble à l'entrée : le code est validé une fois pour tout le groupe.",
+        "Everyone on this ticket comes to the gate together: the code is checked once for the whole group.",
+    ),
+    (
+        "tickets.pdf_advice_screen",
+        "Présentez ce billet imprimé, ou sur votre téléphone avec la luminosité au maximum. Gardez-le sur vous jusqu'à la fin de l'épreuve.",
+        "Show this ticket printed, or on your phone at full brightness. Keep it with you until the end of the event.",
+    ),
     // Confirmation mail
     (
         "mail.tickets_subject",
