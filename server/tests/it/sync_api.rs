@@ -917,3 +917,34 @@ async fn the_server_refuses_to_start_with_a_signing_key_gates_would_refuse() {
     };
     assert!(err.contains("not in keyring.pem"), "{err}");
 }
+
+#[tokio::test]
+async fn a_batch_larger_than_one_statement_is_checked_and_stored_whole() {
+    // The store writes a batch several rows to a statement and reads what
+    // the checks need once per batch: a ticket admitted twice within one
+    // batch, on either side of a statement boundary, is still a double
+    // admission, and every record is stored once, in order.
+    let app = common::spawn_app().await;
+    let c = db(&app);
+    seed_session(&c, 900_022, 1);
+    let tickets = seed_tickets(&c, &app.config.keys_dir, 900_022, 150);
+    let mut a = ApiDevice::enroll(&app, "Porte A").await;
+    let mut records: Vec<_> = tickets.iter().map(|t| a.admit(*t, 900_022)).collect();
+    records.push(a.admit(tickets[3], 900_022));
+    let r: ScanBatchResponse =
+        json_of(a.upload(&a.batch(records.clone())).await, StatusCode::OK).await;
+    assert_eq!((r.stored, r.duplicates.len(), r.conflicts), (151, 0, 1));
+    assert_eq!(conflict_kinds(&c, &a.id), ["double_admit"]);
+    let seqs: Vec<i64> = c
+        .with(|c| {
+            c.query_map(
+                "SELECT seq FROM scans WHERE device_id = ?1 ORDER BY id",
+                params![&a.id],
+                |r| r.get(0),
+            )
+        })
+        .expect("reads");
+    assert_eq!(seqs, (1..=151).collect::<Vec<i64>>());
+    let r: ScanBatchResponse = json_of(a.upload(&a.batch(records)).await, StatusCode::OK).await;
+    assert_eq!((r.stored, r.duplicates.len(), r.conflicts), (0, 151, 0));
+}
