@@ -654,6 +654,17 @@ fn chain_link(
     }
 }
 
+/// The one late-upload conflict of a batch's badly timed scans, named
+/// after the `first` of them.
+fn timing_conflict(first: &ScanRecord, detail: String) -> Found {
+    Found {
+        kind: ConflictKind::LateUpload,
+        scan_id: first.scan_id.clone(),
+        ticket: first.ticket_id,
+        detail,
+    }
+}
+
 /// Stores a checked batch of `device_id`'s log in one transaction and
 /// records the conflicts it raises.
 ///
@@ -781,40 +792,30 @@ pub fn store_batch(
     insert_scans(&tx, device_id, &rows, now)?;
     // One conflict per batch for timing: a gate offline all day would
     // otherwise bury the admin console under one line per scan.
-    if let Some(first) = late_scans.first() {
-        let oldest = late_scans
-            .iter()
-            .map(|c| c.record.scanned_at)
-            .min()
-            .unwrap_or(first.record.scanned_at);
-        found.push(Found {
-            kind: ConflictKind::LateUpload,
-            scan_id: first.record.scan_id.clone(),
-            ticket: first.record.ticket_id,
-            detail: format!(
+    let times = |v: &[&CheckedRecord]| v.iter().map(|c| c.record.scanned_at).collect::<Vec<_>>();
+    if let (Some(first), Some(oldest)) = (late_scans.first(), times(&late_scans).into_iter().min())
+    {
+        found.push(timing_conflict(
+            &first.record,
+            format!(
                 "{} scans uploaded more than {} s after they were made (oldest {} s before arrival)",
                 late_scans.len(),
                 late.late_upload_secs,
                 now.saturating_sub(oldest)
             ),
-        });
+        ));
     }
-    if let Some(first) = future_scans.first() {
-        let newest = future_scans
-            .iter()
-            .map(|c| c.record.scanned_at)
-            .max()
-            .unwrap_or(first.record.scanned_at);
-        found.push(Found {
-            kind: ConflictKind::LateUpload,
-            scan_id: first.record.scan_id.clone(),
-            ticket: first.record.ticket_id,
-            detail: format!(
+    if let (Some(first), Some(newest)) =
+        (future_scans.first(), times(&future_scans).into_iter().max())
+    {
+        found.push(timing_conflict(
+            &first.record,
+            format!(
                 "{} scans dated in the future (up to {} s ahead of the server): the device clock is off",
                 future_scans.len(),
                 newest.saturating_sub(now)
             ),
-        });
+        ));
     }
     insert_conflicts(&tx, device_id, &found, now)?;
     out.conflicts = u32::try_from(found.len()).unwrap_or(u32::MAX);
