@@ -304,6 +304,47 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("tickets.orders", "Mes commandes", "My orders"),
     ("tickets.revoked", "Billet révoqué", "Ticket revoked"),
     ("tickets.qr_alt", "QR code du billet :", "Ticket QR code:"),
+    (
+        "tickets.qr_enlarge",
+        "Agrandir le QR code :",
+        "Enlarge the QR code:",
+    ),
+    (
+        "tickets.qr_hint",
+        "Touchez le code pour l'agrandir à l'entrée.",
+        "Tap the code to enlarge it at the gate.",
+    ),
+    ("tickets.qr_close", "Fermer", "Close"),
+    (
+        "tickets.reason_refunded",
+        "Remboursé : ce billet a été remboursé et ne donne plus accès à l'épreuve.",
+        "Refunded: this ticket was refunded and no longer admits anyone.",
+    ),
+    (
+        "tickets.reason_session_cancelled",
+        "Épreuve annulée : ce billet est remboursé et ne donne plus accès.",
+        "Event cancelled: this ticket is refunded and no longer admits anyone.",
+    ),
+    (
+        "tickets.reason_reissued",
+        "Remplacé : un nouveau billet a été émis à sa place ; ce code ne fonctionne plus à l'entrée.",
+        "Replaced: a new ticket was issued instead; this code no longer works at the gate.",
+    ),
+    (
+        "tickets.reason_transferred",
+        "Transféré : ce billet a été remis à une autre personne, qui a reçu un nouveau code ; celui-ci ne fonctionne plus à l'entrée.",
+        "Transferred: this ticket was handed to someone else, who received a new code; this one no longer works at the gate.",
+    ),
+    (
+        "tickets.reason_fraud",
+        "Annulé par l'organisateur pour usage frauduleux ; ce code ne fonctionne plus à l'entrée.",
+        "Cancelled by the organiser for fraudulent use; this code no longer works at the gate.",
+    ),
+    (
+        "tickets.reason_other",
+        "Annulé par l'organisateur ; ce code ne fonctionne plus à l'entrée.",
+        "Cancelled by the organiser; this code no longer works at the gate.",
+    ),
     ("tickets.pdf_kind", "Billet électronique", "E-ticket"),
     (
         "tickets.pdf_show",
@@ -314,6 +355,39 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "tickets.pdf_footer",
         "Billet nominatif : une pièce d'identité peut être demandée. Ne partagez pas ce QR code.",
         "Personal ticket: an ID may be requested. Do not share this QR code.",
+    ),
+    ("tickets.pdf_people", "personnes", "people"),
+    ("tickets.pdf_person", "personne", "person"),
+    (
+        "tickets.pdf_together",
+        "entrent ensemble, en une fois",
+        "enter together, at once",
+    ),
+    ("tickets.pdf_advice", "Avant de venir", "Before you come"),
+    (
+        "tickets.pdf_advice_doors",
+        "Ouverture des portes à",
+        "Doors open at",
+    ),
+    (
+        "tickets.pdf_advice_early",
+        "Arrivez tôt\u{a0}: le contrôle de sécurité prend du temps aux heures d'affluence.",
+        "Come early: the security check takes time when crowds arrive.",
+    ),
+    (
+        "tickets.pdf_advice_security",
+        "Chaque spectateur passe un contrôle de sécurité (palpation et sacs). Venez avec un petit sac. Bouteilles en verre, objets tranchants et fumigènes sont interdits.",
+        "Every spectator goes through a security check (pat-down and bags). Bring a small bag. Glass bottles, sharp objects and flares are not allowed.",
+    ),
+    (
+        "tickets.pdf_advice_group",
+        "Toutes les personnes de ce billet se présentent ensemble à l'entrée : le code est validé une fois pour tout le groupe.",
+        "Everyone on this ticket comes to the gate together: the code is checked once for the whole group.",
+    ),
+    (
+        "tickets.pdf_advice_screen",
+        "Présentez ce billet imprimé, ou sur votre téléphone avec la luminosité au maximum. Gardez-le sur vous jusqu'à la fin de l'épreuve.",
+        "Show this ticket printed, or on your phone at full brightness. Keep it with you until the end of the event.",
     ),
     // Confirmation mail
     (
@@ -328,6 +402,37 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Thank you for your order",
     ),
     ("mail.tickets_count", "Nombre de billets :", "Tickets:"),
+    // A revoked ticket's mail
+    (
+        "mail.revoked_subject",
+        "Votre billet n'est plus valable",
+        "Your ticket is no longer valid",
+    ),
+    (
+        "mail.revoked_intro",
+        "Ce billet n'est plus valable, son QR code ne permet plus d'entrer :",
+        "This ticket is no longer valid; its QR code no longer admits anyone:",
+    ),
+    (
+        "mail.revoked_next_refunded",
+        "Le montant est remboursé sur la carte qui a servi au paiement. Vous n'avez rien à faire.",
+        "The amount is refunded to the card used for the payment. There is nothing for you to do.",
+    ),
+    (
+        "mail.revoked_next_reissued",
+        "Un nouveau billet le remplace et a été remis à son titulaire : si c'est vous, il est dans « Mes billets ». Présentez le nouveau code à l'entrée, l'ancien sera refusé.",
+        "A new ticket replaces it and was given to its holder: if that is you, it is in \"My tickets\". Show the new code at the gate; the old one will be refused.",
+    ),
+    (
+        "mail.revoked_next_transferred",
+        "Le billet a été remis à la personne qui l'a accepté, sous son nom et avec un nouveau code ; l'ancien code est refusé à l'entrée.",
+        "The ticket was handed to the person who accepted it, in their name and with a new code; the old code is refused at the gate.",
+    ),
+    (
+        "mail.revoked_next_other",
+        "Si vous pensez qu'il s'agit d'une erreur, répondez à ce courriel en indiquant le numéro de commande.",
+        "If you think this is a mistake, reply to this email with the order number.",
+    ),
     (
         "mail.tickets_body",
         "Vos billets sont joints à ce courriel (PDF). Ils sont aussi dans « Mes billets » :",

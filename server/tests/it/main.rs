@@ -6,6 +6,7 @@
 
 mod common;
 
+mod accessibility;
 mod admin_access;
 mod admin_browser;
 mod admin_catalogue;

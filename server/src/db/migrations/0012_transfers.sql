@@ -46,7 +46,7 @@ CREATE INDEX tickets_replaces ON tickets(replaces) WHERE replaces IS NOT NULL;
 CREATE TABLE mail_outbox_new (
     id              INTEGER PRIMARY KEY,
     kind            TEXT NOT NULL CHECK (kind IN ('account', 'order_tickets', 'session_cancelled',
-                                                  'transfer', 'ticket_reissued')),
+                                                  'ticket_revoked', 'transfer', 'ticket_reissued')),
     recipient       TEXT NOT NULL,
     lang            TEXT NOT NULL CHECK (lang IN ('fr', 'en')),
     subject         TEXT NOT NULL,

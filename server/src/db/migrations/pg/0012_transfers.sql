@@ -1,4 +1,4 @@
--- PostgreSQL twin of SQLite migration 11 (0011_transfers.sql).
+-- PostgreSQL twin of SQLite migration 12 (0012_transfers.sql).
 --
 -- A ticket re-issued to another account is derived from that account's
 -- user key and a purchase key of its own (`tickets.purchase_key`), not the
@@ -38,7 +38,8 @@ CREATE INDEX tickets_replaces ON tickets(replaces) WHERE replaces IS NOT NULL;
 -- ticket to its new holder.
 ALTER TABLE mail_outbox DROP CONSTRAINT mail_outbox_kind_check;
 ALTER TABLE mail_outbox ADD CONSTRAINT mail_outbox_kind_check
-    CHECK (kind IN ('account', 'order_tickets', 'session_cancelled', 'transfer', 'ticket_reissued'));
+    CHECK (kind IN ('account', 'order_tickets', 'session_cancelled', 'ticket_revoked',
+                    'transfer', 'ticket_reissued'));
 
 -- Resale at face value (see the SQLite migration).
 CREATE TABLE resale_listings (
