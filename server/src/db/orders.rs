@@ -1032,6 +1032,11 @@ pub enum RefundOutcome {
     NotPaid,
     /// Refunded; that many tickets revoked.
     Refunded(usize),
+    /// Refused: that many of its valid tickets now belong to someone else
+    /// (transferred or resold). Refunding the order would revoke their
+    /// holders' tickets and free seats they still occupy; its own tickets
+    /// are revoked one by one instead.
+    HandedOver(usize),
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
@@ -1556,6 +1561,17 @@ impl Store {
                 };
                 if status != OrderStatus::Paid {
                     return Ok(RefundOutcome::NotPaid);
+                }
+                let handed: i64 = tx.query_row(
+                    "SELECT count(*) FROM tickets t JOIN orders o ON o.id = t.order_id
+                     WHERE t.order_id = ?1 AND t.status = 'valid' AND t.user_id <> o.user_id",
+                    params![order_id],
+                    |r| r.get(0),
+                )?;
+                if handed > 0 {
+                    return Ok(RefundOutcome::HandedOver(
+                        usize::try_from(handed).unwrap_or(usize::MAX),
+                    ));
                 }
                 tx.execute(
                     "UPDATE orders SET status = ?3, refunded_at = ?2 WHERE id = ?1",

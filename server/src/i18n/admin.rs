@@ -441,6 +441,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("admin.orders.refund", "Rembourser", "Refund"),
     (
+        "admin.orders.handed_over_notice",
+        "Remboursement refusé : des billets de cette commande ont été transférés ou revendus et appartiennent à d'autres personnes. Révoquez un à un les billets que l'acheteur détient encore.",
+        "Refund refused: some tickets of this order were transferred or resold and now belong to other people. Revoke one by one the tickets the buyer still holds.",
+    ),
+    (
         "admin.orders.refunded_notice",
         "Commande remboursée : ses billets sont révoqués.",
         "Order refunded: its tickets are revoked.",

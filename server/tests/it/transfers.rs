@@ -475,6 +475,26 @@ async fn a_transfer_accepted_by_its_recipient_is_a_new_ticket_and_the_old_code_i
         html.contains("paul@example.com") && html.contains("lea@example.com"),
         "{html}"
     );
+    // Refunding the sender's order is refused now that its ticket is hers:
+    // it would revoke her ticket and free the seat she holds.
+    let order: String = app
+        .db()
+        .with(|c| {
+            c.query_row(
+                "SELECT o.number FROM orders o JOIN tickets t ON t.order_id = o.id
+                 WHERE t.ticket_id = ?1",
+                params![hex::decode(&new).expect("hex code")],
+                |r| r.get(0),
+            )
+        })
+        .expect("reads the order");
+    let page = format!("/admin/orders/{order}");
+    let r = admin.submit(&page, &format!("{page}/refund"), &[]).await;
+    assert_redirect_to(&r, &format!("{page}?done=handed_over"));
+    let (_, html) = admin.get_text(&format!("{page}?done=handed_over")).await;
+    assert!(html.contains("Remboursement refusé"), "{html}");
+    assert_eq!(ticket_row(&app, &new).0, "valid");
+    assert_eq!(seats_taken(&app, sid), 1);
     assert!(
         !mail
             .any_to("tiers@example.com", Duration::from_millis(500))

@@ -135,6 +135,7 @@ pub(super) async fn order(
         .ok_or(AppError::NotFound)?;
     let notice = match q.done.as_str() {
         "refunded" => "admin.orders.refunded_notice",
+        "handed_over" => "admin.orders.handed_over_notice",
         _ => "",
     };
     render(
@@ -194,6 +195,9 @@ pub(super) async fn refund(
         RefundOutcome::Refunded(n) => {
             tracing::info!(tickets = n, "order refunded");
             Ok(Redirect::to(&format!("/admin/orders/{number}?done=refunded")).into_response())
+        }
+        RefundOutcome::HandedOver(_) => {
+            Ok(Redirect::to(&format!("/admin/orders/{number}?done=handed_over")).into_response())
         }
     }
 }
