@@ -16,6 +16,7 @@ mod peers;
 mod replay;
 mod sync_e2e;
 mod tour;
+mod transfers;
 mod ui;
 mod ui_enroll;
 mod ui_screenshot;

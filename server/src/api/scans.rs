@@ -201,7 +201,7 @@ pub async fn upload(
         // After the commit: the long-polls of this node read the new rows now.
         signal.notify();
     }
-    crate::metrics::scans(out.stored, out.duplicates.len(), out.conflicts);
+    crate::metrics::scans(&out);
     if out.conflicts > 0 {
         tracing::warn!(device_id = %device.id, conflicts = out.conflicts, "scan conflicts recorded");
     }
