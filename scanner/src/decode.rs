@@ -113,6 +113,11 @@ const MAX_ABANDONED: usize = 2;
 /// bound on the work a frame full of codes can cause.
 const MAX_SYMBOLS: usize = 4;
 
+/// Frames without a code after which a stream forgets where the last code
+/// was: as many as end a presentation at the gate (a code blurred by a hand
+/// moving for a frame or two is still looked for where it was).
+pub const REGION_KEEP: u32 = 8;
+
 /// Side, in frame pixels, above which a code is read at half scale in its
 /// region by rqrr: tickets are QR version 10 at most (57 modules), so 240 px
 /// keeps more than 2 px per module after halving.
@@ -163,6 +168,8 @@ pub struct FrameDecoder {
     region: Option<(u32, u32, u32, u32)>,
     /// The last code was large enough to read its region at half scale.
     big: bool,
+    /// Frames in a row without a code since the region was last seen.
+    region_misses: u32,
     /// Index into [`SECOND_OPINIONS`] of the next frame's second opinion.
     next_opinion: usize,
     reader: Reader,
@@ -208,6 +215,7 @@ impl FrameDecoder {
             mode,
             region: None,
             big: false,
+            region_misses: 0,
             next_opinion: 0,
             reader,
             worker: None,
@@ -259,7 +267,12 @@ impl FrameDecoder {
             return None;
         };
         let Some((attempt, symbols)) = reply.found else {
-            self.region = None;
+            // A single picture's region says nothing of the next picture;
+            // a stream's does, for the length of a presentation.
+            self.region_misses += 1;
+            if self.mode == Mode::Photo || self.region_misses >= REGION_KEEP {
+                self.region = None;
+            }
             return None;
         };
         let mut texts: Vec<&str> = symbols.iter().map(|s| s.text.as_str()).collect();
@@ -355,6 +368,7 @@ impl FrameDecoder {
         let mx = (max_x - min_x) / 2;
         let my = (max_y - min_y) / 2;
         self.big = (max_x - min_x).min(max_y - min_y) >= BIG_CODE_SIDE;
+        self.region_misses = 0;
         let x0 = (min_x - mx).max(0) as u32;
         let y0 = (min_y - my).max(0) as u32;
         let x1 = ((max_x + mx).max(0) as u32).min(frame.width());
@@ -640,6 +654,53 @@ mod tests {
                 Attempt::Half
             ]
         );
+    }
+
+    #[test]
+    fn a_stream_looks_where_the_code_was_for_the_rest_of_a_presentation() {
+        let regions = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = Arc::clone(&regions);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let n = Arc::clone(&calls);
+        let mut d = FrameDecoder::with_reader(
+            Mode::Stream,
+            Arc::new(move |job: &Job| {
+                if let Ok(mut l) = log.lock() {
+                    l.push(job.region.map(|(r, _)| r));
+                }
+                // The first frame shows a code at (400, 150); the next ones
+                // are blurred past reading.
+                if n.fetch_add(1, Ordering::SeqCst) == 0 {
+                    Reply {
+                        found: Some((
+                            Attempt::Zxing,
+                            vec![Symbol {
+                                text: "code".into(),
+                                corners: [(400, 150), (600, 150), (600, 350), (400, 350)],
+                            }],
+                        )),
+                    }
+                } else {
+                    Reply::default()
+                }
+            }),
+        );
+        let frame = GrayImage::from_pixel(1280, 720, Luma([90]));
+        for _ in 0..(2 + REGION_KEEP) {
+            d.decode(&frame);
+        }
+        let regions = regions.lock().expect("lock").clone();
+        // Nothing known on the first frame; then the code's box with half
+        // its size around it, for REGION_KEEP frames without a code.
+        assert_eq!(regions[0], None);
+        let remembered = Some((300, 50, 400, 400));
+        assert!(
+            regions[1..=REGION_KEEP as usize]
+                .iter()
+                .all(|r| *r == remembered)
+        );
+        // Then the presentation is over: the whole frame again.
+        assert_eq!(regions[1 + REGION_KEEP as usize], None);
     }
 
     #[test]

@@ -8,8 +8,7 @@
 //! entry keeps working.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Sender};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -20,7 +19,7 @@ use nokhwa::utils::{
 };
 
 use super::settings::Resolution;
-use crate::frames::{Frame, FrameError, FrameSource};
+use crate::frames::{Frame, FrameError, FrameSource, Mailbox, Take};
 
 /// Formats we can turn into grey, best first.
 const FORMATS: &[FrameFormat] = &[FrameFormat::MJPEG, FrameFormat::YUYV, FrameFormat::GRAY];
@@ -69,13 +68,16 @@ pub fn open(
 /// How long without a frame before the camera counts as gone.
 const FRAME_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// What the capture thread hands the decoder.
+type Slot = Mailbox<Result<Frame, FrameError>>;
+
 /// A webcam. nokhwa's `Camera` may not move between threads, so it lives on
-/// a capture thread of its own, which converts frames to grey and hands them
-/// over a small channel (dropping frames when the decoder is behind, so the
-/// decoder always sees a recent picture).
+/// a capture thread of its own, which converts frames to grey and puts them
+/// in a single-slot [`Mailbox`]: the decoder takes the newest frame when it
+/// is free, and the frames it had no time for are dropped (and counted),
+/// never queued.
 pub struct NokhwaSource {
-    frames: Receiver<Result<Frame, FrameError>>,
-    stop: Arc<AtomicBool>,
+    frames: Arc<Slot>,
     thread: Option<JoinHandle<()>>,
     name: String,
 }
@@ -84,18 +86,16 @@ impl NokhwaSource {
     /// Opens camera `index`, asking for the format nearest `resolution` at 30 fps.
     pub fn open(index: u32, resolution: Resolution) -> Result<Self, FrameError> {
         let (opened_tx, opened_rx) = mpsc::channel();
-        let (frames_tx, frames) = mpsc::sync_channel(2);
-        let stop = Arc::new(AtomicBool::new(false));
+        let frames = Arc::new(Slot::new());
         let thread = {
-            let stop = Arc::clone(&stop);
+            let frames = Arc::clone(&frames);
             std::thread::Builder::new()
                 .name(format!("camera-{index}"))
-                .spawn(move || capture(index, resolution, &opened_tx, &frames_tx, &stop))
+                .spawn(move || capture(index, resolution, &opened_tx, &frames))
                 .map_err(|e| FrameError::Unavailable(format!("camera thread: {e}")))?
         };
         let mut source = Self {
             frames,
-            stop,
             thread: Some(thread),
             name: String::new(),
         };
@@ -110,9 +110,9 @@ impl NokhwaSource {
 
 impl Drop for NokhwaSource {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.frames.close();
         if let Some(t) = self.thread.take() {
-            // The capture loop checks `stop` after each read (one frame time).
+            // The capture loop checks the mailbox after each read (one frame time).
             let _ = t.join();
         }
     }
@@ -120,27 +120,29 @@ impl Drop for NokhwaSource {
 
 impl FrameSource for NokhwaSource {
     fn next_frame(&mut self) -> Option<Result<Frame, FrameError>> {
-        Some(match self.frames.recv_timeout(FRAME_TIMEOUT) {
-            Ok(frame) => frame,
-            Err(RecvTimeoutError::Timeout) => Err(FrameError::Unavailable(format!(
+        Some(match self.frames.take(FRAME_TIMEOUT) {
+            Take::Item(frame) => frame,
+            Take::Timeout => Err(FrameError::Unavailable(format!(
                 "no picture for {} s",
                 FRAME_TIMEOUT.as_secs()
             ))),
-            Err(RecvTimeoutError::Disconnected) => {
-                Err(FrameError::Unavailable("camera stopped".into()))
-            }
+            Take::Closed => Err(FrameError::Unavailable("camera stopped".into())),
         })
+    }
+
+    fn dropped(&self) -> u64 {
+        self.frames.dropped()
     }
 }
 
 /// The capture thread: opens the camera, reports how that went, then reads
-/// frames until stopped, the camera fails for good, or nobody listens.
+/// frames until the mailbox is closed (the source dropped) or the camera
+/// fails for good.
 fn capture(
     index: u32,
     resolution: Resolution,
     opened: &Sender<Result<String, FrameError>>,
-    frames: &SyncSender<Result<Frame, FrameError>>,
-    stop: &AtomicBool,
+    frames: &Slot,
 ) {
     let mut camera = match open_camera(index, resolution) {
         Ok((camera, name)) => {
@@ -156,7 +158,7 @@ fn capture(
     };
     let mut failed_reads = 0u32;
     let mut n = 0u64;
-    while !stop.load(Ordering::Relaxed) {
+    while !frames.is_closed() {
         n += 1;
         let label = format!("camera-{n}");
         let frame = match camera.frame() {
@@ -179,7 +181,8 @@ fn capture(
                 failed_reads += 1;
                 if failed_reads >= MAX_FAILED_READS {
                     // Unplugged: tell the worker and end.
-                    let _ = frames.send(Err(FrameError::Unavailable(e.to_string())));
+                    frames.put(Err(FrameError::Unavailable(e.to_string())));
+                    frames.close();
                     return;
                 }
                 Err(FrameError::BadFrame {
@@ -188,9 +191,9 @@ fn capture(
                 })
             }
         };
-        match frames.try_send(frame) {
-            Ok(()) | Err(TrySendError::Full(_)) => {}
-            Err(TrySendError::Disconnected(_)) => return,
+        // The decoder takes the newest; one it had no time for is dropped.
+        if !frames.put(frame) {
+            return;
         }
     }
 }
