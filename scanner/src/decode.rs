@@ -10,8 +10,10 @@
 //! 1. the region where the last code was found (a code held up to the
 //!    camera stays put for a second or two), with zxing-cpp then rqrr;
 //! 2. zxing-cpp on the whole frame (it searches at several scales itself);
-//! 3. rqrr's second opinions: the frame at half resolution, the half frame
-//!    binarised at Otsu's threshold (dim screens, glare), the full frame.
+//! 3. the second opinions: zxing-cpp on the frame sharpened by an unsharp
+//!    mask (blur, motion), then rqrr on the frame at half resolution, on the
+//!    half frame binarised at Otsu's threshold (dim screens, glare), and on
+//!    the full frame.
 //!
 //! On a camera stream ([`Mode::Stream`]) a frame gets one second opinion
 //! only, a different one from the frame before: consecutive frames of one
@@ -42,6 +44,9 @@ pub enum Attempt {
     Region,
     /// zxing-cpp on the whole frame.
     Zxing,
+    /// zxing-cpp on the whole frame sharpened (an unsharp mask: blurred
+    /// and moving codes, soft shadows).
+    Sharpened,
     /// rqrr at half resolution.
     Half,
     /// rqrr at full resolution.
@@ -50,8 +55,14 @@ pub enum Attempt {
     Binarised,
 }
 
-/// The second opinions, in the order a stream cycles through them.
-const SECOND_OPINIONS: [Attempt; 3] = [Attempt::Half, Attempt::Binarised, Attempt::Full];
+/// The second opinions, in the order a stream cycles through them (a
+/// single picture gets them all, in this order).
+const SECOND_OPINIONS: [Attempt; 4] = [
+    Attempt::Sharpened,
+    Attempt::Half,
+    Attempt::Binarised,
+    Attempt::Full,
+];
 
 /// A successful decode.
 #[derive(Debug, Clone)]
@@ -386,6 +397,11 @@ fn read(job: &Job) -> Reply {
     if let Some(((x, y, w, h), big)) = job.region {
         let crop = image::imageops::crop_imm(frame, x, y, w, h).to_image();
         let mut found = zxing(&crop);
+        if found.is_empty()
+            && let Some(sharp) = sharpen(&crop, start + job.budget)
+        {
+            found = zxing(&sharp);
+        }
         if found.is_empty() {
             // A large code keeps modules of several pixels at half scale,
             // where rqrr works on a quarter of the pixels.
@@ -408,6 +424,9 @@ fn read(job: &Job) -> Reply {
         }
         let found = match attempt {
             Attempt::Zxing | Attempt::Region => zxing(frame),
+            Attempt::Sharpened => sharpen(frame, start + job.budget)
+                .map(|sharp| zxing(&sharp))
+                .unwrap_or_default(),
             Attempt::Half => scaled(rqrr(halved.get_or_insert_with(|| half(frame))), 2),
             Attempt::Binarised => scaled(
                 rqrr(&binarise(halved.get_or_insert_with(|| half(frame)))),
@@ -528,6 +547,87 @@ pub fn half(img: &GrayImage) -> GrayImage {
     })
 }
 
+/// Radius of the box blur behind [`sharpen`]: two passes of a 5-pixel box
+/// each way are close to a Gaussian of σ 2 px, the blur of a webcam slightly
+/// out of focus.
+const SHARPEN_RADIUS: usize = 2;
+
+/// How much of the difference with the blurred picture is added back, in
+/// halves (3: one and a half times).
+const SHARPEN_HALVES: i16 = 3;
+
+/// An unsharp mask: the picture plus one and a half times its difference
+/// with a blurred copy. It steepens the module edges that blur and motion
+/// soften; measured with zxing-cpp on the hard tier, it reads about twice
+/// the blurred frames. `None` when `deadline` passes first (the box blurs
+/// are linear in the picture's size, a few milliseconds at 720p in a
+/// release build, but a frame's budget is the gate's, not the filter's).
+pub fn sharpen(img: &GrayImage, deadline: Instant) -> Option<GrayImage> {
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    if w == 0 || h == 0 {
+        return Some(img.clone());
+    }
+    let mut a = img.as_raw().clone();
+    let mut b = vec![0u8; a.len()];
+    for _ in 0..2 {
+        box_rows(&a, &mut b, w, deadline)?;
+        box_columns(&b, &mut a, w, h, deadline)?;
+    }
+    for (o, &p) in a.iter_mut().zip(img.as_raw()) {
+        let (p, blurred) = (i16::from(p), i16::from(*o));
+        *o = (p + SHARPEN_HALVES * (p - blurred) / 2).clamp(0, 255) as u8;
+    }
+    GrayImage::from_raw(img.width(), img.height(), a)
+}
+
+/// Horizontal box blur of radius [`SHARPEN_RADIUS`] (edges clamped), by a
+/// running sum along each row.
+fn box_rows(src: &[u8], dst: &mut [u8], w: usize, deadline: Instant) -> Option<()> {
+    let r = SHARPEN_RADIUS;
+    let k = (2 * r + 1) as u32;
+    for (row, out) in src.chunks_exact(w).zip(dst.chunks_exact_mut(w)) {
+        if Instant::now() > deadline {
+            return None;
+        }
+        let at = |i: usize| u32::from(row[i.min(w - 1)]);
+        // The window around x = 0: r copies of the first pixel, then 0..=r.
+        let mut sum = r as u32 * at(0) + (0..=r).map(at).sum::<u32>();
+        for (x, o) in out.iter_mut().enumerate() {
+            *o = ((sum + k / 2) / k) as u8;
+            sum = sum + at(x + r + 1) - at(x.saturating_sub(r));
+        }
+    }
+    Some(())
+}
+
+/// Vertical box blur of radius [`SHARPEN_RADIUS`] (edges clamped), by
+/// running sums of whole rows (memory order).
+fn box_columns(src: &[u8], dst: &mut [u8], w: usize, h: usize, deadline: Instant) -> Option<()> {
+    let r = SHARPEN_RADIUS;
+    let k = (2 * r + 1) as u32;
+    let row = |y: usize| &src[y.min(h - 1) * w..][..w];
+    let mut sums = vec![0u32; w];
+    for dy in 0..=2 * r {
+        let y = dy.saturating_sub(r);
+        for (s, &p) in sums.iter_mut().zip(row(y)) {
+            *s += u32::from(p);
+        }
+    }
+    for (y, out) in dst.chunks_exact_mut(w).enumerate() {
+        if Instant::now() > deadline {
+            return None;
+        }
+        for (o, &s) in out.iter_mut().zip(&sums) {
+            *o = ((s + k / 2) / k) as u8;
+        }
+        let (add, sub) = (row(y + r + 1), row(y.saturating_sub(r)));
+        for ((s, &a), &d) in sums.iter_mut().zip(add).zip(sub) {
+            *s = *s + u32::from(a) - u32::from(d);
+        }
+    }
+    Some(())
+}
+
 /// Black and white at Otsu's threshold.
 pub fn binarise(img: &GrayImage) -> GrayImage {
     let hist = histogram(img);
@@ -639,7 +739,7 @@ mod tests {
             }),
         );
         let frame = GrayImage::from_pixel(64, 64, Luma([90]));
-        for _ in 0..4 {
+        for _ in 0..5 {
             d.decode(&frame);
         }
         let plans = seen.lock().expect("lock").clone();
@@ -648,12 +748,15 @@ mod tests {
         assert_eq!(
             opinions,
             [
+                Attempt::Sharpened,
                 Attempt::Half,
                 Attempt::Binarised,
                 Attempt::Full,
-                Attempt::Half
+                Attempt::Sharpened
             ]
         );
+        // No frame repeats the second opinion of the frame before.
+        assert!(opinions.windows(2).all(|w| w[0] != w[1]));
     }
 
     #[test]
@@ -701,6 +804,42 @@ mod tests {
         );
         // Then the presentation is over: the whole frame again.
         assert_eq!(regions[1 + REGION_KEEP as usize], None);
+    }
+
+    #[test]
+    fn sharpening_steepens_edges_and_leaves_flat_areas_alone() {
+        let mut img = GrayImage::from_pixel(40, 40, Luma([100]));
+        for y in 0..40 {
+            for x in 20..40 {
+                img.put_pixel(x, y, Luma([160]));
+            }
+        }
+        let soft = image::imageops::blur(&img, 2.0);
+        let later = Instant::now() + Duration::from_secs(10);
+        let sharp = sharpen(&soft, later).expect("in time");
+        assert_eq!(sharp.dimensions(), soft.dimensions());
+        // Far from the edge, flat stays flat.
+        assert!(sharp.get_pixel(3, 5).0[0].abs_diff(soft.get_pixel(3, 5).0[0]) <= 1);
+        // Across the edge, the step is steeper than in the blurred picture.
+        let step =
+            |i: &GrayImage| i32::from(i.get_pixel(21, 5).0[0]) - i32::from(i.get_pixel(18, 5).0[0]);
+        assert!(
+            step(&sharp) > step(&soft),
+            "{} <= {}",
+            step(&sharp),
+            step(&soft)
+        );
+        // Degenerate pictures come back as they are.
+        let tiny = |img: GrayImage| sharpen(&img, later).expect("in time");
+        assert_eq!(tiny(GrayImage::new(0, 0)).dimensions(), (0, 0));
+        assert_eq!(tiny(GrayImage::from_pixel(1, 1, Luma([7]))).as_raw(), &[7]);
+        assert_eq!(
+            tiny(GrayImage::from_pixel(3, 2, Luma([7]))).as_raw(),
+            &[7; 6]
+        );
+        // Past its deadline it gives up rather than hold the frame.
+        let past = Instant::now() - Duration::from_millis(1);
+        assert!(sharpen(&soft, past).is_none());
     }
 
     #[test]

@@ -490,11 +490,11 @@ const STANDARD: Strength = Strength {
 };
 
 const HARD: Strength = Strength {
-    far: (95.0, 135.0),
+    far: (80.0, 115.0),
     skew: 0.2,
-    damage: (0.12, 0.2),
+    damage: (0.08, 0.14),
     blur: (2.2, 3.4),
-    motion: (9.0, 17.0),
+    motion: (8.0, 14.0),
     glare: (160.0, 230.0),
     dark: (0.09, 0.16),
     low_lo: (70.0, 120.0),
