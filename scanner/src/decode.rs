@@ -155,6 +155,10 @@ struct Job {
     /// there is a new presentation, and the whole frame is read too, so that
     /// a ticket shown beside another is still seen as several codes.
     region_stale: bool,
+    /// A second opinion starts only if it should end within the budget,
+    /// judged by what the attempt before it took (a stream: the gate's
+    /// frame-to-verdict time matters more than one frame's last chance).
+    predictive: bool,
     /// Attempts after the region, in order.
     plan: Vec<Attempt>,
     budget: Duration,
@@ -285,6 +289,7 @@ impl FrameDecoder {
             region,
             region_sharpened: self.region_sharpened,
             region_stale: self.region_misses > 0,
+            predictive: self.mode == Mode::Stream,
             plan,
             budget,
         };
@@ -437,12 +442,19 @@ fn read(job: &Job) -> Reply {
         }
     }
     let mut halved: Option<GrayImage> = None;
+    let mut last_cost = Duration::ZERO;
     for (i, &attempt) in job.plan.iter().enumerate() {
         // The main reader always has its go (the hard cap still holds);
         // the budget decides the second opinions.
-        if i > 0 && start.elapsed() >= job.budget {
+        let expected = if job.predictive {
+            last_cost
+        } else {
+            Duration::ZERO
+        };
+        if i > 0 && start.elapsed() + expected >= job.budget {
             break;
         }
+        let attempt_start = Instant::now();
         let found = match attempt {
             Attempt::Zxing | Attempt::Region => zxing(frame),
             Attempt::Sharpened => sharpen(frame, start + job.budget)
@@ -460,6 +472,7 @@ fn read(job: &Job) -> Reply {
                 found: Some((attempt, found)),
             };
         }
+        last_cost = attempt_start.elapsed();
     }
     Reply::default()
 }
