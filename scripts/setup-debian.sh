@@ -25,6 +25,8 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# npm installs axe-core for the accessibility tests (below); any npm will do.
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 
 if ((${#missing[@]})); then
   sudo=""
@@ -33,6 +35,12 @@ if ((${#missing[@]})); then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The accessibility tests inject axe-core (npm) into every page; it goes in
+# target/node_modules, outside the sources, pinned.
+axe_dir="$(dirname "$0")/../target"
+[ -f "$axe_dir/node_modules/axe-core/axe.min.js" ] ||
+  npm install --prefix "$axe_dir" --no-save --no-audit --no-fund --loglevel=error axe-core@4.14.1
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "cargo not found: install Rust (https://rustup.rs), then run this again" >&2

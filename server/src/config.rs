@@ -217,6 +217,21 @@ pub struct ShopPolicy {
     /// Most seats one buyer may hold at once in unpaid orders, the order
     /// being placed included.
     pub max_held_seats: i64,
+    /// How long a transfer offer stays open before the ticket returns to
+    /// its sender.
+    pub transfer_offer_secs: i64,
+    /// Most times one ticket may change hands by transfer (its chain of
+    /// re-issues counted): a tout's stock cannot be passed on endlessly.
+    pub max_transfers_per_ticket: i64,
+    /// The resale buyer's fee, in basis points of the face value (1 000:
+    /// 10 %), added to what they pay.
+    pub resale_buyer_fee_bp: i64,
+    /// The resale seller's fee, in basis points of the face value (500:
+    /// 5 %), kept from their refund.
+    pub resale_seller_fee_bp: i64,
+    /// Most tickets one buyer may hold or be buying for one session,
+    /// primary and resale purchases together.
+    pub max_tickets_per_session: i64,
 }
 
 impl Default for ShopPolicy {
@@ -226,6 +241,11 @@ impl Default for ShopPolicy {
             sweep_secs: 30,
             max_pending_orders: 3,
             max_held_seats: 40,
+            transfer_offer_secs: 7 * 24 * 3600,
+            max_transfers_per_ticket: 2,
+            resale_buyer_fee_bp: 1_000,
+            resale_seller_fee_bp: 500,
+            max_tickets_per_session: 10,
         }
     }
 }
@@ -338,6 +358,22 @@ pub struct ServeArgs {
     /// Most seats one buyer may hold at once in unpaid orders.
     #[arg(long, env = "JO_MAX_HELD_SEATS", default_value_t = 40, value_parser = clap::value_parser!(u16).range(1..=10_000))]
     pub max_held_seats: u16,
+    /// Resale buyer's fee, basis points of the face value (1000 = 10 %).
+    #[arg(long, env = "JO_RESALE_BUYER_FEE_BP", default_value_t = 1_000, value_parser = clap::value_parser!(u16).range(0..=5_000))]
+    pub resale_buyer_fee_bp: u16,
+    /// Resale seller's fee, basis points of the face value (500 = 5 %).
+    #[arg(long, env = "JO_RESALE_SELLER_FEE_BP", default_value_t = 500, value_parser = clap::value_parser!(u16).range(0..=5_000))]
+    pub resale_seller_fee_bp: u16,
+    /// Most tickets one buyer may hold or be buying for one session,
+    /// primary and resale together.
+    #[arg(long, env = "JO_MAX_TICKETS_PER_SESSION", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1_000))]
+    pub max_tickets_per_session: u16,
+    /// Most times one ticket may change hands by transfer.
+    #[arg(long, env = "JO_MAX_TRANSFERS_PER_TICKET", default_value_t = 2, value_parser = clap::value_parser!(u16).range(0..=100))]
+    pub max_transfers_per_ticket: u16,
+    /// Hours a transfer offer stays open before the ticket returns to its sender.
+    #[arg(long, env = "JO_TRANSFER_OFFER_HOURS", default_value_t = 168, value_parser = clap::value_parser!(u16).range(1..=2_000))]
+    pub transfer_offer_hours: u16,
     /// Sync API: requests per second each scanner device may make on average.
     #[arg(long, env = "JO_API_RATE_PER_SEC", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub api_rate_per_sec: u32,
@@ -449,6 +485,11 @@ impl Config {
                 hold_secs: i64::from(args.hold_minutes) * 60,
                 max_pending_orders: i64::from(args.max_pending_orders),
                 max_held_seats: i64::from(args.max_held_seats),
+                resale_buyer_fee_bp: i64::from(args.resale_buyer_fee_bp),
+                resale_seller_fee_bp: i64::from(args.resale_seller_fee_bp),
+                max_tickets_per_session: i64::from(args.max_tickets_per_session),
+                max_transfers_per_ticket: i64::from(args.max_transfers_per_ticket),
+                transfer_offer_secs: i64::from(args.transfer_offer_hours) * 3_600,
                 ..ShopPolicy::default()
             },
             api: ApiPolicy {

@@ -74,10 +74,9 @@ struct ErrorPage {
     en: &'static str,
 }
 
-/// 503 with Retry-After: a short "try again" page.
-fn unavailable_page() -> Response {
-    let status = StatusCode::SERVICE_UNAVAILABLE;
-    let key = "error.unavailable";
+/// The error page of `status` with the message `key` in both languages,
+/// marked with its [`ErrorInfo`] for the API layer.
+fn error_page(status: StatusCode, key: &'static str, code: &'static str) -> Response {
     let page = ErrorPage {
         status: status.as_u16(),
         fr: crate::i18n::Lang::Fr.t(key),
@@ -85,16 +84,18 @@ fn unavailable_page() -> Response {
     };
     let body = page
         .render()
-        .unwrap_or_else(|_| "503 unavailable".to_owned());
-    (
+        .unwrap_or_else(|_| format!("{} {}", status.as_u16(), code));
+    let mut res = (
         status,
-        [
-            (header::CONTENT_TYPE, "text/html; charset=utf-8".to_owned()),
-            (header::RETRY_AFTER, crate::db::RETRY_AFTER_SECS.to_string()),
-        ],
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
         body,
     )
-        .into_response()
+        .into_response();
+    res.extensions_mut().insert(ErrorInfo {
+        code,
+        message: page.en,
+    });
+    res
 }
 
 impl IntoResponse for AppError {
@@ -113,11 +114,16 @@ impl IntoResponse for AppError {
             AppError::Internal(e) if StoreError::in_chain(e) => {
                 // Not a bug: the database is away (restarting, failing over).
                 tracing::warn!(error = format!("{e:#}"), "database unavailable");
-                let mut res = unavailable_page();
-                res.extensions_mut().insert(ErrorInfo {
-                    code: "unavailable",
-                    message: crate::i18n::Lang::En.t("error.unavailable"),
-                });
+                // 503 with Retry-After: a short "try again" page.
+                let mut res = error_page(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "error.unavailable",
+                    "unavailable",
+                );
+                res.headers_mut().insert(
+                    header::RETRY_AFTER,
+                    header::HeaderValue::from(crate::db::RETRY_AFTER_SECS),
+                );
                 return res;
             }
             AppError::Internal(e) => {
@@ -130,24 +136,6 @@ impl IntoResponse for AppError {
                 )
             }
         };
-        let page = ErrorPage {
-            status: status.as_u16(),
-            fr: crate::i18n::Lang::Fr.t(key),
-            en: crate::i18n::Lang::En.t(key),
-        };
-        let body = page
-            .render()
-            .unwrap_or_else(|_| format!("{} {}", status.as_u16(), code));
-        let mut res = (
-            status,
-            [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-            body,
-        )
-            .into_response();
-        res.extensions_mut().insert(ErrorInfo {
-            code,
-            message: page.en,
-        });
-        res
+        error_page(status, key, code)
     }
 }

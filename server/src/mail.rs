@@ -151,6 +151,61 @@ impl Mailer {
     }
 }
 
+/// What the holder of a revoked ticket is told about it.
+pub struct RevokedTicket<'a> {
+    /// The account holder's first name.
+    pub first_name: &'a str,
+    /// The session's title.
+    pub title: &'a str,
+    /// The session's start (seconds since the epoch).
+    pub starts_at: i64,
+    /// The name on the ticket.
+    pub holder: &'a str,
+    /// The order's number.
+    pub order_number: &'a str,
+}
+
+/// The mail telling a ticket's holder that it was revoked, why, and what
+/// happens next, in French then English (the holder's language is not
+/// stored), for `reason` (never a cancelled session: that has its own mail).
+pub fn ticket_revoked_mail(
+    t: &RevokedTicket<'_>,
+    reason: jo_shared::revocation::RevocationReason,
+) -> (String, String) {
+    use jo_shared::revocation::RevocationReason as R;
+    let next = match reason {
+        R::Refunded => "mail.revoked_next_refunded",
+        R::Reissued => "mail.revoked_next_reissued",
+        R::Transferred => "mail.revoked_next_transferred",
+        R::SessionCancelled | R::Fraud | R::Other => "mail.revoked_next_other",
+    };
+    let text = |lang: Lang| {
+        format!(
+            "{} {},\n\n{}\n« {} », {}\n{} : {} · {} {}\n\n{}\n{}\n\n{}",
+            lang.t("mail.tickets_hello"),
+            t.first_name,
+            lang.t("mail.revoked_intro"),
+            t.title,
+            crate::shop::when(t.starts_at, lang),
+            lang.t("tickets.holder"),
+            t.holder,
+            lang.t("tickets.order"),
+            t.order_number,
+            lang.t(crate::web::shop::tickets::reason_key(reason)),
+            lang.t(next),
+            lang.t("mail.footer"),
+        )
+    };
+    (
+        format!(
+            "{} / {}",
+            Lang::Fr.t("mail.revoked_subject"),
+            Lang::En.t("mail.revoked_subject")
+        ),
+        format!("{}\n\n— — —\n\n{}\n", text(Lang::Fr), text(Lang::En)),
+    )
+}
+
 /// How long a claimed outbox row is leased to this node. Longer than any
 /// send may take ([`SEND_TIMEOUT`]): until it runs out, no other node sends
 /// the row.
@@ -271,7 +326,14 @@ async fn send_row(state: &AppState, row: Claimed) -> anyhow::Result<()> {
             state.mailer.send_with_attachments(mail, attachments).await
         }
         (MailKind::OrderTickets, None) => Err(anyhow::anyhow!("confirmation without an order")),
-        (MailKind::Account | MailKind::SessionCancelled, _) => {
+        (
+            MailKind::Account
+            | MailKind::SessionCancelled
+            | MailKind::TicketRevoked
+            | MailKind::Transfer
+            | MailKind::TicketReissued,
+            _,
+        ) => {
             state
                 .mailer
                 .send(Mail {

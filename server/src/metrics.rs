@@ -12,7 +12,7 @@
 //! - `jo_checkouts_total{outcome}`, `jo_payments_total{outcome}`,
 //!   `jo_tickets_issued_total`;
 //! - `jo_scans_uploaded_total`, `jo_scan_duplicates_total`,
-//!   `jo_scan_conflicts_total`;
+//!   `jo_scan_conflicts_total{kind}` (`double_admit`, `chain_gap`, …);
 //! - `jo_db_pool_wait_seconds`: time a request waited for a database
 //!   connection;
 //! - `jo_mail_outbox_depth`: mails waiting in the outbox (all nodes'), read
@@ -29,6 +29,7 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::db::orders::{CheckoutOutcome, Order, PaymentResult};
+use crate::db::scans::UploadOutcome;
 
 /// Request latency histogram.
 pub const REQUEST_DURATION: &str = "jo_http_requests_duration_seconds";
@@ -164,11 +165,15 @@ pub fn payment(result: &PaymentResult, order: &Order) {
     }
 }
 
-/// A scan batch stored: records new, already known, and conflicts recorded.
-pub fn scans(stored: u32, duplicates: usize, conflicts: u32) {
-    metrics::counter!("jo_scans_uploaded_total").increment(u64::from(stored));
-    metrics::counter!("jo_scan_duplicates_total").increment(duplicates as u64);
-    metrics::counter!("jo_scan_conflicts_total").increment(u64::from(conflicts));
+/// A scan batch stored: records new, already known, and conflicts recorded
+/// by kind (the stored kind string: a closed set, so a bounded label).
+pub fn scans(out: &UploadOutcome) {
+    metrics::counter!("jo_scans_uploaded_total").increment(u64::from(out.stored));
+    metrics::counter!("jo_scan_duplicates_total").increment(out.duplicates.len() as u64);
+    for (kind, n) in &out.conflicts_by_kind {
+        metrics::counter!("jo_scan_conflicts_total", "kind" => kind.as_str())
+            .increment(u64::from(*n));
+    }
 }
 
 /// Time spent waiting for a database connection.

@@ -53,6 +53,9 @@ pub enum RevocationReason {
     Reissued,
     /// Revoked by an admin for fraud.
     Fraud,
+    /// Handed to another person (a transfer or a resale): the new holder has
+    /// a ticket of their own.
+    Transferred,
     /// Any other reason, including codes this build does not know.
     Other,
 }
@@ -65,6 +68,7 @@ impl RevocationReason {
             Self::SessionCancelled => 2,
             Self::Reissued => 3,
             Self::Fraud => 4,
+            Self::Transferred => 5,
             Self::Other => 0,
         }
     }
@@ -76,6 +80,7 @@ impl RevocationReason {
             2 => Self::SessionCancelled,
             3 => Self::Reissued,
             4 => Self::Fraud,
+            5 => Self::Transferred,
             _ => Self::Other,
         }
     }
@@ -87,6 +92,7 @@ impl RevocationReason {
             Self::SessionCancelled => "session_cancelled",
             Self::Reissued => "reissued",
             Self::Fraud => "fraud",
+            Self::Transferred => "transferred",
             Self::Other => "other",
         }
     }

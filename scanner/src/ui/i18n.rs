@@ -515,6 +515,7 @@ fn revocation_text(lang: Lang, reason: RevocationReason) -> &'static str {
         RevocationReason::SessionCancelled => pickstr(fr, "épreuve annulée", "session cancelled"),
         RevocationReason::Reissued => pickstr(fr, "remplacé par un autre billet", "reissued"),
         RevocationReason::Fraud => pickstr(fr, "fraude", "fraud"),
+        RevocationReason::Transferred => pickstr(fr, "cédé à une autre personne", "transferred"),
         RevocationReason::Other => pickstr(fr, "autre motif", "other reason"),
     }
 }

@@ -14,6 +14,7 @@ mod lying_server;
 mod replay;
 mod sync_e2e;
 mod tour;
+mod transfers;
 mod ui;
 mod ui_enroll;
 mod ui_screenshot;

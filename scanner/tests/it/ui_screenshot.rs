@@ -127,6 +127,18 @@ fn write_frames_named(dir: &Path, prefix: &str, code: &str) {
     }
 }
 
+/// Webcam-like frames of an empty room: no code to read.
+fn write_empty_frames(dir: &Path) {
+    for i in 0..5u32 {
+        let frame = image::GrayImage::from_fn(1280, 720, |x, y| {
+            image::Luma([(90 + (x / 20 + y / 30 + i) % 40) as u8])
+        });
+        frame
+            .save(dir.join(format!("frame-{i:02}.png")))
+            .expect("png");
+    }
+}
+
 fn artifact(name: &str) -> PathBuf {
     // target/<profile>/jo-scanner → target/test-artifacts/
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_jo-scanner"));
@@ -280,6 +292,20 @@ fn gate_screen_under_xvfb_online_then_offline_with_scans_waiting() {
     let (_, first) = server.ticket(session, 0, "Léa Martin");
     let (_, second) = server.ticket(session, 1, "Jo Bloggs");
     let (_, third) = server.ticket(session, 2, "Ana Silva");
+
+    // Idle: enrolled, configured, online, nobody in front of the camera
+    // (frames of an empty room): ready, no verdict, no band.
+    let frames = tempfile::tempdir().expect("tempdir");
+    write_empty_frames(frames.path());
+    let img = screenshot(&xvfb, &state, frames.path(), &artifact("scanner-idle.png"));
+    for verdict in [[0x1b, 0x7f, 0x3b], [0xf2, 0xa9, 0x00], [0xb7, 0x1c, 0x1c]] {
+        assert_ne!(verdict_colour(&img), verdict, "no verdict when idle");
+    }
+    assert_ne!(
+        band_colour(&img),
+        [0xf2, 0xa9, 0x00],
+        "no offline band online"
+    );
 
     // Online: the server answers, the screen is quiet above the verdict.
     let frames = tempfile::tempdir().expect("tempdir");

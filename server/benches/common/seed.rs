@@ -39,13 +39,28 @@ pub struct Table {
 pub enum Sink<'c> {
     /// Prepared INSERTs in the caller's SQLite transaction.
     Sqlite(&'c rusqlite::Transaction<'c>),
-    /// COPY text, buffered per table, streamed at [`Sink::finish`] in the
-    /// order the tables first appeared (parents before children).
+    /// COPY text, buffered per table and streamed in the order the tables
+    /// first appeared (parents before children) whenever [`FLUSH_BYTES`]
+    /// are buffered, and at [`Sink::finish`].
     Postgres {
         client: &'c mut postgres::Client,
-        buffers: Vec<(Table, Vec<u8>)>,
+        buffers: Vec<Buffered>,
         index: HashMap<&'static str, usize>,
+        buffered: usize,
     },
+}
+
+/// Bytes of COPY text held before they are sent. Bounded so that seeding
+/// 12 million tickets holds neither gigabytes here nor a 12-million-row
+/// statement (its foreign-key checks and transition tables) on the server.
+const FLUSH_BYTES: usize = 64 << 20;
+
+/// One table's COPY text waiting to be sent, and what was sent of it.
+pub struct Buffered {
+    table: Table,
+    text: Vec<u8>,
+    rows: u64,
+    secs: f64,
 }
 
 impl<'c> Sink<'c> {
@@ -55,6 +70,7 @@ impl<'c> Sink<'c> {
             client,
             buffers: Vec::new(),
             index: HashMap::new(),
+            buffered: 0,
         }
     }
 
@@ -81,12 +97,23 @@ impl<'c> Sink<'c> {
                     .collect();
                 st.execute(rusqlite::params_from_iter(params))?;
             }
-            Sink::Postgres { buffers, index, .. } => {
+            Sink::Postgres {
+                client,
+                buffers,
+                index,
+                buffered,
+            } => {
                 let i = *index.entry(table.name).or_insert_with(|| {
-                    buffers.push((table, Vec::new()));
+                    buffers.push(Buffered {
+                        table,
+                        text: Vec::new(),
+                        rows: 0,
+                        secs: 0.0,
+                    });
                     buffers.len() - 1
                 });
-                let buf = &mut buffers[i].1;
+                let buf = &mut buffers[i].text;
+                let before = buf.len();
                 for (n, v) in vals.iter().enumerate() {
                     if n > 0 {
                         buf.push(b'\t');
@@ -94,36 +121,51 @@ impl<'c> Sink<'c> {
                     copy_text(buf, *v)?;
                 }
                 buf.push(b'\n');
+                *buffered += buf.len() - before;
+                if *buffered >= FLUSH_BYTES {
+                    flush(client, buffers)?;
+                    *buffered = 0;
+                }
             }
         }
         Ok(())
     }
 
-    /// Streams what is buffered (PostgreSQL); returns the rows' bytes sent.
-    pub fn finish(self) -> anyhow::Result<u64> {
-        let mut sent = 0u64;
+    /// Streams what is still buffered (PostgreSQL) and prints each table's
+    /// rows and time.
+    pub fn finish(self) -> anyhow::Result<()> {
         if let Sink::Postgres {
-            client, buffers, ..
+            client,
+            mut buffers,
+            ..
         } = self
         {
-            for (table, buf) in buffers {
-                let t = std::time::Instant::now();
-                let mut w = client.copy_in(&format!(
-                    "COPY {} ({}) FROM STDIN",
-                    table.name, table.columns
-                ))?;
-                w.write_all(&buf)?;
-                let rows = w.finish()?;
-                sent += buf.len() as u64;
+            flush(client, &mut buffers)?;
+            for b in &buffers {
                 println!(
-                    "  COPY {}: {rows} rows in {:.1} s",
-                    table.name,
-                    t.elapsed().as_secs_f64()
+                    "  COPY {}: {} rows in {:.1} s",
+                    b.table.name, b.rows, b.secs
                 );
             }
         }
-        Ok(sent)
+        Ok(())
     }
+}
+
+/// Sends every table's buffered text, parents first, one COPY each.
+fn flush(client: &mut postgres::Client, buffers: &mut [Buffered]) -> anyhow::Result<()> {
+    for b in buffers.iter_mut().filter(|b| !b.text.is_empty()) {
+        let t = std::time::Instant::now();
+        let mut w = client.copy_in(&format!(
+            "COPY {} ({}) FROM STDIN",
+            b.table.name, b.table.columns
+        ))?;
+        w.write_all(&b.text)?;
+        b.rows += w.finish()?;
+        b.secs += t.elapsed().as_secs_f64();
+        b.text.clear();
+    }
+    Ok(())
 }
 
 /// One value in COPY's text format: `\N` for NULL, bytea as `\\x…` (the
@@ -161,7 +203,10 @@ pub fn pg_after_copy(client: &mut postgres::Client, tables: &[&str]) -> anyhow::
             "SELECT setval(pg_get_serial_sequence('{t}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {t}"
         ))?;
     }
-    client.batch_execute("ANALYZE")?;
+    // VACUUM as well: a database in service has been through autovacuum,
+    // and one that has not would start its pass over millions of fresh rows
+    // in the middle of the measurements.
+    client.batch_execute("VACUUM ANALYZE")?;
     Ok(())
 }
 

@@ -193,7 +193,7 @@ pub async fn upload(
         .store
         .store_scan_batch(device.id.clone(), records, pending, late, keyring)
         .await?;
-    crate::metrics::scans(out.stored, out.duplicates.len(), out.conflicts);
+    crate::metrics::scans(&out);
     if out.conflicts > 0 {
         tracing::warn!(device_id = %device.id, conflicts = out.conflicts, "scan conflicts recorded");
     }

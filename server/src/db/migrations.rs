@@ -109,6 +109,10 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0009_rollups_per_statement.sql"),
     // 10: the mail outbox (mail written with what triggers it, sent by any node).
     include_str!("migrations/0010_mail_outbox.sql"),
+    // 11: the mail kind of a revoked ticket's notice.
+    include_str!("migrations/0011_ticket_revoked_mail.sql"),
+    // 12: holder names per ticket, transfers, a re-issued ticket's own purchase key.
+    include_str!("migrations/0012_transfers.sql"),
 ];
 
 /// Applies every pending migration in one IMMEDIATE transaction, so two

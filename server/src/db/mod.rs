@@ -25,6 +25,7 @@ pub mod orders;
 pub mod outbox;
 pub mod pg;
 pub mod reports;
+pub mod resale;
 pub mod revocations;
 pub mod scans;
 pub mod secrets;
@@ -35,6 +36,7 @@ mod store;
 pub mod throttle;
 pub mod tickets;
 pub mod tokens;
+pub mod transfers;
 pub mod users;
 
 use std::path::{Path, PathBuf};

@@ -107,6 +107,12 @@ pub enum ProblemKind {
     OfferInactive,
     /// The session is cancelled or started.
     SessionClosed,
+    /// The buyer would hold more tickets for the session than allowed
+    /// (primary and resale purchases together).
+    SessionLimit {
+        /// The most tickets per buyer per session.
+        limit: i64,
+    },
 }
 
 /// Outcome of a checkout.
@@ -430,10 +436,62 @@ fn expire_holds_in(tx: &Conn<'_>, t: i64) -> StoreResult<usize> {
     Ok(ids.len())
 }
 
+/// [`expire_holds_in`] for the other store modules (a resale purchase
+/// sweeps first, like a checkout).
+pub(super) fn expire_holds_now(tx: &Conn<'_>, t: i64) -> StoreResult<usize> {
+    expire_holds_in(tx, t)
+}
+
+/// The listing a resale order buys, if it is one.
+fn resale_listing_of(tx: &Conn<'_>, order_id: i64) -> StoreResult<Option<i64>> {
+    tx.query_row(
+        "SELECT resale_listing FROM orders WHERE id = ?1",
+        params![order_id],
+        |r| r.get(0),
+    )
+}
+
+/// Inserts a pending order of `user_id` for `total` cents, holding until
+/// `hold_until`, under a new number; returns (number, row id).
+pub(super) fn insert_order(
+    tx: &Conn<'_>,
+    user_id: i64,
+    total: i64,
+    t: i64,
+    hold_until: i64,
+) -> StoreResult<(String, i64)> {
+    loop {
+        let n = new_order_number()?;
+        // A number drawn twice is drawn again. The savepoint keeps the
+        // transaction usable after the failed insert (PostgreSQL aborts a
+        // transaction at its first error).
+        let sp = tx.savepoint()?;
+        let inserted = sp.query_row(
+            "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
+             VALUES (?1, ?2, ?6, ?3, ?4, ?5) RETURNING id",
+            params![n, user_id, total, t, hold_until, OrderStatus::Pending],
+            |r| r.get::<i64>(0),
+        );
+        match inserted {
+            Ok(id) => {
+                sp.release()?;
+                return Ok((n, id));
+            }
+            Err(e) if e.is_unique_violation() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Marks a pending order expired and gives its held seats back, inside the
-/// caller's transaction (the sweep and a late payment attempt alike).
+/// caller's transaction (the sweep and a late payment attempt alike). A
+/// resale order took no seat: its listing goes back on sale instead.
 fn expire_order(tx: &Conn<'_>, order_id: i64) -> StoreResult<()> {
-    catalogue::release_seats(tx, order_id)?;
+    if resale_listing_of(tx, order_id)?.is_some() {
+        super::resale::release(tx, order_id)?;
+    } else {
+        catalogue::release_seats(tx, order_id)?;
+    }
     tx.execute(
         "UPDATE orders SET status = ?2 WHERE id = ?1",
         params![order_id, OrderStatus::Expired],
@@ -501,6 +559,27 @@ fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<Checkou
                 limit: shop.max_held_seats,
             });
         }
+        // Tickets per buyer per session, primary and resale together.
+        for l in &lines {
+            let wanted: i64 = lines
+                .iter()
+                .filter(|o| o.session.id == l.session.id)
+                .map(|o| o.quantity)
+                .sum();
+            let have = super::resale::tickets_for_session(&tx, user_id, l.session.id, t)?;
+            if have.saturating_add(wanted) > shop.max_tickets_per_session {
+                problems.push(LineProblem {
+                    title: l.session.title.clone(),
+                    offer: l.offer_name.clone(),
+                    kind: ProblemKind::SessionLimit {
+                        limit: shop.max_tickets_per_session,
+                    },
+                });
+            }
+        }
+        if !problems.is_empty() {
+            return Ok(CheckoutOutcome::Refused(problems));
+        }
         // Several lines may share a session: take each session's seats once, summed.
         let mut per_session: Vec<(i64, i64)> = Vec::new();
         for l in &lines {
@@ -531,27 +610,7 @@ fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<Checkou
         .iter()
         .try_fold(0i64, |acc, l| acc.checked_add(l.total_cents()))
         .ok_or_else(|| StoreError::Task("order total overflows".into()))?;
-    let (number, order_id) = loop {
-        let n = new_order_number()?;
-        // A number drawn twice is drawn again. The savepoint keeps the
-        // transaction usable after the failed insert (PostgreSQL aborts a
-        // transaction at its first error).
-        let sp = tx.savepoint()?;
-        let inserted = sp.query_row(
-            "INSERT INTO orders (number, user_id, status, total_cents, created_at, hold_expires_at)
-             VALUES (?1, ?2, ?6, ?3, ?4, ?5) RETURNING id",
-            params![n, user_id, total, t, t + hold_secs, OrderStatus::Pending],
-            |r| r.get::<i64>(0),
-        );
-        match inserted {
-            Ok(id) => {
-                sp.release()?;
-                break (n, id);
-            }
-            Err(e) if e.is_unique_violation() => continue,
-            Err(e) => return Err(e),
-        }
-    };
+    let (number, order_id) = insert_order(&tx, user_id, total, t, t + hold_secs)?;
     for l in &lines {
         tx.execute(
             "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
@@ -779,6 +838,10 @@ fn pay_and_issue(
     issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<usize> {
+    if resale_listing_of(tx, order_id)?.is_some() {
+        // A resale: the listed ticket moves into this order.
+        return super::resale::complete(tx, order_id, user_id, issuer, t);
+    }
     let (purchase_key, n) = tickets::issue_for_order(tx, order_id, user_id, signed, issuer, t)?;
     tx.execute(
         "UPDATE orders SET status = ?4, paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
@@ -808,7 +871,25 @@ fn finish_payment_in(
         }
         Ok(id) => id,
     };
-    if status == OrderStatus::Expired {
+    let resale = resale_listing_of(tx, order_id)?;
+    if let (OrderStatus::Expired, Some(listing)) = (status, resale) {
+        // A resale whose hold ran out while the card was being charged:
+        // hold the listing again if it is still on sale, else refund.
+        if !super::resale::hold_again(tx, listing, order_id)? {
+            set_payment(
+                tx,
+                payment_id,
+                "refunded",
+                Some("hold_expired"),
+                Some(&transaction_id),
+            )?;
+            return Ok(PaymentResult::Refunded);
+        }
+        tx.execute(
+            "UPDATE orders SET status = ?2 WHERE id = ?1",
+            params![order_id, OrderStatus::Pending],
+        )?;
+    } else if status == OrderStatus::Expired {
         // The hold ran out while the card was being charged: take the seats
         // again if they are still there, else refund.
         let per_session: Vec<(i64, i64)> = tx.query_map(
@@ -951,6 +1032,11 @@ pub enum RefundOutcome {
     NotPaid,
     /// Refunded; that many tickets revoked.
     Refunded(usize),
+    /// Refused: that many of its valid tickets now belong to someone else
+    /// (transferred or resold). Refunding the order would revoke their
+    /// holders' tickets and free seats they still occupy; its own tickets
+    /// are revoked one by one instead.
+    HandedOver(usize),
 }
 
 /// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
@@ -1217,11 +1303,93 @@ impl Store {
                     return Ok(None);
                 };
                 let ids: Vec<Vec<u8>> = c.query_map(
-                    "SELECT ticket_id FROM tickets WHERE order_id = ?1 AND status = 'valid' ORDER BY idx",
-                    params![o.id],
+                    // Tickets handed to another account stay under this
+                    // order but are no longer the buyer's.
+                    "SELECT ticket_id FROM tickets WHERE order_id = ?1 AND user_id = ?2 AND status = 'valid' ORDER BY idx",
+                    params![o.id, user_id],
                     |r| r.get(0),
                 )?;
                 Ok(Some((o, ids.into_iter().map(hex::encode).collect())))
+            })
+            .await
+    }
+
+    /// Names the tickets of one of a buyer's unpaid orders will carry:
+    /// `(derivation index, name)`, the others the buyer's name. Replaces
+    /// any names given before. False if the order is not theirs, not
+    /// pending, or an index is past its tickets.
+    pub async fn set_order_holders(
+        &self,
+        number: String,
+        user_id: i64,
+        names: Vec<(u32, String)>,
+    ) -> StoreResult<bool> {
+        self.pool
+            .run_sql(move |c| {
+                let tx = c.begin(Begin::Immediate)?;
+                let order: Option<(i64, OrderStatus)> = tx
+                    .query_row(
+                        "SELECT id, status FROM orders WHERE number = ?1 AND user_id = ?2",
+                        params![number, user_id],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                let Some((order_id, OrderStatus::Pending)) = order else {
+                    return Ok(false);
+                };
+                let count: i64 = tx.query_row(
+                    "SELECT coalesce(sum(quantity), 0) FROM order_lines WHERE order_id = ?1",
+                    params![order_id],
+                    |r| r.get(0),
+                )?;
+                if names.iter().any(|(i, _)| i64::from(*i) >= count) {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "DELETE FROM order_holders WHERE order_id = ?1",
+                    params![order_id],
+                )?;
+                for (idx, name) in &names {
+                    tx.execute(
+                        "INSERT INTO order_holders (order_id, idx, name) VALUES (?1, ?2, ?3)",
+                        params![order_id, idx, name],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// The names given to an order's tickets, one per ticket in derivation
+    /// order (empty: the buyer's); `None` if the order is not theirs.
+    pub async fn order_holders(
+        &self,
+        number: String,
+        user_id: i64,
+    ) -> StoreResult<Option<Vec<String>>> {
+        self.pool
+            .read_sql(move |c| {
+                let Some(o) = order_of(c, &number, user_id)? else {
+                    return Ok(None);
+                };
+                let count: i64 = c.query_row(
+                    "SELECT coalesce(sum(quantity), 0) FROM order_lines WHERE order_id = ?1",
+                    params![o.id],
+                    |r| r.get(0),
+                )?;
+                let given: Vec<(i64, String)> = c.query_map(
+                    "SELECT idx, name FROM order_holders WHERE order_id = ?1",
+                    params![o.id],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )?;
+                let mut names = vec![String::new(); usize::try_from(count).unwrap_or(0).min(1_000)];
+                for (i, n) in given {
+                    if let Some(slot) = usize::try_from(i).ok().and_then(|i| names.get_mut(i)) {
+                        *slot = n;
+                    }
+                }
+                Ok(Some(names))
             })
             .await
     }
@@ -1393,6 +1561,17 @@ impl Store {
                 };
                 if status != OrderStatus::Paid {
                     return Ok(RefundOutcome::NotPaid);
+                }
+                let handed: i64 = tx.query_row(
+                    "SELECT count(*) FROM tickets t JOIN orders o ON o.id = t.order_id
+                     WHERE t.order_id = ?1 AND t.status = 'valid' AND t.user_id <> o.user_id",
+                    params![order_id],
+                    |r| r.get(0),
+                )?;
+                if handed > 0 {
+                    return Ok(RefundOutcome::HandedOver(
+                        usize::try_from(handed).unwrap_or(usize::MAX),
+                    ));
                 }
                 tx.execute(
                     "UPDATE orders SET status = ?3, refunded_at = ?2 WHERE id = ?1",

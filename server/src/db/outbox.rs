@@ -51,6 +51,16 @@ pub enum MailKind {
     OrderTickets,
     /// A session was cancelled: its ticket holders are told.
     SessionCancelled,
+    /// A ticket was revoked (refunded, re-issued, cancelled by the
+    /// organiser): its holder is told why and what happens next. Written by
+    /// [`super::revocations`] with the revocation; not for a cancelled
+    /// session, whose holders get [`MailKind::SessionCancelled`].
+    TicketRevoked,
+    /// A ticket transfer: the offer to its recipient (with its single-use
+    /// link), or its outcome to the sender.
+    Transfer,
+    /// A re-issued ticket, to its new holder.
+    TicketReissued,
 }
 
 impl MailKind {
@@ -59,6 +69,9 @@ impl MailKind {
             MailKind::Account => "account",
             MailKind::OrderTickets => "order_tickets",
             MailKind::SessionCancelled => "session_cancelled",
+            MailKind::TicketRevoked => "ticket_revoked",
+            MailKind::Transfer => "transfer",
+            MailKind::TicketReissued => "ticket_reissued",
         }
     }
 
@@ -67,6 +80,9 @@ impl MailKind {
             "account" => Ok(MailKind::Account),
             "order_tickets" => Ok(MailKind::OrderTickets),
             "session_cancelled" => Ok(MailKind::SessionCancelled),
+            "ticket_revoked" => Ok(MailKind::TicketRevoked),
+            "transfer" => Ok(MailKind::Transfer),
+            "ticket_reissued" => Ok(MailKind::TicketReissued),
             other => Err(super::StoreError::Task(format!(
                 "unknown mail kind {other:?} in the outbox"
             ))),

@@ -34,6 +34,11 @@ pub const PG_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("migrations/pg/0009_rollups_per_statement.sql"),
     ),
     (10, include_str!("migrations/pg/0010_mail_outbox.sql")),
+    (
+        11,
+        include_str!("migrations/pg/0011_ticket_revoked_mail.sql"),
+    ),
+    (12, include_str!("migrations/pg/0012_transfers.sql")),
 ];
 
 /// Where a database is, for messages: host, port and database name, never

@@ -1,4 +1,6 @@
-//! The revocation list: the one place that writes it.
+//! The revocation list: the one place that writes it, and so the one place
+//! that tells a ticket's holder it was revoked (an outbox mail written in
+//! the same transaction).
 //!
 //! Every revocation (refund, cancelled session, re-issue, fraud) goes through
 //! [`super::tickets::revoke`], inside the caller's transaction, so that a ticket's status and
@@ -6,6 +8,7 @@
 //! keeps the hash-chain head after it ([`jo_shared::revocation`]), so the list
 //! is resumed from its last row and signed without replaying it.
 
+use super::outbox::{MailKind, Outgoing};
 use super::sql::{Begin, Conn, Dialect, Optional, params};
 use super::{Store, StoreError, StoreResult};
 use jo_shared::revocation::{ListBuilder, RevocationEntry, RevocationReason};
@@ -66,7 +69,65 @@ pub(super) fn append(
             note
         ],
     )?;
+    notify_holder(conn, ticket_id, reason, now)?;
     Ok(Some(entry.version))
+}
+
+/// Enqueues the mail telling the ticket's holder it was revoked, in the
+/// revocation's transaction, so that every revocation (refund, re-issue,
+/// transfer, fraud) mails its holder exactly once, from this one writer.
+/// A cancelled session's holders are not mailed here: the cancellation
+/// sends each buyer one mail for all their tickets of it.
+fn notify_holder(
+    conn: &Conn<'_>,
+    ticket_id: &TicketId,
+    reason: RevocationReason,
+    now: i64,
+) -> StoreResult<()> {
+    if reason == RevocationReason::SessionCancelled {
+        return Ok(());
+    }
+    #[allow(clippy::type_complexity)]
+    let facts: Option<(String, String, String, i64, String, String)> = conn
+        .query_row(
+            "SELECT u.email, u.first_name, s.title, s.starts_at, t.holder, o.number
+               FROM tickets t JOIN users u ON u.id = t.user_id
+               JOIN game_sessions s ON s.id = t.session_id JOIN orders o ON o.id = t.order_id
+              WHERE t.ticket_id = ?1",
+            params![&ticket_id.0[..]],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
+        )
+        .optional()?;
+    // A list entry without a stored ticket (the schema's own tests) has
+    // nobody to tell.
+    let Some((email, first_name, title, starts_at, holder, order_number)) = facts else {
+        return Ok(());
+    };
+    let (subject, body) = crate::mail::ticket_revoked_mail(
+        &crate::mail::RevokedTicket {
+            first_name: &first_name,
+            title: &title,
+            starts_at,
+            holder: &holder,
+            order_number: &order_number,
+        },
+        reason,
+    );
+    super::outbox::enqueue(
+        conn,
+        &Outgoing::rendered(MailKind::TicketRevoked, email, "fr", subject, body),
+        now,
+    )?;
+    Ok(())
 }
 
 /// The entries after `since`, in order, at most `limit` of them.
@@ -175,7 +236,40 @@ pub fn revocation_page(
     }))
 }
 
+/// Why each of user `user_id`'s revoked tickets was revoked: (ticket id
+/// hex, reason), for "my tickets" to say it in words.
+pub fn reasons_of_user(
+    conn: &Conn<'_>,
+    user_id: i64,
+) -> StoreResult<Vec<(String, RevocationReason)>> {
+    conn.query_map(
+        "SELECT r.ticket_id, r.reason FROM revocations r
+           JOIN tickets t ON t.ticket_id = r.ticket_id
+          WHERE t.user_id = ?1",
+        params![user_id],
+        |r| {
+            let id: Vec<u8> = r.get(0)?;
+            let code: i64 = r.get(1)?;
+            Ok((
+                hex::encode(id),
+                RevocationReason::from_code(u8::try_from(code).unwrap_or(0)),
+            ))
+        },
+    )
+}
+
 impl Store {
+    /// Why each of a buyer's revoked tickets was revoked (ticket id hex,
+    /// reason).
+    pub async fn revocation_reasons_of(
+        &self,
+        user_id: i64,
+    ) -> StoreResult<Vec<(String, RevocationReason)>> {
+        self.pool
+            .read_blocking_sql(move |c| reasons_of_user(c, user_id))
+            .await
+    }
+
     /// A page of the revocation list after `since`.
     pub async fn revocation_page(
         &self,

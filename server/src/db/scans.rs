@@ -10,7 +10,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::devices;
-use super::sql::{Begin, Conn, Optional, params};
+use super::sql::{Begin, Conn, Optional, Row, ToValue, Value, params};
 use super::{Store, StoreResult, now, tickets};
 use crate::units::status::ConflictKind;
 use jo_shared::api::{RemoteEntry, ScanId, ScanRecord, ScanVerdict};
@@ -89,6 +89,8 @@ pub struct UploadOutcome {
     pub duplicates: Vec<ScanId>,
     /// Conflicts recorded.
     pub conflicts: u32,
+    /// Conflicts recorded, per kind (kinds with none left out).
+    pub conflicts_by_kind: Vec<(ConflictKind, u32)>,
 }
 
 /// A page of other devices' entries.
@@ -236,50 +238,270 @@ fn verdict_str(v: ScanVerdict) -> &'static str {
     }
 }
 
-fn add_conflict(
+/// Rows of one multi-row statement: few enough that a statement binds at
+/// most 16 × 64 parameters (both databases take far more), many enough that
+/// PostgreSQL's per-statement rollup triggers run once per 64 scans.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// `?{from}, ?{from + 1}, …` for `n` parameters.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs `sql_for(n)` once per chunk of `keys` with the chunk bound as its
+/// `n` parameters, collecting every row through `f`: a lookup of a whole
+/// batch in a few statements instead of one per record.
+fn query_in<K: ToValue, T>(
     conn: &Conn<'_>,
+    keys: &[K],
+    sql_for: impl Fn(&str) -> String,
+    mut f: impl FnMut(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut out = Vec::new();
+    for chunk in keys.chunks(ROWS_PER_STATEMENT * 8) {
+        let sql = sql_for(&placeholders(1, chunk.len()));
+        let refs: Vec<&dyn ToValue> = chunk.iter().map(|k| k as &dyn ToValue).collect();
+        conn.for_each(&sql, &refs, |r| {
+            out.push(f(r)?);
+            Ok(())
+        })?;
+    }
+    Ok(out)
+}
+
+/// A conflict found while a batch is stored, written after its scans.
+struct Found {
     kind: ConflictKind,
-    scan_id: &ScanId,
+    scan_id: ScanId,
+    ticket: Option<TicketId>,
+    detail: String,
+}
+
+/// What [`store_batch`] reads of the store once per batch, for every record.
+#[derive(Default)]
+struct BatchContext {
+    /// Device and hash of scan ids already stored (this batch's included,
+    /// as they are stored).
+    stored: HashMap<String, (String, Vec<u8>)>,
+    /// The ticket rows the batch's admissions name.
+    issued: HashMap<[u8; TICKET_ID_LEN], IssuedTicket>,
+    /// Revocations of those tickets: list version and time.
+    revoked: HashMap<[u8; TICKET_ID_LEN], (i64, i64)>,
+    /// Proven admissions of those tickets, oldest first (this batch's
+    /// included, as they are stored), with their row ids.
+    admitted: HashMap<[u8; TICKET_ID_LEN], Vec<(i64, Admitted)>>,
+    /// Entries allowed per session.
+    allowed: HashMap<u32, i64>,
+}
+
+/// A proven admission of a ticket, as a double admission's detail names it.
+struct Admitted {
+    device: String,
+    scan_id: String,
+    gate: String,
+    at: i64,
+}
+
+fn blob_key(blob: Vec<u8>) -> StoreResult<[u8; TICKET_ID_LEN]> {
+    <[u8; TICKET_ID_LEN]>::try_from(blob.as_slice())
+        .map_err(|_| super::StoreError::Task("a stored ticket id has the wrong length".into()))
+}
+
+impl BatchContext {
+    fn read(conn: &Conn<'_>, records: &[CheckedRecord]) -> StoreResult<Self> {
+        let mut ctx = Self::default();
+        let ids: Vec<&str> = records.iter().map(|c| c.record.scan_id.as_str()).collect();
+        for (id, dev, hash) in query_in(
+            conn,
+            &ids,
+            |p| format!("SELECT scan_id, device_id, hash FROM scans WHERE scan_id IN ({p})"),
+            |r| {
+                Ok((
+                    r.get::<String>(0)?,
+                    r.get::<String>(1)?,
+                    r.get::<Vec<u8>>(2)?,
+                ))
+            },
+        )? {
+            ctx.stored.insert(id, (dev, hash));
+        }
+        let mut tickets: Vec<[u8; TICKET_ID_LEN]> = records
+            .iter()
+            .filter(|c| c.record.verdict == ScanVerdict::Admit)
+            .filter_map(|c| c.record.ticket_id.map(|t| t.0))
+            .collect();
+        tickets.sort_unstable();
+        tickets.dedup();
+        let blobs: Vec<&[u8]> = tickets.iter().map(|t| &t[..]).collect();
+        for (id, t) in query_in(
+            conn,
+            &blobs,
+            |p| format!("SELECT ticket_id, qr, session_id FROM tickets WHERE ticket_id IN ({p})"),
+            |r| {
+                Ok((
+                    r.get::<Vec<u8>>(0)?,
+                    IssuedTicket {
+                        qr: r.get(1)?,
+                        session_id: r.get(2)?,
+                    },
+                ))
+            },
+        )? {
+            ctx.issued.insert(blob_key(id)?, t);
+        }
+        for (id, version, at) in query_in(
+            conn,
+            &blobs,
+            |p| {
+                format!(
+                    "SELECT ticket_id, version, revoked_at FROM revocations WHERE ticket_id IN ({p})"
+                )
+            },
+            |r| Ok((r.get::<Vec<u8>>(0)?, r.get(1)?, r.get(2)?)),
+        )? {
+            ctx.revoked.insert(blob_key(id)?, (version, at));
+        }
+        for (id, order, entry) in query_in(
+            conn,
+            &blobs,
+            |p| {
+                format!(
+                    "SELECT ticket_id, id, device_id, scan_id, gate, scanned_at FROM scans
+                     WHERE ticket_id IN ({p}) AND verdict = 'admit' AND proven = 1"
+                )
+            },
+            |r| {
+                Ok((
+                    r.get::<Vec<u8>>(0)?,
+                    r.get::<i64>(1)?,
+                    Admitted {
+                        device: r.get(2)?,
+                        scan_id: r.get(3)?,
+                        gate: r.get(4)?,
+                        at: r.get(5)?,
+                    },
+                ))
+            },
+        )? {
+            ctx.admitted
+                .entry(blob_key(id)?)
+                .or_default()
+                .push((order, entry));
+        }
+        // Sorted here, not by the query: with ORDER BY id, PostgreSQL walks
+        // every admission in id order (index `scans_admitted`) instead of
+        // looking the batch's tickets up by `scans_by_ticket`.
+        for v in ctx.admitted.values_mut() {
+            v.sort_by_key(|(order, _)| *order);
+        }
+        Ok(ctx)
+    }
+
+    /// How many entries a ticket of `session` may make (single: 1).
+    fn allowed_entries(&mut self, conn: &Conn<'_>, session: u32) -> StoreResult<i64> {
+        if let Some(n) = self.allowed.get(&session) {
+            return Ok(*n);
+        }
+        let n: i64 = conn
+            .query_row(
+                "SELECT CASE entry_rule WHEN 'multiple' THEN max_entries ELSE 1 END
+                 FROM game_sessions WHERE id = ?1",
+                params![i64::from(session)],
+                |r| r.get(0),
+            )
+            .optional()?
+            .unwrap_or(1);
+        self.allowed.insert(session, n);
+        Ok(n)
+    }
+}
+
+/// Writes the conflicts a batch raised, in the order they were found.
+fn insert_conflicts(
+    conn: &Conn<'_>,
     device_id: &str,
-    ticket_id: Option<&TicketId>,
-    detail: &str,
+    found: &[Found],
     now: i64,
 ) -> StoreResult<()> {
-    conn.execute(
-        "INSERT INTO scan_conflicts (kind, scan_id, device_id, ticket_id, detail, detected_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
-            kind,
-            scan_id.as_str(),
-            device_id,
-            ticket_id.map(|t| t.0.to_vec()),
-            detail,
-            now
-        ],
-    )?;
+    for chunk in found.chunks(ROWS_PER_STATEMENT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * 6 + 1, 6)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO scan_conflicts (kind, scan_id, device_id, ticket_id, detail, detected_at)
+             VALUES {}",
+            rows.join(", ")
+        );
+        let mut vals: Vec<Value<'_>> = Vec::with_capacity(chunk.len() * 6);
+        for f in chunk {
+            vals.extend([
+                Value::Text(f.kind.as_str()),
+                Value::Text(f.scan_id.as_str()),
+                Value::Text(device_id),
+                f.ticket.as_ref().map_or(Value::Null, |t| Value::Blob(&t.0)),
+                Value::Text(&f.detail),
+                Value::Int(now),
+            ]);
+        }
+        let refs: Vec<&dyn ToValue> = vals.iter().map(|v| v as &dyn ToValue).collect();
+        conn.execute(&sql, &refs)?;
+    }
     Ok(())
 }
 
-/// How many entries a ticket of `session` may make (single: 1).
-fn allowed_entries(
+/// Writes a batch's new scans, [`ROWS_PER_STATEMENT`] to a statement, in
+/// the order of the device's log. `rows` pairs each with whether it is a
+/// proven admission.
+fn insert_scans(
     conn: &Conn<'_>,
-    cache: &mut HashMap<u32, i64>,
-    session: u32,
-) -> StoreResult<i64> {
-    if let Some(n) = cache.get(&session) {
-        return Ok(*n);
+    device_id: &str,
+    rows: &[(&CheckedRecord, bool)],
+    now: i64,
+) -> StoreResult<()> {
+    const COLUMNS: usize = 16;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let tuples: Vec<String> = (0..chunk.len())
+            .map(|i| format!("({})", placeholders(i * COLUMNS + 1, COLUMNS)))
+            .collect();
+        let sql = format!(
+            "INSERT INTO scans (scan_id, device_id, seq, prev_hash, hash, ticket_id, session_id,
+                                raw, verdict, reason, admits, gate, scanned_at, received_at,
+                                signature, proven)
+             VALUES {}",
+            tuples.join(", ")
+        );
+        let mut vals: Vec<Value<'_>> = Vec::with_capacity(chunk.len() * COLUMNS);
+        for (c, proven) in chunk {
+            let rec = &c.record;
+            vals.extend([
+                Value::Text(rec.scan_id.as_str()),
+                Value::Text(device_id),
+                Value::Int(to_i64(rec.seq)),
+                Value::Blob(&c.prev_hash),
+                Value::Blob(&c.hash),
+                rec.ticket_id
+                    .as_ref()
+                    .map_or(Value::Null, |t| Value::Blob(&t.0)),
+                rec.session_id
+                    .map_or(Value::Null, |s| Value::Int(i64::from(s))),
+                rec.raw.to_value(),
+                Value::Text(verdict_str(rec.verdict)),
+                rec.reason.to_value(),
+                Value::Int(i64::from(rec.admits)),
+                Value::Text(&rec.gate),
+                Value::Int(rec.scanned_at),
+                Value::Int(now),
+                rec.signature.to_value(),
+                Value::Int(i64::from(*proven)),
+            ]);
+        }
+        let refs: Vec<&dyn ToValue> = vals.iter().map(|v| v as &dyn ToValue).collect();
+        conn.execute(&sql, &refs)?;
     }
-    let n: i64 = conn
-        .query_row(
-            "SELECT CASE entry_rule WHEN 'multiple' THEN max_entries ELSE 1 END
-             FROM game_sessions WHERE id = ?1",
-            params![i64::from(session)],
-            |r| r.get(0),
-        )
-        .optional()?
-        .unwrap_or(1);
-    cache.insert(session, n);
-    Ok(n)
+    Ok(())
 }
 
 /// Whether an admission proves itself ([`unproven`]), before it is stored:
@@ -304,110 +526,81 @@ struct IssuedTicket {
     session_id: i64,
 }
 
-/// The ticket row an admission names, read once for its proof and its
-/// conflict checks.
-fn issued_ticket(conn: &Conn<'_>, ticket: &TicketId) -> StoreResult<Option<IssuedTicket>> {
-    conn.query_row(
-        "SELECT qr, session_id FROM tickets WHERE ticket_id = ?1",
-        params![&ticket.0[..]],
-        |r| {
-            Ok(IssuedTicket {
-                qr: r.get(0)?,
-                session_id: r.get(1)?,
-            })
-        },
-    )
-    .optional()
-}
-
 /// The conflicts an admission raises: unknown ticket, admitted after its
 /// revocation, more entries than its session allows.
 fn check_admission(
     conn: &Conn<'_>,
-    cache: &mut HashMap<u32, i64>,
-    device_id: &str,
+    ctx: &mut BatchContext,
     rec: &ScanRecord,
     ticket: &TicketId,
-    issued: Option<&IssuedTicket>,
-    now: i64,
-) -> StoreResult<u32> {
-    let mut conflicts = 0;
-    let issued: Option<i64> = issued.map(|t| t.session_id);
+    found: &mut Vec<Found>,
+) -> StoreResult<()> {
+    let mut flag = |kind, detail: String| {
+        found.push(Found {
+            kind,
+            scan_id: rec.scan_id.clone(),
+            ticket: Some(*ticket),
+            detail,
+        });
+    };
+    let issued: Option<i64> = ctx.issued.get(&ticket.0).map(|t| t.session_id);
     if issued.is_none() {
-        add_conflict(
-            conn,
+        flag(
             ConflictKind::UnknownTicket,
-            &rec.scan_id,
-            device_id,
-            Some(ticket),
-            "admitted on a valid signature, but the server never issued this ticket",
-            now,
-        )?;
-        conflicts += 1;
+            "admitted on a valid signature, but the server never issued this ticket".into(),
+        );
     }
-    let revoked: Option<(i64, i64)> = conn
-        .query_row(
-            "SELECT version, revoked_at FROM revocations WHERE ticket_id = ?1",
-            params![&ticket.0[..]],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .optional()?;
-    if let Some((version, revoked_at)) = revoked
+    if let Some(&(version, revoked_at)) = ctx.revoked.get(&ticket.0)
         && rec.scanned_at >= revoked_at
     {
-        add_conflict(
-            conn,
+        flag(
             ConflictKind::AdmittedAfterRevocation,
-            &rec.scan_id,
-            device_id,
-            Some(ticket),
-            &format!(
+            format!(
                 "admitted at {} (device time), revoked at {revoked_at} (list version {version})",
                 rec.scanned_at
             ),
-            now,
-        )?;
-        conflicts += 1;
+        );
     }
-    // Earlier proven admissions of the ticket, this batch's included (they
-    // are inserted before the next record is checked): a rogue device's
-    // unproven claims do not make a real entry a double one.
-    let earlier: Vec<(String, String, String, i64)> = conn.query_map(
-        "SELECT device_id, scan_id, gate, scanned_at FROM scans
-         WHERE ticket_id = ?1 AND verdict = 'admit' AND proven = 1 AND scan_id <> ?2
-         ORDER BY id",
-        params![&ticket.0[..], rec.scan_id.as_str()],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
     let session = rec
         .session_id
         .or(issued.and_then(|s| u32::try_from(s).ok()));
     let allowed = match session {
-        Some(s) => allowed_entries(conn, cache, s)?,
+        Some(s) => ctx.allowed_entries(conn, s)?,
         None => 1,
     };
+    // Earlier proven admissions of the ticket, this batch's included: a
+    // rogue device's unproven claims do not make a real entry a double one.
+    let earlier: Vec<&Admitted> = ctx
+        .admitted
+        .get(&ticket.0)
+        .map(|v| {
+            v.iter()
+                .map(|(_, e)| e)
+                .filter(|e| e.scan_id != rec.scan_id.as_str())
+                .collect()
+        })
+        .unwrap_or_default();
     if i64::try_from(earlier.len()).unwrap_or(i64::MAX) >= allowed {
         let others: Vec<String> = earlier
             .iter()
             .take(5)
-            .map(|(d, s, g, t)| format!("{d} at gate {g:?} at {t} (scan {s})"))
+            .map(|e| {
+                format!(
+                    "{} at gate {:?} at {} (scan {})",
+                    e.device, e.gate, e.at, e.scan_id
+                )
+            })
             .collect();
-        add_conflict(
-            conn,
+        flag(
             ConflictKind::DoubleAdmit,
-            &rec.scan_id,
-            device_id,
-            Some(ticket),
-            &format!(
+            format!(
                 "entry {} of {allowed} allowed; also admitted by {}",
                 earlier.len() + 1,
                 others.join("; ")
             ),
-            now,
-        )?;
-        conflicts += 1;
+        );
     }
-    Ok(conflicts)
+    Ok(())
 }
 
 /// Where the first new record of a batch stands against what the device
@@ -461,8 +654,24 @@ fn chain_link(
     }
 }
 
+/// The one late-upload conflict of a batch's badly timed scans, named
+/// after the `first` of them.
+fn timing_conflict(first: &ScanRecord, detail: String) -> Found {
+    Found {
+        kind: ConflictKind::LateUpload,
+        scan_id: first.scan_id.clone(),
+        ticket: first.ticket_id,
+        detail,
+    }
+}
+
 /// Stores a checked batch of `device_id`'s log in one transaction and
 /// records the conflicts it raises.
+///
+/// What the checks need is read for the whole batch at once and the rows
+/// are written a chunk to a statement: on PostgreSQL every statement is a
+/// round trip and fires the rollup triggers once, so one statement per
+/// record made a 1,000-record batch cost thousands of both.
 pub fn store_batch(
     conn: &Conn<'_>,
     device_id: &str,
@@ -474,7 +683,9 @@ pub fn store_batch(
 ) -> StoreResult<UploadOutcome> {
     let tx = conn.begin(Begin::Immediate)?;
     let mut out = UploadOutcome::default();
-    let mut cache = HashMap::new();
+    let mut found: Vec<Found> = Vec::new();
+    let mut ctx = BatchContext::read(&tx, records)?;
+    let mut rows: Vec<(&CheckedRecord, bool)> = Vec::with_capacity(records.len());
     let mut late_scans: Vec<&CheckedRecord> = Vec::new();
     let mut future_scans: Vec<&CheckedRecord> = Vec::new();
     // Positions of this batch already used by other scans of the device:
@@ -491,50 +702,35 @@ pub fn store_batch(
                 .iter()
                 .find(|c| to_i64(c.record.seq) == *seq)
                 .unwrap_or(first);
-            add_conflict(
-                &tx,
-                ConflictKind::ChainBreak,
-                &at.record.scan_id,
-                device_id,
-                at.record.ticket_id.as_ref(),
-                &format!(
+            found.push(Found {
+                kind: ConflictKind::ChainBreak,
+                scan_id: at.record.scan_id.clone(),
+                ticket: at.record.ticket_id,
+                detail: format!(
                     "position {seq} already holds scan {other}: the device's log forked (restored from a backup?)"
                 ),
-                now,
-            )?;
-            out.conflicts += 1;
+            });
         }
     }
     for (i, c) in records.iter().enumerate() {
         let rec = &c.record;
-        let stored: Option<(String, Vec<u8>)> = tx
-            .query_row(
-                "SELECT device_id, hash FROM scans WHERE scan_id = ?1",
-                params![rec.scan_id.as_str()],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        match stored {
-            Some((dev, hash)) if dev == device_id && hash == c.hash => {
+        match ctx.stored.get(rec.scan_id.as_str()) {
+            Some((dev, hash)) if dev == device_id && hash[..] == c.hash[..] => {
                 out.duplicates.push(rec.scan_id.clone());
                 continue;
             }
             Some((dev, _)) => {
                 // A random v4 id repeated with other content: a rewritten log
                 // or a forgery. The stored record stays; the clash is flagged.
-                add_conflict(
-                    &tx,
-                    ConflictKind::ChainBreak,
-                    &rec.scan_id,
-                    device_id,
-                    rec.ticket_id.as_ref(),
-                    &format!(
+                found.push(Found {
+                    kind: ConflictKind::ChainBreak,
+                    scan_id: rec.scan_id.clone(),
+                    ticket: rec.ticket_id,
+                    detail: format!(
                         "scan id already stored with different content (from device {dev}); record {} not stored",
                         rec.seq
                     ),
-                    now,
-                )?;
-                out.conflicts += 1;
+                });
                 continue;
             }
             None => {}
@@ -544,76 +740,48 @@ pub fn store_batch(
         if i == 0
             && let Some((kind, detail)) = chain_link(&tx, device_id, c)?
         {
-            add_conflict(
-                &tx,
+            found.push(Found {
                 kind,
-                &rec.scan_id,
-                device_id,
-                rec.ticket_id.as_ref(),
-                &detail,
-                now,
-            )?;
-            out.conflicts += 1;
+                scan_id: rec.scan_id.clone(),
+                ticket: rec.ticket_id,
+                detail,
+            });
         }
         let admission = rec.verdict == ScanVerdict::Admit;
-        let issued = match (&rec.ticket_id, admission) {
-            (Some(t), true) => issued_ticket(&tx, t)?,
-            _ => None,
+        let unproven = match (&rec.ticket_id, admission) {
+            (Some(t), true) => admission_proof(rec, ctx.issued.get(&t.0), keyring),
+            (None, true) => admission_proof(rec, None, keyring),
+            (_, false) => None,
         };
-        let unproven = if admission {
-            admission_proof(rec, issued.as_ref(), keyring)
-        } else {
-            None
-        };
-        tx.execute(
-            "INSERT INTO scans (scan_id, device_id, seq, prev_hash, hash, ticket_id, session_id,
-                                raw, verdict, reason, admits, gate, scanned_at, received_at,
-                                signature, proven)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            params![
-                rec.scan_id.as_str(),
-                device_id,
-                to_i64(rec.seq),
-                &c.prev_hash[..],
-                &c.hash[..],
-                rec.ticket_id.map(|t| t.0.to_vec()),
-                rec.session_id.map(i64::from),
-                rec.raw,
-                verdict_str(rec.verdict),
-                rec.reason,
-                i64::from(rec.admits),
-                rec.gate,
-                rec.scanned_at,
-                now,
-                rec.signature,
-                admission && unproven.is_none()
-            ],
-        )?;
+        let proven = admission && unproven.is_none();
+        ctx.stored.insert(
+            rec.scan_id.as_str().to_owned(),
+            (device_id.to_owned(), c.hash.to_vec()),
+        );
+        rows.push((c, proven));
         out.stored += 1;
-        if let Some(why) = &unproven {
-            add_conflict(
-                &tx,
-                ConflictKind::UnprovenAdmission,
-                &rec.scan_id,
-                device_id,
-                rec.ticket_id.as_ref(),
-                &format!("{why}; kept out of the entries other gates sync"),
-                now,
-            )?;
-            out.conflicts += 1;
+        if let Some(why) = unproven {
+            found.push(Found {
+                kind: ConflictKind::UnprovenAdmission,
+                scan_id: rec.scan_id.clone(),
+                ticket: rec.ticket_id,
+                detail: format!("{why}; kept out of the entries other gates sync"),
+            });
         }
-        if rec.verdict == ScanVerdict::Admit
-            && let Some(ticket) = &rec.ticket_id
-        {
-            out.conflicts += check_admission(
-                &tx,
-                &mut cache,
-                device_id,
-                rec,
-                ticket,
-                issued.as_ref(),
-                now,
-            )?;
+        if admission && let Some(ticket) = &rec.ticket_id {
+            check_admission(&tx, &mut ctx, rec, ticket, &mut found)?;
+            if proven {
+                // Not stored yet: after every stored row.
+                ctx.admitted.entry(ticket.0).or_default().push((
+                    i64::MAX,
+                    Admitted {
+                        device: device_id.to_owned(),
+                        scan_id: rec.scan_id.as_str().to_owned(),
+                        gate: rec.gate.clone(),
+                        at: rec.scanned_at,
+                    },
+                ));
+            }
         }
         if now.saturating_sub(rec.scanned_at) > late.late_upload_secs {
             late_scans.push(c);
@@ -621,51 +789,43 @@ pub fn store_batch(
             future_scans.push(c);
         }
     }
+    insert_scans(&tx, device_id, &rows, now)?;
     // One conflict per batch for timing: a gate offline all day would
     // otherwise bury the admin console under one line per scan.
-    if let Some(first) = late_scans.first() {
-        let oldest = late_scans
-            .iter()
-            .map(|c| c.record.scanned_at)
-            .min()
-            .unwrap_or(first.record.scanned_at);
-        add_conflict(
-            &tx,
-            ConflictKind::LateUpload,
-            &first.record.scan_id,
-            device_id,
-            first.record.ticket_id.as_ref(),
-            &format!(
+    let times = |v: &[&CheckedRecord]| v.iter().map(|c| c.record.scanned_at).collect::<Vec<_>>();
+    if let (Some(first), Some(oldest)) = (late_scans.first(), times(&late_scans).into_iter().min())
+    {
+        found.push(timing_conflict(
+            &first.record,
+            format!(
                 "{} scans uploaded more than {} s after they were made (oldest {} s before arrival)",
                 late_scans.len(),
                 late.late_upload_secs,
                 now.saturating_sub(oldest)
             ),
-            now,
-        )?;
-        out.conflicts += 1;
+        ));
     }
-    if let Some(first) = future_scans.first() {
-        let newest = future_scans
-            .iter()
-            .map(|c| c.record.scanned_at)
-            .max()
-            .unwrap_or(first.record.scanned_at);
-        add_conflict(
-            &tx,
-            ConflictKind::LateUpload,
-            &first.record.scan_id,
-            device_id,
-            first.record.ticket_id.as_ref(),
-            &format!(
+    if let (Some(first), Some(newest)) =
+        (future_scans.first(), times(&future_scans).into_iter().max())
+    {
+        found.push(timing_conflict(
+            &first.record,
+            format!(
                 "{} scans dated in the future (up to {} s ahead of the server): the device clock is off",
                 future_scans.len(),
                 newest.saturating_sub(now)
             ),
-            now,
-        )?;
-        out.conflicts += 1;
+        ));
     }
+    insert_conflicts(&tx, device_id, &found, now)?;
+    out.conflicts = u32::try_from(found.len()).unwrap_or(u32::MAX);
+    out.conflicts_by_kind = ConflictKind::ALL
+        .iter()
+        .filter_map(|&kind| {
+            let n = found.iter().filter(|f| f.kind == kind).count();
+            (n > 0).then(|| (kind, u32::try_from(n).unwrap_or(u32::MAX)))
+        })
+        .collect();
     if let Some(last) = records.last() {
         let newest = records
             .iter()

@@ -13,6 +13,7 @@ use jo_shared::revocation::RevocationReason;
 use jo_shared::ticket::{TICKET_ID_LEN, TicketId};
 
 use super::audit::{Actor, audit};
+use super::outbox::{self, Outgoing};
 use super::{Store, StoreError, StoreResult, now, revocations};
 use crate::tickets::{IssuedTicket, TicketIssuer, TicketSpec};
 use crate::units::status::{OrderStatus, TicketStatus};
@@ -111,39 +112,46 @@ pub(super) struct NewTicket<'a> {
     pub admits: i64,
     /// Row id of the ticket this one replaces (a re-issue).
     pub replaces: Option<i64>,
+    /// The ticket's own purchase key, when it is not the order's (a ticket
+    /// re-issued to another account).
+    pub purchase_key: Option<&'a PurchaseKey>,
 }
 
 /// Writes a newly signed ticket, valid: the one INSERT of a ticket row.
+/// Returns its row id.
 pub(super) fn insert(
     c: &Conn<'_>,
     new: &NewTicket<'_>,
     issued: &IssuedTicket,
     issued_at: i64,
-) -> StoreResult<()> {
-    c.execute(
+) -> StoreResult<i64> {
+    c.query_row(
         "INSERT INTO tickets (ticket_id, order_id, order_line_id, idx, user_id, session_id, offer_id,
-             holder, admits, key_id, valid_from, valid_minutes, qr, status, issued_at, replaces)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             holder, admits, key_id, valid_from, valid_minutes, qr, status, issued_at, replaces,
+             purchase_key)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)
+         RETURNING id",
         params![
-        &issued.ticket_id.0[..],
-        new.order_id,
-        new.order_line_id,
-        new.index,
-        new.user_id,
-        new.session_id,
-        new.offer_id,
-        new.holder,
-        new.admits,
-        &issued.key_id.0[..],
-        issued.valid_from,
-        issued.valid_minutes,
-        issued.qr,
-        TicketStatus::Valid,
-        issued_at,
-            new.replaces
+            &issued.ticket_id.0[..],
+            new.order_id,
+            new.order_line_id,
+            new.index,
+            new.user_id,
+            new.session_id,
+            new.offer_id,
+            new.holder,
+            new.admits,
+            &issued.key_id.0[..],
+            issued.valid_from,
+            issued.valid_minutes,
+            issued.qr,
+            TicketStatus::Valid,
+            issued_at,
+            new.replaces,
+            new.purchase_key.map(|k| k.as_bytes().to_vec())
         ],
-    )?;
-    Ok(())
+        |r| r.get(0),
+    )
 }
 
 /// What a paid order's tickets will say, as read from the database: the
@@ -156,8 +164,21 @@ pub(super) struct OrderPlan {
     user_id: i64,
     user_key: Vec<u8>,
     holder: String,
+    /// The names given to tickets of the order at checkout, by derivation
+    /// index (the others carry the buyer's name).
+    names: Vec<(u32, String)>,
     /// (line, session, offer, seats, quantity, doors open, end), in line order.
     lines: Vec<(i64, i64, i64, i64, i64, i64, i64)>,
+}
+
+impl OrderPlan {
+    /// The name on ticket `index`: the one given at checkout, else the buyer's.
+    fn holder_of(&self, index: u32) -> &str {
+        self.names
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map_or(self.holder.as_str(), |(_, n)| n.as_str())
+    }
 }
 
 /// Reads the plan of `order_id`, bought by `user_id`.
@@ -174,11 +195,21 @@ pub(super) fn plan_for_order(c: &Conn<'_>, order_id: i64, user_id: i64) -> Store
         params![order_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
     )?;
+    let names = c
+        .query_map(
+            "SELECT idx, name FROM order_holders WHERE order_id = ?1 ORDER BY idx",
+            params![order_id],
+            |r| Ok((r.get::<i64>(0)?, r.get::<String>(1)?)),
+        )?
+        .into_iter()
+        .filter_map(|(i, n)| u32::try_from(i).ok().map(|i| (i, n)))
+        .collect();
     Ok(OrderPlan {
         order_id,
         user_id,
         user_key,
         holder: format!("{first} {last}"),
+        names,
         lines,
     })
 }
@@ -216,7 +247,7 @@ pub(super) fn sign_order(plan: OrderPlan, issuer: &dyn TicketIssuer) -> StoreRes
                 valid_from: doors,
                 // An hour after the end: late leavers re-entering, clocks off by a little.
                 valid_until: ends + 3_600,
-                holder: &plan.holder,
+                holder: plan.holder_of(index),
             };
             let issued = issuer
                 .issue(&user_key, &purchase_key, &spec)
@@ -264,9 +295,10 @@ pub(super) fn issue_for_order(
             session_id: *session_id,
             offer_id: *offer_id,
             // The full name stays on the server; the payload carries its short form.
-            holder: &plan.holder,
+            holder: plan.holder_of(*index),
             admits: *seats,
             replaces: None,
+            purchase_key: None,
         };
         insert(tx, &new, issued, t)?;
     }
@@ -473,8 +505,16 @@ impl Store {
                 let Some(order_id) = owned else {
                     return Ok(None);
                 };
-                let sql = format!("{VIEW_SELECT} WHERE t.order_id = ?1 ORDER BY t.idx");
-                Ok(Some(c.query_map(&sql, params![order_id], view_from_row)?))
+                // A ticket handed to another account stays under the order
+                // it was bought in, but is no longer the buyer's.
+                let sql = format!(
+                    "{VIEW_SELECT} WHERE t.order_id = ?1 AND t.user_id = ?2 ORDER BY t.idx"
+                );
+                Ok(Some(c.query_map(
+                    &sql,
+                    params![order_id, user_id],
+                    view_from_row,
+                )?))
             })
             .await
     }
@@ -532,82 +572,32 @@ impl Store {
             .await
     }
 
-    /// Re-issues a ticket: a new ticket (next derivation index of its order,
-    /// so a new secret and signature) replacing the old one, which is
-    /// revoked, in one transaction.
+    /// Re-issues a ticket to the same holder (a code that leaked): a new
+    /// ticket replacing the old one, which is revoked (`reissued`), in one
+    /// transaction with the holder's mail ([`reissue_in`]).
     pub async fn admin_reissue_ticket(
         &self,
         actor: Actor,
         id: TicketId,
         issuer: Arc<dyn TicketIssuer>,
+        mail: Box<ReissueMail>,
     ) -> StoreResult<ReissueOutcome> {
         self.pool
             .run_sql(move |c| {
                 let t = now();
                 let tx = c.begin(Begin::Immediate)?;
-                #[allow(clippy::type_complexity)]
-                let old: Option<(i64, i64, i64, i64, i64, i64, String, i64, i64, i64, TicketStatus, OrderStatus, Option<Vec<u8>>, Vec<u8>)> = tx
-                    .query_row(
-                        "SELECT t.id, t.order_id, t.order_line_id, t.user_id, t.session_id, t.offer_id,
-                                t.holder, t.admits, t.valid_from, t.valid_minutes, t.status, o.status,
-                                o.purchase_key, u.user_key
-                         FROM tickets t JOIN orders o ON o.id = t.order_id JOIN users u ON u.id = t.user_id
-                         WHERE t.ticket_id = ?1",
-                        params![&id.0[..]],
-                        |r| {
-                            Ok((
-                                r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?,
-                                r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?, r.get(10)?, r.get(11)?,
-                                r.get(12)?, r.get(13)?,
-                            ))
-                        },
-                    )
-                    .optional()?;
-                let Some((
-                    old_id, order_id, line_id, user_id, session_id, offer_id, holder, admits,
-                    valid_from, valid_minutes, status, order_status, purchase_key, user_key,
-                )) = old
-                else {
-                    return Ok(ReissueOutcome::NotFound);
-                };
-                if status != TicketStatus::Valid || order_status != OrderStatus::Paid {
-                    return Ok(ReissueOutcome::NotValid);
-                }
-                let user_key = UserKey::from_slice(&user_key).ok_or_else(|| task("user key length"))?;
-                let purchase_key = purchase_key
-                    .as_deref()
-                    .and_then(PurchaseKey::from_slice)
-                    .ok_or_else(|| task("purchase key of a paid order"))?;
-                let next: i64 = tx.query_row(
-                    "SELECT coalesce(max(idx), -1) + 1 FROM tickets WHERE order_id = ?1",
-                    params![order_id],
-                    |r| r.get(0),
+                let out = reissue_in(
+                    &tx,
+                    &id,
+                    NewHolder::Same,
+                    (RevocationReason::Reissued, ""),
+                    issuer.as_ref(),
+                    Some(mail.as_ref()),
+                    t,
                 )?;
-                let spec = TicketSpec {
-                    index: u32::try_from(next).map_err(task)?,
-                    session_id: u32::try_from(session_id).map_err(task)?,
-                    admits: u8::try_from(admits).map_err(task)?,
-                    valid_from,
-                    valid_until: valid_from + valid_minutes * 60,
-                    holder: &holder,
+                let ReissueOutcome::Reissued(new_hex) = &out else {
+                    return Ok(out);
                 };
-                let issued = issuer.issue(&user_key, &purchase_key, &spec).map_err(task)?;
-                let new = NewTicket {
-                    order_id,
-                    order_line_id: line_id,
-                    index: spec.index,
-                    user_id,
-                    session_id,
-                    offer_id,
-                    // The full name, as for a bought ticket: the payload
-                    // carries its short form.
-                    holder: &holder,
-                    admits,
-                    replaces: Some(old_id),
-                };
-                insert(&tx, &new, &issued, t)?;
-                revoke(&tx, &id, RevocationReason::Reissued, "", t)?;
-                let new_hex = issued.ticket_id.to_hex();
                 audit(
                     &tx,
                     &actor,
@@ -617,10 +607,385 @@ impl Store {
                     t,
                 )?;
                 tx.commit()?;
-                Ok(ReissueOutcome::Reissued(new_hex))
+                Ok(out)
             })
             .await
+            .inspect(|_| self.wake_outbox())
     }
+
+    /// Changes the name on one of a buyer's valid tickets before its
+    /// session: a re-issue under the new name (the old code revoked,
+    /// `reissued`), mailed to the buyer. `None` if the ticket is not theirs.
+    pub async fn rename_ticket(
+        &self,
+        actor: Actor,
+        id: TicketId,
+        name: String,
+        issuer: Arc<dyn TicketIssuer>,
+        mail: Box<ReissueMail>,
+    ) -> StoreResult<Option<ReissueOutcome>> {
+        self.pool
+            .run_sql(move |c| {
+                let t = now();
+                let tx = c.begin(Begin::Immediate)?;
+                let owned: Option<i64> = tx
+                    .query_row(
+                        "SELECT s.starts_at FROM tickets t JOIN game_sessions s ON s.id = t.session_id
+                         WHERE t.ticket_id = ?1 AND t.user_id = ?2",
+                        params![&id.0[..], actor.id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let Some(starts_at) = owned else {
+                    return Ok(None);
+                };
+                let row = row_id(&tx, &id)?.unwrap_or_default();
+                if starts_at <= t
+                    || super::transfers::is_offered(&tx, &id)?
+                    || super::resale::is_listed(&tx, row)?
+                {
+                    return Ok(Some(ReissueOutcome::NotValid));
+                }
+                let out = reissue_in(
+                    &tx,
+                    &id,
+                    NewHolder::Renamed(&name),
+                    (RevocationReason::Reissued, "name changed"),
+                    issuer.as_ref(),
+                    Some(mail.as_ref()),
+                    t,
+                )?;
+                if let ReissueOutcome::Reissued(new_hex) = &out {
+                    audit(
+                        &tx,
+                        &actor,
+                        "ticket.rename",
+                        &format!("ticket:{}", id.to_hex()),
+                        &format!("new_ticket={new_hex}"),
+                        t,
+                    )?;
+                    tx.commit()?;
+                }
+                Ok(Some(out))
+            })
+            .await
+            .inspect(|_| self.wake_outbox())
+    }
+}
+
+/// Who a re-issued ticket is for.
+#[derive(Debug, Clone, Copy)]
+pub enum NewHolder<'a> {
+    /// The same account and name: a new secret only (a code that leaked).
+    Same,
+    /// The same account, another name on the ticket (a name change).
+    Renamed(&'a str),
+    /// Another account (a transfer, a resale): the ticket is derived from
+    /// its user key and a purchase key of the ticket's own, and carries the
+    /// account's name.
+    Account(i64),
+    /// A buyer's paid order (a resale): the ticket joins that order, derived
+    /// from the buyer's user key and the order's purchase key like a ticket
+    /// bought new, and carries the buyer's name. The order's confirmation
+    /// is the buyer's mail.
+    Bought {
+        /// The buyer.
+        user_id: i64,
+        /// Their order.
+        order_id: i64,
+        /// Its line.
+        line_id: i64,
+        /// The order's purchase key.
+        purchase_key: &'a PurchaseKey,
+    },
+}
+
+/// What the new holder's mail is about, for the caller's [`ReissueMail`].
+#[derive(Debug, Clone)]
+pub struct Reissued {
+    /// The new holder's address.
+    pub email: String,
+    /// Their first name.
+    pub first_name: String,
+    /// The name on the new ticket.
+    pub holder: String,
+    /// Session title.
+    pub session: String,
+    /// Session start, Unix seconds.
+    pub starts_at: i64,
+    /// The new ticket's public id, hex.
+    pub ticket_hex: String,
+    /// Why the old ticket was replaced.
+    pub reason: RevocationReason,
+}
+
+/// Renders the mail telling a re-issued ticket's new holder about it
+/// (the store knows no language or URL; the web layer does).
+pub type ReissueMail = dyn Fn(&Reissued) -> Outgoing + Send + Sync;
+
+/// Re-issues ticket `id` inside `tx`: signs a new ticket for `to` (next
+/// derivation index of the order: a new id, secret and signature), stores
+/// it as replacing the old one, revokes the old one with `reason` through
+/// [`revoke`] (so it enters the signed list in this same transaction), and
+/// enqueues the new holder's mail, rendered by `mail`. Everything commits
+/// with the caller's transaction or not at all. (The old holder's notice
+/// belongs to the revocation.)
+///
+/// Only a valid ticket of a paid order can be re-issued.
+pub(super) fn reissue_in(
+    tx: &Conn<'_>,
+    id: &TicketId,
+    to: NewHolder<'_>,
+    (reason, note): (RevocationReason, &str),
+    issuer: &dyn TicketIssuer,
+    mail: Option<&ReissueMail>,
+    t: i64,
+) -> StoreResult<ReissueOutcome> {
+    #[allow(clippy::type_complexity)]
+    let old: Option<(
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        i64,
+        String,
+        i64,
+        i64,
+        i64,
+        TicketStatus,
+        OrderStatus,
+        Option<Vec<u8>>,
+        Option<Vec<u8>>,
+    )> = tx
+        .query_row(
+            "SELECT t.id, t.order_id, t.order_line_id, t.user_id, t.session_id, t.offer_id,
+                    t.holder, t.admits, t.valid_from, t.valid_minutes, t.status, o.status,
+                    o.purchase_key, t.purchase_key
+             FROM tickets t JOIN orders o ON o.id = t.order_id
+             WHERE t.ticket_id = ?1",
+            params![&id.0[..]],
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                    r.get(9)?,
+                    r.get(10)?,
+                    r.get(11)?,
+                    r.get(12)?,
+                    r.get(13)?,
+                ))
+            },
+        )
+        .optional()?;
+    let Some((
+        old_id,
+        order_id,
+        line_id,
+        old_user,
+        session_id,
+        offer_id,
+        old_holder,
+        admits,
+        valid_from,
+        valid_minutes,
+        status,
+        order_status,
+        order_key,
+        own_key,
+    )) = old
+    else {
+        return Ok(ReissueOutcome::NotFound);
+    };
+    if status != TicketStatus::Valid || order_status != OrderStatus::Paid {
+        return Ok(ReissueOutcome::NotValid);
+    }
+    let user_id = match to {
+        NewHolder::Account(u) | NewHolder::Bought { user_id: u, .. } => u,
+        NewHolder::Same | NewHolder::Renamed(_) => old_user,
+    };
+    let (user_key, email, first, last): (Vec<u8>, String, String, String) = tx.query_row(
+        "SELECT user_key, email, first_name, last_name FROM users WHERE id = ?1",
+        params![user_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let user_key = UserKey::from_slice(&user_key).ok_or_else(|| task("user key length"))?;
+    let holder = match to {
+        NewHolder::Same => old_holder,
+        NewHolder::Renamed(name) => name.to_owned(),
+        NewHolder::Account(_) | NewHolder::Bought { .. } => format!("{first} {last}"),
+    };
+    // Another account: a purchase key of the ticket's own, so the new
+    // ticket shares nothing with the order it came from. The same account
+    // keeps the key its ticket was derived from.
+    let fresh = match to {
+        NewHolder::Account(_) => Some(PurchaseKey::generate().map_err(task)?),
+        NewHolder::Same | NewHolder::Renamed(_) | NewHolder::Bought { .. } => None,
+    };
+    let (order_id, line_id) = match to {
+        NewHolder::Bought {
+            order_id, line_id, ..
+        } => (order_id, line_id),
+        _ => (order_id, line_id),
+    };
+    let purchase_key = match (&fresh, to) {
+        (Some(k), _) => k.clone(),
+        (None, NewHolder::Bought { purchase_key, .. }) => purchase_key.clone(),
+        (None, _) => own_key
+            .as_deref()
+            .or(order_key.as_deref())
+            .and_then(PurchaseKey::from_slice)
+            .ok_or_else(|| task("purchase key of a paid order"))?,
+    };
+    let next: i64 = tx.query_row(
+        "SELECT coalesce(max(idx), -1) + 1 FROM tickets WHERE order_id = ?1",
+        params![order_id],
+        |r| r.get(0),
+    )?;
+    let spec = TicketSpec {
+        index: u32::try_from(next).map_err(task)?,
+        session_id: u32::try_from(session_id).map_err(task)?,
+        admits: u8::try_from(admits).map_err(task)?,
+        valid_from,
+        valid_until: valid_from + valid_minutes * 60,
+        holder: &holder,
+    };
+    let issued = issuer
+        .issue(&user_key, &purchase_key, &spec)
+        .map_err(task)?;
+    let new = NewTicket {
+        order_id,
+        order_line_id: line_id,
+        index: spec.index,
+        user_id,
+        session_id,
+        offer_id,
+        // The full name, as for a bought ticket: the payload carries its
+        // short form.
+        holder: &holder,
+        admits,
+        replaces: Some(old_id),
+        purchase_key: fresh.as_ref(),
+    };
+    insert(tx, &new, &issued, t)?;
+    revoke(tx, id, reason, note, t)?;
+    let (session, starts_at): (String, i64) = tx.query_row(
+        "SELECT title, starts_at FROM game_sessions WHERE id = ?1",
+        params![session_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let new_hex = issued.ticket_id.to_hex();
+    if let Some(mail) = mail {
+        let facts = Reissued {
+            email,
+            first_name: first,
+            holder,
+            session,
+            starts_at,
+            ticket_hex: new_hex.clone(),
+            reason,
+        };
+        outbox::enqueue(tx, &mail(&facts), t)?;
+    }
+    Ok(ReissueOutcome::Reissued(new_hex))
+}
+
+/// The row id of a stored ticket.
+pub(super) fn row_id(c: &Conn<'_>, id: &TicketId) -> StoreResult<Option<i64>> {
+    c.query_row(
+        "SELECT id FROM tickets WHERE ticket_id = ?1",
+        params![&id.0[..]],
+        |r| r.get(0),
+    )
+    .optional()
+}
+
+/// One holder of a ticket's chain, oldest first: every ticket the one
+/// asked about replaces, and every ticket that replaced it.
+#[derive(Debug, Clone)]
+pub struct ChainLink {
+    /// Row id.
+    pub row: i64,
+    /// Public ticket id, hex.
+    pub code: String,
+    /// Name on the ticket.
+    pub holder: String,
+    /// The account's address.
+    pub email: String,
+    /// Issued, Unix seconds.
+    pub issued_at: i64,
+    /// Valid or revoked.
+    pub status: TicketStatus,
+    /// Revocation reason, when revoked.
+    pub revocation: Option<String>,
+}
+
+/// The chain of holders of the ticket with row id `row`: walked back to
+/// the ticket first issued, then forward to the one valid now.
+pub(super) fn chain_of(c: &Conn<'_>, row: i64) -> StoreResult<Vec<ChainLink>> {
+    let mut first = row;
+    // A chain is a handful of links; the bound only guards a corrupt loop.
+    for _ in 0..1_000 {
+        let back: Option<Option<i64>> = c
+            .query_row(
+                "SELECT replaces FROM tickets WHERE id = ?1",
+                params![first],
+                |r| r.get(0),
+            )
+            .optional()?;
+        match back.flatten() {
+            Some(prev) => first = prev,
+            None => break,
+        }
+    }
+    let mut out = Vec::new();
+    let mut at = Some(first);
+    while let Some(id) = at.take() {
+        if out.len() >= 1_000 {
+            break;
+        }
+        let link = c
+            .query_row(
+                "SELECT t.ticket_id, t.holder, u.email, t.issued_at, t.status, rv.reason
+                 FROM tickets t JOIN users u ON u.id = t.user_id
+                 LEFT JOIN revocations rv ON rv.ticket_id = t.ticket_id WHERE t.id = ?1",
+                params![id],
+                |r| {
+                    let reason: Option<i64> = r.get(5)?;
+                    Ok(ChainLink {
+                        row: id,
+                        code: ticket_hex(r.get(0)?).unwrap_or_default(),
+                        holder: r.get(1)?,
+                        email: r.get(2)?,
+                        issued_at: r.get(3)?,
+                        status: r.get(4)?,
+                        revocation: reason.map(|c| {
+                            RevocationReason::from_code(u8::try_from(c).unwrap_or(0))
+                                .as_str()
+                                .to_owned()
+                        }),
+                    })
+                },
+            )
+            .optional()?;
+        let Some(link) = link else { break };
+        out.push(link);
+        at = c
+            .query_row(
+                "SELECT id FROM tickets WHERE replaces = ?1 ORDER BY id LIMIT 1",
+                params![id],
+                |r| r.get(0),
+            )
+            .optional()?;
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

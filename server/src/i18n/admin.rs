@@ -441,6 +441,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("admin.orders.refund", "Rembourser", "Refund"),
     (
+        "admin.orders.handed_over_notice",
+        "Remboursement refusé : des billets de cette commande ont été transférés ou revendus et appartiennent à d'autres personnes. Révoquez un à un les billets que l'acheteur détient encore.",
+        "Refund refused: some tickets of this order were transferred or resold and now belong to other people. Revoke one by one the tickets the buyer still holds.",
+    ),
+    (
         "admin.orders.refunded_notice",
         "Commande remboursée : ses billets sont révoqués.",
         "Order refunded: its tickets are revoked.",
@@ -505,6 +510,39 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("admin.reason.reissued", "Réémis", "Re-issued"),
     ("admin.reason.fraud", "Fraude", "Fraud"),
     ("admin.reason.other", "Autre", "Other"),
+    ("admin.reason.transferred", "Cédé", "Transferred"),
+    (
+        "admin.tickets.chain",
+        "Chaîne des titulaires",
+        "Chain of holders",
+    ),
+    ("admin.transfers.title", "Cessions", "Transfers"),
+    (
+        "admin.transfers.page",
+        "Cessions et reventes",
+        "Transfers and resales",
+    ),
+    ("admin.resales.title", "Reventes", "Resales"),
+    ("admin.resales.listed", "En vente", "Listed"),
+    (
+        "admin.resales.held",
+        "En cours de paiement",
+        "Being paid for",
+    ),
+    ("admin.resales.sold", "Vendue", "Sold"),
+    ("admin.resales.withdrawn", "Retirée", "Withdrawn"),
+    ("admin.resales.face", "Valeur faciale", "Face value"),
+    (
+        "admin.resales.payout",
+        "Remboursement vendeur",
+        "Seller refund",
+    ),
+    ("admin.transfers.none", "Aucune.", "None."),
+    ("admin.transfers.pending", "En attente", "Pending"),
+    ("admin.transfers.accepted", "Acceptée", "Accepted"),
+    ("admin.transfers.declined", "Refusée", "Declined"),
+    ("admin.transfers.cancelled", "Annulée", "Cancelled"),
+    ("admin.transfers.expired", "Expirée", "Expired"),
     // Devices
     (
         "admin.devices.title",

@@ -304,6 +304,47 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("tickets.orders", "Mes commandes", "My orders"),
     ("tickets.revoked", "Billet révoqué", "Ticket revoked"),
     ("tickets.qr_alt", "QR code du billet :", "Ticket QR code:"),
+    (
+        "tickets.qr_enlarge",
+        "Agrandir le QR code :",
+        "Enlarge the QR code:",
+    ),
+    (
+        "tickets.qr_hint",
+        "Touchez le code pour l'agrandir à l'entrée.",
+        "Tap the code to enlarge it at the gate.",
+    ),
+    ("tickets.qr_close", "Fermer", "Close"),
+    (
+        "tickets.reason_refunded",
+        "Remboursé : ce billet a été remboursé et ne donne plus accès à l'épreuve.",
+        "Refunded: this ticket was refunded and no longer admits anyone.",
+    ),
+    (
+        "tickets.reason_session_cancelled",
+        "Épreuve annulée : ce billet est remboursé et ne donne plus accès.",
+        "Event cancelled: this ticket is refunded and no longer admits anyone.",
+    ),
+    (
+        "tickets.reason_reissued",
+        "Remplacé : un nouveau billet a été émis à sa place ; ce code ne fonctionne plus à l'entrée.",
+        "Replaced: a new ticket was issued instead; this code no longer works at the gate.",
+    ),
+    (
+        "tickets.reason_transferred",
+        "Transféré : ce billet a été remis à une autre personne, qui a reçu un nouveau code ; celui-ci ne fonctionne plus à l'entrée.",
+        "Transferred: this ticket was handed to someone else, who received a new code; this one no longer works at the gate.",
+    ),
+    (
+        "tickets.reason_fraud",
+        "Annulé par l'organisateur pour usage frauduleux ; ce code ne fonctionne plus à l'entrée.",
+        "Cancelled by the organiser for fraudulent use; this code no longer works at the gate.",
+    ),
+    (
+        "tickets.reason_other",
+        "Annulé par l'organisateur ; ce code ne fonctionne plus à l'entrée.",
+        "Cancelled by the organiser; this code no longer works at the gate.",
+    ),
     ("tickets.pdf_kind", "Billet électronique", "E-ticket"),
     (
         "tickets.pdf_show",
@@ -314,6 +355,39 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "tickets.pdf_footer",
         "Billet nominatif : une pièce d'identité peut être demandée. Ne partagez pas ce QR code.",
         "Personal ticket: an ID may be requested. Do not share this QR code.",
+    ),
+    ("tickets.pdf_people", "personnes", "people"),
+    ("tickets.pdf_person", "personne", "person"),
+    (
+        "tickets.pdf_together",
+        "entrent ensemble, en une fois",
+        "enter together, at once",
+    ),
+    ("tickets.pdf_advice", "Avant de venir", "Before you come"),
+    (
+        "tickets.pdf_advice_doors",
+        "Ouverture des portes à",
+        "Doors open at",
+    ),
+    (
+        "tickets.pdf_advice_early",
+        "Arrivez tôt\u{a0}: le contrôle de sécurité prend du temps aux heures d'affluence.",
+        "Come early: the security check takes time when crowds arrive.",
+    ),
+    (
+        "tickets.pdf_advice_security",
+        "Chaque spectateur passe un contrôle de sécurité (palpation et sacs). Venez avec un petit sac. Bouteilles en verre, objets tranchants et fumigènes sont interdits.",
+        "Every spectator goes through a security check (pat-down and bags). Bring a small bag. Glass bottles, sharp objects and flares are not allowed.",
+    ),
+    (
+        "tickets.pdf_advice_group",
+        "Toutes les personnes de ce billet se présentent ensemble à l'entrée : le code est validé une fois pour tout le groupe.",
+        "Everyone on this ticket comes to the gate together: the code is checked once for the whole group.",
+    ),
+    (
+        "tickets.pdf_advice_screen",
+        "Présentez ce billet imprimé, ou sur votre téléphone avec la luminosité au maximum. Gardez-le sur vous jusqu'à la fin de l'épreuve.",
+        "Show this ticket printed, or on your phone at full brightness. Keep it with you until the end of the event.",
     ),
     // Confirmation mail
     (
@@ -328,9 +402,305 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Thank you for your order",
     ),
     ("mail.tickets_count", "Nombre de billets :", "Tickets:"),
+    // A revoked ticket's mail
+    (
+        "mail.revoked_subject",
+        "Votre billet n'est plus valable",
+        "Your ticket is no longer valid",
+    ),
+    (
+        "mail.revoked_intro",
+        "Ce billet n'est plus valable, son QR code ne permet plus d'entrer :",
+        "This ticket is no longer valid; its QR code no longer admits anyone:",
+    ),
+    (
+        "mail.revoked_next_refunded",
+        "Le montant est remboursé sur la carte qui a servi au paiement. Vous n'avez rien à faire.",
+        "The amount is refunded to the card used for the payment. There is nothing for you to do.",
+    ),
+    (
+        "mail.revoked_next_reissued",
+        "Un nouveau billet le remplace et a été remis à son titulaire : si c'est vous, il est dans « Mes billets ». Présentez le nouveau code à l'entrée, l'ancien sera refusé.",
+        "A new ticket replaces it and was given to its holder: if that is you, it is in \"My tickets\". Show the new code at the gate; the old one will be refused.",
+    ),
+    (
+        "mail.revoked_next_transferred",
+        "Le billet a été remis à la personne qui l'a accepté, sous son nom et avec un nouveau code ; l'ancien code est refusé à l'entrée.",
+        "The ticket was handed to the person who accepted it, in their name and with a new code; the old code is refused at the gate.",
+    ),
+    (
+        "mail.revoked_next_other",
+        "Si vous pensez qu'il s'agit d'une erreur, répondez à ce courriel en indiquant le numéro de commande.",
+        "If you think this is a mistake, reply to this email with the order number.",
+    ),
     (
         "mail.tickets_body",
         "Vos billets sont joints à ce courriel (PDF). Ils sont aussi dans « Mes billets » :",
         "Your tickets are attached to this email (PDF). They are also in \"My tickets\":",
+    ),
+    // Named tickets and transfers
+    ("mail.transfer_footer", "— JO E-Tickets", "— JO E-Tickets"),
+    (
+        "mail.reissued_subject",
+        "Votre billet – JO E-Tickets",
+        "Your ticket – JO E-Tickets",
+    ),
+    (
+        "mail.reissued_body",
+        "Un billet est à votre nom pour",
+        "A ticket in your name is ready for",
+    ),
+    ("mail.reissued_code", "Billet n°", "Ticket no."),
+    (
+        "mail.reissued_where",
+        "Il est dans « Mes billets », et en PDF (connectez-vous d'abord) :",
+        "It is in \"My tickets\", and as a PDF (log in first):",
+    ),
+    (
+        "mail.transfer_subject",
+        "Un billet vous est offert – JO E-Tickets",
+        "A ticket is offered to you – JO E-Tickets",
+    ),
+    (
+        "mail.transfer_offers",
+        "vous cède son billet pour",
+        "is handing you their ticket for",
+    ),
+    (
+        "mail.transfer_how",
+        "Pour l'accepter ou le refuser, ouvrez ce lien, connecté·e avec cette adresse (créez un compte avec elle au besoin) :",
+        "To accept or decline it, open this link while logged in with this address (create an account with it if need be):",
+    ),
+    (
+        "mail.transfer_bound",
+        "Le lien ne sert qu'une fois et ne fonctionne que pour cette adresse. À l'acceptation, un nouveau billet à votre nom est émis et celui de l'expéditeur cesse d'être valable.",
+        "The link works once and only for this address. On acceptance a new ticket in your name is issued and the sender's stops being valid.",
+    ),
+    (
+        "mail.transfer_outcome_subject",
+        "Votre cession de billet – JO E-Tickets",
+        "Your ticket transfer – JO E-Tickets",
+    ),
+    (
+        "mail.transfer_your_offer",
+        "Votre billet pour",
+        "Your ticket for",
+    ),
+    (
+        "mail.transfer_declined",
+        "a été refusé par son destinataire.",
+        "was declined by its recipient.",
+    ),
+    (
+        "mail.transfer_expired",
+        "n'a pas été accepté à temps.",
+        "was not accepted in time.",
+    ),
+    (
+        "mail.transfer_kept",
+        "Il reste à vous et reste valable.",
+        "It stays yours and stays valid.",
+    ),
+    ("tickets.back", "Retour à mes billets", "Back to my tickets"),
+    (
+        "tickets.transfer",
+        "Céder ce billet",
+        "Transfer this ticket",
+    ),
+    (
+        "tickets.transfer_to",
+        "Adresse e-mail du bénéficiaire",
+        "Recipient's e-mail address",
+    ),
+    (
+        "tickets.transfer_hint",
+        "Il ou elle reçoit un lien pour l'accepter avec son compte ; votre billet reste valable jusque-là.",
+        "They get a link to accept it with their account; your ticket stays valid until then.",
+    ),
+    ("tickets.transfer_send", "Envoyer l'offre", "Send the offer"),
+    ("tickets.offered_to", "Offert à", "Offered to"),
+    (
+        "tickets.cancel_offer",
+        "Annuler l'offre",
+        "Cancel the offer",
+    ),
+    ("tickets.rename", "Changer le nom", "Change the name"),
+    (
+        "tickets.rename_to",
+        "Nom sur le billet",
+        "Name on the ticket",
+    ),
+    (
+        "tickets.rename_hint",
+        "Un nouveau billet est émis à ce nom ; l'ancien code cesse d'être valable.",
+        "A new ticket is issued in this name; the old code stops being valid.",
+    ),
+    (
+        "tickets.rename_send",
+        "Émettre à ce nom",
+        "Issue in this name",
+    ),
+    (
+        "tickets.renamed",
+        "Un nouveau billet a été émis au nouveau nom. L'ancien code n'est plus valable.",
+        "A new ticket was issued in the new name. The old code is no longer valid.",
+    ),
+    (
+        "tickets.offered",
+        "L'offre est envoyée. Votre billet reste valable tant qu'elle n'est pas acceptée.",
+        "The offer is sent. Your ticket stays valid until it is accepted.",
+    ),
+    (
+        "tickets.offer_cancelled",
+        "L'offre est annulée ; le billet reste à vous.",
+        "The offer is cancelled; the ticket stays yours.",
+    ),
+    (
+        "tickets.received",
+        "Le billet est à vous : il est dans « Mes billets », à votre nom.",
+        "The ticket is yours: it is in \"My tickets\", in your name.",
+    ),
+    (
+        "tickets.no_offer",
+        "Aucune offre en cours pour ce billet.",
+        "No open offer for this ticket.",
+    ),
+    (
+        "tickets.not_changeable",
+        "Ce billet ne peut plus être cédé ni changé de nom (révoqué, en cours d'offre, ou épreuve commencée).",
+        "This ticket can no longer be transferred or renamed (revoked, offered, or its session has started).",
+    ),
+    (
+        "tickets.already_offered",
+        "Ce billet est déjà offert : annulez d'abord cette offre.",
+        "This ticket is already offered: cancel that offer first.",
+    ),
+    (
+        "tickets.to_self",
+        "C'est votre propre adresse.",
+        "That is your own address.",
+    ),
+    (
+        "tickets.transfer_limit",
+        "Ce billet a déjà changé de mains autant de fois que permis.",
+        "This ticket has already changed hands as often as allowed.",
+    ),
+    (
+        "tickets.email_invalid",
+        "Adresse e-mail invalide.",
+        "Invalid e-mail address.",
+    ),
+    (
+        "tickets.name_invalid",
+        "Nom invalide (1 à 80 caractères, sans caractère de contrôle).",
+        "Invalid name (1 to 80 characters, no control characters).",
+    ),
+    ("transfer.title", "Billet offert", "Ticket offered"),
+    ("transfer.from", "De la part de", "From"),
+    (
+        "transfer.explain",
+        "En l'acceptant, un nouveau billet à votre nom est émis ; celui de l'expéditeur cesse d'être valable.",
+        "If you accept, a new ticket in your name is issued; the sender's stops being valid.",
+    ),
+    ("transfer.accept", "Accepter le billet", "Accept the ticket"),
+    ("transfer.decline", "Refuser", "Decline"),
+    (
+        "transfer.log_in",
+        "Connectez-vous (ou créez un compte) avec l'adresse à laquelle cette offre a été envoyée, puis rouvrez le lien.",
+        "Log in (or create an account) with the address this offer was sent to, then open the link again.",
+    ),
+    (
+        "transfer.wrong_account",
+        "Cette offre a été envoyée à une autre adresse : elle ne peut pas être acceptée avec ce compte.",
+        "This offer was sent to another address: it cannot be accepted with this account.",
+    ),
+    (
+        "transfer.closed",
+        "Cette offre n'est plus ouverte (déjà acceptée, refusée, annulée ou expirée).",
+        "This offer is no longer open (already accepted, declined, cancelled or expired).",
+    ),
+    (
+        "transfer.gone",
+        "Ce billet ne peut plus être cédé (révoqué ou épreuve commencée).",
+        "This ticket can no longer be transferred (revoked or its session has started).",
+    ),
+    (
+        "transfer.declined",
+        "Offre refusée. L'expéditeur est prévenu et garde son billet.",
+        "Offer declined. The sender is told and keeps the ticket.",
+    ),
+    ("transfer.login", "Se connecter", "Log in"),
+    ("transfer.register", "Créer un compte", "Create an account"),
+    ("pay.names", "Noms sur les billets", "Names on the tickets"),
+    (
+        "pay.names_hint",
+        "Chaque billet porte le nom de la personne qui l'utilisera (contrôle d'identité à l'entrée). Laissé vide : votre nom.",
+        "Each ticket carries the name of the person who will use it (ID check at the gate). Left empty: your name.",
+    ),
+    ("pay.name_of_ticket", "Billet", "Ticket"),
+    ("pay.save_names", "Enregistrer les noms", "Save the names"),
+    ("pay.names_saved", "Noms enregistrés.", "Names saved."),
+    ("resale.title", "Revente officielle", "Official resale"),
+    (
+        "resale.explain",
+        "Billets remis en vente par leurs titulaires, au prix payé (frais de 10 % inclus). Un nouveau billet à votre nom est émis au paiement.",
+        "Tickets put back on sale by their holders at the price paid (10% fee included). A new ticket in your name is issued on payment.",
+    ),
+    ("resale.fee_included", "frais inclus", "fee included"),
+    ("resale.buy", "Acheter ce billet", "Buy this ticket"),
+    (
+        "resale.list",
+        "Revendre au prix payé",
+        "Resell at face value",
+    ),
+    (
+        "resale.on_sale",
+        "En revente officielle.",
+        "On official resale.",
+    ),
+    (
+        "resale.withdraw",
+        "Retirer de la revente",
+        "Withdraw from resale",
+    ),
+    (
+        "resale.listed",
+        "Billet mis en revente au prix payé. Il reste valable jusqu'à sa vente ; vous serez remboursé·e du prix moins 5 %.",
+        "Ticket put on resale at the price paid. It stays valid until sold; you will be refunded the price less 5%.",
+    ),
+    (
+        "resale.already_listed",
+        "Ce billet est déjà en revente.",
+        "This ticket is already on resale.",
+    ),
+    (
+        "resale.withdrawn",
+        "Billet retiré de la revente.",
+        "Ticket withdrawn from resale.",
+    ),
+    (
+        "resale.not_withdrawn",
+        "Ce billet n'est plus retirable (acheté ou en cours de paiement).",
+        "This ticket can no longer be withdrawn (bought, or being paid for).",
+    ),
+    (
+        "resale.gone",
+        "Ce billet n'est plus disponible : un autre acheteur l'a pris.",
+        "This ticket is no longer available: another buyer took it.",
+    ),
+    (
+        "resale.own",
+        "C'est votre propre billet.",
+        "That is your own ticket.",
+    ),
+    (
+        "resale.session_limit",
+        "Vous avez atteint le nombre maximal de billets par personne pour cette épreuve.",
+        "You have reached the most tickets per person for this session.",
+    ),
+    (
+        "cart.err_session_limit",
+        "nombre maximal de billets par personne pour cette épreuve dépassé",
+        "more than the most tickets per person for this session",
     ),
 ];

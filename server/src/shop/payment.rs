@@ -257,8 +257,27 @@ pub struct ChargeRequest<'a> {
 /// A boxed future, so the trait stays object-safe (`Arc<dyn PaymentGateway>`).
 pub type ChargeFuture<'a> = Pin<Box<dyn Future<Output = ChargeOutcome> + Send + 'a>>;
 
+/// One refund request: part or all of an earlier charge given back.
+pub struct RefundRequest<'a> {
+    /// Same key, same refund: the gateway must not refund twice for it.
+    pub idempotency_key: &'a str,
+    /// The charge refunded (the gateway's transaction id).
+    pub transaction_id: &'a str,
+    /// Amount in cents (at most the charge).
+    pub amount_cents: i64,
+    /// Our reference for the statement.
+    pub reference: &'a str,
+}
+
+/// A boxed refund future: the gateway's refund reference, or why not.
+pub type RefundFuture<'a> = Pin<Box<dyn Future<Output = Result<String, String>> + Send + 'a>>;
+
 /// A payment service provider.
 pub trait PaymentGateway: Send + Sync {
+    /// Refunds part of a charge once per idempotency key (a resold
+    /// ticket's seller is refunded face value less the seller's fee).
+    fn refund<'a>(&'a self, req: RefundRequest<'a>) -> RefundFuture<'a>;
+
     /// Charges a card once per idempotency key.
     fn charge<'a>(&'a self, req: ChargeRequest<'a>) -> ChargeFuture<'a>;
 
@@ -310,6 +329,18 @@ impl SimulatedGateway {
 impl PaymentGateway for SimulatedGateway {
     fn charge<'a>(&'a self, req: ChargeRequest<'a>) -> ChargeFuture<'a> {
         Box::pin(async move { Self::decide(&req) })
+    }
+
+    /// Refunds any positive amount of a charge it made; the reference
+    /// depends only on the idempotency key.
+    fn refund<'a>(&'a self, req: RefundRequest<'a>) -> RefundFuture<'a> {
+        Box::pin(async move {
+            if req.amount_cents <= 0 || req.transaction_id.is_empty() {
+                return Err("nothing to refund".to_owned());
+            }
+            let h = Sha256::digest(req.idempotency_key.as_bytes());
+            Ok(format!("sim_re_{}", hex::encode(&h[..8])))
+        })
     }
 
     /// The simulation decides in memory, so it always answers at once.

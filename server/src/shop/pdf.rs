@@ -105,36 +105,83 @@ fn fit(s: &str, max: usize) -> String {
     }
 }
 
+/// The smallest text on a ticket, in points: readable once printed.
+pub const MIN_TEXT_PT: f64 = 9.0;
+
 fn text(out: &mut Vec<u8>, font: &str, size: f64, x: f64, y: f64, s: &str) {
+    debug_assert!(size >= MIN_TEXT_PT, "text below {MIN_TEXT_PT} pt");
     out.extend_from_slice(format!("BT /{font} {size} Tf {x:.2} {y:.2} Td ").as_bytes());
     pdf_string(out, s);
     out.extend_from_slice(b" Tj ET\n");
 }
 
-/// The content stream of one ticket page.
+/// About how wide `s` is in Helvetica at `size` points (half an em a
+/// character on average; bold a little more).
+fn approx_width(s: &str, size: f64, bold: bool) -> f64 {
+    let em = if bold { 0.56 } else { 0.5 };
+    s.chars().count() as f64 * size * em
+}
+
+/// Text centred on `cx`.
+fn centred(out: &mut Vec<u8>, font: &str, size: f64, cx: f64, y: f64, s: &str) {
+    let w = approx_width(s, size, font == "F2");
+    text(out, font, size, cx - w / 2.0, y, s);
+}
+
+/// Splits `s` into lines of at most `max` characters, at plain spaces (a
+/// no-break space, as before French punctuation, holds).
+fn wrap(s: &str, max: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for word in s.split(' ').filter(|w| !w.is_empty()) {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > max {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
+}
+
+/// `y` measured from the top of the page, in PDF's coordinates (from the
+/// bottom).
+fn top(y: f64) -> f64 {
+    PAGE_H - y
+}
+
+/// Where the QR code's top edge is, from the top of the page (the tests
+/// measure the code there).
+pub const QR_TOP_PT: f64 = 410.0;
+
+/// The content stream of one ticket page: the header band; the title; the
+/// details on the left and the number of people admitted, large, on the
+/// right; the QR code, 70 mm, centred; arrival and security advice; the
+/// footer.
 fn page_content(t: &PdfTicket, lang: Lang) -> Result<Vec<u8>, PdfError> {
     let mut c = Vec::with_capacity(16 * 1024);
+    let blue = "0.114 0.227 0.541";
     // Blue band with the site name.
-    c.extend_from_slice(
-        format!(
-            "0.114 0.227 0.541 rg 0 {:.2} {PAGE_W:.2} 90 re f\n",
-            PAGE_H - 90.0
-        )
-        .as_bytes(),
-    );
+    c.extend_from_slice(format!("{blue} rg 0 {:.2} {PAGE_W:.2} 90 re f\n", top(90.0)).as_bytes());
     c.extend_from_slice(b"1 g\n");
-    text(&mut c, "F2", 24.0, 40.0, PAGE_H - 48.0, lang.t("site.name"));
+    text(&mut c, "F2", 24.0, 40.0, top(48.0), lang.t("site.name"));
     text(
         &mut c,
         "F1",
         12.0,
         40.0,
-        PAGE_H - 70.0,
+        top(70.0),
         lang.t("tickets.pdf_kind"),
     );
     c.extend_from_slice(b"0 g\n");
-    text(&mut c, "F2", 20.0, 40.0, PAGE_H - 130.0, &fit(&t.title, 44));
-    text(&mut c, "F1", 13.0, 40.0, PAGE_H - 152.0, &fit(&t.sport, 60));
+    text(&mut c, "F2", 20.0, 40.0, top(128.0), &fit(&t.title, 44));
+    text(&mut c, "F1", 13.0, 40.0, top(148.0), &fit(&t.sport, 60));
+
+    // The details, each label above its value.
     let admits = t.admits.to_string();
     let rows: [(&str, &str); 8] = [
         ("tickets.date", &t.when),
@@ -146,24 +193,58 @@ fn page_content(t: &PdfTicket, lang: Lang) -> Result<Vec<u8>, PdfError> {
         ("tickets.order", &t.order_number),
         ("tickets.ref", &t.ticket_ref),
     ];
-    let mut y = PAGE_H - 195.0;
+    let mut y = 180.0;
     for (key, value) in rows {
-        text(&mut c, "F1", 11.0, 40.0, y, lang.t(key));
-        text(&mut c, "F2", 12.0, 190.0, y, &fit(value, 58));
-        y -= 21.0;
+        c.extend_from_slice(b"0.3 g\n");
+        text(&mut c, "F1", 9.5, 40.0, top(y), lang.t(key));
+        c.extend_from_slice(b"0 g\n");
+        text(&mut c, "F2", 12.0, 40.0, top(y + 13.0), &fit(value, 44));
+        y += 28.0;
     }
+
+    // The number of people admitted, large, in a framed box on the right:
+    // what the gate counts through, seen from across a queue.
+    let (bx, bw, by, bh) = (360.0, 195.0, 168.0, 150.0);
+    let cx = bx + bw / 2.0;
+    c.extend_from_slice(
+        format!(
+            "0.93 0.95 0.99 rg {bx:.2} {:.2} {bw:.2} {bh:.2} re f {blue} RG 2 w {bx:.2} {:.2} {bw:.2} {bh:.2} re S\n",
+            top(by + bh),
+            top(by + bh)
+        )
+        .as_bytes(),
+    );
+    c.extend_from_slice(format!("{blue} rg\n").as_bytes());
+    centred(&mut c, "F2", 64.0, cx, top(by + 82.0), &admits);
+    let people = if t.admits > 1 {
+        lang.t("tickets.pdf_people")
+    } else {
+        lang.t("tickets.pdf_person")
+    };
+    centred(&mut c, "F2", 16.0, cx, top(by + 108.0), people);
+    if t.admits > 1 {
+        centred(
+            &mut c,
+            "F1",
+            10.0,
+            cx,
+            top(by + 130.0),
+            lang.t("tickets.pdf_together"),
+        );
+    }
+    c.extend_from_slice(b"0 g\n");
+
     // The QR code: one filled rectangle per run of dark modules in a row,
     // in module units (whole numbers) scaled by one transformation matrix.
     let symbol = super::qr::symbol(&t.qr)?;
     let w = symbol.size();
     let module = QR_SIDE_PT / f64::from(w.max(1));
     let x0 = (PAGE_W - QR_SIDE_PT) / 2.0;
-    let y_top = y - 20.0;
     let mut q = String::with_capacity(8 * 1024);
     let _ = writeln!(
         q,
         "q 0 g {module:.5} 0 0 {module:.5} {x0:.3} {:.3} cm",
-        y_top - QR_SIDE_PT
+        top(QR_TOP_PT + QR_SIDE_PT)
     );
     for row in 0..w {
         let mut col = 0;
@@ -182,18 +263,66 @@ fn page_content(t: &PdfTicket, lang: Lang) -> Result<Vec<u8>, PdfError> {
     }
     q.push_str("f Q\n");
     c.extend_from_slice(q.as_bytes());
-    let caption = lang.t("tickets.pdf_show");
-    // Helvetica averages about half an em a character: centred closely enough.
-    let approx_w = caption.chars().count() as f64 * 11.0 * 0.5;
+    centred(
+        &mut c,
+        "F2",
+        12.0,
+        PAGE_W / 2.0,
+        top(QR_TOP_PT + QR_SIDE_PT + 22.0),
+        lang.t("tickets.pdf_show"),
+    );
+
+    // Arrival and security advice, in a grey box across the page.
+    let (ax, aw, ay, ah) = (40.0, PAGE_W - 80.0, 648.0, 150.0);
+    c.extend_from_slice(
+        format!(
+            "0.95 g {ax:.2} {:.2} {aw:.2} {ah:.2} re f 0 g\n",
+            top(ay + ah)
+        )
+        .as_bytes(),
+    );
+    text(
+        &mut c,
+        "F2",
+        12.0,
+        ax + 12.0,
+        top(ay + 20.0),
+        lang.t("tickets.pdf_advice"),
+    );
+    let mut advice = vec![format!(
+        "{} {}. {}",
+        lang.t("tickets.pdf_advice_doors"),
+        t.doors,
+        lang.t("tickets.pdf_advice_early")
+    )];
+    advice.push(lang.t("tickets.pdf_advice_security").to_owned());
+    if t.admits > 1 {
+        advice.push(lang.t("tickets.pdf_advice_group").to_owned());
+    }
+    advice.push(lang.t("tickets.pdf_advice_screen").to_owned());
+    let mut ly = ay + 38.0;
+    'advice: for item in &advice {
+        for (i, line) in wrap(item, 100).iter().enumerate() {
+            if ly > ay + ah - 8.0 {
+                break 'advice;
+            }
+            let (x, s) = if i == 0 {
+                (ax + 12.0, format!("• {line}"))
+            } else {
+                (ax + 21.0, line.clone())
+            };
+            text(&mut c, "F1", 10.0, x, top(ly), &s);
+            ly += 13.5;
+        }
+    }
     text(
         &mut c,
         "F1",
-        11.0,
-        (PAGE_W - approx_w) / 2.0,
-        y_top - QR_SIDE_PT - 22.0,
-        caption,
+        9.0,
+        40.0,
+        top(815.0),
+        lang.t("tickets.pdf_footer"),
     );
-    text(&mut c, "F1", 9.0, 40.0, 50.0, lang.t("tickets.pdf_footer"));
     Ok(c)
 }
 
@@ -304,5 +433,68 @@ mod tests {
             .and_then(|s| s.parse().ok())
             .expect("startxref");
         assert!(pdf[xref..].starts_with(b"xref"));
+    }
+
+    /// Every font size set in the page streams (`/F1 12 Tf`).
+    fn font_sizes(pdf: &[u8]) -> Vec<f64> {
+        let text = String::from_utf8_lossy(pdf);
+        let words: Vec<&str> = text.split_whitespace().collect();
+        words
+            .windows(3)
+            .filter(|w| w[0].starts_with("/F") && w[2] == "Tf")
+            .filter_map(|w| w[1].parse().ok())
+            .collect()
+    }
+
+    #[test]
+    fn every_text_is_9_pt_or_more_and_the_party_size_is_large() {
+        let mut t = PdfTicket {
+            title: "Finale 100 m hommes".into(),
+            sport: "Athlétisme".into(),
+            venue: "Stade de France, Saint-Denis".into(),
+            when: "dimanche 4 août 2024, 21:50".into(),
+            doors: "20:20".into(),
+            holder: "Élodie Martin".into(),
+            admits: 4,
+            offer: "Famille".into(),
+            order_number: "ABCD-1234".into(),
+            ticket_ref: "00112233445566778899".into(),
+            qr: "A".repeat(80),
+        };
+        for lang in [Lang::Fr, Lang::En] {
+            let pdf = render(std::slice::from_ref(&t), lang).expect("renders");
+            let sizes = font_sizes(&pdf);
+            assert!(sizes.len() > 20, "{sizes:?}");
+            assert!(sizes.iter().all(|s| *s >= MIN_TEXT_PT), "{sizes:?}");
+            // The party size: the largest text of the page.
+            let largest = sizes.iter().copied().fold(0.0, f64::max);
+            assert_eq!(largest, 64.0);
+            assert!(String::from_utf8_lossy(&pdf).contains("(4) Tj"));
+        }
+        // The advice fits its box: its last words are printed.
+        let en = render(std::slice::from_ref(&t), Lang::En).expect("renders");
+        let en_text = String::from_utf8_lossy(&en);
+        assert!(
+            en_text.contains("event.) Tj"),
+            "{}",
+            en_text
+                .lines()
+                .filter(|l| l.contains("Tj"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        t.admits = 1;
+        let one = render(&[t], Lang::Fr).expect("renders");
+        assert!(String::from_utf8_lossy(&one).contains("(personne) Tj"));
+    }
+
+    #[test]
+    fn advice_wraps_at_spaces() {
+        assert_eq!(wrap("un deux trois", 7), ["un deux", "trois"]);
+        assert_eq!(wrap("", 10), Vec::<String>::new());
+        assert_eq!(
+            wrap("anticonstitutionnellement", 5),
+            ["anticonstitutionnellement"]
+        );
     }
 }

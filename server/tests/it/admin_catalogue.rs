@@ -296,6 +296,15 @@ async fn sessions_are_created_edited_within_capacity_and_cancelled() {
         "{mail}"
     );
     assert!(mail.contains("is cancelled"));
+    // One mail for the cancellation, none per revoked ticket.
+    assert_eq!(
+        one_i64(
+            &app,
+            "SELECT count(*) FROM mail_outbox WHERE kind = 'ticket_revoked'",
+            &[]
+        ),
+        0
+    );
     // A cancelled session stays cancelled; editing it is refused.
     let r = chef.submit(&page, &page, &fields("TST01", "6")).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);

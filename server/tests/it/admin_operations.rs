@@ -448,3 +448,136 @@ async fn a_reissued_ticket_keeps_the_holders_full_name_on_the_server() {
         "the payload carries the short form"
     );
 }
+
+/// The mails about a revoked ticket that reach the sink within `wait`
+/// (other mails, such as the account's own, are passed over).
+async fn revocation_mails(
+    sink: &mut crate::common::smtp::SmtpSink,
+    wait: std::time::Duration,
+) -> Vec<(Vec<String>, String)> {
+    let mut found = Vec::new();
+    while let Some(m) = sink.next_within(wait).await {
+        let body = mail_body(&m.data);
+        if body.contains("no longer valid") {
+            found.push((m.rcpt_to, body));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn the_holder_is_mailed_once_when_a_ticket_is_revoked_reissued_or_refunded() {
+    use jo_server::config::{SmtpSettings, SmtpTls};
+    let mut sink = crate::common::smtp::SmtpSink::start().await;
+    let port = sink.port;
+    let app = spawn_app_with(|c| {
+        c.smtp = Some(SmtpSettings {
+            host: "127.0.0.1".into(),
+            port,
+            tls: SmtpTls::None,
+            username: None,
+            password: None,
+        });
+    })
+    .await;
+    let (chef, _) = admin(&app).await;
+    // A verified buyer with the admin's password (registering would need
+    // the verification link, which went to the sink).
+    let hash: String = admin_db(&app)
+        .with(|c| {
+            c.query_row(
+                "SELECT password_hash FROM users WHERE email = 'chef@example.com'",
+                params![],
+                |r| r.get(0),
+            )
+        })
+        .expect("the admin's hash");
+    crate::common::shop::insert_buyers(&admin_db(&app), "curie_m", &hash, 1);
+    let buyer_browser = Browser::new(&app);
+    assert_redirect_to(
+        &buyer_browser
+            .login("curie_m0@example.com", GOOD_PASSWORD)
+            .await,
+        "/",
+    );
+    let buyer = one_i64(
+        &app,
+        "SELECT id FROM users WHERE email = 'curie_m0@example.com'",
+        &[],
+    );
+    let session = first_session(&app);
+    let solo = offer_named(&app, "Solo");
+    let famille = offer_named(&app, "Famille");
+    let (order_a, tickets_a) = paid_order(&app, buyer, session, solo, 2, 5000);
+    let (order_b, tickets_b) = paid_order(&app, buyer, session, famille, 1, 17000);
+    let quiet = std::time::Duration::from_secs(3);
+    let to = vec!["curie_m0@example.com".to_owned()];
+
+    // Revoked by the organiser (fraud): one mail, the reason in words.
+    let page = format!("/admin/tickets/{}", tickets_a[0]);
+    let r = chef
+        .submit(
+            &page,
+            &format!("{page}/revoke"),
+            &[("reason", "fraud"), ("note", "copie vendue en ligne")],
+        )
+        .await;
+    assert_redirect_to(&r, &format!("{page}?done=revoked"));
+    let mails = revocation_mails(&mut sink, quiet).await;
+    assert_eq!(mails.len(), 1, "one mail for the revocation: {mails:?}");
+    let (rcpt, body) = &mails[0];
+    assert_eq!(rcpt, &to);
+    assert!(
+        body.contains(&order_a) && body.contains("frauduleux"),
+        "{body}"
+    );
+    assert!(body.contains("fraudulent use"), "English too: {body}");
+    assert!(
+        !body.contains("copie vendue"),
+        "the admin's note stays in the console"
+    );
+
+    // Re-issued: one mail, the old code no longer works, a new one replaces it.
+    let page = format!("/admin/tickets/{}", tickets_a[1]);
+    let r = chef.submit(&page, &format!("{page}/reissue"), &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let mails = revocation_mails(&mut sink, quiet).await;
+    assert_eq!(mails.len(), 1, "one mail for the re-issue: {mails:?}");
+    let (rcpt, body) = &mails[0];
+    assert_eq!(rcpt, &to);
+    assert!(
+        body.contains("Un nouveau billet le remplace") && body.contains("A new ticket replaces it"),
+        "{body}"
+    );
+
+    // Refunded: one mail per ticket of the order, saying the money goes back.
+    let page = format!("/admin/orders/{order_b}");
+    let r = chef.submit(&page, &format!("{page}/refund"), &[]).await;
+    assert_redirect_to(&r, &format!("{page}?done=refunded"));
+    let mails = revocation_mails(&mut sink, quiet).await;
+    assert_eq!(mails.len(), tickets_b.len(), "{mails:?}");
+    let (rcpt, body) = &mails[0];
+    assert_eq!(rcpt, &to);
+    assert!(
+        body.contains(&order_b) && body.contains("remboursé sur la carte"),
+        "{body}"
+    );
+    assert!(body.contains("refunded to the card"), "{body}");
+
+    // Nothing more, and each revocation wrote one row.
+    assert_eq!(
+        one_i64(
+            &app,
+            "SELECT count(*) FROM mail_outbox WHERE kind = 'ticket_revoked'",
+            &[]
+        ),
+        2 + i64::try_from(tickets_b.len()).expect("small")
+    );
+
+    // "Mes billets" says why each ticket no longer works.
+    let (s, html) = buyer_browser.get_text("/tickets").await;
+    assert_eq!(s, StatusCode::OK);
+    for words in ["usage frauduleux", "Remplacé", "Remboursé"] {
+        assert!(html.contains(words), "{words} on my tickets");
+    }
+}

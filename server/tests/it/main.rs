@@ -6,6 +6,7 @@
 
 mod common;
 
+mod accessibility;
 mod admin_access;
 mod admin_browser;
 mod admin_catalogue;
@@ -21,6 +22,7 @@ mod keygen;
 mod migrate_pg;
 mod nodes;
 mod outbox;
+mod resale;
 mod rollups;
 mod security;
 mod shop_access;
@@ -31,3 +33,4 @@ mod shop_concurrency;
 mod shop_pdf;
 mod shop_purchase;
 mod sync_api;
+mod transfers;

@@ -72,6 +72,37 @@ async fn a_famille_ticket_is_bought_through_the_pages() {
     let html = chrome.source().await;
     assert!(html.contains("Marie Curie") && html.contains("Famille"));
     chrome.screenshot("shop-tickets", PHONE).await;
+    // At phone width: the code comes first and is large, the details under it.
+    let layout = chrome
+        .client
+        .execute(
+            "const img = document.querySelector('.ticket-qr img').getBoundingClientRect();
+             const info = document.querySelector('.ticket-info').getBoundingClientRect();
+             return [img.width, img.bottom, info.top, document.documentElement.clientWidth];",
+            vec![],
+        )
+        .await
+        .expect("measures");
+    let m: Vec<f64> = serde_json::from_value(layout).expect("numbers");
+    assert_eq!(m[3], 390.0, "viewport width");
+    assert!(m[0] >= 280.0, "the QR is {} px wide at 390", m[0]);
+    assert!(m[1] <= m[2], "the QR is above the details: {m:?}");
+    // A tap enlarges it to the screen's width, with no script.
+    chrome.click(".qr-open").await;
+    let full = chrome
+        .client
+        .execute(
+            "const f = document.querySelector('.qr-full:target');
+             return f ? [getComputedStyle(f).display, f.querySelector('img').getBoundingClientRect().width] : null;",
+            vec![],
+        )
+        .await
+        .expect("measures");
+    let (display, width): (String, f64) = serde_json::from_value(full).expect("the view opens");
+    assert_eq!(display, "flex");
+    assert!(width >= 340.0, "the enlarged QR is {width} px wide");
+    chrome.screenshot("shop-ticket-enlarged", PHONE).await;
+    chrome.click(".qr-full a.button").await;
     let shot = chrome.screenshot("shop-tickets", DESKTOP).await;
     let codes = zbar(&shot);
     assert_eq!(codes.len(), 1, "zbarimg reads the QR on the screenshot");

@@ -44,6 +44,13 @@ async fn the_pdf_ticket_scans_and_verifies_with_the_buyers_name_and_admits() {
             "Ouverture des portes",
             "Nombre de personnes",
             &number,
+            // The party size, large, and the advice for the day.
+            "personnes",
+            "entrent ensemble",
+            "Avant de venir",
+            "Ouverture des portes à",
+            "contrôle de sécurité",
+            "se présentent ensemble",
         ] {
             assert!(
                 text.contains(needle),
@@ -53,6 +60,8 @@ async fn the_pdf_ticket_scans_and_verifies_with_the_buyers_name_and_admits() {
         // Printed at 150 dpi (a plain office printer), the QR must still read.
         let pages = pdf_to_pngs(&path, 150);
         assert_eq!(pages.len(), 1);
+        std::fs::copy(&pages[0], artifacts_dir().join(format!("shop-{name}.png")))
+            .expect("artifact");
         let codes = zbar(&pages[0]);
         assert_eq!(codes.len(), 1, "one QR code on the page");
         let p = verify_ticket(&app, &codes[0]);
@@ -95,7 +104,8 @@ fn qr_width_px(pdf: &std::path::Path, dpi: u32) -> u32 {
     let h: usize = fields[2].parse().expect("height");
     let px = &pgm[i + 1..];
     let (mut min_x, mut max_x) = (w, 0);
-    for y in (h * 47 / 100)..(h * 66 / 100) {
+    // The code's rows: it spans 49 % to 72 % of the page's height.
+    for y in (h * 51 / 100)..(h * 70 / 100) {
         for x in 0..w {
             if px[y * w + x] < 100 {
                 min_x = min_x.min(x);

@@ -917,3 +917,89 @@ async fn the_server_refuses_to_start_with_a_signing_key_gates_would_refuse() {
     };
     assert!(err.contains("not in keyring.pem"), "{err}");
 }
+
+/// The value of a Prometheus counter line `name{labels} value` (0 when the
+/// series is not there yet).
+fn counter(metrics: &str, series: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn conflicts_are_counted_by_kind_in_the_metrics() {
+    let app = common::spawn_app_with(|c| {
+        c.metrics_addr = Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    let port = app.metrics_port.expect("metrics are served");
+    let read = || async move {
+        reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .expect("metrics answer")
+            .text()
+            .await
+            .expect("metrics text")
+    };
+    let c = db(&app);
+    seed_session(&c, 900_021, 1);
+    let tickets = seed_tickets(&c, &app.config.keys_dir, 900_021, 2);
+    let mut a = ApiDevice::enroll(&app, "Porte A").await;
+    let mut b = ApiDevice::enroll(&app, "Porte B").await;
+    let double = r#"jo_scan_conflicts_total{kind="double_admit"}"#;
+    let unknown = r#"jo_scan_conflicts_total{kind="unknown_ticket"}"#;
+    let before = read().await;
+
+    // One ticket admitted by A, then by B; a ticket the server never issued.
+    let first = vec![a.admit(tickets[0], 900_021)];
+    let r: ScanBatchResponse = json_of(a.upload(&a.batch(first)).await, StatusCode::OK).await;
+    assert_eq!(r.conflicts, 0);
+    let never = TicketId([0xed; 10]);
+    signed_ticket_text(&server_signer(&app.config.keys_dir), never, 900_021);
+    let records = vec![b.admit(tickets[0], 900_021), b.admit(never, 900_021)];
+    let r: ScanBatchResponse = json_of(b.upload(&b.batch(records)).await, StatusCode::OK).await;
+    assert_eq!(r.conflicts, 2);
+
+    // Counters only grow (other tests of this process may add to them).
+    let after = read().await;
+    assert!(
+        counter(&after, double) >= counter(&before, double) + 1.0,
+        "{after}"
+    );
+    assert!(
+        counter(&after, unknown) >= counter(&before, unknown) + 1.0,
+        "{after}"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_larger_than_one_statement_is_checked_and_stored_whole() {
+    // The store writes a batch several rows to a statement and reads what
+    // the checks need once per batch: a ticket admitted twice within one
+    // batch, on either side of a statement boundary, is still a double
+    // admission, and every record is stored once, in order.
+    let app = common::spawn_app().await;
+    let c = db(&app);
+    seed_session(&c, 900_022, 1);
+    let tickets = seed_tickets(&c, &app.config.keys_dir, 900_022, 150);
+    let mut a = ApiDevice::enroll(&app, "Porte A").await;
+    let mut records: Vec<_> = tickets.iter().map(|t| a.admit(*t, 900_022)).collect();
+    records.push(a.admit(tickets[3], 900_022));
+    let r: ScanBatchResponse =
+        json_of(a.upload(&a.batch(records.clone())).await, StatusCode::OK).await;
+    assert_eq!((r.stored, r.duplicates.len(), r.conflicts), (151, 0, 1));
+    assert_eq!(conflict_kinds(&c, &a.id), ["double_admit"]);
+    let seqs: Vec<i64> = c
+        .with(|c| {
+            c.query_map(
+                "SELECT seq FROM scans WHERE device_id = ?1 ORDER BY id",
+                params![&a.id],
+                |r| r.get(0),
+            )
+        })
+        .expect("reads");
+    assert_eq!(seqs, (1..=151).collect::<Vec<i64>>());
+    let r: ScanBatchResponse = json_of(a.upload(&a.batch(records)).await, StatusCode::OK).await;
+    assert_eq!((r.stored, r.duplicates.len(), r.conflicts), (0, 151, 0));
+}

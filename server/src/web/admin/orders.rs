@@ -72,6 +72,10 @@ struct TicketPage<'a> {
     errors: FieldErrors,
     note: String,
     notice: &'static str,
+    /// The chain of holders, oldest first, each with its issue time.
+    chain: Vec<(crate::db::tickets::ChainLink, String)>,
+    /// The transfers along the chain.
+    transfers: Vec<(crate::db::transfers::TransferRow, String)>,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +135,7 @@ pub(super) async fn order(
         .ok_or(AppError::NotFound)?;
     let notice = match q.done.as_str() {
         "refunded" => "admin.orders.refunded_notice",
+        "handed_over" => "admin.orders.handed_over_notice",
         _ => "",
     };
     render(
@@ -191,6 +196,9 @@ pub(super) async fn refund(
             tracing::info!(tickets = n, "order refunded");
             Ok(Redirect::to(&format!("/admin/orders/{number}?done=refunded")).into_response())
         }
+        RefundOutcome::HandedOver(_) => {
+            Ok(Redirect::to(&format!("/admin/orders/{number}?done=handed_over")).into_response())
+        }
     }
 }
 
@@ -207,11 +215,12 @@ async fn ticket_page(
     note: String,
     notice: &'static str,
 ) -> Result<Response> {
-    let t = state
-        .store
-        .admin_ticket(id)
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let (t, chain) = tokio::try_join!(
+        state.store.admin_ticket(id),
+        state.store.admin_ticket_chain(id)
+    )?;
+    let t = t.ok_or(AppError::NotFound)?;
+    let (chain, transfers) = chain.unwrap_or_default();
     render(
         status,
         &TicketPage {
@@ -223,6 +232,20 @@ async fn ticket_page(
             errors,
             note,
             notice,
+            chain: chain
+                .into_iter()
+                .map(|l| {
+                    let at = fmt_time(l.issued_at);
+                    (l, at)
+                })
+                .collect(),
+            transfers: transfers
+                .into_iter()
+                .map(|x| {
+                    let at = fmt_time(x.created_at);
+                    (x, at)
+                })
+                .collect(),
         },
     )
 }
@@ -323,7 +346,12 @@ pub(super) async fn reissue(
     let id = parse_code(&code)?;
     match state
         .store
-        .admin_reissue_ticket(admin.actor, id, state.signer.clone())
+        .admin_reissue_ticket(
+            admin.actor,
+            id,
+            state.signer.clone(),
+            crate::web::shop::transfers::reissued_mail(state.public_url.clone()),
+        )
         .await?
     {
         ReissueOutcome::NotFound => Err(AppError::NotFound),
@@ -346,4 +374,59 @@ pub(super) async fn reissue(
             Ok(Redirect::to(&format!("/admin/tickets/{new}?done=reissued")).into_response())
         }
     }
+}
+
+/// `/admin/sessions/{id}/transfers`.
+#[derive(Template)]
+#[template(path = "admin/session_transfers.html")]
+struct SessionTransfersPage<'a> {
+    ctx: &'a PageCtx,
+    session_id: i64,
+    title: String,
+    /// Transfers, newest first, with the offer's time.
+    transfers: Vec<(crate::db::transfers::TransferRow, String)>,
+    /// Resales, newest first: the row, its time, face value and refund.
+    resales: Vec<(crate::db::resale::ResaleRow, String, String, String)>,
+}
+
+/// `GET /admin/sessions/{id}/transfers`: the transfers and resales of a
+/// session's tickets (the latest 500 of each), each ticket linked to its
+/// page and chain of holders.
+pub(super) async fn session_transfers(
+    _admin: Admin,
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    Path(id): Path<String>,
+) -> Result<Response> {
+    let id = crate::web::shop::parse_id(&id).ok_or(AppError::NotFound)?;
+    let (session, transfers, resales) = tokio::try_join!(
+        state.store.game_session(id),
+        state.store.admin_session_transfers(id, 500),
+        state.store.admin_session_resales(id, 500)
+    )?;
+    let session = session.ok_or(AppError::NotFound)?;
+    render(
+        StatusCode::OK,
+        &SessionTransfersPage {
+            ctx: &ctx,
+            session_id: id,
+            title: session.title,
+            transfers: transfers
+                .into_iter()
+                .map(|x| {
+                    let at = fmt_time(x.created_at);
+                    (x, at)
+                })
+                .collect(),
+            resales: resales
+                .into_iter()
+                .map(|r| {
+                    let at = fmt_time(r.created_at);
+                    let face = money(r.face_cents);
+                    let payout = r.payout_cents.map(money).unwrap_or_default();
+                    (r, at, face, payout)
+                })
+                .collect(),
+        },
+    )
 }

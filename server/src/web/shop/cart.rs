@@ -148,6 +148,7 @@ impl From<&LineProblem> for ProblemView {
             ProblemKind::SoldOut { left } => ("cart.err_sold_out", Some(left)),
             ProblemKind::OfferInactive => ("cart.err_offer_inactive", None),
             ProblemKind::SessionClosed => ("cart.err_session_closed", None),
+            ProblemKind::SessionLimit { .. } => ("cart.err_session_limit", None),
         };
         Self {
             title: p.title.clone(),

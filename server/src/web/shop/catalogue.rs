@@ -208,6 +208,9 @@ pub struct SessionPage<'a> {
     pub notice: &'static str,
     /// Kind of the notice.
     pub notice_kind: &'static str,
+    /// Tickets on resale at face value: (listing id, offer, admits, price
+    /// with the buyer's fee).
+    pub resale: Vec<(i64, String, i64, String)>,
 }
 
 /// The session page's query string.
@@ -238,8 +241,11 @@ pub async fn detail(
 ) -> Result<Response> {
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
     let q = q.map(|Query(q)| q).unwrap_or_default();
-    let (session, offers) =
-        tokio::try_join!(state.store.game_session(id), state.store.active_offers())?;
+    let (session, offers, listings) = tokio::try_join!(
+        state.store.game_session(id),
+        state.store.active_offers(),
+        state.store.session_listings(id)
+    )?;
     let session = session.ok_or(AppError::NotFound)?;
     let t = now();
     let s = card(&session, &offers, ctx.lang, t);
@@ -257,6 +263,18 @@ pub async fn detail(
         })
         .collect();
     let notice = refusal_key(&q.refused);
+    let shop = state.config.shop;
+    let resale = if s.on_sale || session.starts_at > t {
+        listings
+            .into_iter()
+            .map(|l| {
+                let price = crate::db::resale::buyer_price(l.face_cents, &shop);
+                (l.id, l.offer, l.admits, Cents(price).fr())
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     render(
         StatusCode::OK,
         &SessionPage {
@@ -265,6 +283,7 @@ pub async fn detail(
             offers,
             notice,
             notice_kind: "error",
+            resale,
         },
     )
 }

@@ -287,6 +287,13 @@ pub struct PayPage<'a> {
     pub expiry: String,
     /// Message key of a notice (a decline), or empty.
     pub notice: &'static str,
+    /// The names the order's tickets will carry, one per ticket (empty:
+    /// the buyer's); no names form when empty.
+    pub names: Vec<String>,
+    /// The buyer's name (each ticket's default).
+    pub buyer: String,
+    /// Message key of the names form's notice, or empty.
+    pub names_notice: &'static str,
 }
 
 fn pay_page(
@@ -295,8 +302,22 @@ fn pay_page(
     status: StatusCode,
     errors: FieldErrors,
     idem: String,
+    card: (&str, &str),
+    notice: &'static str,
+) -> Result<Response> {
+    pay_page_with(ctx, o, status, errors, idem, card, notice, (Vec::new(), ""))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn pay_page_with(
+    ctx: &PageCtx,
+    o: &Order,
+    status: StatusCode,
+    errors: FieldErrors,
+    idem: String,
     (holder, expiry): (&str, &str),
     notice: &'static str,
+    (names, names_notice): (Vec<String>, &'static str),
 ) -> Result<Response> {
     render(
         status,
@@ -305,11 +326,21 @@ fn pay_page(
             order: order_view(o, ctx),
             errors,
             idem,
+            buyer: holder.chars().take(100).collect(),
             holder: holder.chars().take(100).collect(),
             expiry: expiry.chars().take(7).collect(),
             notice,
+            names,
+            names_notice,
         },
     )
+}
+
+/// The payment page's query: what the names form did.
+#[derive(Deserialize)]
+pub struct PayQuery {
+    #[serde(default)]
+    notice: String,
 }
 
 /// `GET /orders/{number}/pay`.
@@ -318,6 +349,7 @@ pub async fn pay_form(
     ctx: PageCtx,
     me: CurrentUser,
     Path(number): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<PayQuery>,
 ) -> Result<Response> {
     let number = parse_order_number(&number).ok_or(AppError::NotFound)?;
     let (o, last_decline) = state
@@ -333,7 +365,17 @@ pub async fn pay_form(
         None => "",
     };
     let holder = format!("{} {}", me.user.first_name, me.user.last_name);
-    pay_page(
+    let names = state
+        .store
+        .order_holders(o.number.clone(), me.user.id)
+        .await?
+        .unwrap_or_default();
+    let names_notice = match q.notice.as_str() {
+        "names_saved" => "pay.names_saved",
+        "name_invalid" => "tickets.name_invalid",
+        _ => "",
+    };
+    pay_page_with(
         &ctx,
         &o,
         StatusCode::OK,
@@ -341,6 +383,7 @@ pub async fn pay_form(
         random_token()?,
         (&holder, ""),
         notice,
+        (names, names_notice),
     )
 }
 
@@ -486,7 +529,11 @@ pub async fn pay(
         PaymentStart::NotFound => return Err(AppError::NotFound),
     };
     match result {
-        PaymentResult::Paid => to_order(),
+        PaymentResult::Paid => {
+            // A resale's seller is refunded now the sale has committed.
+            super::resale::settle_payouts(&state, &gateway).await;
+            to_order()
+        }
         PaymentResult::Declined(code) => pay_page(
             &ctx,
             &o,

@@ -9,7 +9,9 @@
 pub mod cart;
 pub mod catalogue;
 pub mod checkout;
+pub mod resale;
 pub mod tickets;
+pub mod transfers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,11 +46,26 @@ pub fn router() -> Router<AppState> {
         .route("/tickets", get(tickets::mine))
         .route("/tickets/{id}/qr.png", get(tickets::qr_png))
         .route("/tickets/{id}/ticket.pdf", get(tickets::ticket_pdf))
+        .route("/tickets/done", get(transfers::done))
+        .route("/tickets/{id}/holder", post(transfers::rename))
+        .route("/tickets/{id}/transfer", post(transfers::offer))
+        .route("/tickets/{id}/transfer/cancel", post(transfers::cancel))
+        .route(
+            "/transfers/accept",
+            get(transfers::show).post(transfers::accept),
+        )
+        .route("/transfers/decline", post(transfers::decline))
+        .route("/orders/{number}/holders", post(transfers::holders))
+        .route("/tickets/{id}/resale", post(resale::list))
+        .route("/tickets/{id}/resale/withdraw", post(resale::withdraw))
+        .route("/resale/{id}/buy", post(resale::buy))
         .layer(Extension(gateway))
 }
 
 /// Sweeps expired seat holds every `config.shop.sweep_secs`, so their seats
-/// return on sale even when nobody checks out (checkout also sweeps first).
+/// return on sale even when nobody checks out (checkout also sweeps first),
+/// and lapses the transfer offers that ran out (their tickets stay with
+/// their senders).
 pub async fn expire_holds_periodically(state: AppState) {
     let every = Duration::from_secs(state.config.shop.sweep_secs.max(1));
     let mut tick = tokio::time::interval(every);
@@ -59,6 +76,7 @@ pub async fn expire_holds_periodically(state: AppState) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "hold expiry failed"),
         }
+        transfers::expire_offers(&state).await;
     }
 }
 

@@ -1,10 +1,13 @@
 //! "Mes billets": the buyer's tickets with their QR codes, the PDFs, and the
 //! confirmation mail with the PDF attached (rendered when the outbox sends it).
 
+use std::collections::HashMap;
+
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use jo_shared::revocation::RevocationReason;
 
 use crate::db::orders::Order;
 use crate::db::tickets::TicketView;
@@ -49,9 +52,38 @@ pub struct TicketCard {
     pub offer: String,
     /// Whether it is valid (not revoked).
     pub valid: bool,
+    /// Whether its holder may still hand it over or rename it (its
+    /// session has not started).
+    pub changeable: bool,
+    /// The address of its live transfer offer.
+    pub offered_to: Option<String>,
+    /// Whether it is on resale (or held by a buyer).
+    pub listed: bool,
+    /// Why it was revoked, as a message key (`None` while valid).
+    pub reason_key: Option<&'static str>,
+    /// Whether its order is the holder's own (a ticket received by transfer
+    /// or resale stays under the order that paid for it, which is not).
+    pub own_order: bool,
 }
 
-fn ticket_card(t: &TicketView, lang: Lang) -> TicketCard {
+/// The buyer's words for why a ticket was revoked (a message key).
+pub fn reason_key(reason: RevocationReason) -> &'static str {
+    match reason {
+        RevocationReason::Refunded => "tickets.reason_refunded",
+        RevocationReason::SessionCancelled => "tickets.reason_session_cancelled",
+        RevocationReason::Reissued => "tickets.reason_reissued",
+        RevocationReason::Transferred => "tickets.reason_transferred",
+        RevocationReason::Fraud => "tickets.reason_fraud",
+        RevocationReason::Other => "tickets.reason_other",
+    }
+}
+
+fn ticket_card(
+    t: &TicketView,
+    lang: Lang,
+    reasons: &HashMap<String, RevocationReason>,
+) -> TicketCard {
+    let valid = t.status == TicketStatus::Valid;
     TicketCard {
         id: t.ticket_hex.clone(),
         order_number: t.order_number.clone(),
@@ -63,7 +95,21 @@ fn ticket_card(t: &TicketView, lang: Lang) -> TicketCard {
         holder: t.holder.clone(),
         admits: t.admits,
         offer: t.offer_name.clone(),
-        valid: t.status == TicketStatus::Valid,
+        valid,
+        // A revoked ticket missing from the list (which the one writer
+        // rules out) still says it is revoked, in general words.
+        reason_key: (!valid).then(|| {
+            reason_key(
+                reasons
+                    .get(&t.ticket_hex)
+                    .copied()
+                    .unwrap_or(RevocationReason::Other),
+            )
+        }),
+        changeable: t.starts_at > crate::units::time::now(),
+        offered_to: None,
+        listed: false,
+        own_order: false,
     }
 }
 
@@ -85,16 +131,30 @@ pub async fn mine(
     ctx: PageCtx,
     me: CurrentUser,
 ) -> Result<Response> {
-    let (tickets, orders) = tokio::try_join!(
+    let (tickets, orders, offers, listed, reasons) = tokio::try_join!(
         state.store.tickets_of(me.user.id),
-        state.store.orders_of(me.user.id)
+        state.store.orders_of(me.user.id),
+        state.store.offers_of(me.user.id),
+        state.store.listed_of(me.user.id),
+        state.store.revocation_reasons_of(me.user.id)
     )?;
+    let reasons: HashMap<String, RevocationReason> = reasons.into_iter().collect();
     let orders: Vec<Order> = orders;
+    let card = |t: &TicketView| {
+        let mut c = ticket_card(t, ctx.lang, &reasons);
+        c.offered_to = offers
+            .iter()
+            .find(|(code, _)| *code == t.ticket_hex)
+            .map(|(_, to)| to.clone());
+        c.listed = listed.contains(&t.ticket_hex);
+        c.own_order = orders.iter().any(|o| o.number == t.order_number);
+        c
+    };
     render(
         StatusCode::OK,
         &TicketsPage {
             ctx: &ctx,
-            tickets: tickets.iter().map(|t| ticket_card(t, ctx.lang)).collect(),
+            tickets: tickets.iter().map(card).collect(),
             orders: orders
                 .iter()
                 .filter(|o| o.status != OrderStatus::Expired || o.paid_at.is_some())

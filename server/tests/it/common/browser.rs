@@ -171,3 +171,204 @@ impl Drop for Chrome {
         let _ = self.driver.kill();
     }
 }
+
+/// Where the browser tests find axe-core (npm), installed by
+/// `scripts/setup-debian.sh`; `JO_AXE_JS` names another copy.
+fn axe_source() -> String {
+    let path = std::env::var_os("JO_AXE_JS").map_or_else(
+        || {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                .join("../target/node_modules/axe-core/axe.min.js")
+        },
+        PathBuf::from,
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is required by the accessibility tests ({}: {e}): run scripts/setup-debian.sh",
+            path.display()
+        )
+    })
+}
+
+/// One axe-core rule broken on a page.
+#[derive(Debug, serde::Deserialize)]
+pub struct Violation {
+    /// The rule (e.g. `color-contrast`).
+    pub id: String,
+    /// `minor`, `moderate`, `serious` or `critical`.
+    pub impact: Option<String>,
+    /// What the rule asks.
+    pub help: String,
+    /// The offending elements: selector and HTML, a few of them.
+    pub nodes: Vec<String>,
+}
+
+impl Chrome {
+    /// Runs axe-core on the current page at the window's current size and
+    /// returns every violation. The script is handed to the browser by
+    /// WebDriver, which the page's CSP does not govern: the pages stay as
+    /// they are served.
+    pub async fn axe(&self) -> Vec<Violation> {
+        let loaded = self
+            .client
+            .execute("return typeof window.axe === 'object';", vec![])
+            .await
+            .expect("asks for axe");
+        if loaded != serde_json::Value::Bool(true) {
+            let src = axe_source();
+            self.client
+                .execute(&format!("{src}\nreturn true;"), vec![])
+                .await
+                .expect("injects axe-core");
+        }
+        let result = self
+            .client
+            .execute_async(
+                "const done = arguments[arguments.length - 1];
+                 axe.run(document, { resultTypes: ['violations'] }).then(r => done(r.violations.map(v => ({
+                     id: v.id, impact: v.impact, help: v.help,
+                     nodes: v.nodes.slice(0, 5).map(n => n.target.join(' ') + '  ' + n.html.slice(0, 200))
+                 })))).catch(e => done([{ id: 'axe-error', impact: 'critical', help: String(e), nodes: [] }]));",
+                vec![],
+            )
+            .await
+            .expect("runs axe-core");
+        serde_json::from_value(result).expect("axe violations")
+    }
+
+    /// Asserts that the current page has no critical and no serious axe
+    /// violation at phone and desktop width (`what` names it in the message,
+    /// which lists every violation found).
+    pub async fn assert_accessible(&self, what: &str) {
+        let mut bad = Vec::new();
+        for (w, h) in [PHONE, DESKTOP] {
+            self.client.set_window_size(w, h).await.expect("resizes");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            for v in self.axe().await {
+                if matches!(v.impact.as_deref(), Some("critical" | "serious")) {
+                    bad.push(format!(
+                        "{what} at {w} px: {} ({}): {}\n      {}",
+                        v.id,
+                        v.impact.as_deref().unwrap_or("?"),
+                        v.help,
+                        v.nodes.join("\n      ")
+                    ));
+                }
+            }
+        }
+        assert!(
+            bad.is_empty(),
+            "axe-core finds {} serious or critical violation(s):\n  {}",
+            bad.len(),
+            bad.join("\n  ")
+        );
+    }
+
+    /// Presses Tab until focus comes back round (or `limit` presses), and
+    /// returns, for each control of the page that can take focus, whether
+    /// Tab reached it, and for each focus seen its ring: outline width in
+    /// px and the ring's contrast against what surrounds it.
+    pub async fn tab_through(&self, limit: usize) -> TabReport {
+        // Number every visible control, so the focus can be followed.
+        let controls = self
+            .client
+            .execute(
+                "const sel = 'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex=\"-1\"])';
+                 const all = [...document.querySelectorAll(sel)].filter(e =>
+                     !e.disabled && e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden');
+                 all.forEach((e, i) => e.setAttribute('data-tab-n', String(i)));
+                 document.activeElement && document.activeElement.blur();
+                 return all.map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + ' ' + (e.textContent || e.getAttribute('name') || '').trim().slice(0, 40));",
+                vec![],
+            )
+            .await
+            .expect("lists controls");
+        let controls: Vec<String> = serde_json::from_value(controls).expect("names");
+        let mut reached = vec![false; controls.len()];
+        let mut rings = Vec::new();
+        let mut previous = None;
+        for _ in 0..limit {
+            let el = self.client.active_element().await.expect("active element");
+            el.send_keys("\u{E004}").await.expect("presses Tab");
+            let seen = self
+                .client
+                .execute(
+                    "const e = document.activeElement;
+                     if (!e || e === document.body) return null;
+                     const lum = c => {
+                         const m = c.match(/[\\d.]+/g); if (!m) return null;
+                         const [r, g, b] = m.slice(0, 3).map(v => { v = v / 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); });
+                         return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+                     };
+                     const opaque = c => { const m = c.match(/[\\d.]+/g); return m && (m.length < 4 || parseFloat(m[3]) > 0.5); };
+                     // What the ring is drawn on: the nearest ancestor with a background.
+                     let p = e.parentElement, bg = 'rgb(255, 255, 255)';
+                     while (p) { const c = getComputedStyle(p).backgroundColor; if (opaque(c)) { bg = c; break; } p = p.parentElement; }
+                     const s = getComputedStyle(e);
+                     const width = s.outlineStyle === 'none' ? 0 : parseFloat(s.outlineWidth);
+                     const a = lum(s.outlineColor), b = lum(bg);
+                     const contrast = (a === null || b === null) ? 0 : (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+                     return [e.getAttribute('data-tab-n'), width, contrast, e.tagName.toLowerCase() + ' ' + (e.textContent || e.getAttribute('name') || '').trim().slice(0, 40)];",
+                    vec![],
+                )
+                .await
+                .expect("reads the focus");
+            let Some(seen) = seen.as_array().cloned() else {
+                continue;
+            };
+            let n = seen[0].as_str().and_then(|s| s.parse::<usize>().ok());
+            let width = seen[1].as_f64().unwrap_or(0.0);
+            let contrast = seen[2].as_f64().unwrap_or(0.0);
+            let name = seen[3].as_str().unwrap_or("").to_owned();
+            // A date field takes several Tabs (its day, month, year…): the
+            // same control again is not the focus coming round.
+            if n.is_some() && n == previous {
+                continue;
+            }
+            previous = n;
+            if let Some(n) = n {
+                match reached.get_mut(n) {
+                    // Focus came round to a control already seen.
+                    Some(true) => break,
+                    Some(r) => *r = true,
+                    None => {}
+                }
+            }
+            rings.push(Ring {
+                name,
+                width,
+                contrast,
+            });
+            if reached.iter().all(|r| *r) {
+                break;
+            }
+        }
+        TabReport {
+            controls,
+            reached,
+            rings,
+        }
+    }
+}
+
+/// The focus ring of one control Tab reached.
+#[derive(Debug)]
+pub struct Ring {
+    /// The control (tag and text).
+    pub name: String,
+    /// Outline width, px (0: none).
+    pub width: f64,
+    /// Contrast of the outline's colour against its surroundings.
+    pub contrast: f64,
+}
+
+/// What [`Chrome::tab_through`] saw.
+#[derive(Debug)]
+pub struct TabReport {
+    /// The page's visible controls.
+    pub controls: Vec<String>,
+    /// Whether Tab reached each.
+    pub reached: Vec<bool>,
+    /// The rings seen, in Tab order.
+    pub rings: Vec<Ring>,
+}

@@ -31,6 +31,8 @@ pub struct TestApp {
     /// The configuration it runs with (its database: SQLite file or
     /// PostgreSQL URL).
     pub config: Config,
+    /// The port of `/metrics`, when the configuration asks for it.
+    pub metrics_port: Option<u16>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -97,6 +99,7 @@ pub async fn start(config: Config, data: tempfile::TempDir) -> TestApp {
         .await
         .expect("application builds");
     let port = app.port();
+    let metrics_port = app.metrics_port();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         app.run_until(async {
@@ -110,6 +113,7 @@ pub async fn start(config: Config, data: tempfile::TempDir) -> TestApp {
         port,
         data,
         config,
+        metrics_port,
         stop: Some(tx),
     }
 }

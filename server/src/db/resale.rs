@@ -1,0 +1,482 @@
+//! Resale at face value (`resale_listings`): a holder lists a valid ticket
+//! at what was paid for it, no other price possible; it shows on the
+//! session page beside the primary offers. A buyer's pending order holds
+//! the listing (one atomic UPDATE from `listed`: of two buyers racing, one
+//! wins, the other is told it is gone) and is paid on the normal payment
+//! page at face value plus the buyer's fee. On payment the ticket is
+//! re-issued into the buyer's order ([`tickets::reissue_in`], the old one
+//! revoked `transferred`) and the seller is owed face value minus the
+//! seller's fee, refunded through the payment gateway once the payment has
+//! committed ([`Store::due_payouts`], [`Store::payout_done`]).
+//!
+//! A resale order takes no seat: it moves one that is already taken. Its
+//! hold expiring returns the listing on sale, not seats.
+
+use jo_shared::doublekey::PurchaseKey;
+use jo_shared::revocation::RevocationReason;
+use jo_shared::ticket::TicketId;
+
+use super::audit::{Actor, audit};
+use super::sql::{Begin, Conn, Optional, params};
+use super::tickets::{self, NewHolder, ReissueOutcome};
+use super::{Store, StoreError, StoreResult, now};
+use crate::config::ShopPolicy;
+use crate::tickets::TicketIssuer;
+use crate::units::status::OrderStatus;
+
+/// `amount × basis_points / 10 000`, rounded half up, in cents.
+pub fn fee_cents(amount: i64, basis_points: i64) -> i64 {
+    (amount.saturating_mul(basis_points) + 5_000).div_euclid(10_000)
+}
+
+/// What a buyer pays for a listing of face value `face`.
+pub fn buyer_price(face: i64, shop: &ShopPolicy) -> i64 {
+    face + fee_cents(face, shop.resale_buyer_fee_bp)
+}
+
+/// What the seller of a listing of face value `face` is refunded.
+pub fn seller_payout(face: i64, shop: &ShopPolicy) -> i64 {
+    face - fee_cents(face, shop.resale_seller_fee_bp)
+}
+
+/// Whether ticket row `row` is on sale or held by a buyer's order.
+pub(super) fn is_listed(c: &Conn<'_>, row: i64) -> StoreResult<bool> {
+    let n: i64 = c.query_row(
+        "SELECT count(*) FROM resale_listings WHERE ticket = ?1 AND status IN ('listed', 'held')",
+        params![row],
+        |r| r.get(0),
+    )?;
+    Ok(n > 0)
+}
+
+/// Tickets `user_id` holds or is buying for session `session_id`: valid
+/// tickets, the units of unpaid unexpired orders (primary and resale).
+pub(super) fn tickets_for_session(
+    c: &Conn<'_>,
+    user_id: i64,
+    session_id: i64,
+    t: i64,
+) -> StoreResult<i64> {
+    let held: i64 = c.query_row(
+        "SELECT count(*) FROM tickets WHERE user_id = ?1 AND session_id = ?2 AND status = 'valid'",
+        params![user_id, session_id],
+        |r| r.get(0),
+    )?;
+    let pending: i64 = c.query_row(
+        "SELECT coalesce(sum(l.quantity), 0) FROM orders o JOIN order_lines l ON l.order_id = o.id
+         WHERE o.user_id = ?1 AND l.session_id = ?2 AND o.status = 'pending' AND o.hold_expires_at > ?3",
+        params![user_id, session_id, t],
+        |r| r.get(0),
+    )?;
+    Ok(held + pending)
+}
+
+/// Puts the listing of resale order `order_id` back on sale (its hold ran
+/// out). No seat is released: the order took none.
+pub(super) fn release(tx: &Conn<'_>, order_id: i64) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE resale_listings SET status = 'listed', order_id = NULL
+         WHERE order_id = ?1 AND status = 'held'",
+        params![order_id],
+    )?;
+    Ok(())
+}
+
+/// Holds listing `listing` for order `order_id` again (a payment approved
+/// after its hold ran out); false if it was sold or withdrawn meanwhile.
+pub(super) fn hold_again(tx: &Conn<'_>, listing: i64, order_id: i64) -> StoreResult<bool> {
+    let n = tx.execute(
+        "UPDATE resale_listings SET status = 'held', order_id = ?2 WHERE id = ?1 AND status = 'listed'",
+        params![listing, order_id],
+    )?;
+    Ok(n == 1)
+}
+
+/// Completes the paid resale order `order_id` inside the payment's
+/// transaction: the listed ticket re-issued into it (the seller's revoked,
+/// `transferred`), the listing sold, the order paid under a new purchase
+/// key. Returns how many tickets were issued (one).
+pub(super) fn complete(
+    tx: &Conn<'_>,
+    order_id: i64,
+    user_id: i64,
+    issuer: &dyn TicketIssuer,
+    t: i64,
+) -> StoreResult<usize> {
+    let (listing, ticket, line): (i64, Vec<u8>, i64) = tx.query_row(
+        "SELECT x.id, t.ticket_id, (SELECT min(id) FROM order_lines WHERE order_id = ?1)
+         FROM resale_listings x JOIN tickets t ON t.id = x.ticket
+         WHERE x.order_id = ?1 AND x.status = 'held'",
+        params![order_id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let ticket = TicketId(
+        <[u8; 10]>::try_from(ticket.as_slice())
+            .map_err(|_| StoreError::Task("stored ticket id of the wrong length".into()))?,
+    );
+    let purchase_key = PurchaseKey::generate().map_err(|e| StoreError::Task(e.to_string()))?;
+    let out = tickets::reissue_in(
+        tx,
+        &ticket,
+        NewHolder::Bought {
+            user_id,
+            order_id,
+            line_id: line,
+            purchase_key: &purchase_key,
+        },
+        (RevocationReason::Transferred, &format!("resale {listing}")),
+        issuer,
+        None,
+        t,
+    )?;
+    let ReissueOutcome::Reissued(_) = out else {
+        // Revoked since it was listed (a refund, a cancelled session): the
+        // payment's savepoint rolls back and the attempt is marked failed.
+        return Err(StoreError::Task(
+            "the listed ticket is no longer valid".into(),
+        ));
+    };
+    tx.execute(
+        "UPDATE resale_listings SET status = 'sold', sold_at = ?2 WHERE id = ?1",
+        params![listing, t],
+    )?;
+    tx.execute(
+        "UPDATE orders SET status = ?4, paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
+        params![order_id, t, &purchase_key.as_bytes()[..], OrderStatus::Paid],
+    )?;
+    Ok(1)
+}
+
+/// What listing a ticket did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListOutcome {
+    /// Not one of the holder's tickets.
+    NotFound,
+    /// Revoked, offered to someone, or its session has started.
+    NotValid,
+    /// Already on sale.
+    AlreadyListed,
+    /// On sale at this face value, cents.
+    Listed(i64),
+}
+
+/// A listing as the session page shows it.
+#[derive(Debug, Clone)]
+pub struct ListingView {
+    /// Row id.
+    pub id: i64,
+    /// Offer name.
+    pub offer: String,
+    /// People admitted.
+    pub admits: i64,
+    /// Face value, cents.
+    pub face_cents: i64,
+}
+
+/// What a buyer's attempt on a listing did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BuyOutcome {
+    /// Sold, withdrawn, or held by another buyer.
+    Gone,
+    /// The buyer's own listing.
+    Own,
+    /// The buyer would hold more tickets for the session than allowed.
+    Limit(i64),
+    /// A pending order holds it; its number (paid on its payment page).
+    Created(String),
+}
+
+/// A refund owed to a seller.
+#[derive(Debug, Clone)]
+pub struct Payout {
+    /// Listing.
+    pub listing: i64,
+    /// Amount, cents.
+    pub amount_cents: i64,
+    /// The seller's order (the refund's reference).
+    pub order_number: String,
+    /// The gateway's transaction of the seller's payment.
+    pub transaction_id: String,
+}
+
+/// A resale as the console lists it.
+#[derive(Debug, Clone)]
+pub struct ResaleRow {
+    /// Listing.
+    pub id: i64,
+    /// The listed ticket's code.
+    pub ticket: String,
+    /// Seller's address.
+    pub seller: String,
+    /// Status.
+    pub status: String,
+    /// Face value, cents.
+    pub face_cents: i64,
+    /// Seller's refund, cents (once held or sold).
+    pub payout_cents: Option<i64>,
+    /// Gateway refund reference.
+    pub payout_ref: Option<String>,
+    /// Listed, Unix seconds.
+    pub created_at: i64,
+}
+
+impl Store {
+    /// Lists one of `actor`'s valid tickets for resale at the price paid
+    /// for it.
+    pub async fn list_for_resale(&self, actor: Actor, id: TicketId) -> StoreResult<ListOutcome> {
+        self.pool
+            .run_sql(move |c| {
+                let t = now();
+                let tx = c.begin(Begin::Immediate)?;
+                let found: Option<(i64, String, i64, i64, i64)> = tx
+                    .query_row(
+                        "SELECT t.id, t.status, s.starts_at, t.session_id, ol.unit_price_cents
+                         FROM tickets t JOIN game_sessions s ON s.id = t.session_id
+                         JOIN order_lines ol ON ol.id = t.order_line_id
+                         WHERE t.ticket_id = ?1 AND t.user_id = ?2",
+                        params![&id.0[..], actor.id],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    )
+                    .optional()?;
+                let Some((row, status, starts_at, session, face)) = found else {
+                    return Ok(ListOutcome::NotFound);
+                };
+                if status != "valid" || starts_at <= t || super::transfers::is_offered(&tx, &id)? {
+                    return Ok(ListOutcome::NotValid);
+                }
+                if is_listed(&tx, row)? {
+                    return Ok(ListOutcome::AlreadyListed);
+                }
+                let listing: i64 = tx.query_row(
+                    "INSERT INTO resale_listings (ticket, seller, session_id, face_cents, status, created_at)
+                     VALUES (?1, ?2, ?3, ?4, 'listed', ?5) RETURNING id",
+                    params![row, actor.id, session, face, t],
+                    |r| r.get(0),
+                )?;
+                audit(
+                    &tx,
+                    &actor,
+                    "ticket.resale_list",
+                    &format!("ticket:{}", id.to_hex()),
+                    &format!("listing={listing} face_cents={face}"),
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(ListOutcome::Listed(face))
+            })
+            .await
+    }
+
+    /// Withdraws the listing of one of `actor`'s tickets while no buyer
+    /// holds it; false if there was none to withdraw.
+    pub async fn withdraw_listing(&self, actor: Actor, id: TicketId) -> StoreResult<bool> {
+        self.pool
+            .run_sql(move |c| {
+                let t = now();
+                let tx = c.begin(Begin::Immediate)?;
+                let n = tx.execute(
+                    "UPDATE resale_listings SET status = 'withdrawn'
+                     WHERE status = 'listed' AND seller = ?2
+                       AND ticket = (SELECT id FROM tickets WHERE ticket_id = ?1)",
+                    params![&id.0[..], actor.id],
+                )?;
+                if n == 0 {
+                    return Ok(false);
+                }
+                audit(
+                    &tx,
+                    &actor,
+                    "ticket.resale_withdraw",
+                    &format!("ticket:{}", id.to_hex()),
+                    "",
+                    t,
+                )?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    /// The tickets on sale for a session, cheapest first.
+    pub async fn session_listings(&self, session_id: i64) -> StoreResult<Vec<ListingView>> {
+        self.pool
+            .read_sql(move |c| {
+                c.query_map(
+                    "SELECT x.id, ol.offer_name, t.admits, x.face_cents
+                     FROM resale_listings x JOIN tickets t ON t.id = x.ticket
+                     JOIN order_lines ol ON ol.id = t.order_line_id
+                     WHERE x.session_id = ?1 AND x.status = 'listed' ORDER BY x.face_cents, x.id LIMIT 100",
+                    params![session_id],
+                    |r| {
+                        Ok(ListingView {
+                            id: r.get(0)?,
+                            offer: r.get(1)?,
+                            admits: r.get(2)?,
+                            face_cents: r.get(3)?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
+
+    /// The ticket codes `user_id` has on sale or held by a buyer.
+    pub async fn listed_of(&self, user_id: i64) -> StoreResult<Vec<String>> {
+        self.pool
+            .read_sql(move |c| {
+                c.query_map(
+                    "SELECT t.ticket_id FROM resale_listings x JOIN tickets t ON t.id = x.ticket
+                     WHERE x.seller = ?1 AND x.status IN ('listed', 'held')",
+                    params![user_id],
+                    |r| Ok(tickets::ticket_hex(r.get(0)?).unwrap_or_default()),
+                )
+            })
+            .await
+    }
+
+    /// Holds listing `listing` for `user_id` in a new pending order (face
+    /// value plus the buyer's fee), if it is still on sale.
+    pub async fn buy_listing(
+        &self,
+        user_id: i64,
+        listing: i64,
+        shop: ShopPolicy,
+    ) -> StoreResult<BuyOutcome> {
+        self.pool
+            .run_sql(move |c| {
+                let t = now();
+                let tx = c.begin(Begin::Immediate)?;
+                // A hold that ran out puts its listing back on sale first.
+                super::orders::expire_holds_now(&tx, t)?;
+                #[allow(clippy::type_complexity)]
+                let found: Option<(i64, i64, i64, i64, String, i64, i64)> = tx
+                    .query_row(
+                        "SELECT x.seller, x.session_id, x.face_cents, t.offer_id, ol.offer_name, t.admits, s.starts_at
+                         FROM resale_listings x JOIN tickets t ON t.id = x.ticket
+                         JOIN order_lines ol ON ol.id = t.order_line_id
+                         JOIN game_sessions s ON s.id = x.session_id
+                         WHERE x.id = ?1 AND x.status = 'listed'",
+                        params![listing],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
+                    )
+                    .optional()?;
+                let Some((seller, session, face, offer, offer_name, admits, starts_at)) = found else {
+                    return Ok(BuyOutcome::Gone);
+                };
+                if starts_at <= t {
+                    return Ok(BuyOutcome::Gone);
+                }
+                if seller == user_id {
+                    return Ok(BuyOutcome::Own);
+                }
+                if tickets_for_session(&tx, user_id, session, t)? + 1 > shop.max_tickets_per_session {
+                    return Ok(BuyOutcome::Limit(shop.max_tickets_per_session));
+                }
+                let price = buyer_price(face, &shop);
+                let (number, order_id) = super::orders::insert_order(&tx, user_id, price, t, t + shop.hold_secs)?;
+                tx.execute(
+                    "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
+                    params![order_id, session, offer, offer_name, admits, price],
+                )?;
+                let n = tx.execute(
+                    "UPDATE resale_listings SET status = 'held', order_id = ?2, payout_cents = ?3
+                     WHERE id = ?1 AND status = 'listed'",
+                    params![listing, order_id, seller_payout(face, &shop)],
+                )?;
+                if n != 1 {
+                    return Ok(BuyOutcome::Gone);
+                }
+                tx.execute(
+                    "UPDATE orders SET resale_listing = ?2 WHERE id = ?1",
+                    params![order_id, listing],
+                )?;
+                tx.commit()?;
+                Ok(BuyOutcome::Created(number))
+            })
+            .await
+    }
+
+    /// Sellers' refunds owed and not yet made.
+    pub async fn due_payouts(&self) -> StoreResult<Vec<Payout>> {
+        self.pool
+            .read_sql(move |c| {
+                c.query_map(
+                    "SELECT x.id, x.payout_cents, o.number,
+                            (SELECT p.transaction_id FROM payments p WHERE p.order_id = o.id AND p.status = 'succeeded')
+                     FROM resale_listings x JOIN tickets t ON t.id = x.ticket JOIN orders o ON o.id = t.order_id
+                     WHERE x.status = 'sold' AND x.payout_ref IS NULL ORDER BY x.id LIMIT 100",
+                    params![],
+                    |r| {
+                        Ok(Payout {
+                            listing: r.get(0)?,
+                            amount_cents: r.get::<Option<i64>>(1)?.unwrap_or(0),
+                            order_number: r.get(2)?,
+                            transaction_id: r.get::<Option<String>>(3)?.unwrap_or_default(),
+                        })
+                    },
+                )
+            })
+            .await
+    }
+
+    /// Records a seller's refund as made (idempotent: the first reference stays).
+    pub async fn payout_done(&self, listing: i64, reference: String) -> StoreResult<()> {
+        self.pool
+            .run_sql(move |c| {
+                c.execute(
+                    "UPDATE resale_listings SET payout_ref = ?2 WHERE id = ?1 AND payout_ref IS NULL",
+                    params![listing, reference],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    /// The resales of a session's tickets, newest first, at most `limit`.
+    pub async fn admin_session_resales(
+        &self,
+        session_id: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ResaleRow>> {
+        self.pool
+            .read_sql(move |c| {
+                c.query_map(
+                    "SELECT x.id, t.ticket_id, u.email, x.status, x.face_cents, x.payout_cents, x.payout_ref, x.created_at
+                     FROM resale_listings x JOIN tickets t ON t.id = x.ticket JOIN users u ON u.id = x.seller
+                     WHERE x.session_id = ?1 ORDER BY x.id DESC LIMIT ?2",
+                    params![session_id, limit],
+                    |r| {
+                        Ok(ResaleRow {
+                            id: r.get(0)?,
+                            ticket: tickets::ticket_hex(r.get(1)?).unwrap_or_default(),
+                            seller: r.get(2)?,
+                            status: r.get(3)?,
+                            face_cents: r.get(4)?,
+                            payout_cents: r.get(5)?,
+                            payout_ref: r.get(6)?,
+                            created_at: r.get(7)?,
+                        })
+                    },
+                )
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fees_are_exact_in_cents_rounded_half_up() {
+        let shop = ShopPolicy::default();
+        assert_eq!(buyer_price(4_500, &shop), 4_950);
+        assert_eq!(seller_payout(4_500, &shop), 4_275);
+        // 5 % of 1 235 is 61.75 → 62; 10 % of 1 235 is 123.5 → 124.
+        assert_eq!(seller_payout(1_235, &shop), 1_173);
+        assert_eq!(buyer_price(1_235, &shop), 1_359);
+        assert_eq!(fee_cents(0, 500), 0);
+        assert_eq!(fee_cents(10, 500), 1);
+    }
+}

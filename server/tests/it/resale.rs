@@ -1,0 +1,313 @@
+//! Resale at face value over HTTP: list, buy through the payment page at
+//! face value + 10 %, the seller refunded face value − 5 % through the
+//! gateway (exact cents), the seat moved and not counted twice, the seller's
+//! old code refused at a synced gate; a withdrawn listing cannot be bought;
+//! two buyers racing for one listing (one wins, the other is told it is
+//! gone); and the tickets-per-buyer-per-session limit across primary and
+//! resale purchases.
+
+use jo_server::db::sql::params;
+use jo_shared::api::{KeyringResponse, RevocationDelta, paths};
+use jo_shared::revocation::{RevocationList, RevocationReason};
+use reqwest::StatusCode;
+
+use crate::common::api::ApiDevice;
+use crate::common::shop::*;
+use crate::common::*;
+
+fn ath01(app: &TestApp) -> i64 {
+    sql_i64(
+        app,
+        "SELECT id FROM game_sessions WHERE code = 'ATH01'",
+        &[],
+    )
+}
+
+/// The listing ids on a session's page.
+async fn listings(b: &Browser, sid: i64) -> Vec<i64> {
+    let (_, html) = b.get_text(&format!("/sessions/{sid}")).await;
+    html.split("id=\"listing-")
+        .skip(1)
+        .filter_map(|s| s.split('"').next()?.parse().ok())
+        .collect()
+}
+
+async fn list(b: &Browser, code: &str) -> String {
+    let r = b
+        .submit("/tickets", &format!("/tickets/{code}/resale"), &[])
+        .await;
+    location(&r)
+}
+
+async fn buy_listing(b: &Browser, sid: i64, id: i64) -> reqwest::Response {
+    b.submit(
+        &format!("/sessions/{sid}"),
+        &format!("/resale/{id}/buy"),
+        &[],
+    )
+    .await
+}
+
+fn face_of(app: &TestApp, code: &str) -> i64 {
+    let id = hex::decode(code).expect("hex");
+    app.db()
+        .with(|c| {
+            c.query_row(
+                "SELECT ol.unit_price_cents FROM tickets t JOIN order_lines ol ON ol.id = t.order_line_id
+                 WHERE t.ticket_id = ?1",
+                params![id],
+                |r| r.get(0),
+            )
+        })
+        .expect("face")
+}
+
+#[tokio::test]
+async fn a_resold_ticket_moves_to_its_buyer_and_the_seller_is_refunded_face_value_less_five_percent()
+ {
+    let app = spawn_app().await;
+    let seller = buyer(&app, "vendeur").await;
+    let buyer_b = buyer(&app, "acheteur").await;
+    let sid = ath01(&app);
+    let first = buy(&seller, sid, "Solo", 1).await;
+    let code = ticket_ids(&seller).await.remove(0);
+    let old_qr: String = app
+        .db()
+        .with(|c| {
+            c.query_row(
+                "SELECT qr FROM tickets WHERE ticket_id = ?1",
+                params![hex::decode(&code).expect("hex")],
+                |r| r.get(0),
+            )
+        })
+        .expect("qr");
+    let seats = seats_taken(&app, sid);
+    let face = face_of(&app, &code);
+
+    assert_eq!(list(&seller, &code).await, "/tickets/done?notice=listed");
+    assert_eq!(
+        list(&seller, &code).await,
+        "/tickets/done?notice=already_listed"
+    );
+    // Listed, it can neither be offered to someone nor renamed meanwhile.
+    let r = seller
+        .submit(
+            "/tickets",
+            &format!("/tickets/{code}/transfer"),
+            &[("email", "x@example.com")],
+        )
+        .await;
+    assert_eq!(location(&r), "/tickets/done?notice=already_offered");
+    let ids = listings(&buyer_b, sid).await;
+    assert_eq!(ids.len(), 1);
+    // The seller cannot buy their own listing.
+    let r = buy_listing(&seller, sid, ids[0]).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+
+    // The buyer pays face value + 10 %, exactly, on the normal payment page.
+    let r = buy_listing(&buyer_b, sid, ids[0]).await;
+    let number = order_of_redirect(&r);
+    let expected = face + (face * 1_000 + 5_000) / 10_000;
+    let total = sql_i64(
+        &app,
+        "SELECT total_cents FROM orders WHERE number = ?1",
+        &[&number],
+    );
+    assert_eq!(total, expected);
+    // Held by the buyer's order: gone from the page, not withdrawable.
+    assert!(listings(&buyer_b, sid).await.is_empty());
+    let r = seller
+        .submit("/tickets", &format!("/tickets/{code}/resale/withdraw"), &[])
+        .await;
+    assert_eq!(location(&r), "/tickets/done?notice=not_withdrawn");
+    assert_redirect_to(
+        &pay(&buyer_b, &number, CARD_OK).await,
+        &format!("/orders/{number}"),
+    );
+    assert_eq!(order_status(&app, &number), "paid");
+    let charged = sql_i64(
+        &app,
+        "SELECT p.amount_cents FROM payments p JOIN orders o ON o.id = p.order_id
+         WHERE o.number = ?1 AND p.status = 'succeeded'",
+        &[&number],
+    );
+    assert_eq!(charged, expected);
+
+    // The ticket moved: a new one in the buyer's order and name, the
+    // seller's revoked `transferred`; the seat is not counted twice.
+    let mine = ticket_ids(&buyer_b).await;
+    assert_eq!(mine.len(), 1);
+    assert_ne!(mine[0], code);
+    let (_, html) = buyer_b.get_text(&format!("/orders/{number}")).await;
+    assert!(html.contains(&mine[0]), "the buyer sees it in the order");
+    let p = verify_ticket(
+        &app,
+        &app.db()
+            .with(|c| {
+                c.query_row(
+                    "SELECT qr FROM tickets WHERE ticket_id = ?1",
+                    params![hex::decode(&mine[0]).expect("hex")],
+                    |r| r.get::<String>(0),
+                )
+            })
+            .expect("qr"),
+    );
+    assert_eq!(p.holder, jo_shared::HolderName::shorten("Marie Curie"));
+    assert_eq!(seats_taken(&app, sid), seats);
+    let reason = sql_i64(
+        &app,
+        "SELECT reason FROM revocations WHERE ticket_id = ?1",
+        &[&hex::decode(&code).expect("hex")],
+    );
+    assert_eq!(reason, i64::from(RevocationReason::Transferred.code()));
+    // The seller is refunded face value − 5 % through the gateway, once.
+    let payout = sql_i64(
+        &app,
+        "SELECT payout_cents FROM resale_listings WHERE status = 'sold' AND payout_ref LIKE 'sim_re_%'",
+        &[],
+    );
+    assert_eq!(payout, face - (face * 500 + 5_000) / 10_000);
+    // The seller's order still shows, its ticket revoked.
+    let (status, _) = seller.get_text(&format!("/orders/{first}")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The console lists the resale under its session, with the refund.
+    let (admin, _) = crate::common::admin::admin(&app).await;
+    let (status, html) = admin
+        .get_text(&format!("/admin/sessions/{sid}/transfers"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        html.contains("Vendue") && html.contains("sim_re_"),
+        "{html}"
+    );
+
+    // A synced gate refuses the seller's old code as transferred.
+    let gate = ApiDevice::enroll(&app, "Porte R").await;
+    let keyring: KeyringResponse = gate.get_ok(paths::KEYRING).await;
+    let ring = jo_shared::trust::pin(&keyring.chain, None)
+        .expect("chain")
+        .keyring()
+        .expect("keyring");
+    let delta: RevocationDelta = gate
+        .get_ok(&format!("{}?since=0", paths::REVOCATIONS))
+        .await;
+    let mut list_ = RevocationList::new();
+    list_.apply(&delta, &ring).expect("applies");
+    let (payload, _) = jo_shared::qr::decode_string(&old_qr).expect("qr");
+    let old = jo_shared::TicketPayload::decode(&payload).expect("payload");
+    assert_eq!(
+        list_.lookup(&old.ticket_id),
+        Some(RevocationReason::Transferred)
+    );
+}
+
+#[tokio::test]
+async fn a_withdrawn_listing_cannot_be_bought_and_of_two_racing_buyers_one_wins() {
+    let app = spawn_app().await;
+    let seller = buyer(&app, "vend").await;
+    let sid = ath01(&app);
+    buy(&seller, sid, "Solo", 2).await;
+    let codes = ticket_ids(&seller).await;
+
+    // Withdrawn: the listing is gone.
+    list(&seller, &codes[0]).await;
+    let id = listings(&seller, sid).await[0];
+    let r = seller
+        .submit(
+            "/tickets",
+            &format!("/tickets/{}/resale/withdraw", codes[0]),
+            &[],
+        )
+        .await;
+    assert_eq!(location(&r), "/tickets/done?notice=withdrawn");
+    let late = buyer(&app, "tard").await;
+    let r = buy_listing(&late, sid, id).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let html = r.text().await.expect("body");
+    assert!(html.contains("plus disponible"), "{html}");
+
+    // Two buyers race for one listing: one holds it, the other is told it is gone.
+    list(&seller, &codes[1]).await;
+    let id = listings(&seller, sid).await[0];
+    let a = buyer(&app, "course1").await;
+    let b = buyer(&app, "course2").await;
+    // Both have the page (and its form) before either submits.
+    let (_, page_a) = a.get_text(&format!("/sessions/{sid}")).await;
+    let (_, page_b) = b.get_text(&format!("/sessions/{sid}")).await;
+    let post = |br: &Browser, page: &str| {
+        br.client
+            .post(br.url(&format!("/resale/{id}/buy")))
+            .form(&[("csrf", csrf_of(page))])
+            .send()
+    };
+    let (ra, rb) = tokio::join!(post(&a, &page_a), post(&b, &page_b));
+    let (ra, rb) = (ra.expect("POST"), rb.expect("POST"));
+    let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 409], "one wins, one is told it is gone");
+    let (winner, number) = if ra.status() == StatusCode::SEE_OTHER {
+        (&a, order_of_redirect(&ra))
+    } else {
+        (&b, order_of_redirect(&rb))
+    };
+    assert_redirect_to(
+        &pay(winner, &number, CARD_OK).await,
+        &format!("/orders/{number}"),
+    );
+    assert_eq!(
+        sql_i64(
+            &app,
+            "SELECT count(*) FROM resale_listings WHERE status = 'sold'",
+            &[]
+        ),
+        1
+    );
+    assert_eq!(
+        sql_i64(
+            &app,
+            "SELECT count(*) FROM orders WHERE resale_listing IS NOT NULL AND status = 'paid'",
+            &[]
+        ),
+        1,
+        "no double sale"
+    );
+    assert_eq!(ticket_ids(winner).await.len(), 1);
+}
+
+#[tokio::test]
+async fn tickets_per_buyer_per_session_are_limited_across_primary_and_resale() {
+    let app = spawn_app_with(|c| c.shop.max_tickets_per_session = 2).await;
+    let seller = buyer(&app, "stock").await;
+    let sid = ath01(&app);
+    buy(&seller, sid, "Solo", 1).await;
+    let code = ticket_ids(&seller).await.remove(0);
+    list(&seller, &code).await;
+    let id = listings(&seller, sid).await[0];
+
+    let tout = buyer(&app, "revendeur").await;
+    buy(&tout, sid, "Solo", 2).await;
+    // Two held: a resale ticket would make three.
+    let r = buy_listing(&tout, sid, id).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(
+        r.text().await.expect("body").contains("nombre maximal"),
+        "a clear message"
+    );
+    // And so would a primary one.
+    let offer = offer_id(&tout, sid, "Solo").await;
+    add_to_cart(&tout, sid, offer, 1).await;
+    let r = checkout(&tout).await;
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    assert!(
+        r.text().await.expect("body").contains("nombre maximal"),
+        "a clear message"
+    );
+    // Another buyer, under the limit, buys it.
+    let fan = buyer(&app, "fan").await;
+    let number = order_of_redirect(&buy_listing(&fan, sid, id).await);
+    assert_redirect_to(
+        &pay(&fan, &number, CARD_OK).await,
+        &format!("/orders/{number}"),
+    );
+}
