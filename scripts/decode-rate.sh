@@ -3,15 +3,18 @@
 # PyPI package, in a venv under target/) on the same webcam-like frames, per
 # kind of frame, with false reads (a string other than the one shown) and the
 # median decode time of each.
-#   scripts/decode-rate.sh [SEED] [COUNT]
+#   scripts/decode-rate.sh [SEED] [COUNT] [TIER]
 # Frames come from `cargo run --example webcam_frames` (fresh tickets signed
 # by the shared crate's signer, deterministic for a seed). The default seed is
 # the one the pipeline was tuned on; pass another to see held-out figures.
+# TIER is `standard` (default) or `hard`: the same tickets, each kind of
+# frame pushed further (see synth::Tier).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v zbarimg >/dev/null || { echo "zbarimg missing: run scripts/setup-debian.sh" >&2; exit 1; }
 seed=${1:-0x4A4F202450415249}
 count=${2:-300}
+tier=${3:-standard}
 target=${CARGO_TARGET_DIR:-target}
 
 venv=target/zxing-venv
@@ -23,7 +26,7 @@ fi
 cargo build --quiet --release -p jo-scanner --bin jo-scanner --example webcam_frames
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$target/release/examples/webcam_frames" "$work/frames" "$seed" "$count" >/dev/null
+"$target/release/examples/webcam_frames" "$work/frames" "$seed" "$count" "$tier" >/dev/null
 
 pin=()
 command -v taskset >/dev/null && pin=(taskset -c 0)
@@ -31,13 +34,13 @@ command -v taskset >/dev/null && pin=(taskset -c 0)
 # not counted here, only which string came out of each frame).
 "${pin[@]}" "$target/release/jo-scanner" --state "$work/state" verify "$work/frames"/*.png > "$work/scanner.jsonl"
 
-"${pin[@]}" "$venv/bin/python" - "$work/frames" "$work/scanner.jsonl" "$seed" <<'PY'
+"${pin[@]}" "$venv/bin/python" - "$work/frames" "$work/scanner.jsonl" "$seed" "$tier" <<'PY'
 import json, os, subprocess, sys, time
 from statistics import median
 import zxingcpp
 from PIL import Image
 
-frames, scanner_out, seed = sys.argv[1:4]
+frames, scanner_out, seed, tier = sys.argv[1:5]
 manifest = [l.rstrip("\n").split("\t") for l in open(os.path.join(frames, "manifest.tsv"))]
 scan = {os.path.basename(d["file"]): d for d in map(json.loads, open(scanner_out))}
 kinds = []
@@ -63,7 +66,7 @@ for name, kind, code in manifest:
         r[3].append(ms)
 
 decs = ["jo-scanner", "zxing-cpp", "zbarimg"]
-print(f"seed {seed}, {len(manifest)} frames 1280x720 (read % / false reads / median decode ms)")
+print(f"seed {seed}, {tier} tier, {len(manifest)} frames 1280x720 (read % / false reads / median decode ms)")
 print(f"{'kind':14}" + "".join(f"{d:>22}" for d in decs))
 tot = {d: [0, 0, 0, []] for d in decs}
 for k in kinds:

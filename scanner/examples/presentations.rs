@@ -23,7 +23,10 @@ const FRAMES: usize = 10;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let count: usize = args.next().map_or(Ok(60), |c| c.parse())?;
-    let seed: u64 = args.next().map_or(Ok(synth::SEED), |s| s.parse())?;
+    let seed = match args.next() {
+        Some(s) => parse_seed(&s).ok_or("SEED: decimal or 0x hexadecimal")?,
+        None => synth::SEED,
+    };
     let mut rng = Rng(seed | 1);
     let mut decoder = FrameDecoder::new();
     let mut firsts = Vec::new();
@@ -99,4 +102,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     );
     Ok(())
+}
+
+/// A seed in decimal or `0x` hexadecimal.
+fn parse_seed(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(&hex.replace('_', ""), 16).ok(),
+        None => s.parse().ok(),
+    }
 }

@@ -3,10 +3,11 @@
 //! with `manifest.tsv` (file, kind, the code shown) beside them.
 //!
 //! ```sh
-//! cargo run --release -p jo-scanner --example webcam_frames -- OUT_DIR [SEED] [COUNT]
+//! cargo run --release -p jo-scanner --example webcam_frames -- OUT_DIR [SEED] [COUNT] [TIER]
 //! ```
 //!
-//! SEED defaults to the tuning seed (`synth::SEED`), COUNT to 300.
+//! SEED defaults to the tuning seed (`synth::SEED`), COUNT to 300, TIER to
+//! `standard` (`hard`: every kind pushed further, see `synth::Tier`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,7 +16,7 @@ use jo_scanner::synth;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let usage = "usage: webcam_frames OUT_DIR [SEED] [COUNT]";
+    let usage = "usage: webcam_frames OUT_DIR [SEED] [COUNT] [standard|hard]";
     let out = PathBuf::from(args.next().ok_or(usage)?);
     let seed = match args.next() {
         Some(s) => parse_seed(&s).ok_or(usage)?,
@@ -25,15 +26,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(c) => c.parse().map_err(|_| usage)?,
         None => 300,
     };
+    let tier = match args.next() {
+        Some(t) => synth::Tier::parse(&t).ok_or(usage)?,
+        None => synth::Tier::Standard,
+    };
     std::fs::create_dir_all(&out)?;
     let mut manifest = std::io::BufWriter::new(std::fs::File::create(out.join("manifest.tsv"))?);
-    for (i, f) in synth::webcam_set(seed, count)?.iter().enumerate() {
+    for (i, f) in synth::webcam_set_at(seed, count, tier)?.iter().enumerate() {
         let name = format!("{i:04}-{}.png", f.kind);
         f.image.save(out.join(&name))?;
         writeln!(manifest, "{name}\t{}\t{}", f.kind, f.code)?;
     }
     manifest.flush()?;
-    println!("wrote {count} frames (seed {seed:#x}) to {}", out.display());
+    println!(
+        "wrote {count} frames (seed {seed:#x}, {} tier) to {}",
+        tier.name(),
+        out.display()
+    );
     Ok(())
 }
 

@@ -416,14 +416,122 @@ fn damage(sym: &mut GrayImage, module_px: u32, rng: &mut Rng, share: f32) {
     }
 }
 
+/// How hard a generated set is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Tier {
+    /// Each kind at the strength a gate sees on an ordinary day: every
+    /// decoder reads most frames.
+    #[default]
+    Standard,
+    /// Each kind pushed further (codes farther away, stronger blur and
+    /// motion, heavier JPEG and noise, more damage, dimmer and flatter
+    /// pictures): the decoders part ways here.
+    Hard,
+}
+
+impl Tier {
+    /// The tier's name on the command line (`standard`, `hard`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Standard => "standard",
+            Self::Hard => "hard",
+        }
+    }
+
+    /// The tier of a command-line name.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "standard" => Some(Self::Standard),
+            "hard" => Some(Self::Hard),
+            _ => None,
+        }
+    }
+}
+
+/// The ranges one tier draws a frame's parameters from.
+struct Strength {
+    far: (f32, f32),
+    skew: f32,
+    damage: (f32, f32),
+    blur: (f32, f32),
+    motion: (f32, f32),
+    glare: (f32, f32),
+    dark: (f32, f32),
+    low_lo: (f32, f32),
+    low_span: (f32, f32),
+    noise: (f32, f32),
+    jpeg: (f32, f32),
+    moire: (f32, f32),
+    shadow: (f32, f32),
+    combined_blur: (f32, f32),
+    combined_contrast: (u8, u8),
+    combined_noise: (f32, f32),
+    combined_jpeg: (f32, f32),
+}
+
+const STANDARD: Strength = Strength {
+    far: (150.0, 200.0),
+    skew: 0.12,
+    damage: (0.06, 0.12),
+    blur: (1.4, 2.2),
+    motion: (5.0, 10.0),
+    glare: (110.0, 170.0),
+    dark: (0.18, 0.3),
+    low_lo: (80.0, 110.0),
+    low_span: (35.0, 55.0),
+    noise: (35.0, 55.0),
+    jpeg: (8.0, 20.0),
+    moire: (20.0, 35.0),
+    shadow: (0.45, 0.65),
+    combined_blur: (0.8, 1.2),
+    combined_contrast: (60, 200),
+    combined_noise: (12.0, 22.0),
+    combined_jpeg: (30.0, 50.0),
+};
+
+const HARD: Strength = Strength {
+    far: (80.0, 115.0),
+    skew: 0.2,
+    damage: (0.08, 0.14),
+    blur: (2.2, 3.4),
+    motion: (8.0, 14.0),
+    glare: (160.0, 230.0),
+    dark: (0.09, 0.16),
+    low_lo: (70.0, 120.0),
+    low_span: (14.0, 26.0),
+    noise: (55.0, 85.0),
+    jpeg: (3.0, 8.0),
+    moire: (35.0, 55.0),
+    shadow: (0.65, 0.85),
+    combined_blur: (1.2, 1.9),
+    combined_contrast: (70, 160),
+    combined_noise: (18.0, 30.0),
+    combined_jpeg: (12.0, 25.0),
+};
+
 /// One webcam-like frame of `code`, of the given kind (one of [`KINDS`];
-/// anything else is `nominal`), every parameter drawn from `rng`.
+/// anything else is `nominal`), every parameter drawn from `rng`, at the
+/// standard tier.
 pub fn frame(kind: &str, code: &str, rng: &mut Rng) -> Result<GrayImage, qr::RenderError> {
+    frame_at(kind, code, rng, Tier::Standard)
+}
+
+/// One webcam-like frame of `code` of the given kind, at `tier`.
+pub fn frame_at(
+    kind: &str,
+    code: &str,
+    rng: &mut Rng,
+    tier: Tier,
+) -> Result<GrayImage, qr::RenderError> {
+    let k = match tier {
+        Tier::Standard => &STANDARD,
+        Tier::Hard => &HARD,
+    };
     let mut sym = qr::render_image(code, 6)?;
     let bg = between(rng, 140.0, 200.0) as u8;
     let mut f = match kind {
-        "far" => warp(&sym, placed(rng, (150.0, 200.0), 6.0, 0.0), bg),
-        "perspective" => warp(&sym, placed(rng, (300.0, 420.0), 10.0, 0.12), bg),
+        "far" => warp(&sym, placed(rng, k.far, 6.0, 0.0), bg),
+        "perspective" => warp(&sym, placed(rng, (300.0, 420.0), 10.0, k.skew), bg),
         "rotation" => {
             let size = between(rng, 280.0, 380.0);
             let q = placed(rng, (size, size), 0.0, 0.0);
@@ -431,7 +539,7 @@ pub fn frame(kind: &str, code: &str, rng: &mut Rng) -> Result<GrayImage, qr::Ren
             warp(&sym, rotated(cx, cy, size, between(rng, 0.0, 360.0)), bg)
         }
         "damaged" => {
-            let share = between(rng, 0.06, 0.12);
+            let share = between(rng, k.damage.0, k.damage.1);
             damage(&mut sym, 6, rng, share);
             warp(&sym, placed(rng, (300.0, 400.0), 8.0, 0.0), bg)
         }
@@ -439,8 +547,14 @@ pub fn frame(kind: &str, code: &str, rng: &mut Rng) -> Result<GrayImage, qr::Ren
         _ => warp(&sym, placed(rng, (280.0, 420.0), 8.0, 0.01), bg),
     };
     match kind {
-        "blur" => f = image::imageops::blur(&f, between(rng, 1.4, 2.2)),
-        "motion" => f = motion_blur(&f, between(rng, 5.0, 10.0) as u32, between(rng, 0.0, 180.0)),
+        "blur" => f = image::imageops::blur(&f, between(rng, k.blur.0, k.blur.1)),
+        "motion" => {
+            f = motion_blur(
+                &f,
+                between(rng, k.motion.0, k.motion.1) as u32,
+                between(rng, 0.0, 180.0),
+            );
+        }
         "glare" => {
             let (cx, cy) = (between(rng, 450.0, 830.0), between(rng, 200.0, 520.0));
             glare(
@@ -448,24 +562,32 @@ pub fn frame(kind: &str, code: &str, rng: &mut Rng) -> Result<GrayImage, qr::Ren
                 cx,
                 cy,
                 between(rng, 120.0, 240.0),
-                between(rng, 110.0, 170.0),
+                between(rng, k.glare.0, k.glare.1),
             );
         }
-        "dark" => exposure(&mut f, between(rng, 0.18, 0.3)),
+        "dark" => exposure(&mut f, between(rng, k.dark.0, k.dark.1)),
         "low-contrast" => {
-            let lo = between(rng, 80.0, 110.0) as u8;
-            contrast(&mut f, lo, lo + between(rng, 35.0, 55.0) as u8);
+            let lo = between(rng, k.low_lo.0, k.low_lo.1) as u8;
+            contrast(
+                &mut f,
+                lo,
+                lo + between(rng, k.low_span.0, k.low_span.1) as u8,
+            );
         }
         "noise" => {
-            let level = between(rng, 35.0, 55.0);
+            let level = between(rng, k.noise.0, k.noise.1);
             noise(&mut f, rng, level);
         }
-        "jpeg" => f = jpeg(&f, between(rng, 8.0, 20.0) as u8),
+        "jpeg" => f = jpeg(&f, between(rng, k.jpeg.0, k.jpeg.1) as u8),
         "screen" => {
             // A phone screen filmed: the screen's own contrast, the
             // camera's moiré over it.
             contrast(&mut f, 30, 230);
-            moire(&mut f, between(rng, 4.5, 6.5), between(rng, 20.0, 35.0));
+            moire(
+                &mut f,
+                between(rng, 4.5, 6.5),
+                between(rng, k.moire.0, k.moire.1),
+            );
         }
         "shadow" => {
             let (cx, cy) = (between(rng, 500.0, 780.0), between(rng, 250.0, 470.0));
@@ -474,17 +596,17 @@ pub fn frame(kind: &str, code: &str, rng: &mut Rng) -> Result<GrayImage, qr::Ren
                 cx,
                 cy,
                 between(rng, 0.0, 360.0),
-                between(rng, 0.45, 0.65),
+                between(rng, k.shadow.0, k.shadow.1),
             );
         }
         "combined" => {
-            f = image::imageops::blur(&f, between(rng, 0.8, 1.2));
-            contrast(&mut f, 60, 200);
+            f = image::imageops::blur(&f, between(rng, k.combined_blur.0, k.combined_blur.1));
+            contrast(&mut f, k.combined_contrast.0, k.combined_contrast.1);
             let (cx, cy) = (between(rng, 500.0, 780.0), between(rng, 250.0, 470.0));
             glare(&mut f, cx, cy, 200.0, between(rng, 60.0, 100.0));
-            let level = between(rng, 12.0, 22.0);
+            let level = between(rng, k.combined_noise.0, k.combined_noise.1);
             noise(&mut f, rng, level);
-            f = jpeg(&f, between(rng, 30.0, 50.0) as u8);
+            f = jpeg(&f, between(rng, k.combined_jpeg.0, k.combined_jpeg.1) as u8);
         }
         _ => {}
     }
@@ -507,15 +629,26 @@ pub struct SetFrame {
 }
 
 /// `count` frames from `seed`, cycling through [`KINDS`], each of a fresh
-/// ticket. The same seed and count always give the same frames.
+/// ticket, at the standard tier. The same seed and count always give the
+/// same frames.
 pub fn webcam_set(seed: u64, count: usize) -> Result<Vec<SetFrame>, qr::RenderError> {
+    webcam_set_at(seed, count, Tier::Standard)
+}
+
+/// `count` frames from `seed` at `tier` (the same tickets as the standard
+/// set of that seed, harder pictures of them).
+pub fn webcam_set_at(
+    seed: u64,
+    count: usize,
+    tier: Tier,
+) -> Result<Vec<SetFrame>, qr::RenderError> {
     // xorshift must not start at zero.
     let mut rng = Rng(seed | 1);
     (0..count)
         .map(|i| {
             let kind = KINDS[i % KINDS.len()];
             let code = ticket_code(&mut rng);
-            let image = frame(kind, &code, &mut rng)?;
+            let image = frame_at(kind, &code, &mut rng, tier)?;
             Ok(SetFrame { kind, code, image })
         })
         .collect()

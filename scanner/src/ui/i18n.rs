@@ -226,6 +226,10 @@ pub struct Texts {
     pub none_today_here: &'static str,
     /// Help lines: shortcut and what it does.
     pub help_lines: [(&'static str, &'static str); 5],
+    /// Sync panel: the frame rate the camera actually delivers (a number follows).
+    pub camera_rate: &'static str,
+    /// The frame rate's unit.
+    pub fps: &'static str,
 }
 
 /// Français.
@@ -329,6 +333,8 @@ pub const FR: Texts = Texts {
         ("Ctrl+L", "English / français"),
         ("F1", "afficher ou masquer l'aide"),
     ],
+    camera_rate: "Caméra",
+    fps: "images/s",
 };
 
 /// English.
@@ -432,6 +438,8 @@ pub const EN: Texts = Texts {
         ("Ctrl+L", "français / English"),
         ("F1", "show or hide this help"),
     ],
+    camera_rate: "Camera",
+    fps: "fps",
 };
 
 /// An alarm, in words that tell the staff what happened and whom to tell.

@@ -464,6 +464,7 @@ pub fn sync_ui(ui: &mut egui::Ui, lang: Lang, sync: &SyncStatus, pending: u64) {
         .map_or_else(|| t.never.to_owned(), local_time);
     ui.label(format!("{}{}{last}", t.last_sync, t.colon));
     ui.label(format!("{}{}{pending}", t.pending, t.colon));
+    ui.label(RichText::new(super::camera::rate_line(t)).weak());
     peers_ui(ui, lang, crate::peers::board(), now_unix());
     if let Some(p) = sync.progress {
         let fraction = if p.total == 0 {
