@@ -41,23 +41,27 @@ const DEFAULT_ENTRIES_PAGE: u32 = 5_000;
 /// asks again at once, one request per 8 s.
 pub const MAX_ENTRIES_WAIT_SECS: u32 = 8;
 
-/// While a long-poll waits, the table is read again this often: an entry
-/// stored by another node of the cluster (whose upload signals only its own
-/// waiters) reaches this node's waiters within this time. One indexed read
-/// (`id > cursor`) per waiter per tick.
+/// While long-polls wait on a node, the newest scan id is read this often:
+/// an entry stored by another node of the cluster (whose upload signals only
+/// its own waiters) reaches this node's waiters within this time. One read
+/// of the primary key's end per node per tick, however many gates wait.
 pub const ENTRIES_POLL_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Wakes the entries long-polls of this node when an upload stored scans:
-/// a counter bumped after each commit; each waiter holds a receiver.
+/// Wakes the entries long-polls of this node when scans were stored: a
+/// counter bumped after an upload's commit on this node, or when the
+/// watcher sees a newer scan id (another node's upload); each waiter holds
+/// a receiver.
 #[derive(Debug)]
 pub struct EntriesSignal {
     tx: tokio::sync::watch::Sender<u64>,
+    watching: std::sync::atomic::AtomicBool,
 }
 
 impl Default for EntriesSignal {
     fn default() -> Self {
         Self {
             tx: tokio::sync::watch::Sender::new(0),
+            watching: std::sync::atomic::AtomicBool::new(false),
         }
     }
 }
@@ -75,6 +79,40 @@ impl EntriesSignal {
     /// Long-polls waiting now.
     pub fn waiters(&self) -> usize {
         self.tx.receiver_count()
+    }
+
+    /// Starts, once per node, the task that reads the newest scan id every
+    /// [`ENTRIES_POLL_INTERVAL`] while long-polls wait and wakes them when
+    /// it grew. A read that fails (database away) is tried at the next tick.
+    fn watch(self: &Arc<Self>, state: AppState) {
+        use std::sync::atomic::Ordering;
+        if self.watching.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        // The task holds the signal weakly: it ends with the router (and
+        // lets go of the state then).
+        let signal = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut last: Option<i64> = None;
+            loop {
+                tokio::time::sleep(ENTRIES_POLL_INTERVAL).await;
+                let Some(s) = signal.upgrade() else { return };
+                if s.waiters() == 0 {
+                    // Nobody waits: the next waiter reads the table itself.
+                    last = None;
+                    continue;
+                }
+                if let Ok(id) = state.store.last_scan_id().await {
+                    // The first read of a waiting spell wakes the waiters
+                    // too: a row stored before it may be newer than what
+                    // they read.
+                    if last.is_none_or(|l| id > l) {
+                        s.notify();
+                    }
+                    last = Some(id);
+                }
+            }
+        });
     }
 }
 
@@ -280,6 +318,9 @@ pub async fn entries(
     // Subscribed before the first read: an upload committed between the
     // read and the wait still wakes this request.
     let mut wake = signal.subscribe();
+    if q.wait > 0 {
+        signal.watch(state.clone());
+    }
     let mut cursor = q.cursor;
     let page = loop {
         wake.borrow_and_update();
@@ -293,14 +334,18 @@ pub async fn entries(
         // Rows read but not for this device (its own, a revoked device's)
         // are not read again.
         cursor = page.next_cursor;
+        // Woken by an upload on this node or by the watcher (another
+        // node's); the table is read again only then.
         tokio::select! {
             changed = wake.changed() => {
                 if changed.is_err() {
-                    // No sender (the router is going away): the table poll alone.
-                    tokio::time::sleep(ENTRIES_POLL_INTERVAL).await;
+                    // No sender (the router is going away): answer now.
+                    break state
+                        .store
+                        .entries_page(device.id.clone(), cursor, limit as usize)
+                        .await?;
                 }
             }
-            () = tokio::time::sleep(ENTRIES_POLL_INTERVAL) => {}
             () = tokio::time::sleep_until(deadline) => {}
         }
     };

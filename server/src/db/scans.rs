@@ -863,6 +863,18 @@ impl Store {
             .await
     }
 
+    /// The newest scan's row id (0 with none): what a node's entries
+    /// long-polls watch to learn of rows another node stored.
+    pub async fn last_scan_id(&self) -> StoreResult<i64> {
+        self.pool
+            .read_sql(|c| {
+                c.query_row("SELECT COALESCE(max(id), 0) FROM scans", params![], |r| {
+                    r.get(0)
+                })
+            })
+            .await
+    }
+
     /// Stores a checked batch of a device's log (whole or not at all).
     pub async fn store_scan_batch(
         &self,

@@ -1003,3 +1003,44 @@ async fn a_batch_larger_than_one_statement_is_checked_and_stored_whole() {
     let r: ScanBatchResponse = json_of(a.upload(&a.batch(records)).await, StatusCode::OK).await;
     assert_eq!((r.stored, r.duplicates.len(), r.conflicts), (0, 151, 0));
 }
+
+#[tokio::test]
+async fn a_long_poll_answers_with_an_entry_stored_on_its_node_or_on_another() {
+    // Two nodes on one database. Gate B holds a long-poll on node 2; gate A
+    // uploads an admission to node 1 (node 2 learns of it by watching the
+    // table), then to node 2 (its upload wakes the poll). Without a wake-up
+    // the poll would answer empty at the end of its wait.
+    let app = common::spawn_app().await;
+    let other = common::second_node(&app).await;
+    let c = db(&app);
+    seed_session(&c, 900_023, 1);
+    let tickets = seed_tickets(&c, &app.config.keys_dir, 900_023, 2);
+    let mut a = ApiDevice::enroll(&app, "Porte A").await;
+    let mut b = ApiDevice::enroll(&app, "Porte B").await;
+    b.base = other.addr.clone();
+    let mut cursor = 0;
+    for (i, ticket) in tickets.iter().enumerate() {
+        if i == 1 {
+            a.base = other.addr.clone();
+        }
+        let rec = a.admit(*ticket, 900_023);
+        let batch = a.batch(vec![rec]);
+        let path = format!("{}?cursor={cursor}&wait=8", paths::ENTRIES);
+        let start = std::time::Instant::now();
+        let poll = b.get_ok::<EntriesResponse>(&path);
+        let upload = async {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            a.upload(&batch).await
+        };
+        let (page, uploaded) = tokio::join!(poll, upload);
+        assert_eq!(uploaded.status(), StatusCode::OK);
+        let waited = start.elapsed();
+        assert_eq!(page.entries.len(), 1, "entry {i} not handed over");
+        assert_eq!(page.entries[0].ticket_id, *ticket);
+        assert!(
+            waited >= Duration::from_millis(300) && waited < Duration::from_secs(6),
+            "entry {i} after {waited:?}"
+        );
+        cursor = page.next_cursor;
+    }
+}
