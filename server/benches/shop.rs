@@ -343,6 +343,8 @@ fn main() -> anyhow::Result<()> {
         title: "Finale 100 m hommes".into(),
         sport: "Athlétisme".into(),
         venue: "Stade de France, Saint-Denis".into(),
+        address: "ZAC du Cornillon Nord, 93216 Saint-Denis".into(),
+        entrance: "Porte D, tribune Est".into(),
         when: "dimanche 4 août 2024, 21:50".into(),
         doors: "20:20".into(),
         holder: issued.holder.clone(),

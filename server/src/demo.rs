@@ -271,6 +271,7 @@ async fn create_session(store: &Store, actor: Actor) -> anyhow::Result<i64> {
         base_price_cents: 5000,
         entry_rule: "single".to_owned(),
         max_entries: 1,
+        entrance: "Porte démo".to_owned(),
     };
     store
         .admin_create_session(actor, input)

@@ -33,6 +33,12 @@ struct ProgrammeSession {
     title: String,
     venue: String,
     city: String,
+    /// The venue's postal address (printed on the ticket); may be absent.
+    #[serde(default)]
+    address: String,
+    /// Entrance or gate information of the session; may be absent.
+    #[serde(default)]
+    entrance: String,
     day: i64,
     start: String,
     duration_minutes: i64,
@@ -81,6 +87,8 @@ fn placed_sessions(first_day: i64) -> anyhow::Result<Vec<SeedSession>> {
                 title: s.title,
                 venue: s.venue,
                 city: s.city,
+                address: s.address,
+                entrance: s.entrance,
                 capacity: s.capacity,
                 base_price_cents: s.base_price_cents,
                 entry_rule: s.entry_rule,

@@ -50,6 +50,10 @@ pub struct SessionRow {
     pub entry_rule: String,
     /// Entries allowed per ticket (re-entry).
     pub max_entries: i64,
+    /// The venue's postal address ("" when not known).
+    pub address: String,
+    /// Entrance or gate information ("" when none).
+    pub entrance: String,
 }
 
 impl SessionRow {
@@ -67,10 +71,10 @@ impl SessionRow {
 /// The columns of [`SessionRow`], for `session_from_row`.
 pub(super) const SESSION_COLUMNS: &str = "s.id, s.code, s.sport_id, sp.name, s.venue_id, v.name, v.city, s.title, \
      s.starts_at, s.ends_at, s.doors_open_at, s.capacity, s.seats_taken, s.base_price_cents, s.status, \
-     s.entry_rule, s.max_entries";
+     s.entry_rule, s.max_entries, v.address, s.entrance";
 /// How many columns [`SESSION_COLUMNS`] has: a query that selects more
 /// after them reads those from this index on.
-pub(super) const SESSION_COLUMN_COUNT: usize = 17;
+pub(super) const SESSION_COLUMN_COUNT: usize = 19;
 /// The joins of [`SESSION_COLUMNS`].
 pub(super) const SESSION_FROM: &str = "game_sessions s JOIN sports sp ON sp.id = s.sport_id \
      JOIN venues v ON v.id = s.venue_id";
@@ -94,6 +98,8 @@ pub(super) fn session_from_row(r: &Row<'_>) -> StoreResult<SessionRow> {
         status: r.get(14)?,
         entry_rule: r.get(15)?,
         max_entries: r.get(16)?,
+        address: r.get(17)?,
+        entrance: r.get(18)?,
     })
 }
 
@@ -167,6 +173,10 @@ pub struct SeedSession {
     pub venue: String,
     /// Venue city.
     pub city: String,
+    /// Venue postal address ("" when not known).
+    pub address: String,
+    /// Entrance or gate information ("" when none).
+    pub entrance: String,
     /// Start, Unix seconds.
     pub starts_at: i64,
     /// End, Unix seconds.
@@ -330,6 +340,8 @@ pub struct SessionInput {
     pub entry_rule: String,
     /// Entries allowed per ticket.
     pub max_entries: i64,
+    /// Entrance or gate information ("" when none).
+    pub entrance: String,
 }
 
 /// Why a session was not saved.
@@ -496,8 +508,8 @@ impl Store {
                     tx.execute(
                         "INSERT INTO game_sessions (code, sport_id, venue_id, title, starts_at, ends_at,
                              doors_open_at, capacity, base_price_cents, entry_rule, max_entries,
-                             created_at, updated_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12)",
+                             created_at, updated_at, entrance)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13)",
                         params![
                             s.code,
                             sport_id,
@@ -510,10 +522,19 @@ impl Store {
                             s.base_price_cents,
                             s.entry_rule,
                             if s.entry_rule == "multiple" { 10 } else { 1 },
-                            t
+                            t,
+                            s.entrance
                         ],
                     )?;
                     report.sessions += 1;
+                }
+                // Venues' addresses, filled in where not known yet (a venue
+                // loaded before the programme carried them, too).
+                for s in sessions.iter().filter(|s| !s.address.is_empty()) {
+                    tx.execute(
+                        "UPDATE venues SET address = ?2 WHERE name = ?1 AND address = ''",
+                        params![&s.venue, &s.address],
+                    )?;
                 }
                 for o in &offers {
                     let inserted = tx.execute(
@@ -824,12 +845,12 @@ impl Store {
                 let inserted = tx.query_row(
                     "INSERT INTO game_sessions (code, sport_id, venue_id, title, starts_at, ends_at,
                          doors_open_at, capacity, base_price_cents, entry_rule, max_entries,
-                         created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12) RETURNING id",
+                         created_at, updated_at, entrance)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?12, ?13) RETURNING id",
                     params![
                         input.code, input.sport_id, input.venue_id, input.title, input.starts_at,
                         input.ends_at, input.doors_open_at, input.capacity, input.base_price_cents,
-                        input.entry_rule, input.max_entries, t
+                        input.entry_rule, input.max_entries, t, input.entrance
                     ],
                     |r| r.get::<i64>(0),
                 );
@@ -888,12 +909,13 @@ impl Store {
                 let updated = tx.execute(
                     "UPDATE game_sessions SET code = ?2, sport_id = ?3, venue_id = ?4, title = ?5,
                          starts_at = ?6, ends_at = ?7, doors_open_at = ?8, capacity = ?9,
-                         base_price_cents = ?10, entry_rule = ?11, max_entries = ?12, updated_at = ?13
+                         base_price_cents = ?10, entry_rule = ?11, max_entries = ?12, updated_at = ?13,
+                         entrance = ?14
                      WHERE id = ?1",
                     params![
                         id, input.code, input.sport_id, input.venue_id, input.title, input.starts_at,
                         input.ends_at, input.doors_open_at, input.capacity, input.base_price_cents,
-                        input.entry_rule, input.max_entries, t
+                        input.entry_rule, input.max_entries, t, input.entrance
                     ],
                 );
                 match updated {

@@ -113,6 +113,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0011_ticket_revoked_mail.sql"),
     // 12: holder names per ticket, transfers, a re-issued ticket's own purchase key.
     include_str!("migrations/0012_transfers.sql"),
+    // 13: a venue's address and a session's entrance, printed on the ticket.
+    include_str!("migrations/0013_venue_address_entrance.sql"),
 ];
 
 /// Applies every pending migration in one IMMEDIATE transaction, so two

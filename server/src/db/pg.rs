@@ -39,6 +39,10 @@ pub const PG_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("migrations/pg/0011_ticket_revoked_mail.sql"),
     ),
     (12, include_str!("migrations/pg/0012_transfers.sql")),
+    (
+        13,
+        include_str!("migrations/pg/0013_venue_address_entrance.sql"),
+    ),
 ];
 
 /// Where a database is, for messages: host, port and database name, never

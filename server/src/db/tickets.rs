@@ -49,6 +49,10 @@ pub struct TicketView {
     pub status: TicketStatus,
     /// The signed QR string.
     pub qr: String,
+    /// The venue's postal address ("" when not known).
+    pub address: String,
+    /// The session's entrance or gate information ("" when none).
+    pub entrance: String,
 }
 
 /// A ticket as the console lists it.
@@ -397,7 +401,8 @@ fn task(e: impl std::fmt::Display) -> StoreError {
 }
 
 const VIEW_SELECT: &str = "SELECT t.ticket_id, o.number, t.session_id, s.title, sp.name, v.name, v.city,
-        s.starts_at, s.doors_open_at, t.holder, t.admits, ol.offer_name, t.status, t.qr
+        s.starts_at, s.doors_open_at, t.holder, t.admits, ol.offer_name, t.status, t.qr,
+        v.address, s.entrance
      FROM tickets t JOIN orders o ON o.id = t.order_id JOIN order_lines ol ON ol.id = t.order_line_id
      JOIN game_sessions s ON s.id = t.session_id JOIN sports sp ON sp.id = s.sport_id
      JOIN venues v ON v.id = s.venue_id";
@@ -419,6 +424,8 @@ fn view_from_row(r: &Row<'_>) -> StoreResult<TicketView> {
         offer_name: r.get(11)?,
         status: r.get(12)?,
         qr: r.get(13)?,
+        address: r.get(14)?,
+        entrance: r.get(15)?,
     })
 }
 

@@ -71,6 +71,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Another session already has this code.",
     ),
     (
+        "admin.err.entrance_too_long",
+        "120 caractères au plus.",
+        "120 characters at most.",
+    ),
+    (
         "admin.err.title_too_long",
         "120 caractères au plus.",
         "120 characters at most.",
@@ -366,6 +371,16 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "admin.sessions.max_entries",
         "Passages par billet",
         "Entries per ticket",
+    ),
+    (
+        "admin.sessions.entrance",
+        "Entrée (facultatif)",
+        "Entrance (optional)",
+    ),
+    (
+        "admin.sessions.entrance_hint",
+        "Portes ou accès à prendre, imprimés sur le billet : « Porte D, tribune Est ».",
+        "Gates or access to use, printed on the ticket: \"Gate D, East stand\".",
     ),
     (
         "admin.sessions.seats_taken",

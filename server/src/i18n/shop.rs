@@ -291,6 +291,8 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ("tickets.date", "Date", "Date"),
     ("tickets.doors", "Ouverture des portes", "Doors open"),
     ("tickets.venue", "Lieu", "Venue"),
+    ("tickets.address", "Adresse", "Address"),
+    ("tickets.entrance", "Entrée", "Entrance"),
     ("tickets.admits", "Nombre de personnes", "Admits"),
     ("tickets.offer", "Offre", "Offer"),
     ("tickets.order", "Commande", "Order"),

@@ -31,6 +31,8 @@ pub fn pdf_ticket(t: &TicketView, lang: Lang) -> pdf::PdfTicket {
         title: t.title.clone(),
         sport: t.sport.clone(),
         venue: format!("{}, {}", t.venue, t.city),
+        address: t.address.clone(),
+        entrance: t.entrance.clone(),
         when: when(t.starts_at, lang),
         doors: hm(t.doors_open_at),
         holder: t.holder.clone(),

@@ -25,6 +25,10 @@ pub struct PdfTicket {
     pub sport: String,
     /// Venue and city.
     pub venue: String,
+    /// The venue's postal address ("" when not known).
+    pub address: String,
+    /// Entrance or gate information ("" when none).
+    pub entrance: String,
     /// Date and start time, as shown to the buyer.
     pub when: String,
     /// Doors-open time.
@@ -234,6 +238,35 @@ fn page_content(t: &PdfTicket, lang: Lang) -> Result<Vec<u8>, PdfError> {
     }
     c.extend_from_slice(b"0 g\n");
 
+    // Where to go, under the box: the venue's address (street, then postcode
+    // and town, split at its first comma) and the session's entrance, each
+    // only when known.
+    let mut y = by + bh + 16.0;
+    if !t.address.is_empty() {
+        c.extend_from_slice(b"0.3 g\n");
+        text(&mut c, "F1", 9.5, bx, top(y), lang.t("tickets.address"));
+        c.extend_from_slice(b"0 g\n");
+        let (street, town) = t.address.split_once(", ").unwrap_or((&t.address, ""));
+        text(
+            &mut c,
+            "F1",
+            10.5,
+            bx,
+            top(y + 13.0),
+            &fit(street.trim(), 34),
+        );
+        if !town.is_empty() {
+            text(&mut c, "F1", 10.5, bx, top(y + 26.0), &fit(town.trim(), 34));
+        }
+        y += 42.0;
+    }
+    if !t.entrance.is_empty() {
+        c.extend_from_slice(b"0.3 g\n");
+        text(&mut c, "F1", 9.5, bx, top(y), lang.t("tickets.entrance"));
+        c.extend_from_slice(b"0 g\n");
+        text(&mut c, "F2", 11.0, bx, top(y + 13.0), &fit(&t.entrance, 30));
+    }
+
     // The QR code: one filled rectangle per run of dark modules in a row,
     // in module units (whole numbers) scaled by one transformation matrix.
     let symbol = super::qr::symbol(&t.qr)?;
@@ -413,6 +446,8 @@ mod tests {
             title: "Finale 100 m hommes".into(),
             sport: "Athlétisme".into(),
             venue: "Stade de France, Saint-Denis".into(),
+            address: "ZAC du Cornillon Nord, 93216 Saint-Denis".into(),
+            entrance: "Porte D, tribune Est".into(),
             when: "dimanche 4 août 2024, 21:50".into(),
             doors: "20:20".into(),
             holder: "Élodie Martin".into(),
@@ -452,6 +487,8 @@ mod tests {
             title: "Finale 100 m hommes".into(),
             sport: "Athlétisme".into(),
             venue: "Stade de France, Saint-Denis".into(),
+            address: "ZAC du Cornillon Nord, 93216 Saint-Denis".into(),
+            entrance: "Porte D, tribune Est".into(),
             when: "dimanche 4 août 2024, 21:50".into(),
             doors: "20:20".into(),
             holder: "Élodie Martin".into(),

@@ -187,6 +187,7 @@ async fn sessions_are_created_edited_within_capacity_and_cancelled() {
             ("base_price", "45,50"),
             ("entry_rule", "single"),
             ("max_entries", "1"),
+            ("entrance", " Porte B, tribune Nord "),
         ]
     };
     let r = chef
@@ -211,6 +212,17 @@ async fn sessions_are_created_edited_within_capacity_and_cancelled() {
         ),
         4550
     );
+    assert_eq!(
+        one_i64(
+            &app,
+            "SELECT entrance = 'Porte B, tribune Nord' FROM game_sessions WHERE id = ?1",
+            &[&id]
+        ),
+        1,
+        "the entrance is stored trimmed"
+    );
+    let (_, html) = chef.get_text(&format!("/admin/sessions/{id}")).await;
+    assert!(html.contains("value=\"Porte B, tribune Nord\""), "{html}");
     // 19:30 in Paris in August is 17:30 UTC.
     assert_eq!(
         one_i64(

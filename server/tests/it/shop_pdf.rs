@@ -20,6 +20,16 @@ async fn the_pdf_ticket_scans_and_verifies_with_the_buyers_name_and_admits() {
         "SELECT id FROM game_sessions WHERE code = 'ESC12'",
         &[],
     );
+    // Where to go: the venue's address comes with the programme, the
+    // entrance is the session's own (set in the console).
+    db(&app)
+        .with(|c| {
+            c.execute(
+                "UPDATE game_sessions SET entrance = 'Porte D, tribune Est' WHERE id = ?1",
+                params![sid],
+            )
+        })
+        .expect("entrance");
     let number = buy(&b, sid, "Famille", 1).await;
     let ids = ticket_ids(&b).await;
     assert_eq!(ids.len(), 1);
@@ -51,6 +61,11 @@ async fn the_pdf_ticket_scans_and_verifies_with_the_buyers_name_and_admits() {
             "Ouverture des portes à",
             "contrôle de sécurité",
             "se présentent ensemble",
+            "Adresse",
+            "3 avenue du Général Eisenhower",
+            "75008 Paris",
+            "Entrée",
+            "Porte D, tribune Est",
         ] {
             assert!(
                 text.contains(needle),

@@ -46,6 +46,8 @@ pub(super) struct SessionForm {
     entry_rule: String,
     #[serde(default)]
     max_entries: String,
+    #[serde(default)]
+    entrance: String,
 }
 
 /// A Unix time as the value of a `datetime-local` input (Paris time).
@@ -73,6 +75,7 @@ impl SessionForm {
             base_price: euros_input(s.base_price_cents),
             entry_rule: s.entry_rule.clone(),
             max_entries: s.max_entries.to_string(),
+            entrance: s.entrance.clone(),
         }
     }
 
@@ -89,6 +92,7 @@ impl SessionForm {
             base_price: echo(&self.base_price, 16),
             entry_rule: echo(&self.entry_rule, 10),
             max_entries: echo(&self.max_entries, 6),
+            entrance: echo(&self.entrance, 200),
         }
     }
 }
@@ -218,6 +222,13 @@ fn parse(f: &SessionForm, errors: &mut FieldErrors) -> Option<SessionInput> {
     if entry_rule.as_deref() == Some("single") && max_entries.is_some_and(|m| m != 1) {
         errors.add("max_entries", "admin.err.single_entry");
     }
+    // Optional: printed on the ticket under the venue's address.
+    let entrance = f.entrance.trim();
+    if entrance.chars().count() > 120 {
+        errors.add("entrance", "admin.err.entrance_too_long");
+    } else if has_control(entrance) {
+        errors.add("entrance", "admin.err.control_chars");
+    }
     let input = SessionInput {
         code,
         sport_id: sport_id?,
@@ -230,6 +241,7 @@ fn parse(f: &SessionForm, errors: &mut FieldErrors) -> Option<SessionInput> {
         base_price_cents: price?,
         entry_rule: entry_rule?,
         max_entries: max_entries?,
+        entrance: entrance.to_owned(),
     };
     errors.is_empty().then_some(input)
 }
