@@ -88,10 +88,12 @@ base="https://localhost:$https_port"
 declare -A node_port=([1]=$port1 [2]=$port2)
 declare -A metrics_port=([1]=$(free_port) [2]=$(free_port))
 
+# The load's buyers buy far more tickets of one session than a person may
+# (JO_MAX_TICKETS_PER_SESSION, 10 by default): the limit is lifted here.
 launch_node() {
     local n=$1
     JO_DATABASE_URL="$pgurl" JO_KEYS_DIR="$tmp/keys" JO_DATA_DIR="$tmp/node$n" \
-        JO_BIND="127.0.0.1:${node_port[$n]}" JO_PUBLIC_URL="$base" \
+        JO_BIND="127.0.0.1:${node_port[$n]}" JO_PUBLIC_URL="$base" JO_MAX_TICKETS_PER_SESSION=1000000 \
         JO_TRUSTED_PROXIES=127.0.0.1 JO_METRICS_ADDR="127.0.0.1:${metrics_port[$n]}" JO_SHUTDOWN_GRACE_SECS=10 RUST_LOG=warn NO_COLOR=1 \
         "$server" serve >>"$tmp/node$n.log" 2>&1 &
     node_pid[$n]=$!

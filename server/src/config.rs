@@ -366,8 +366,8 @@ pub struct ServeArgs {
     pub resale_seller_fee_bp: u16,
     /// Most tickets one buyer may hold or be buying for one session,
     /// primary and resale together.
-    #[arg(long, env = "JO_MAX_TICKETS_PER_SESSION", default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1_000))]
-    pub max_tickets_per_session: u16,
+    #[arg(long, env = "JO_MAX_TICKETS_PER_SESSION", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_tickets_per_session: u32,
     /// Most times one ticket may change hands by transfer.
     #[arg(long, env = "JO_MAX_TRANSFERS_PER_TICKET", default_value_t = 2, value_parser = clap::value_parser!(u16).range(0..=100))]
     pub max_transfers_per_ticket: u16,
