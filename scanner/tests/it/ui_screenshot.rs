@@ -7,6 +7,7 @@
 
 use crate::common;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,17 +29,21 @@ struct Xvfb {
 
 impl Xvfb {
     fn start() -> Self {
-        // A display number no other server (or parallel test run) holds.
-        let n = (90..200)
-            .find(|n| {
-                !Path::new(&format!("/tmp/.X{n}-lock")).exists()
-                    && !Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            })
-            .expect("a free X display number");
-        let display = format!(":{n}");
-        let child = Command::new("Xvfb")
-            .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
-            .stdout(Stdio::null())
+        // Xvfb picks a free display number itself and writes it on fd 1
+        // (`-displayfd`): choosing one here by looking for lock files races
+        // with the other tests starting their own server at the same moment,
+        // and the loser would draw on the winner's display until it is killed.
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
@@ -47,21 +52,23 @@ impl Xvfb {
                      install it (Debian/Ubuntu: apt-get install xvfb)"
                 )
             });
-        let mut xvfb = Self { child, display };
-        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-        let start = Instant::now();
-        while !socket.exists() {
-            if let Ok(Some(status)) = xvfb.child.try_wait() {
-                panic!("Xvfb {} exited at start: {status}", xvfb.display);
+        // Xvfb writes the number once it accepts connections; a server that
+        // cannot start closes its stdout without a number.
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let read = BufReader::new(stdout).read_line(&mut line);
+        let n: u32 = match read.ok().and_then(|_| line.trim().parse().ok()) {
+            Some(n) => n,
+            None => {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("Xvfb did not report a display ({status:?}, said {line:?})");
             }
-            assert!(
-                start.elapsed() < Duration::from_secs(15),
-                "Xvfb {} did not come up",
-                xvfb.display
-            );
-            std::thread::sleep(Duration::from_millis(50));
+        };
+        Self {
+            child,
+            display: format!(":{n}"),
         }
-        xvfb
     }
 }
 
