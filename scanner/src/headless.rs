@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use jo_shared::verify::Verdict;
+use jo_shared::verify::{Refusal, Verdict};
 use serde::Serialize;
 
 use crate::decode::{Attempt, FrameDecoder, Miss};
@@ -20,6 +20,10 @@ pub struct Line {
     pub verdict: Option<&'static str>,
     /// Why refused or used (`bad_signature`, `already_used`, `no_code`, …).
     pub reason: Option<String>,
+    /// When refused as `revoked`: why the server revoked it (`transferred`,
+    /// `refunded`, …), so that the gate can tell the holder what happened.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revocation_reason: Option<&'static str>,
     /// The decoded QR string, when one was decoded.
     pub text: Option<String>,
     /// The holder's name, from an authentic ticket only.
@@ -69,6 +73,7 @@ pub fn process(
         file: label.to_owned(),
         verdict: None,
         reason: None,
+        revocation_reason: None,
         text: None,
         holder: None,
         admits: None,
@@ -136,6 +141,7 @@ pub fn scan_text(gate: &mut Gate, text: &str, label: &str, now: i64) -> Result<L
         file: label.to_owned(),
         verdict: None,
         reason: None,
+        revocation_reason: None,
         text: Some(text.trim().to_owned()),
         holder: None,
         admits: None,
@@ -156,6 +162,13 @@ pub fn scan_text(gate: &mut Gate, text: &str, label: &str, now: i64) -> Result<L
 fn fill(line: &mut Line, scan: &crate::gate::Scan) {
     line.verdict = Some(scan.verdict.kind());
     line.reason = scan.verdict.reason_code().map(str::to_owned);
+    if let Verdict::Refuse {
+        reason: Refusal::Revoked { reason },
+        ..
+    } = &scan.verdict
+    {
+        line.revocation_reason = Some(reason.as_str());
+    }
     line.repeat = scan.repeat;
     line.scan_id = scan.record.as_ref().map(|r| r.scan_id.to_string());
     if let Some(t) = scan.verdict.ticket() {

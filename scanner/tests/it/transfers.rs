@@ -191,6 +191,7 @@ fn the_old_code_of_a_transferred_ticket_is_refused_after_the_next_sync() {
     let v = scanner_ok(&b_dir, &["verify", old_png.to_str().expect("utf-8")]);
     assert_eq!(v["verdict"], "refuse", "{v}");
     assert_eq!(v["reason"], "revoked", "{v}");
+    assert_eq!(v["revocation_reason"], "transferred", "{v}");
     let v = scanner_ok(&b_dir, &["verify", new_png.to_str().expect("utf-8")]);
     assert_eq!(v["verdict"], "admit", "{v}");
     assert_eq!(v["holder"], "LEA TEST");
