@@ -28,6 +28,7 @@ pub mod i18n;
 pub mod mail;
 pub mod metrics;
 pub mod migrate;
+pub mod serve;
 pub mod shop;
 pub mod startup;
 pub mod state;

@@ -136,9 +136,10 @@ impl Application {
     }
 
     /// Serves until `stop` completes, then shuts down gracefully: the
-    /// listener closes at once (a proxy sends new requests to another
-    /// node), the background jobs are told to stop, and requests in flight
-    /// finish (a payment is never cut in half), for at most
+    /// connections already queued are taken and the listener closes (a
+    /// proxy sends new requests to another node), the background jobs are
+    /// told to stop, and requests in flight finish, those just arrived
+    /// included (a payment is never cut in half; see [`crate::serve`]), for at most
     /// [`Config::shutdown_grace`]: past it the process ends with whatever
     /// is still running (each database transaction commits or rolls back
     /// as a whole, so nothing half-written stays).
@@ -169,25 +170,13 @@ impl Application {
         });
         let grace = self.state.config.shutdown_grace;
         let app = crate::web::router(self.state);
-        // No Nagle delay: a response is written at once, not held back for
-        // the client's delayed ACK of the previous one.
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
         let (signalled_tx, signalled) = tokio::sync::oneshot::channel::<()>();
         let stop = async move {
             stop.await;
             let _ = stopping_tx.send(true);
             let _ = signalled_tx.send(());
         };
-        let server = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop)
-        .into_future();
+        let server = crate::serve::serve(self.listener, app, stop);
         let drain_deadline = async move {
             // Never fires unless a shutdown was asked for.
             if signalled.await.is_err() {

@@ -32,5 +32,6 @@ mod shop_catalogue;
 mod shop_concurrency;
 mod shop_pdf;
 mod shop_purchase;
+mod shutdown;
 mod sync_api;
 mod transfers;

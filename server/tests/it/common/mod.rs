@@ -37,6 +37,14 @@ pub struct TestApp {
 }
 
 impl TestApp {
+    /// Asks the server to shut down gracefully (as SIGTERM does), without
+    /// waiting for it to end.
+    pub fn stop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+
     /// A connection of its own to the app's database, either backend.
     pub fn db(&self) -> Direct {
         Direct::open(&self.config).expect("opens the app's database")
