@@ -567,6 +567,36 @@ mod tests {
     use super::*;
     use ed25519_dalek::{Signer as _, SigningKey};
 
+    #[test]
+    fn a_peer_proof_covers_the_role_and_both_ephemeral_keys() {
+        let hs = PeerHandshake {
+            dialer_id: "dev-a",
+            listener_id: "dev-b",
+            dialer_nonce: &[1; 32],
+            listener_nonce: &[2; 32],
+            dialer_ephemeral: &[3; 32],
+            listener_ephemeral: &[4; 32],
+        };
+        let m = hs.message(PeerRole::Dialer);
+        assert_ne!(m, hs.message(PeerRole::Listener));
+        let other_d = PeerHandshake {
+            dialer_ephemeral: &[5; 32],
+            ..hs
+        };
+        let other_l = PeerHandshake {
+            listener_ephemeral: &[5; 32],
+            ..hs
+        };
+        assert_ne!(m, other_d.message(PeerRole::Dialer));
+        assert_ne!(m, other_l.message(PeerRole::Dialer));
+        // A proof made over one pair of ephemeral keys is not valid for another.
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let sig = hex::encode(key.sign(&m).to_bytes());
+        let public = key.verifying_key().to_bytes();
+        assert!(verify_peer_proof(&public, &m, &sig).is_ok());
+        assert!(verify_peer_proof(&public, &other_l.message(PeerRole::Dialer), &sig).is_err());
+    }
+
     fn signer(n: u8) -> TicketSigner {
         TicketSigner::new(SigningKey::from_bytes(&[n; 32]))
     }
