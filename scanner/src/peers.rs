@@ -5,9 +5,9 @@
 //!
 //! What is trusted, and why:
 //! - Only enrolled devices take part. A connection starts with a mutual
-//!   handshake: each side sends a fresh 32-byte nonce and signs, with its
-//!   device key, both ids and both nonces
-//!   ([`jo_shared::trust::PeerHandshake`]); each checks the other's
+//!   handshake: each side sends a fresh 32-byte nonce and an ephemeral
+//!   X25519 key, and signs, with its device key, both ids, both nonces and
+//!   both ephemeral keys ([`jo_shared::trust::PeerHandshake`]); each checks the other's
 //!   proof with the key the server-signed device list (synced, verified with
 //!   the pinned keyring) gives for that device, which must be live. A
 //!   laptop that is not enrolled, or a revoked gate, cannot finish it; a
