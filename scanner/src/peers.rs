@@ -5,13 +5,19 @@
 //!
 //! What is trusted, and why:
 //! - Only enrolled devices take part. A connection starts with a mutual
-//!   handshake: each side sends a fresh 32-byte nonce and signs, with its
-//!   device key, both ids and both nonces
-//!   ([`jo_shared::trust::peer_handshake_message`]); each checks the other's
+//!   handshake: each side sends a fresh 32-byte nonce and an ephemeral
+//!   X25519 key, and signs, with its device key, both ids, both nonces and
+//!   both ephemeral keys ([`jo_shared::trust::PeerHandshake`]); each checks the other's
 //!   proof with the key the server-signed device list (synced, verified with
 //!   the pinned keyring) gives for that device, which must be live. A
 //!   laptop that is not enrolled, or a revoked gate, cannot finish it; a
 //!   recorded handshake is useless in another connection (the nonces).
+//! - Every frame after the handshake is authenticated, both ways: the
+//!   handshake also carries an ephemeral X25519 key from each end, signed
+//!   in the proofs, and the frame keys come from that exchange
+//!   ([`channel`]); each frame carries an HMAC over its per-direction
+//!   counter, so a frame altered, replayed, reordered or dropped (or sent
+//!   by anyone but the peer that proved itself) closes the connection.
 //! - Every admission is believed on its own device's signature, checked
 //!   against the same list, never on the word of the peer that relays it:
 //!   a peer can pass on another gate's admission, not forge one.
@@ -21,12 +27,13 @@
 //!   the gate's own, untouched.
 //!
 //! The protocol: TCP, frames of a 4-byte big-endian length and a JSON
-//! [`Message`]. The dialer sends `hello`, the listener answers `welcome`
-//! (with its proof), the dialer sends `proof`; then each side sends
+//! [`Message`] (after the handshake, followed by its [`channel::TAG_LEN`]-byte
+//! tag, counted in the length). The dialer sends `hello`, the listener
+//! answers `welcome` (with its proof), the dialer sends `proof`; then each side sends
 //! everything it knows (`entries`, in chunks), then what it learns as it
 //! learns it, and a `ping` every second. Anything else — garbage, a frame
 //! over [`MAX_FRAME`], more than [`MAX_FRAMES_PER_SEC`] frames a second, a
-//! failed handshake — closes the connection with one log line (per peer
+//! failed handshake, a frame whose tag is wrong — closes the connection with one log line (per peer
 //! and kind); an admission signed by an unknown key is dropped, logged once.
 //! Every thread here is its own: the scanning thread is only ever handed
 //! new entries through the callback.
@@ -45,17 +52,22 @@ use std::time::{Duration, Instant};
 
 use ed25519_dalek::{Signer, SigningKey};
 use jo_shared::api::{RemoteEntry, SignedDeviceList};
-use jo_shared::trust::{PeerRole, peer_handshake_message, verify_peer_proof};
+use jo_shared::trust::{PeerHandshake, PeerRole, verify_peer_proof};
 use serde::{Deserialize, Serialize};
 
 use crate::store::Store;
 use crate::sync::{check_entry, live::LiveStatus};
 
+pub mod channel;
+
+use channel::{Ends, Ephemeral, Opener, Sealer, TAG_LEN};
+
 /// The DNS-SD service type gates announce and browse.
 pub const SERVICE_TYPE: &str = "_jo-gate._tcp.local.";
 
-/// Version of the peer protocol.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// Version of the peer protocol (2: ephemeral keys in the handshake, and
+/// every later frame tagged).
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame accepted, bytes (500 entries are about 150 KB).
 pub const MAX_FRAME: usize = 256 * 1024;
@@ -121,6 +133,8 @@ pub enum Message {
         gate: String,
         /// 32 random bytes, hex.
         nonce: String,
+        /// Its ephemeral X25519 public key for this connection, hex.
+        ephemeral: String,
     },
     /// Listener → dialer: who it is, its nonce, and its proof.
     Welcome {
@@ -130,6 +144,8 @@ pub enum Message {
         gate: String,
         /// 32 random bytes, hex.
         nonce: String,
+        /// Its ephemeral X25519 public key for this connection, hex.
+        ephemeral: String,
         /// Its device key's signature over the handshake message, hex.
         signature: String,
     },
@@ -350,19 +366,26 @@ struct Session {
     peer: String,
     addr: String,
     dialer: String,
-    writer: Mutex<TcpStream>,
+    /// The stream and the sealer together: frames go out in the order
+    /// their counters were taken.
+    writer: Mutex<(TcpStream, Sealer)>,
     alive: AtomicBool,
 }
 
 impl Session {
-    fn send(&self, frame: &[u8]) -> bool {
+    /// Sends one message body (JSON), tagged.
+    fn send(&self, body: &[u8]) -> bool {
         if !self.alive.load(Ordering::Relaxed) {
             return false;
         }
         let ok = self
             .writer
             .lock()
-            .map(|mut w| w.write_all(frame).is_ok())
+            .map(|mut w| {
+                let (stream, sealer) = &mut *w;
+                let frame = sealer.seal(body);
+                stream.write_all(&frame).is_ok()
+            })
             .unwrap_or(false);
         if !ok {
             self.close();
@@ -373,7 +396,7 @@ impl Session {
     fn close(&self) {
         self.alive.store(false, Ordering::Relaxed);
         if let Ok(w) = self.writer.lock() {
-            let _ = w.shutdown(Shutdown::Both);
+            let _ = w.0.shutdown(Shutdown::Both);
         }
     }
 }
@@ -456,9 +479,10 @@ impl Hub {
         self.devices.lock().ok()?.as_ref()?.active_key(device_id)
     }
 
-    fn broadcast(&self, frame: &[u8]) {
+    /// Sends one message body to every peer (each tags it with its own key).
+    fn broadcast(&self, body: &[u8]) {
         for s in self.sessions() {
-            s.send(frame);
+            s.send(body);
         }
     }
 
@@ -536,8 +560,14 @@ impl Hub {
     }
 }
 
+/// A message's body (JSON), to be tagged by a session.
+fn body_of(m: &Message) -> Vec<u8> {
+    serde_json::to_vec(m).unwrap_or_default()
+}
+
+/// An untagged frame: the handshake's only.
 fn frame_of(m: &Message) -> Vec<u8> {
-    let body = serde_json::to_vec(m).unwrap_or_default();
+    let body = body_of(m);
     let mut out = Vec::with_capacity(body.len() + 4);
     out.extend_from_slice(&u32::try_from(body.len()).unwrap_or(u32::MAX).to_be_bytes());
     out.extend_from_slice(&body);
@@ -554,7 +584,8 @@ enum ReadError {
     Garbage(String),
 }
 
-fn read_frame(stream: &mut TcpStream, max: usize) -> Result<Message, ReadError> {
+/// What follows one frame's length, at most `max` bytes.
+fn read_raw(stream: &mut TcpStream, max: usize) -> Result<Vec<u8>, ReadError> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len).map_err(|_| ReadError::Gone)?;
     let n = u32::from_be_bytes(len) as usize;
@@ -563,6 +594,12 @@ fn read_frame(stream: &mut TcpStream, max: usize) -> Result<Message, ReadError> 
     }
     let mut body = vec![0u8; n];
     stream.read_exact(&mut body).map_err(|_| ReadError::Gone)?;
+    Ok(body)
+}
+
+/// An untagged frame (the handshake's).
+fn read_frame(stream: &mut TcpStream, max: usize) -> Result<Message, ReadError> {
+    let body = read_raw(stream, max)?;
     serde_json::from_slice(&body).map_err(|e| ReadError::Garbage(e.to_string()))
 }
 
@@ -811,18 +848,25 @@ fn dial(hub: &Arc<Hub>, target: &str) {
     run_session(hub, stream, target, true);
 }
 
-/// The handshake, from either end; the peer's device id and gate name.
+/// What a finished handshake gives: the peer's device id and gate name,
+/// and the keys of the frames that follow.
+type Handshaken = (String, String, Sealer, Opener);
+
+/// The handshake, from either end.
 fn handshake(
     hub: &Hub,
     stream: &mut TcpStream,
     dialer: bool,
     at: &str,
-) -> Result<(String, String), String> {
+) -> Result<Handshaken, String> {
     let (my_id, my_gate, key) = {
         let me = hub.me.lock().map_err(|_| "poisoned".to_owned())?;
         (me.device_id.clone(), me.gate.clone(), me.key.clone())
     };
+    let my_key = key.verifying_key().to_bytes();
     let mine = nonce().ok_or("no randomness")?;
+    let eph = Ephemeral::new().ok_or("no randomness")?;
+    let my_eph = eph.public;
     let read = |s: &mut TcpStream| match read_frame(s, MAX_HANDSHAKE_FRAME) {
         Ok(m) => Ok(m),
         Err(ReadError::Gone) => Err("closed during the handshake".to_owned()),
@@ -833,6 +877,13 @@ fn handshake(
         s.write_all(&frame_of(m))
             .map_err(|e| format!("write failed: {e}"))
     };
+    let not_live = |device_id: &str| {
+        format!(
+            "device {} is not live in the signed device list",
+            clip(device_id)
+        )
+    };
+    let low_order = || "ephemeral key refused (low order)".to_owned();
     if dialer {
         write(
             stream,
@@ -841,12 +892,14 @@ fn handshake(
                 device_id: my_id.clone(),
                 gate: my_gate,
                 nonce: hex::encode(mine),
+                ephemeral: hex::encode(my_eph),
             },
         )?;
         let Message::Welcome {
             device_id,
             gate,
             nonce,
+            ephemeral,
             signature,
         } = read(stream)?
         else {
@@ -860,28 +913,42 @@ fn handshake(
             return Err(String::new());
         }
         let theirs = hex32(&nonce).ok_or("bad nonce")?;
-        let key_of = hub.key_of(&device_id).ok_or_else(|| {
-            format!(
-                "device {} is not live in the signed device list",
-                clip(&device_id)
-            )
-        })?;
-        let m = peer_handshake_message(PeerRole::Listener, &my_id, &device_id, &mine, &theirs);
-        verify_peer_proof(&key_of, &m, &signature).map_err(|e| e.to_string())?;
-        let m = peer_handshake_message(PeerRole::Dialer, &my_id, &device_id, &mine, &theirs);
+        let their_eph = hex32(&ephemeral).ok_or("bad ephemeral key")?;
+        let their_key = hub.key_of(&device_id).ok_or_else(|| not_live(&device_id))?;
+        let hs = PeerHandshake {
+            dialer_id: &my_id,
+            listener_id: &device_id,
+            dialer_nonce: &mine,
+            listener_nonce: &theirs,
+            dialer_ephemeral: &my_eph,
+            listener_ephemeral: &their_eph,
+        };
+        verify_peer_proof(&their_key, &hs.message(PeerRole::Listener), &signature)
+            .map_err(|e| e.to_string())?;
+        let ends = Ends {
+            dialer: true,
+            dialer_id: &my_id,
+            listener_id: &device_id,
+            dialer_key: &my_key,
+            listener_key: &their_key,
+            dialer_nonce: &mine,
+            listener_nonce: &theirs,
+        };
+        let (sealer, opener) = channel::derive(eph, &their_eph, &ends).ok_or_else(low_order)?;
         write(
             stream,
             &Message::Proof {
-                signature: hex::encode(key.sign(&m).to_bytes()),
+                signature: hex::encode(key.sign(&hs.message(PeerRole::Dialer)).to_bytes()),
             },
         )?;
-        Ok((device_id, clip(&gate)))
+        Ok((device_id, clip(&gate), sealer, opener))
     } else {
         let Message::Hello {
             version,
             device_id,
             gate,
             nonce,
+            ephemeral,
         } = read(stream)?
         else {
             return Err("expected hello".into());
@@ -890,29 +957,43 @@ fn handshake(
             return Err(format!("protocol version {version}"));
         }
         let theirs = hex32(&nonce).ok_or("bad nonce")?;
+        let their_eph = hex32(&ephemeral).ok_or("bad ephemeral key")?;
         // Refused before anything is signed for it.
-        let key_of = hub.key_of(&device_id).ok_or_else(|| {
-            format!(
-                "device {} is not live in the signed device list",
-                clip(&device_id)
-            )
-        })?;
-        let m = peer_handshake_message(PeerRole::Listener, &device_id, &my_id, &theirs, &mine);
+        let their_key = hub.key_of(&device_id).ok_or_else(|| not_live(&device_id))?;
+        let ends = Ends {
+            dialer: false,
+            dialer_id: &device_id,
+            listener_id: &my_id,
+            dialer_key: &their_key,
+            listener_key: &my_key,
+            dialer_nonce: &theirs,
+            listener_nonce: &mine,
+        };
+        let (sealer, opener) = channel::derive(eph, &their_eph, &ends).ok_or_else(low_order)?;
+        let hs = PeerHandshake {
+            dialer_id: &device_id,
+            listener_id: &my_id,
+            dialer_nonce: &theirs,
+            listener_nonce: &mine,
+            dialer_ephemeral: &their_eph,
+            listener_ephemeral: &my_eph,
+        };
         write(
             stream,
             &Message::Welcome {
                 device_id: my_id.clone(),
                 gate: my_gate,
                 nonce: hex::encode(mine),
-                signature: hex::encode(key.sign(&m).to_bytes()),
+                ephemeral: hex::encode(my_eph),
+                signature: hex::encode(key.sign(&hs.message(PeerRole::Listener)).to_bytes()),
             },
         )?;
         let Message::Proof { signature } = read(stream)? else {
             return Err("expected proof".into());
         };
-        let m = peer_handshake_message(PeerRole::Dialer, &device_id, &my_id, &theirs, &mine);
-        verify_peer_proof(&key_of, &m, &signature).map_err(|e| e.to_string())?;
-        Ok((device_id, clip(&gate)))
+        verify_peer_proof(&their_key, &hs.message(PeerRole::Dialer), &signature)
+            .map_err(|e| e.to_string())?;
+        Ok((device_id, clip(&gate), sealer, opener))
     }
 }
 
@@ -921,7 +1002,7 @@ fn run_session(hub: &Arc<Hub>, mut stream: TcpStream, at: &str, dialer: bool) {
     let _ = stream.set_read_timeout(Some(HANDSHAKE_TIMEOUT));
     let _ = stream.set_write_timeout(Some(HANDSHAKE_TIMEOUT));
     let who = at.rsplit_once(':').map_or(at, |(host, _)| host).to_owned();
-    let (peer, gate) = match handshake(hub, &mut stream, dialer, at) {
+    let (peer, gate, sealer, mut opener) = match handshake(hub, &mut stream, dialer, at) {
         Ok(p) => p,
         Err(why) => {
             if !why.is_empty() {
@@ -951,7 +1032,7 @@ fn run_session(hub: &Arc<Hub>, mut stream: TcpStream, at: &str, dialer: bool) {
         peer: peer.clone(),
         addr: at.to_owned(),
         dialer: if dialer { own } else { peer.clone() },
-        writer: Mutex::new(writer),
+        writer: Mutex::new((writer, sealer)),
         alive: AtomicBool::new(true),
     });
     if hub.cut.load(Ordering::Relaxed) || !hub.register(session.clone()) {
@@ -980,15 +1061,15 @@ fn run_session(hub: &Arc<Hub>, mut stream: TcpStream, at: &str, dialer: bool) {
             break;
         }
         after = next;
-        if !entries.is_empty() && !session.send(&frame_of(&Message::Entries { entries })) {
+        if !entries.is_empty() && !session.send(&body_of(&Message::Entries { entries })) {
             break;
         }
     }
     let mut tokens = FRAME_BURST;
     let mut last = Instant::now();
     while session.alive.load(Ordering::Relaxed) && !hub.stop.load(Ordering::Relaxed) {
-        let msg = match read_frame(&mut stream, MAX_FRAME) {
-            Ok(m) => m,
+        let raw = match read_raw(&mut stream, MAX_FRAME + TAG_LEN) {
+            Ok(raw) => raw,
             Err(ReadError::Gone) => break,
             Err(ReadError::Huge(n)) => {
                 hub.log_once(
@@ -999,6 +1080,23 @@ fn run_session(hub: &Arc<Hub>, mut stream: TcpStream, at: &str, dialer: bool) {
                 break;
             }
             Err(ReadError::Garbage(e)) => {
+                hub.log_once(&who, "garbage", &format!("{e}; connection closed"));
+                break;
+            }
+        };
+        // The tag first: nothing in a frame that is not the peer's next one
+        // is parsed, let alone believed.
+        let Some(body) = opener.open(&raw) else {
+            hub.log_once(
+                &who,
+                "frame not authenticated",
+                "wrong tag (altered, replayed, reordered or out of place); connection closed",
+            );
+            break;
+        };
+        let msg: Message = match serde_json::from_slice(body) {
+            Ok(m) => m,
+            Err(e) => {
                 hub.log_once(&who, "garbage", &format!("{e}; connection closed"));
                 break;
             }
@@ -1063,12 +1161,12 @@ fn tell_loop(hub: &Arc<Hub>, dir: &Path) {
         if let Ok((entries, next)) = store.shareable_entries(&own, after, MAX_ENTRIES_PER_FRAME) {
             after = next;
             if !entries.is_empty() {
-                hub.broadcast(&frame_of(&Message::Entries { entries }));
+                hub.broadcast(&body_of(&Message::Entries { entries }));
             }
         }
         if last_ping.elapsed() >= PING_EVERY {
             last_ping = Instant::now();
-            hub.broadcast(&frame_of(&Message::Ping));
+            hub.broadcast(&body_of(&Message::Ping));
         }
         if last_reload.elapsed() >= RELOAD_EVERY {
             last_reload = Instant::now();

@@ -480,8 +480,10 @@ pub fn admission_message(a: &Admission<'_>) -> Vec<u8> {
     m
 }
 
-/// Domain-separation label of a LAN peer handshake proof.
-pub const PEER_HANDSHAKE_LABEL: &[u8] = b"JO-PEER-HANDSHAKE-v1\0";
+/// Domain-separation label of a LAN peer handshake proof. v2: the proof
+/// also covers both ends' ephemeral X25519 keys, from which the
+/// connection's frame keys are derived.
+pub const PEER_HANDSHAKE_LABEL: &[u8] = b"JO-PEER-HANDSHAKE-v2\0";
 
 /// Which end of a peer connection signs a handshake proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -492,30 +494,49 @@ pub enum PeerRole {
     Listener,
 }
 
-/// The bytes a gate signs with its device key to prove, to a gate on the
-/// LAN, that it holds the key the signed device list names: label ‖ role
-/// (1) ‖ dialer id ‖ listener id (length-prefixed) ‖ dialer nonce (32) ‖
-/// listener nonce (32). Each side checks the other's proof over its own
-/// fresh nonce, so a recorded proof is worth nothing in another
-/// connection; the role byte keeps a proof from being reflected back.
-pub fn peer_handshake_message(
-    role: PeerRole,
-    dialer_id: &str,
-    listener_id: &str,
-    dialer_nonce: &[u8; 32],
-    listener_nonce: &[u8; 32],
-) -> Vec<u8> {
-    let mut m = Vec::with_capacity(PEER_HANDSHAKE_LABEL.len() + 128);
-    m.extend_from_slice(PEER_HANDSHAKE_LABEL);
-    m.push(match role {
-        PeerRole::Dialer => 1,
-        PeerRole::Listener => 2,
-    });
-    put_str(&mut m, dialer_id);
-    put_str(&mut m, listener_id);
-    m.extend_from_slice(dialer_nonce);
-    m.extend_from_slice(listener_nonce);
-    m
+/// What both ends of a LAN peer connection said in its handshake, and
+/// what each proof signs.
+#[derive(Debug, Clone, Copy)]
+pub struct PeerHandshake<'a> {
+    /// The device id of the gate that opened the connection.
+    pub dialer_id: &'a str,
+    /// The device id of the gate that accepted it.
+    pub listener_id: &'a str,
+    /// The dialer's fresh random nonce.
+    pub dialer_nonce: &'a [u8; 32],
+    /// The listener's fresh random nonce.
+    pub listener_nonce: &'a [u8; 32],
+    /// The dialer's ephemeral X25519 public key.
+    pub dialer_ephemeral: &'a [u8; 32],
+    /// The listener's ephemeral X25519 public key.
+    pub listener_ephemeral: &'a [u8; 32],
+}
+
+impl PeerHandshake<'_> {
+    /// The bytes a gate signs with its device key to prove, to a gate on
+    /// the LAN, that it holds the key the signed device list names: label ‖
+    /// role (1) ‖ dialer id ‖ listener id (length-prefixed) ‖ dialer nonce
+    /// (32) ‖ listener nonce (32) ‖ dialer ephemeral (32) ‖ listener
+    /// ephemeral (32). Each side checks the other's proof over its own
+    /// fresh nonce, so a recorded proof is worth nothing in another
+    /// connection; the role byte keeps a proof from being reflected back;
+    /// the ephemeral keys are signed so that no one in the middle can put
+    /// its own in and learn the frame keys.
+    pub fn message(&self, role: PeerRole) -> Vec<u8> {
+        let mut m = Vec::with_capacity(PEER_HANDSHAKE_LABEL.len() + 192);
+        m.extend_from_slice(PEER_HANDSHAKE_LABEL);
+        m.push(match role {
+            PeerRole::Dialer => 1,
+            PeerRole::Listener => 2,
+        });
+        put_str(&mut m, self.dialer_id);
+        put_str(&mut m, self.listener_id);
+        m.extend_from_slice(self.dialer_nonce);
+        m.extend_from_slice(self.listener_nonce);
+        m.extend_from_slice(self.dialer_ephemeral);
+        m.extend_from_slice(self.listener_ephemeral);
+        m
+    }
 }
 
 /// Checks a peer's handshake proof (hex signature) with its raw public key.
@@ -545,6 +566,36 @@ pub fn verify_admission(
 mod tests {
     use super::*;
     use ed25519_dalek::{Signer as _, SigningKey};
+
+    #[test]
+    fn a_peer_proof_covers_the_role_and_both_ephemeral_keys() {
+        let hs = PeerHandshake {
+            dialer_id: "dev-a",
+            listener_id: "dev-b",
+            dialer_nonce: &[1; 32],
+            listener_nonce: &[2; 32],
+            dialer_ephemeral: &[3; 32],
+            listener_ephemeral: &[4; 32],
+        };
+        let m = hs.message(PeerRole::Dialer);
+        assert_ne!(m, hs.message(PeerRole::Listener));
+        let other_d = PeerHandshake {
+            dialer_ephemeral: &[5; 32],
+            ..hs
+        };
+        let other_l = PeerHandshake {
+            listener_ephemeral: &[5; 32],
+            ..hs
+        };
+        assert_ne!(m, other_d.message(PeerRole::Dialer));
+        assert_ne!(m, other_l.message(PeerRole::Dialer));
+        // A proof made over one pair of ephemeral keys is not valid for another.
+        let key = SigningKey::from_bytes(&[9; 32]);
+        let sig = hex::encode(key.sign(&m).to_bytes());
+        let public = key.verifying_key().to_bytes();
+        assert!(verify_peer_proof(&public, &m, &sig).is_ok());
+        assert!(verify_peer_proof(&public, &other_l.message(PeerRole::Dialer), &sig).is_err());
+    }
 
     fn signer(n: u8) -> TicketSigner {
         TicketSigner::new(SigningKey::from_bytes(&[n; 32]))

@@ -3,15 +3,18 @@
 //! admissions; an unenrolled key and hostile input are ignored; a gate cut
 //! off and brought back learns what it missed; with the server back, every
 //! scan reaches it once and a ticket admitted at two gates that could not
-//! hear each other is flagged `double_admit`.
+//! hear each other is flagged `double_admit`. After the handshake, a
+//! frame altered or replayed closes the connection, logged once.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jo_scanner::peers::Message;
+use jo_scanner::peers::channel::{self as peer_channel, Ends, Ephemeral, Opener, Sealer};
 use jo_server::db::sql::params;
 use serde_json::Value;
 
@@ -27,6 +30,8 @@ struct GateProc {
     lines: Receiver<Value>,
     /// The lines read and not yet matched.
     seen: Vec<Value>,
+    /// Its stderr so far (also copied to the test's).
+    errors: Arc<Mutex<Vec<String>>>,
 }
 
 impl GateProc {
@@ -38,10 +43,20 @@ impl GateProc {
             .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(Stdio::piped())
             .spawn()
             .expect("jo-scanner gate starts");
         let stdin = child.stdin.take().expect("stdin");
+        let stderr = child.stderr.take().expect("stderr");
+        let errors = Arc::new(Mutex::new(Vec::new()));
+        let e = errors.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                eprintln!("{line}");
+                e.lock().expect("lock").push(line);
+            }
+        });
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = channel();
         std::thread::spawn(move || {
@@ -59,6 +74,7 @@ impl GateProc {
             stdin,
             lines: rx,
             seen: Vec::new(),
+            errors,
         };
         let ready = g.wait(|v| v["ready"] == true, Duration::from_secs(20));
         let at = ready["peer_listen"].as_str().unwrap_or_default().to_owned();
@@ -117,6 +133,16 @@ impl GateProc {
         }
     }
 
+    /// How many of its stderr lines contain `needle`.
+    fn logged(&self, needle: &str) -> usize {
+        self.errors
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     fn learned(&mut self, scan_id: &str, within: Duration) -> Option<Value> {
         self.try_wait(
             |v| {
@@ -143,51 +169,122 @@ fn frame(body: &[u8]) -> Vec<u8> {
 }
 
 fn read_message(s: &mut TcpStream) -> Option<Message> {
+    let body = read_raw(s)?;
+    serde_json::from_slice(&body).ok()
+}
+
+/// What follows one frame's length.
+fn read_raw(s: &mut TcpStream) -> Option<Vec<u8>> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).ok()?;
     let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
     s.read_exact(&mut body).ok()?;
-    serde_json::from_slice(&body).ok()
+    Some(body)
+}
+
+/// A peer connection after the real handshake, with its frame keys.
+struct PeerConn {
+    s: TcpStream,
+    sealer: Sealer,
+    opener: Opener,
+}
+
+impl PeerConn {
+    /// Sends one message, tagged as the gate expects.
+    fn send(&mut self, m: &Message) {
+        let f = self.sealed(m);
+        self.s.write_all(&f).expect("writes");
+    }
+
+    /// One message's tagged frame, not sent.
+    fn sealed(&mut self, m: &Message) -> Vec<u8> {
+        self.sealer.seal(&serde_json::to_vec(m).expect("json"))
+    }
+
+    /// The next message from the gate, its tag checked.
+    fn next(&mut self) -> Option<Message> {
+        let raw = read_raw(&mut self.s)?;
+        let body = self.opener.open(&raw).expect("the gate's frame is tagged");
+        serde_json::from_slice(body).ok()
+    }
+
+    /// Whether the gate closes the connection within 5 s (reading, and
+    /// checking, whatever it sent before).
+    fn closed(&mut self) -> bool {
+        self.s
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if read_raw(&mut self.s).is_none() {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// Connects to the gate at `at` as the enrolled gate whose state is `dir`
 /// (its process stopped), through the real handshake.
-fn connect_as(dir: &std::path::Path, at: &str) -> TcpStream {
+fn connect_as(dir: &std::path::Path, at: &str) -> PeerConn {
     use ed25519_dalek::{Signer as _, SigningKey};
-    use jo_shared::trust::{PeerRole, peer_handshake_message};
-    let e = jo_scanner::store::Store::open(dir)
-        .expect("store")
-        .enrollment()
-        .expect("reads")
-        .expect("enrolled");
+    use jo_shared::trust::{PeerHandshake, PeerRole};
+    let store = jo_scanner::store::Store::open(dir).expect("store");
+    let e = store.enrollment().expect("reads").expect("enrolled");
+    let list = store.device_list().expect("reads").expect("device list");
     let key = SigningKey::from_bytes(&e.secret_key);
     let mut s = TcpStream::connect(at).expect("connects");
     s.set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let mine = [7u8; 32];
+    let eph = Ephemeral::new().expect("random");
+    let my_eph = eph.public;
     let hello = Message::Hello {
         version: jo_scanner::peers::PROTOCOL_VERSION,
         device_id: e.device_id.clone(),
         gate: "Porte C".into(),
         nonce: hex::encode(mine),
+        ephemeral: hex::encode(my_eph),
     };
     s.write_all(&frame(&serde_json::to_vec(&hello).expect("json")))
         .expect("writes");
     let Some(Message::Welcome {
-        device_id, nonce, ..
+        device_id,
+        nonce,
+        ephemeral,
+        ..
     }) = read_message(&mut s)
     else {
         panic!("no welcome");
     };
     let mut theirs = [0u8; 32];
     hex::decode_to_slice(&nonce, &mut theirs).expect("nonce");
-    let m = peer_handshake_message(PeerRole::Dialer, &e.device_id, &device_id, &mine, &theirs);
+    let mut their_eph = [0u8; 32];
+    hex::decode_to_slice(&ephemeral, &mut their_eph).expect("ephemeral");
+    let hs = PeerHandshake {
+        dialer_id: &e.device_id,
+        listener_id: &device_id,
+        dialer_nonce: &mine,
+        listener_nonce: &theirs,
+        dialer_ephemeral: &my_eph,
+        listener_ephemeral: &their_eph,
+    };
     let proof = Message::Proof {
-        signature: hex::encode(key.sign(&m).to_bytes()),
+        signature: hex::encode(key.sign(&hs.message(PeerRole::Dialer)).to_bytes()),
     };
     s.write_all(&frame(&serde_json::to_vec(&proof).expect("json")))
         .expect("writes");
-    s
+    let ends = Ends {
+        dialer: true,
+        dialer_id: &e.device_id,
+        listener_id: &device_id,
+        dialer_key: &key.verifying_key().to_bytes(),
+        listener_key: &list.active_key(&device_id).expect("listener is live"),
+        dialer_nonce: &mine,
+        listener_nonce: &theirs,
+    };
+    let (sealer, opener) = peer_channel::derive(eph, &their_eph, &ends).expect("keys");
+    PeerConn { s, sealer, opener }
 }
 
 /// Whether the peer at `at` closed the connection without a welcome.
@@ -270,6 +367,7 @@ fn gates_on_the_lan_refuse_a_ticket_admitted_elsewhere_while_the_server_is_out_o
         device_id: "dev-not-enrolled".into(),
         gate: "Porte X".into(),
         nonce: "ab".repeat(32),
+        ephemeral: "cd".repeat(32),
     };
     stranger
         .write_all(&frame(&serde_json::to_vec(&hello).expect("json")))
@@ -360,7 +458,7 @@ fn gates_on_the_lan_refuse_a_ticket_admitted_elsewhere_while_the_server_is_out_o
     drop(c);
     // A sees the connection of the stopped process close first.
     std::thread::sleep(Duration::from_millis(500));
-    let mut s = connect_as(&dirs[2], &at_a);
+    let mut conn = connect_as(&dirs[2], &at_a);
     let forged = jo_shared::api::RemoteEntry {
         scan_id: jo_shared::api::ScanId::generate().expect("id"),
         ticket_id: jo_shared::ticket::TicketId([9; 10]),
@@ -371,18 +469,98 @@ fn gates_on_the_lan_refuse_a_ticket_admitted_elsewhere_while_the_server_is_out_o
         signature: "ab".repeat(64),
     };
     let forged_id = forged.scan_id.to_string();
-    let body = serde_json::to_vec(&Message::Entries {
+    conn.send(&Message::Entries {
         entries: vec![forged],
-    })
-    .expect("json");
-    s.write_all(&frame(&body)).expect("writes");
+    });
     assert!(a.learned(&forged_id, Duration::from_secs(2)).is_none());
     let before = a.status()["dropped"].as_u64().expect("dropped");
-    s.write_all(&frame(b"{not json")).expect("writes");
-    let mut rest = Vec::new();
-    let _ = s.read_to_end(&mut rest);
+    let garbage = conn.sealer.seal(b"{not json");
+    conn.s.write_all(&garbage).expect("writes");
+    assert!(conn.closed());
     let after = a.status()["dropped"].as_u64().expect("dropped");
     assert!(after > before, "{before} -> {after}");
     let v = a.scan(&tickets[2]);
     assert_eq!(v["verdict"], "used", "A learned C's admission of it: {v}");
+}
+
+#[test]
+fn a_peer_frame_altered_or_replayed_after_the_handshake_closes_the_connection() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(&data.path().join("server"), 0);
+    let session = server.session_on_now("LAN-FRAME-TAGS");
+    let dirs: Vec<_> = ["a", "b"]
+        .iter()
+        .map(|g| data.path().join(format!("gate-{g}")))
+        .collect();
+    for (dir, name) in dirs.iter().zip(["Porte A", "Porte B"]) {
+        enrolled_scanner(&server, dir, name);
+    }
+    for dir in &dirs {
+        scanner_ok(dir, &["sync"]);
+    }
+    let ticket = server.ticket(session, 0, "Awa Traoré").1;
+    server.stop();
+    let (mut a, at_a) = GateProc::start(&dirs[0], &["--live", "--peer-listen", "127.0.0.1:0"]);
+
+    // Normal exchange, as B (its process not running): A's frames carry
+    // right tags, B's tagged pings keep the connection, and A's admission
+    // reaches B.
+    let mut conn = connect_as(&dirs[1], &at_a);
+    let admitted = a.scan(&ticket);
+    assert_eq!(admitted["verdict"], "admit", "{admitted}");
+    let id = admitted["scan_id"].as_str().expect("scan id").to_owned();
+    let until = Instant::now() + BOUND;
+    let mut told = false;
+    while !told && Instant::now() < until {
+        conn.send(&Message::Ping);
+        match conn.next() {
+            Some(Message::Entries { entries }) => {
+                told = entries.iter().any(|e| e.scan_id.to_string() == id);
+            }
+            Some(_) => {}
+            None => panic!("A closed a connection whose frames were right"),
+        }
+    }
+    assert!(told, "A's admission reached B");
+    let recorded = conn.sealed(&Message::Ping);
+    drop(conn);
+    let s = a.status();
+    assert_eq!(s["dropped"], 0, "nothing refused so far: {s}");
+
+    // An altered frame: one byte of its body flipped.
+    let mut conn = connect_as(&dirs[1], &at_a);
+    let mut altered = conn.sealed(&Message::Ping);
+    altered[6] ^= 0x20;
+    conn.s.write_all(&altered).expect("writes");
+    assert!(conn.closed(), "an altered frame closes the connection");
+
+    // A replayed frame: the same tagged ping twice in one connection.
+    let mut conn = connect_as(&dirs[1], &at_a);
+    let ping = conn.sealed(&Message::Ping);
+    conn.s.write_all(&ping).expect("writes");
+    conn.s.write_all(&ping).expect("writes");
+    assert!(conn.closed(), "a replayed frame closes the connection");
+
+    // A frame recorded in an earlier connection, replayed in a new one.
+    let mut conn = connect_as(&dirs[1], &at_a);
+    conn.s.write_all(&recorded).expect("writes");
+    assert!(conn.closed(), "a frame from another connection is refused");
+
+    // An untagged frame after the handshake (the old protocol).
+    let mut conn = connect_as(&dirs[1], &at_a);
+    conn.s
+        .write_all(&frame(br#"{"type":"ping"}"#))
+        .expect("writes");
+    assert!(conn.closed(), "an untagged frame closes the connection");
+
+    let s = a.status();
+    assert_eq!(s["dropped"], 4, "each refused frame counted: {s}");
+    // Logged once, however often it recurs.
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(a.logged("frame not authenticated"), 1);
+    // And the gate still decides at once.
+    let quick = Instant::now();
+    let v = a.scan(&ticket);
+    assert!(v["verdict"].is_string(), "{v}");
+    assert!(quick.elapsed() < Duration::from_secs(2));
 }
