@@ -172,7 +172,21 @@ async fn a_resold_ticket_moves_to_its_buyer_and_the_seller_is_refunded_face_valu
     assert_eq!(status, StatusCode::OK);
 
     // The console lists the resale under its session, with the refund.
+    // It is reached from the console: the sessions list and the session's
+    // own page both link to it.
     let (admin, _) = crate::common::admin::admin(&app).await;
+    let link = format!("href=\"/admin/sessions/{sid}/transfers\"");
+    for page in [
+        "/admin/sessions".to_owned(),
+        format!("/admin/sessions/{sid}"),
+    ] {
+        let (status, html) = admin.get_text(&page).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        assert!(
+            html.contains(&link),
+            "{page} has no link to the transfers page"
+        );
+    }
     let (status, html) = admin
         .get_text(&format!("/admin/sessions/{sid}/transfers"))
         .await;
