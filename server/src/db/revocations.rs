@@ -35,14 +35,17 @@ pub fn state(conn: &Conn<'_>) -> StoreResult<(u64, [u8; 32])> {
 /// Appends `ticket_id` to the list. A ticket already on the list is a
 /// no-op returning `None`; otherwise the new entry's version.
 ///
-/// Only [`super::tickets::revoke`] calls this, in the same transaction as
-/// the ticket's own status change.
+/// Only [`super::tickets`]' revocation calls this, in the same transaction
+/// as the ticket's own status change. `notify` is false only when the
+/// caller sends the holder a mail that already says the old code is gone
+/// (a re-issue to the same account), so that they get one mail, not two.
 pub(super) fn append(
     conn: &Conn<'_>,
     ticket_id: &TicketId,
     reason: RevocationReason,
     note: &str,
     now: i64,
+    notify: bool,
 ) -> StoreResult<Option<u64>> {
     let listed: Option<i64> = conn
         .query_row(
@@ -69,13 +72,16 @@ pub(super) fn append(
             note
         ],
     )?;
-    notify_holder(conn, ticket_id, reason, now)?;
+    if notify {
+        notify_holder(conn, ticket_id, reason, now)?;
+    }
     Ok(Some(entry.version))
 }
 
 /// Enqueues the mail telling the ticket's holder it was revoked, in the
 /// revocation's transaction, so that every revocation (refund, re-issue,
-/// transfer, fraud) mails its holder exactly once, from this one writer.
+/// transfer, fraud) mails its holder exactly once, from this one writer
+/// (or, for a re-issue to the same account, in the new ticket's mail).
 /// A cancelled session's holders are not mailed here: the cancellation
 /// sends each buyer one mail for all their tickets of it.
 fn notify_holder(

@@ -323,11 +323,22 @@ pub fn revoke(
     note: &str,
     now: i64,
 ) -> StoreResult<Option<u64>> {
+    revoke_and_notify(conn, ticket_id, (reason, note), now, true)
+}
+
+/// [`revoke`], with the holder's revocation mail only if `notify`.
+fn revoke_and_notify(
+    conn: &Conn<'_>,
+    ticket_id: &TicketId,
+    (reason, note): (RevocationReason, &str),
+    now: i64,
+    notify: bool,
+) -> StoreResult<Option<u64>> {
     conn.execute(
         "UPDATE tickets SET status = ?2 WHERE ticket_id = ?1",
         params![&ticket_id.0[..], TicketStatus::Revoked],
     )?;
-    revocations::append(conn, ticket_id, reason, note, now)
+    revocations::append(conn, ticket_id, reason, note, now, notify)
 }
 
 /// Revokes every valid ticket of an order with `reason`; returns how many.
@@ -724,6 +735,10 @@ pub struct Reissued {
     pub ticket_hex: String,
     /// Why the old ticket was replaced.
     pub reason: RevocationReason,
+    /// The replaced ticket's public id (hex) when it was this same
+    /// account's: the mail then also tells them the old code no longer
+    /// works, as theirs is the only mail (no separate revocation notice).
+    pub replaces: Option<String>,
 }
 
 /// Renders the mail telling a re-issued ticket's new holder about it
@@ -736,7 +751,8 @@ pub type ReissueMail = dyn Fn(&Reissued) -> Outgoing + Send + Sync;
 /// [`revoke`] (so it enters the signed list in this same transaction), and
 /// enqueues the new holder's mail, rendered by `mail`. Everything commits
 /// with the caller's transaction or not at all. (The old holder's notice
-/// belongs to the revocation.)
+/// belongs to the revocation, except when the ticket stays with the same
+/// account: then the new ticket's mail says it all, and is the only one.)
 ///
 /// Only a valid ticket of a paid order can be re-issued.
 pub(super) fn reissue_in(
@@ -882,7 +898,11 @@ pub(super) fn reissue_in(
         purchase_key: fresh.as_ref(),
     };
     insert(tx, &new, &issued, t)?;
-    revoke(tx, id, reason, note, t)?;
+    // The same account keeps the ticket (console re-issue, new name): one
+    // mail, the new ticket's, saying the old code is gone. Another account
+    // gets the ticket (transfer, resale): the old holder is told apart.
+    let one_mail = mail.is_some() && user_id == old_user;
+    revoke_and_notify(tx, id, (reason, note), t, !one_mail)?;
     let (session, starts_at): (String, i64) = tx.query_row(
         "SELECT title, starts_at FROM game_sessions WHERE id = ?1",
         params![session_id],
@@ -898,6 +918,7 @@ pub(super) fn reissue_in(
             starts_at,
             ticket_hex: new_hex.clone(),
             reason,
+            replaces: one_mail.then(|| id.to_hex()),
         };
         outbox::enqueue(tx, &mail(&facts), t)?;
     }

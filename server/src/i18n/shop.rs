@@ -454,6 +454,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("mail.reissued_code", "Billet n°", "Ticket no."),
     (
+        "mail.reissued_replaces",
+        "Il remplace votre billet, dont le code n'est plus valable : n°",
+        "It replaces your ticket, whose code is no longer valid: no.",
+    ),
+    (
         "mail.reissued_where",
         "Il est dans « Mes billets », et en PDF (connectez-vous d'abord) :",
         "It is in \"My tickets\", and as a PDF (log in first):",

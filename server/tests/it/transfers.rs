@@ -439,6 +439,14 @@ async fn a_transfer_accepted_by_its_recipient_is_a_new_ticket_and_the_old_code_i
     // The new holder is mailed her ticket.
     let body = mail.next_to("lea@example.com").await;
     assert!(body.contains(&new) && body.contains("Léa Dubois"), "{body}");
+    // Two holders, two mails: the sender is told apart that the old code
+    // no longer admits anyone, without the new holder's code.
+    let body = mail.next_to("paul@example.com").await;
+    assert!(body.contains("no longer valid"), "{body}");
+    assert!(
+        !body.contains(&new),
+        "the new code stays the new holder's: {body}"
+    );
     // Her ticket is hers only: the sender's order no longer serves it.
     let r = sender.get(&format!("/tickets/{new}/qr.png")).await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);

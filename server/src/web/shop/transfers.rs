@@ -83,13 +83,20 @@ fn bilingual_subject(key: &str) -> String {
 pub fn reissued_mail(public_url: String) -> Box<ReissueMail> {
     Box::new(move |r: &Reissued| {
         let text = |lang: Lang| {
+            // The same account's ticket replaced: this is their only mail.
+            let replaces = r
+                .replaces
+                .as_ref()
+                .map(|old| format!("{} {old}.\n", lang.t("mail.reissued_replaces")))
+                .unwrap_or_default();
             format!(
-                "{} {},\n\n{} « {} » ({}).\n{} {}\n{} {}\n\n{}\n{}/tickets\n{}/tickets/{}/ticket.pdf\n{}",
+                "{} {},\n\n{} « {} » ({}).\n{}{} {}\n{} {}\n\n{}\n{}/tickets\n{}/tickets/{}/ticket.pdf\n{}",
                 lang.t("mail.tickets_hello"),
                 r.first_name,
                 lang.t("mail.reissued_body"),
                 r.session,
                 when(r.starts_at, lang),
+                replaces,
                 lang.t("tickets.holder"),
                 r.holder,
                 lang.t("mail.reissued_code"),
