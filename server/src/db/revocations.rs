@@ -305,12 +305,27 @@ mod tests {
 
         assert_eq!(state(&c).expect("reads").0, 0);
         for i in 0..5u8 {
-            let v =
-                append(&c, &TicketId([i; 10]), RevocationReason::Fraud, "", 100).expect("revokes");
+            let v = append(
+                &c,
+                &TicketId([i; 10]),
+                RevocationReason::Fraud,
+                "",
+                100,
+                true,
+            )
+            .expect("revokes");
             assert_eq!(v, Some(u64::from(i) + 1));
         }
         assert_eq!(
-            append(&c, &TicketId([2; 10]), RevocationReason::Refunded, "", 101).expect("runs"),
+            append(
+                &c,
+                &TicketId([2; 10]),
+                RevocationReason::Refunded,
+                "",
+                101,
+                true
+            )
+            .expect("runs"),
             None,
             "a ticket is listed once"
         );
