@@ -253,6 +253,7 @@ fn id_of_or_insert(c: &Conn<'_>, table: &str, name: &str, city: Option<&str>) ->
 /// no session is ever oversold.
 /// Returns the indexes of the pairs that found too few seats; the caller
 /// then rolls back what the others took.
+/// Callers pass sessions in ascending id order (see [`release_seats`]).
 pub(super) fn take_seats(tx: &Conn<'_>, lines: &[(i64, i64)]) -> StoreResult<Vec<usize>> {
     let mut failed = Vec::new();
     for (i, (session_id, seats)) in lines.iter().enumerate() {
@@ -277,13 +278,23 @@ pub(super) fn take_seats(tx: &Conn<'_>, lines: &[(i64, i64)]) -> StoreResult<Vec
 /// lower `seats_taken` either. So a release below 0 would be a seat counted
 /// twice; the schema's `CHECK (seats_taken BETWEEN 0 AND capacity)` then
 /// fails the transaction instead of `max(0, …)` hiding the miscount.
+///
+/// Session by session in ascending id order, the order [`take_seats`]'s
+/// callers use too: shop transactions running side by side on PostgreSQL
+/// lock sessions' rows in one order, so they never deadlock.
 pub(super) fn release_seats(tx: &Conn<'_>, order_id: i64) -> StoreResult<()> {
-    tx.execute(
-        "UPDATE game_sessions SET seats_taken = seats_taken - (
-             SELECT sum(seats * quantity) FROM order_lines WHERE order_id = ?1 AND session_id = game_sessions.id)
-         WHERE id IN (SELECT session_id FROM order_lines WHERE order_id = ?1)",
+    let per_session: Vec<(i64, i64)> = tx.query_map(
+        "SELECT session_id, sum(seats * quantity) FROM order_lines WHERE order_id = ?1
+         GROUP BY session_id ORDER BY session_id",
         params![order_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
+    for (session_id, seats) in per_session {
+        tx.execute(
+            "UPDATE game_sessions SET seats_taken = seats_taken - ?2 WHERE id = ?1",
+            params![session_id, seats],
+        )?;
+    }
     Ok(())
 }
 

@@ -3,8 +3,12 @@
 //! shop and for the console (order search, refund).
 //!
 //! Overselling is impossible by construction: seats are taken by the
-//! catalogue's seat guard (`catalogue::take_seats`) inside the IMMEDIATE
-//! transaction that creates the order (and the schema's CHECK backs it). A
+//! catalogue's seat guard (`catalogue::take_seats`, one conditional
+//! `UPDATE` of the session's row) inside the transaction that creates the
+//! order (and the schema's CHECK backs it). Checkouts and primary payments
+//! are shop writes ([`Begin::Shop`]): on PostgreSQL they run side by side,
+//! under the buyer's lock and the order's row lock, and lock sessions' rows
+//! in ascending id order. A
 //! paid order, its purchase key and its tickets (`tickets::issue_for_order`)
 //! are written in one transaction, so there is never a paid order without
 //! tickets nor a ticket without a paid order.
@@ -18,7 +22,7 @@ use super::audit::{Actor, audit};
 use super::catalogue::{
     self, SESSION_COLUMN_COUNT, SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row,
 };
-use super::sql::{Begin, Conn, Optional, Row, params};
+use super::sql::{Begin, Conn, Dialect, Optional, Row, params};
 use super::tickets::{SignedOrder, TicketRow};
 use super::{Store, StoreError, StoreResult, now, outbox, relaxed_write_sql, tickets};
 use crate::config::ShopPolicy;
@@ -486,16 +490,23 @@ pub(super) fn insert_order(
 /// Marks a pending order expired and gives its held seats back, inside the
 /// caller's transaction (the sweep and a late payment attempt alike). A
 /// resale order took no seat: its listing goes back on sale instead.
+///
+/// Only a still pending order is expired, and its seats given back once:
+/// the status changes first, by a guarded `UPDATE` that also waits for any
+/// payment holding the order's row (PostgreSQL, [`Begin::Shop`]).
 fn expire_order(tx: &Conn<'_>, order_id: i64) -> StoreResult<()> {
+    let changed = tx.execute(
+        "UPDATE orders SET status = ?2 WHERE id = ?1 AND status = ?3",
+        params![order_id, OrderStatus::Expired, OrderStatus::Pending],
+    )?;
+    if changed == 0 {
+        return Ok(());
+    }
     if resale_listing_of(tx, order_id)?.is_some() {
         super::resale::release(tx, order_id)?;
     } else {
         catalogue::release_seats(tx, order_id)?;
     }
-    tx.execute(
-        "UPDATE orders SET status = ?2 WHERE id = ?1",
-        params![order_id, OrderStatus::Expired],
-    )?;
     Ok(())
 }
 
@@ -513,9 +524,25 @@ fn held_by(tx: &Conn<'_>, user_id: i64, t: i64) -> StoreResult<(i64, i64)> {
 fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<CheckoutOutcome> {
     let hold_secs = shop.hold_secs;
     let t = now();
-    let tx = c.begin(Begin::Immediate)?;
-    // Seats of expired holds go back on sale before anyone is told "sold out".
-    expire_holds_in(&tx, t)?;
+    // Seats of expired holds go back on sale before anyone is told "sold
+    // out". The sweep frees other buyers' orders, across sessions, so it is
+    // a generic writer (exclusive lock), in a transaction of its own, and
+    // only when there is something to sweep: checkouts then run side by
+    // side (Begin::Shop) holding no lock but their buyer's and their seats'.
+    let expired: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM orders WHERE status = 'pending' AND hold_expires_at <= ?1)",
+        params![t],
+        |r| r.get(0),
+    )?;
+    if expired {
+        let sweep = c.begin(Begin::Immediate)?;
+        expire_holds_in(&sweep, t)?;
+        sweep.commit()?;
+    }
+    let tx = c.begin(Begin::Shop)?;
+    // The buyer's limits below are read and then relied on: one checkout
+    // of this buyer at a time (taken first: one lock order).
+    tx.lock_buyer(user_id)?;
     let Some(cart) = cart_id(&tx, CartOwner::User(user_id))? else {
         return Ok(CheckoutOutcome::Empty);
     };
@@ -543,8 +570,8 @@ fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<Checkou
     if problems.is_empty() {
         // One buyer may not hold a session's seats by checking out again
         // every hold period: cap the unpaid orders and the seats they hold.
-        // Checked in this IMMEDIATE transaction, so two checkouts at once
-        // cannot both pass.
+        // Checked under the buyer's lock (and, on SQLite, in an IMMEDIATE
+        // transaction), so two checkouts at once cannot both pass.
         let (pending, held) = held_by(&tx, user_id, t)?;
         if pending >= shop.max_pending_orders {
             return Ok(CheckoutOutcome::TooManyPending {
@@ -588,6 +615,9 @@ fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<Checkou
                 None => per_session.push((l.session.id, l.seats_needed())),
             }
         }
+        // Sessions' rows are locked in ascending id order by every shop
+        // transaction (catalogue::release_seats too): no deadlock.
+        per_session.sort_unstable();
         let short = catalogue::take_seats(&tx, &per_session)?;
         for i in short {
             let (sid, _) = per_session[i];
@@ -717,7 +747,10 @@ fn begin_payment_in(
 ) -> StoreResult<PaymentStart> {
     let order: Option<(i64, OrderStatus, i64, i64)> = tx
         .query_row(
-            "SELECT id, status, total_cents, hold_expires_at FROM orders WHERE number = ?1 AND user_id = ?2",
+            &format!(
+                "SELECT id, status, total_cents, hold_expires_at FROM orders WHERE number = ?1 AND user_id = ?2{}",
+                tx.for_update()
+            ),
             params![number, user_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
@@ -771,6 +804,19 @@ fn begin_payment_in(
     })
 }
 
+/// How a payment's transaction begins, given whether its order is a resale
+/// (`None`: no such order). A primary order's payment touches only its own
+/// order, payments, tickets and mail: a shop write ([`Begin::Shop`]) that
+/// locks the order's row. A resale moves a ticket and signs a revocation
+/// (a list with one version counter for everyone), and an unknown order is
+/// decided inside: both keep the exclusive lock.
+fn payment_lock(resale: Option<bool>) -> Begin {
+    match resale {
+        Some(false) => Begin::Shop,
+        Some(true) | None => Begin::Immediate,
+    }
+}
+
 /// Starts a payment attempt and, if the gateway answers at once, charges
 /// and records the result in the same transaction: one durable commit for
 /// the attempt, the charge, the tickets and their mail.
@@ -786,7 +832,14 @@ fn begin_payment(
     lang: &'static str,
 ) -> StoreResult<PaymentStart> {
     let t = now();
-    let tx = c.begin(Begin::Immediate)?;
+    let resale: Option<bool> = c
+        .query_row(
+            "SELECT resale_listing IS NOT NULL FROM orders WHERE number = ?1 AND user_id = ?2",
+            params![number, user_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let tx = c.begin(payment_lock(resale))?;
     let start = begin_payment_in(&tx, number, user_id, key, brand, last4, t)?;
     let PaymentStart::Charge {
         payment_id,
@@ -859,8 +912,16 @@ fn finish_payment_in(
     (signed, issuer): (Option<SignedOrder>, &dyn TicketIssuer),
     t: i64,
 ) -> StoreResult<PaymentResult> {
+    // The order's row is locked first (PostgreSQL, Begin::Shop): its status
+    // and its hold stay as read until the commit.
+    let lock = match tx.dialect() {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR UPDATE OF o",
+    };
     let (order_id, user_id, status): (i64, i64, OrderStatus) = tx.query_row(
-        "SELECT o.id, o.user_id, o.status FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?1",
+        &format!(
+            "SELECT o.id, o.user_id, o.status FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?1{lock}"
+        ),
         params![payment_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
@@ -893,7 +954,8 @@ fn finish_payment_in(
         // The hold ran out while the card was being charged: take the seats
         // again if they are still there, else refund.
         let per_session: Vec<(i64, i64)> = tx.query_map(
-            "SELECT session_id, sum(seats * quantity) FROM order_lines WHERE order_id = ?1 GROUP BY session_id",
+            "SELECT session_id, sum(seats * quantity) FROM order_lines WHERE order_id = ?1
+             GROUP BY session_id ORDER BY session_id",
             params![order_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
@@ -969,7 +1031,14 @@ fn finish_payment(
     lang: &'static str,
 ) -> StoreResult<PaymentResult> {
     let t = now();
-    let tx = c.begin(Begin::Immediate)?;
+    let resale: Option<bool> = c
+        .query_row(
+            "SELECT o.resale_listing IS NOT NULL FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?1",
+            params![payment_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let tx = c.begin(payment_lock(resale))?;
     let result = finish_or_fail(&tx, payment_id, approved, issuing, t)?;
     if let Ok(PaymentResult::Paid) = result {
         outbox::enqueue_order_tickets(&tx, payment_id, lang, t)?;

@@ -57,18 +57,16 @@ pub(super) fn tickets_for_session(
     session_id: i64,
     t: i64,
 ) -> StoreResult<i64> {
-    let held: i64 = c.query_row(
-        "SELECT count(*) FROM tickets WHERE user_id = ?1 AND session_id = ?2 AND status = 'valid'",
-        params![user_id, session_id],
-        |r| r.get(0),
-    )?;
-    let pending: i64 = c.query_row(
-        "SELECT coalesce(sum(l.quantity), 0) FROM orders o JOIN order_lines l ON l.order_id = o.id
-         WHERE o.user_id = ?1 AND l.session_id = ?2 AND o.status = 'pending' AND o.hold_expires_at > ?3",
+    // One statement, so one snapshot: a payment of this buyer committing
+    // meanwhile (pending hold to tickets) is counted once, never missed,
+    // when checkouts run side by side on PostgreSQL (Begin::Shop).
+    c.query_row(
+        "SELECT (SELECT count(*) FROM tickets WHERE user_id = ?1 AND session_id = ?2 AND status = 'valid')
+              + (SELECT coalesce(sum(l.quantity), 0) FROM orders o JOIN order_lines l ON l.order_id = o.id
+                 WHERE o.user_id = ?1 AND l.session_id = ?2 AND o.status = 'pending' AND o.hold_expires_at > ?3)",
         params![user_id, session_id, t],
         |r| r.get(0),
-    )?;
-    Ok(held + pending)
+    )
 }
 
 /// Puts the listing of resale order `order_id` back on sale (its hold ran

@@ -17,7 +17,12 @@
 //!   (read the seats left, then take them). On PostgreSQL the same guarantee
 //!   comes from one advisory transaction lock ([`WRITE_LOCK`]) taken by every
 //!   write transaction and every write statement run outside one, on every
-//!   node sharing the database.
+//!   node sharing the database. The shop's checkouts and payments take it
+//!   *shared* instead ([`Begin::Shop`]) and rely on narrow locks for what
+//!   they touch (a buyer's advisory lock, [`Conn::lock_buyer`]; the order's
+//!   row, [`Conn::for_update`]; the session's seat row, taken by its atomic
+//!   `UPDATE`), so they run side by side while every other writer, holding
+//!   it exclusively, still runs alone.
 
 use std::borrow::Cow;
 use std::cell::RefCell;
@@ -501,6 +506,11 @@ pub fn pg_placeholders(sql: &str) -> Cow<'_, str> {
 /// documentation): one number, shared by every node. "JOWRITE1" in ASCII.
 pub const WRITE_LOCK: i64 = 0x4A4F_5752_4954_4531;
 
+/// The class (first key) of the buyers' advisory locks
+/// ([`Conn::lock_buyer`]): the two-key lock space does not overlap the
+/// single-key one of [`WRITE_LOCK`]. "JOB1" in ASCII.
+pub const BUYER_LOCK_CLASS: i32 = 0x4A4F_4231;
+
 /// How many prepared statements a PostgreSQL connection keeps.
 const STATEMENT_CACHE: usize = 512;
 
@@ -596,6 +606,14 @@ pub enum Begin {
     /// Writes, one such transaction at a time across every connection and
     /// node (SQLite: `BEGIN IMMEDIATE`; PostgreSQL: [`WRITE_LOCK`]).
     Immediate,
+    /// A shop write (checkout, payment): on SQLite `BEGIN IMMEDIATE` like
+    /// [`Begin::Immediate`]; on PostgreSQL [`WRITE_LOCK`] *shared*, so
+    /// shop writes run side by side and only exclude the other writers.
+    /// Such a transaction must lock what its checks rely on itself:
+    /// [`Conn::lock_buyer`] before reading a buyer's limits,
+    /// [`Conn::for_update`] on the order it changes, seats taken by one
+    /// conditional `UPDATE`, sessions' rows in ascending id order.
+    Shop,
 }
 
 /// A connection (or transaction) of either backend: what every query
@@ -747,7 +765,8 @@ impl<'c> Conn<'c> {
                 }
                 let sql = match how {
                     Begin::Deferred => "BEGIN DEFERRED",
-                    Begin::Immediate => "BEGIN IMMEDIATE",
+                    // One writer at a time: the shop's checks hold as they are.
+                    Begin::Immediate | Begin::Shop => "BEGIN IMMEDIATE",
                 };
                 c.prepare_cached(sql)?.execute([])?;
             }
@@ -758,9 +777,16 @@ impl<'c> Conn<'c> {
                 }
                 p.client.batch_execute("BEGIN")?;
                 p.in_tx = true;
-                if how == Begin::Immediate {
-                    p.client
-                        .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+                match how {
+                    Begin::Deferred => {}
+                    Begin::Immediate => {
+                        p.client
+                            .execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])?;
+                    }
+                    Begin::Shop => {
+                        p.client
+                            .execute("SELECT pg_advisory_xact_lock_shared($1)", &[&WRITE_LOCK])?;
+                    }
                 }
             }
         }
@@ -768,6 +794,38 @@ impl<'c> Conn<'c> {
             conn: *self,
             open: true,
         })
+    }
+
+    /// Locks buyer `user_id` until the end of the current [`Begin::Shop`]
+    /// transaction, so that two checkouts of one buyer check the buyer's
+    /// limits (pending orders, held seats, tickets per session) one after
+    /// the other. SQLite: nothing to do (one writer at a time already).
+    /// Take it before any row lock (one lock order, no deadlock).
+    pub fn lock_buyer(&self, user_id: i64) -> StoreResult<()> {
+        match self {
+            Conn::Sqlite(_) => Ok(()),
+            Conn::Postgres(cell) => {
+                // Ids past 2^31 share a lock with a smaller one: they only
+                // wait for each other, never miss a lock.
+                let key = i32::try_from(user_id.rem_euclid(1 << 31)).unwrap_or(i32::MAX);
+                pg(cell)?.client.execute(
+                    "SELECT pg_advisory_xact_lock($1, $2)",
+                    &[&BUYER_LOCK_CLASS, &key],
+                )?;
+                Ok(())
+            }
+        }
+    }
+
+    /// The clause that locks the rows a `SELECT` reads until the end of the
+    /// transaction: `FOR UPDATE` on PostgreSQL (a [`Begin::Shop`]
+    /// transaction's order row); nothing on SQLite, whose write
+    /// transactions run one at a time.
+    pub fn for_update(&self) -> &'static str {
+        match self {
+            Conn::Sqlite(_) => "",
+            Conn::Postgres(_) => " FOR UPDATE",
+        }
     }
 
     /// Sets a savepoint inside the current transaction; it is rolled back
