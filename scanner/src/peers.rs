@@ -92,7 +92,7 @@ pub const MAX_SESSIONS: usize = 128;
 pub const DEFAULT_ENTRY_CAP: u64 = 200_000;
 
 /// Most peers shown (and addresses dialled).
-const MAX_PEERS: usize = 256;
+pub const MAX_PEERS: usize = 256;
 
 /// Time a handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(3);

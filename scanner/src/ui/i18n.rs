@@ -54,6 +54,24 @@ pub struct Texts {
     pub save: &'static str,
     /// Close button.
     pub close: &'static str,
+    /// Heading of the LAN part of the set-up window.
+    pub lan_peers: &'static str,
+    /// Listening address field.
+    pub peer_listen: &'static str,
+    /// Peer list field.
+    pub peer_list: &'static str,
+    /// mDNS checkbox.
+    pub mdns_find: &'static str,
+    /// A listening address that is not `IP:port` (the text typed follows).
+    pub peer_listen_bad: &'static str,
+    /// "Line" before the number of a bad peer entry.
+    pub line_word: &'static str,
+    /// A peer entry that is not `host:port` (the text typed follows).
+    pub peer_entry_bad: &'static str,
+    /// Too many peers (the count and the most allowed follow).
+    pub peers_too_many: &'static str,
+    /// mDNS without a listening address.
+    pub mdns_needs_listen: &'static str,
     /// Title of the enrolment screen.
     pub enroll_title: &'static str,
     /// Explains enrolment.
@@ -241,6 +259,15 @@ pub const FR: Texts = Texts {
     no_sessions_yet: "Aucune épreuve synchronisée pour l'instant.",
     save: "Enregistrer",
     close: "Fermer",
+    lan_peers: "Portes du réseau local",
+    peer_listen: "Écouter les autres portes sur",
+    peer_list: "Autres portes (hôte:port, une par ligne)",
+    mdns_find: "Trouver les portes du réseau automatiquement (mDNS)",
+    peer_listen_bad: "Adresse d'écoute invalide (attendu IP:port, par ex. 0.0.0.0:47330)",
+    line_word: "Ligne",
+    peer_entry_bad: "pas de la forme hôte:port (par ex. 10.0.0.12:47330)",
+    peers_too_many: "Trop de portes dans la liste",
+    mdns_needs_listen: "La recherche automatique (mDNS) a besoin d'une adresse d'écoute.",
     enroll_title: "Enrôler cet appareil",
     enroll_intro: "Saisissez l'adresse du serveur et le code à usage unique donné par un administrateur.",
     enroll_qr_hint: "Ou présentez à la caméra le QR d'enrôlement affiché par l'administrateur.",
@@ -346,6 +373,15 @@ pub const EN: Texts = Texts {
     no_sessions_yet: "No session synced yet.",
     save: "Save",
     close: "Close",
+    lan_peers: "Gates on the local network",
+    peer_listen: "Listen for other gates on",
+    peer_list: "Other gates (host:port, one per line)",
+    mdns_find: "Find the network's gates automatically (mDNS)",
+    peer_listen_bad: "Not a listening address (expected IP:port, e.g. 0.0.0.0:47330)",
+    line_word: "Line",
+    peer_entry_bad: "not host:port (e.g. 10.0.0.12:47330)",
+    peers_too_many: "Too many gates in the list",
+    mdns_needs_listen: "Finding gates automatically (mDNS) needs a listening address.",
     enroll_title: "Enrol this device",
     enroll_intro: "Type the server address and the one-time code an administrator gave you.",
     enroll_qr_hint: "Or hold the administrator's enrolment QR code up to the camera.",

@@ -27,7 +27,7 @@ use crate::gate::Gate;
 pub use i18n::Lang;
 pub use settings::Settings;
 use sync_worker::{SyncHandle, SyncOptions, SyncRequest};
-use view::{EnrollForm, FormError, Missing};
+use view::{EnrollForm, FormError, Missing, SetupForm};
 use worker::{
     CameraStatus, Command, Counters, GateInfo, Notifier, SourceChoice, SyncStatus, UiEvent,
     VerdictView, Worker, WorkerHandle,
@@ -64,16 +64,6 @@ pub struct AppOptions {
     pub sync_state: Option<PathBuf>,
     /// Time between syncs while online (default [`sync_worker::SYNC_INTERVAL`]).
     pub sync_interval: Option<Duration>,
-}
-
-/// The gate set-up window (gate name, sessions served).
-#[derive(Default)]
-struct SetupForm {
-    open: bool,
-    gate: String,
-    served: Vec<u32>,
-    /// Opened once automatically after the first sync brought sessions.
-    offered: bool,
 }
 
 /// A verdict on screen.
@@ -398,6 +388,7 @@ impl ScannerApp {
             .filter(|c| c.served)
             .map(|c| c.id)
             .collect();
+        s.setup.lan = settings::PeerForm::of(&self.settings);
     }
 
     fn enroll_step(&mut self, ui: &mut egui::Ui) {
@@ -458,21 +449,35 @@ impl ScannerApp {
             ui.ctx(),
             lang,
             &s.gate.choices,
-            &mut s.setup.gate,
-            &mut s.setup.served,
+            &mut s.setup,
             &mut save,
             &mut close,
         );
         if save && !s.setup.gate.trim().is_empty() {
-            let gate: String = s.setup.gate.trim().chars().take(64).collect();
-            self.worker.send(Command::Configure {
-                gate,
-                sessions: s.setup.served.clone(),
-            });
-            s.setup.open = false;
+            // The LAN part first: when it is refused the window stays open
+            // with everything as typed and the error under it, and nothing
+            // (gate, sessions or peers) is saved half-way.
+            match s.setup.lan.apply(&mut self.settings) {
+                Err(why) => s.setup.lan.error = Some(why),
+                Ok(changed) => {
+                    s.setup.lan.error = None;
+                    let gate: String = s.setup.gate.trim().chars().take(64).collect();
+                    self.worker.send(Command::Configure {
+                        gate,
+                        sessions: s.setup.served.clone(),
+                    });
+                    s.setup.open = false;
+                    if changed {
+                        self.save_settings();
+                        if let Some(sync) = &self.sync {
+                            sync.send(SyncRequest::RestartPeers);
+                        }
+                    }
+                }
+            }
         }
         if close {
-            s.setup.open = false;
+            self.screen.setup.open = false;
         }
     }
 

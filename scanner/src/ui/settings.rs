@@ -103,6 +103,130 @@ impl Settings {
     }
 }
 
+/// The LAN part of the set-up window, as the staff typed it: kept as text
+/// until it is valid, so a typo is pointed at and nothing typed is lost.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerForm {
+    /// Address to accept other gates on; empty: do not listen.
+    pub listen: String,
+    /// Other gates to dial, one `host:port` per line (commas also split).
+    pub peers: String,
+    /// Find the other gates with mDNS.
+    pub mdns: bool,
+    /// Why the last save was refused.
+    pub error: Option<PeerFormError>,
+}
+
+/// What is wrong with the LAN part of the set-up window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PeerFormError {
+    /// The listening address is not `IP:port` (the text typed).
+    Listen(String),
+    /// An entry of the peer list is not `host:port` (its line, from 1,
+    /// and the text typed).
+    Peer {
+        /// Line of the entry, from 1.
+        line: usize,
+        /// The entry as typed.
+        entry: String,
+    },
+    /// More entries than a gate dials.
+    TooMany(usize),
+    /// mDNS announces the listening address, so it needs one.
+    MdnsNeedsListen,
+}
+
+impl PeerForm {
+    /// The form filled from the saved settings.
+    pub fn of(settings: &Settings) -> Self {
+        Self {
+            listen: settings.peer_listen.clone().unwrap_or_default(),
+            peers: settings.peers.join("\n"),
+            mdns: settings.mdns,
+            error: None,
+        }
+    }
+
+    /// The listening address, the peer list and the mDNS choice the form
+    /// holds, or the first thing wrong with it.
+    pub fn parse(&self) -> Result<(Option<String>, Vec<String>, bool), PeerFormError> {
+        let listen = match self.listen.trim() {
+            "" => None,
+            typed => match typed.parse::<std::net::SocketAddr>() {
+                Ok(addr) => Some(addr.to_string()),
+                Err(_) => return Err(PeerFormError::Listen(typed.to_owned())),
+            },
+        };
+        let mut peers: Vec<String> = Vec::new();
+        for (i, line) in self.peers.lines().enumerate() {
+            for entry in line.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+                if !is_peer_target(entry) {
+                    return Err(PeerFormError::Peer {
+                        line: i + 1,
+                        entry: entry.chars().take(80).collect(),
+                    });
+                }
+                if !peers.iter().any(|p| p == entry) {
+                    peers.push(entry.to_owned());
+                }
+            }
+        }
+        if peers.len() > crate::peers::MAX_PEERS {
+            return Err(PeerFormError::TooMany(peers.len()));
+        }
+        if self.mdns && listen.is_none() {
+            return Err(PeerFormError::MdnsNeedsListen);
+        }
+        Ok((listen, peers, self.mdns))
+    }
+
+    /// Puts the form into `settings` when it is valid; `Ok(true)` when
+    /// that changed them (the peer node must start again).
+    pub fn apply(&self, settings: &mut Settings) -> Result<bool, PeerFormError> {
+        let (listen, peers, mdns) = self.parse()?;
+        let changed =
+            settings.peer_listen != listen || settings.peers != peers || settings.mdns != mdns;
+        settings.peer_listen = listen;
+        settings.peers = peers;
+        settings.mdns = mdns;
+        Ok(changed)
+    }
+}
+
+/// Whether `entry` is `host:port` as the peer node dials it: an IPv4
+/// address, an IPv6 address in brackets or a DNS name, and a port from 1.
+/// Checked before saving so that a typo shows at once, rather than as a
+/// gate that is silently never reached.
+fn is_peer_target(entry: &str) -> bool {
+    let Some((host, port)) = entry.rsplit_once(':') else {
+        return false;
+    };
+    if !matches!(port.parse::<u16>(), Ok(p) if p > 0) {
+        return false;
+    }
+    if let Some(v6) = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        return v6.parse::<std::net::Ipv6Addr>().is_ok();
+    }
+    if host.parse::<std::net::Ipv4Addr>().is_ok() {
+        return true;
+    }
+    // A DNS name: labels of letters, digits and inner hyphens. A dotted
+    // quad that did not parse above (`10.0.0.300`) is a typo, not a name.
+    let labels_ok = !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    labels_ok
+        && !host
+            .split('.')
+            .all(|l| l.bytes().all(|b| b.is_ascii_digit()))
+}
+
 impl Default for Settings {
     fn default() -> Self {
         Self {
@@ -180,6 +304,78 @@ mod tests {
         let config = on.peer_config().expect("on");
         assert_eq!(config.listen, Some("0.0.0.0:47330".parse().expect("addr")));
         assert_eq!(config.peers, ["10.0.0.12:47330"]);
+    }
+
+    #[test]
+    fn the_peer_form_points_at_a_bad_entry_and_keeps_what_was_typed() {
+        let form = |listen: &str, peers: &str, mdns| PeerForm {
+            listen: listen.into(),
+            peers: peers.into(),
+            mdns,
+            error: None,
+        };
+        let good = form(
+            " 0.0.0.0:47330 ",
+            "10.0.0.12:47330\nporte-3.stade.lan:47330, [fe80::1]:47330\n\n10.0.0.12:47330",
+            true,
+        );
+        let mut s = Settings::default();
+        assert_eq!(good.apply(&mut s), Ok(true));
+        assert_eq!(s.peer_listen.as_deref(), Some("0.0.0.0:47330"));
+        assert_eq!(
+            s.peers,
+            [
+                "10.0.0.12:47330",
+                "porte-3.stade.lan:47330",
+                "[fe80::1]:47330"
+            ],
+            "trimmed, split on lines and commas, duplicates once"
+        );
+        assert!(s.mdns);
+        assert_eq!(good.apply(&mut s), Ok(false), "nothing changed");
+        // The form shows the saved settings back.
+        let back = PeerForm::of(&s);
+        assert_eq!(back.parse(), good.parse());
+
+        for (peers, line, entry) in [
+            ("10.0.0.12:47330\n10.0.0.13", 2, "10.0.0.13"),
+            ("10.0.0.300:47330", 1, "10.0.0.300:47330"),
+            ("a:0", 1, "a:0"),
+            ("a:70000", 1, "a:70000"),
+            ("fe80::1:47330", 1, "fe80::1:47330"),
+            ("-bad.lan:1", 1, "-bad.lan:1"),
+            ("ok:1\n\nporte 3:47330", 3, "porte 3:47330"),
+            (":47330", 1, ":47330"),
+        ] {
+            let before = s.clone();
+            let bad = form("", peers, false);
+            assert_eq!(
+                bad.apply(&mut s),
+                Err(PeerFormError::Peer {
+                    line,
+                    entry: entry.into()
+                }),
+                "{peers:?}"
+            );
+            assert_eq!(s, before, "a refused form changes nothing");
+        }
+        assert_eq!(
+            form("localhost:47330", "", false).parse(),
+            Err(PeerFormError::Listen("localhost:47330".into())),
+            "listening needs an address of this machine, not a name"
+        );
+        assert_eq!(
+            form("", "", true).parse(),
+            Err(PeerFormError::MdnsNeedsListen)
+        );
+        let many: Vec<String> = (0..=crate::peers::MAX_PEERS)
+            .map(|i| format!("gate-{i}.lan:47330"))
+            .collect();
+        assert_eq!(
+            form("", &many.join("\n"), false).parse(),
+            Err(PeerFormError::TooMany(crate::peers::MAX_PEERS + 1))
+        );
+        assert_eq!(form("", "", false).parse(), Ok((None, Vec::new(), false)));
     }
 
     fn path_with(path: &Path, s: &Settings) -> PathBuf {

@@ -43,6 +43,9 @@ pub enum SyncRequest {
         /// QR or typed in (`None`: trust on first use).
         keyring_fingerprint: Option<[u8; 32]>,
     },
+    /// The LAN settings changed: stop the peer node and start it again
+    /// from the saved settings.
+    RestartPeers,
     /// Stop.
     Shutdown,
 }
@@ -210,6 +213,23 @@ fn start_peers(
     }
 }
 
+/// Starts the peer node again after its settings changed. The node just
+/// dropped lets go of its listening port within about a second (its accept
+/// thread sees the stop flag), so a bind refused meanwhile is tried again,
+/// a bounded number of times; after that the next sync round tries.
+fn restart_peers(
+    dir: &std::path::Path,
+    gate: &Sender<Command>,
+) -> Option<Option<crate::peers::Peers>> {
+    for _ in 0..15 {
+        if let Some(started) = start_peers(dir, gate) {
+            return Some(started);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    None
+}
+
 fn run(
     dir: &std::path::Path,
     events: &Notifier,
@@ -283,6 +303,13 @@ fn run(
                         events.send(UiEvent::Sync(status.clone()));
                         continue;
                     }
+                }
+            }
+            Ok(SyncRequest::RestartPeers) => {
+                // Stopped first: the new node may listen on the same port.
+                peers = None;
+                if status.enrolled {
+                    peers = restart_peers(dir, gate);
                 }
             }
             Ok(SyncRequest::Shutdown) | Err(RecvTimeoutError::Disconnected) => return,

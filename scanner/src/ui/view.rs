@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use eframe::egui::{self, Color32, RichText};
 
 use super::i18n::{self, Lang};
-use super::settings::{RESOLUTIONS, Resolution, Settings};
+use super::settings::{PeerForm, PeerFormError, RESOLUTIONS, Resolution, Settings};
 use super::worker::{
     Alarm, CameraStatus, Counters, GateInfo, Outcome, SessionChoice, SyncStatus, VerdictView, Via,
 };
@@ -858,17 +858,35 @@ pub fn enroll_ui(
     }
 }
 
-/// The gate set-up window: the gate's name and the sessions it serves.
+/// The gate set-up window's state (gate name, sessions served, LAN peers).
+#[derive(Default)]
+pub struct SetupForm {
+    /// Shown.
+    pub open: bool,
+    /// Gate name, as typed.
+    pub gate: String,
+    /// Sessions ticked.
+    pub served: Vec<u32>,
+    /// The LAN peers part, as typed.
+    pub lan: PeerForm,
+    /// Opened once automatically after the first sync brought sessions.
+    pub offered: bool,
+}
+
+/// The gate set-up window: the gate's name, the sessions it serves and how
+/// it reaches the other gates on the LAN.
 pub fn setup_ui(
     ctx: &egui::Context,
     lang: Lang,
     choices: &[SessionChoice],
-    gate: &mut String,
-    served: &mut Vec<u32>,
+    form: &mut SetupForm,
     save: &mut bool,
     close: &mut bool,
 ) {
     let t = lang.texts();
+    let SetupForm {
+        gate, served, lan, ..
+    } = form;
     let mut open = true;
     egui::Window::new(t.setup_title)
         .id(egui::Id::unique("setup-window"))
@@ -929,6 +947,8 @@ pub fn setup_ui(
                     }
                 });
             ui.separator();
+            peer_form_ui(ui, lang, lan);
+            ui.separator();
             ui.horizontal(|ui| {
                 if ui
                     .add_enabled(!gate.trim().is_empty(), egui::Button::new(t.save))
@@ -943,6 +963,52 @@ pub fn setup_ui(
         });
     if !open {
         *close = true;
+    }
+}
+
+/// The LAN part of the set-up window: where this gate listens for the
+/// others, the gates to dial, mDNS, and why the last save was refused.
+fn peer_form_ui(ui: &mut egui::Ui, lang: Lang, lan: &mut PeerForm) {
+    let t = lang.texts();
+    ui.label(RichText::new(t.lan_peers).strong());
+    ui.horizontal(|ui| {
+        let l = ui.label(t.peer_listen);
+        ui.add(
+            egui::TextEdit::singleline(&mut lan.listen)
+                .hint_text("0.0.0.0:47330")
+                .desired_width(220.0),
+        )
+        .labelled_by(l.id);
+    });
+    ui.checkbox(&mut lan.mdns, t.mdns_find);
+    let l = ui.label(t.peer_list);
+    ui.add(
+        egui::TextEdit::multiline(&mut lan.peers)
+            .hint_text("10.0.0.12:47330")
+            .desired_rows(3)
+            .desired_width(f32::INFINITY),
+    )
+    .labelled_by(l.id);
+    if let Some(e) = &lan.error {
+        ui.label(RichText::new(peer_error_text(lang, e)).color(RED_TEXT));
+    }
+}
+
+/// What is wrong with the LAN part of the set-up window, in words.
+pub fn peer_error_text(lang: Lang, e: &PeerFormError) -> String {
+    let t = lang.texts();
+    match e {
+        PeerFormError::Listen(typed) => format!("{}{}{typed}", t.peer_listen_bad, t.colon),
+        PeerFormError::Peer { line, entry } => {
+            format!(
+                "{} {line}{}{entry} — {}",
+                t.line_word, t.colon, t.peer_entry_bad
+            )
+        }
+        PeerFormError::TooMany(n) => {
+            format!("{} ({n} > {})", t.peers_too_many, crate::peers::MAX_PEERS)
+        }
+        PeerFormError::MdnsNeedsListen => t.mdns_needs_listen.to_owned(),
     }
 }
 

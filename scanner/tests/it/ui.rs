@@ -12,7 +12,7 @@ use egui_kittest::kittest::{NodeT, Queryable};
 use jo_scanner::gate::Gate;
 use jo_scanner::store::Store;
 use jo_scanner::ui::worker::{Alarm, SourceChoice, SyncProgress, SyncStatus, UiEvent};
-use jo_scanner::ui::{AppOptions, ScannerApp};
+use jo_scanner::ui::{AppOptions, ScannerApp, Settings};
 use jo_shared::api::{EntryRule, GateSession, ScanVerdict};
 use jo_shared::qr;
 use jo_shared::signing::{KeyId, TicketSigner};
@@ -588,4 +588,73 @@ fn setup_window_lists_todays_sessions_first_with_dates_and_none_and_today_here_s
     h.get_by_label("Enregistrer").click();
     h.step();
     wait_for(&mut h, "2 épreuves : Finale 100 m …");
+}
+
+/// Focuses the field labelled `label` and types `text` at its end.
+fn type_into(h: &mut Harness<'_, ScannerApp>, label: &str, text: &str) {
+    h.get_by_label(label).focus();
+    h.step();
+    h.get_by_label(label).type_text(text);
+    h.step();
+}
+
+#[test]
+fn the_setup_window_takes_the_lan_peers_points_at_a_bad_entry_and_loses_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = signer();
+    let g = gate(&s, dir.path(), Duration::from_secs(2));
+    let path = Settings::path_in(dir.path());
+    let app = ScannerApp::new(
+        g,
+        AppOptions {
+            source: Some(SourceChoice::None),
+            settings_path: Some(path.clone()),
+            ..AppOptions::default()
+        },
+    )
+    .expect("worker starts");
+    let mut h = harness(app);
+    h.get_by_label("Porte et épreuves").click();
+    wait_for(&mut h, "Portes du réseau local");
+    type_into(&mut h, "Écouter les autres portes sur", "0.0.0.0:47330");
+    h.get_by_label("Trouver les portes du réseau automatiquement (mDNS)")
+        .click();
+    h.step();
+    let peers = "Autres portes (hôte:port, une par ligne)";
+    type_into(&mut h, peers, "10.0.0.12:47330, porte-b.lan:47330,x");
+    h.get_by_label("Enregistrer").click();
+    h.step();
+    h.step();
+    // Refused: the entry and its line are named, the window stays open with
+    // everything as typed, and nothing is saved.
+    assert!(shows(&h, "Ligne 1 : x — pas de la forme hôte:port"));
+    assert!(shows(&h, "Portes du réseau local"), "the window stays open");
+    assert!(!path.exists(), "nothing saved from a refused form");
+    // The typo removed, the same save goes through.
+    h.get_by_label(peers).focus();
+    h.step();
+    h.key_press(egui::Key::End);
+    h.key_press(egui::Key::Backspace);
+    h.step();
+    h.get_by_label("Enregistrer").click();
+    h.step();
+    h.step();
+    assert!(!shows(&h, "Portes du réseau local"), "the window closed");
+    let saved = Settings::load(&path);
+    assert_eq!(saved.peer_listen.as_deref(), Some("0.0.0.0:47330"));
+    assert_eq!(saved.peers, ["10.0.0.12:47330", "porte-b.lan:47330"]);
+    assert!(saved.mdns);
+    let config = saved.peer_config().expect("the peer node is on");
+    assert_eq!(config.peers, saved.peers);
+    // Opened again, the window shows what was saved.
+    h.get_by_label("Porte et épreuves").click();
+    wait_for(&mut h, "Portes du réseau local");
+    let value = |h: &Harness<'_, ScannerApp>, label: &str| {
+        h.get_by_label(label)
+            .accesskit_node()
+            .value()
+            .unwrap_or_default()
+    };
+    assert_eq!(value(&h, peers), "10.0.0.12:47330\nporte-b.lan:47330");
+    assert_eq!(value(&h, "Écouter les autres portes sur"), "0.0.0.0:47330");
 }
