@@ -6,6 +6,7 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod fake;
+pub mod gate;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
