@@ -7,6 +7,7 @@
 
 pub mod fake;
 pub mod gate;
+pub mod netns;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
