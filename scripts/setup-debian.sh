@@ -18,6 +18,7 @@ packages=(
   python3 python3-venv         # SMTP sink and API fuzzer used by tests
   postgresql                   # the PostgreSQL backend's tests (a throwaway cluster each run)
   nginx-light docker-compose   # cluster test: the TLS proxy; the compose file validated
+  iproute2                     # scanner mDNS test: gates on a LAN of network namespaces (ip netns, as root)
   curl ca-certificates
 )
 

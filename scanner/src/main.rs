@@ -176,6 +176,7 @@ fn peer_status() -> serde_json::Value {
             serde_json::json!({
                 "device_id": p.device_id,
                 "gate": p.gate,
+                "addr": p.addr,
                 "connected": p.connected,
                 "last_heard": p.last_heard,
             })

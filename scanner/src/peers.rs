@@ -732,6 +732,7 @@ fn start_mdns(hub: &Arc<Hub>, at: SocketAddr) -> Option<mdns_sd::ServiceDaemon> 
     match daemon.browse(SERVICE_TYPE) {
         Ok(events) => {
             let h = hub.clone();
+            let own = device.clone();
             let spawned = std::thread::Builder::new()
                 .name("scanner-peers-mdns".into())
                 .spawn(move || {
@@ -740,6 +741,19 @@ fn start_mdns(hub: &Arc<Hub>, at: SocketAddr) -> Option<mdns_sd::ServiceDaemon> 
                             break;
                         }
                         if let mdns_sd::ServiceEvent::ServiceResolved(info) = event {
+                            // This gate's own announcement comes back to it
+                            // (mdns-sd sends on every interface, the
+                            // loopback included, and hears itself on each).
+                            // Dialled, the address only turns out to be this
+                            // gate, and the accepting end counts and logs a
+                            // handshake broken off: skipped. The TXT record
+                            // is not authenticated, which is why it is only
+                            // used to skip: who a peer is, the handshake
+                            // says; a stranger announcing this gate's id
+                            // hides nothing but its own announcement.
+                            if info.get_property_val_str("device") == Some(own.as_str()) {
+                                continue;
+                            }
                             // IPv4 only: an IPv6 link-local address needs
                             // its interface, which a host:port target lacks.
                             for ip in info.get_addresses().iter().filter(|ip| ip.is_ipv4()) {

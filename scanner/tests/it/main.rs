@@ -13,6 +13,7 @@ mod hostile;
 mod live;
 mod lying_server;
 mod peers;
+mod peers_mdns;
 mod replay;
 mod sync_e2e;
 mod tour;

@@ -6,161 +6,20 @@
 //! hear each other is flagged `double_admit`. After the handshake, a
 //! frame altered or replayed closes the connection, logged once.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use jo_scanner::peers::Message;
 use jo_scanner::peers::channel::{self as peer_channel, Ends, Ephemeral, Opener, Sealer};
 use jo_server::db::sql::params;
-use serde_json::Value;
 
+use crate::common::gate::GateProc;
 use crate::common::{Server, enrolled_scanner, scanner_ok};
 
 /// The figure asked is 2 s; the bound is generous for a loaded test machine
 /// (the measured figures come from `scripts/bench-gates.sh`).
 const BOUND: Duration = Duration::from_secs(4);
-
-struct GateProc {
-    child: Child,
-    stdin: ChildStdin,
-    lines: Receiver<Value>,
-    /// The lines read and not yet matched.
-    seen: Vec<Value>,
-    /// Its stderr so far (also copied to the test's).
-    errors: Arc<Mutex<Vec<String>>>,
-}
-
-impl GateProc {
-    fn start(state: &std::path::Path, args: &[&str]) -> (Self, String) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_jo-scanner"))
-            .arg("--state")
-            .arg(state)
-            .arg("gate")
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("jo-scanner gate starts");
-        let stdin = child.stdin.take().expect("stdin");
-        let stderr = child.stderr.take().expect("stderr");
-        let errors = Arc::new(Mutex::new(Vec::new()));
-        let e = errors.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                eprintln!("{line}");
-                e.lock().expect("lock").push(line);
-            }
-        });
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                let v: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("JSON line {line:?}: {e}"));
-                if tx.send(v).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut g = Self {
-            child,
-            stdin,
-            lines: rx,
-            seen: Vec::new(),
-            errors,
-        };
-        let ready = g.wait(|v| v["ready"] == true, Duration::from_secs(20));
-        let at = ready["peer_listen"].as_str().unwrap_or_default().to_owned();
-        (g, at)
-    }
-
-    fn send(&mut self, line: &str) {
-        writeln!(self.stdin, "{line}").expect("writes to the gate");
-        self.stdin.flush().expect("flush");
-    }
-
-    /// The first line (read or to come) that `pred` accepts.
-    fn try_wait(&mut self, pred: impl Fn(&Value) -> bool, within: Duration) -> Option<Value> {
-        if let Some(i) = self.seen.iter().position(&pred) {
-            return Some(self.seen.remove(i));
-        }
-        let until = Instant::now() + within;
-        loop {
-            let left = until.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(v) if pred(&v) => return Some(v),
-                Ok(v) => self.seen.push(v),
-                Err(_) => return None,
-            }
-        }
-    }
-
-    fn wait(&mut self, pred: impl Fn(&Value) -> bool, within: Duration) -> Value {
-        self.try_wait(pred, within)
-            .unwrap_or_else(|| panic!("no such line within {within:?}; seen {:?}", self.seen))
-    }
-
-    fn scan(&mut self, qr: &str) -> Value {
-        self.send(qr);
-        self.wait(|v| v.get("verdict").is_some(), Duration::from_secs(10))
-    }
-
-    fn status(&mut self) -> Value {
-        self.send("!status");
-        self.wait(|v| v.get("peers").is_some(), Duration::from_secs(10))
-    }
-
-    /// Waits until `n` peers are connected.
-    fn await_peers(&mut self, n: usize) {
-        let until = Instant::now() + Duration::from_secs(20);
-        loop {
-            let s = self.status();
-            let up = s["peers"]
-                .as_array()
-                .map_or(0, |p| p.iter().filter(|x| x["connected"] == true).count());
-            if up >= n {
-                return;
-            }
-            assert!(Instant::now() < until, "{n} peers not connected: {s}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// How many of its stderr lines contain `needle`.
-    fn logged(&self, needle: &str) -> usize {
-        self.errors
-            .lock()
-            .expect("lock")
-            .iter()
-            .filter(|l| l.contains(needle))
-            .count()
-    }
-
-    fn learned(&mut self, scan_id: &str, within: Duration) -> Option<Value> {
-        self.try_wait(
-            |v| {
-                v["scan_ids"]
-                    .as_array()
-                    .is_some_and(|ids| ids.iter().any(|i| i == scan_id))
-            },
-            within,
-        )
-    }
-}
-
-impl Drop for GateProc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn frame(body: &[u8]) -> Vec<u8> {
     let mut f = (body.len() as u32).to_be_bytes().to_vec();

@@ -6,6 +6,8 @@
 #![allow(dead_code, missing_docs)]
 
 pub mod fake;
+pub mod gate;
+pub mod netns;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
