@@ -37,7 +37,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+port="$(scripts/free-ports)"
 base="http://127.0.0.1:$port"
 # A generous rate limit: the fuzzer is one device sending thousands of requests.
 JO_API_RATE_PER_SEC=100000 JO_API_RATE_BURST=1000000 JO_ENROLL_RATE_PER_MIN=100000 \

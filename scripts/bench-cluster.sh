@@ -26,20 +26,17 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 pgurl=$(scripts/pg-throwaway.sh start "$tmp/pg")
 sql() { psql "$pgurl" -X -q -t -A -v ON_ERROR_STOP=1 -c "$1"; }
 "$server" keygen --keys "$tmp/keys" >/dev/null
 deploy/make-test-ca.sh "$tmp/tls" localhost >/dev/null
-https_port=$(free_port)
+read -r https_port http_port p1 p2 < <(scripts/free-ports 4)
 base="https://localhost:$https_port"
 mkdir -m 700 "$tmp/n1" "$tmp/n2"
 head -c 32 /dev/urandom >"$tmp/n1/totp.key"
 chmod 600 "$tmp/n1/totp.key"
 cp -p "$tmp/n1/totp.key" "$tmp/n2/totp.key"
-p1=$(free_port)
-p2=$(free_port)
 for n in 1 2; do
     port=$p1
     [[ $n == 2 ]] && port=$p2
@@ -57,7 +54,7 @@ nginx_conf() {
     mkdir -p "$tmp/nginx/cache" "$tmp/nginx/temp"
     sed -e "s|server jo1:8080 |server 127.0.0.1:$p1 |" \
         -e "s|server jo2:8080 |server 127.0.0.1:$second |" \
-        -e "s|listen 80;|listen 127.0.0.1:$(free_port);|" \
+        -e "s|listen 80;|listen 127.0.0.1:$http_port;|" \
         -e "s|listen 443 ssl http2;|listen 127.0.0.1:$https_port ssl http2;|" \
         -e "s|/etc/nginx/tls/|$tmp/tls/|" -e "s|/var/cache/nginx/jo|$tmp/nginx/cache|" \
         deploy/nginx/jo.conf >"$tmp/nginx/jo.conf"

@@ -17,7 +17,7 @@ echo "== argon2id"
 cargo bench -p jo-server --bench argon2 --quiet 2>/dev/null | grep argon2id
 
 DATA=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+PORT=$(scripts/free-ports)
 RUST_LOG=warn ./target/release/jo-server serve --data "$DATA/data" --bind "127.0.0.1:$PORT" &
 PID=$!
 cleanup() { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; rm -rf "$DATA"; }

@@ -63,9 +63,6 @@ trap cleanup EXIT
 
 step() { echo "== cluster: $*"; }
 fail() { echo "cluster-test: $*" >&2; exit 1; }
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
 
 started_at=$SECONDS
 step "PostgreSQL, keys, test CA"
@@ -80,13 +77,10 @@ head -c 32 /dev/urandom >"$tmp/node1/totp.key"
 chmod 600 "$tmp/node1/totp.key"
 cp -p "$tmp/node1/totp.key" "$tmp/node2/totp.key"
 
-port1=$(free_port)
-port2=$(free_port)
-https_port=$(free_port)
-http_port=$(free_port)
+read -r port1 port2 https_port http_port mport1 mport2 < <(scripts/free-ports 6)
 base="https://localhost:$https_port"
 declare -A node_port=([1]=$port1 [2]=$port2)
-declare -A metrics_port=([1]=$(free_port) [2]=$(free_port))
+declare -A metrics_port=([1]=$mport1 [2]=$mport2)
 
 # The load's buyers buy far more tickets of one session than a person may
 # (JO_MAX_TICKETS_PER_SESSION, 10 by default): the limit is lifted here.

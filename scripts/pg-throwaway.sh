@@ -85,13 +85,8 @@ as_user() {
     fi
 }
 
-free_port() {
-    python3 -c 'import socket
-s = socket.socket()
-s.bind(("127.0.0.1", 0))
-print(s.getsockname()[1])
-s.close()'
-}
+# The port picker beside this script (it runs after a `cd /`).
+free_ports="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd -P)/free-ports"
 
 start() {
     local dir=$1 bindir psql user port attempt started=""
@@ -126,7 +121,7 @@ host    all       all   127.0.0.1/32   trust
 HBA
 
     for attempt in 1 2 3 4 5; do
-        port=$(free_port) || die "cannot pick a free port"
+        port=$("$free_ports") || die "cannot pick a free port"
         as_user "$user" tee "$dir/data/postgresql.auto.conf" >/dev/null <<CONF
 # Written by scripts/pg-throwaway.sh.
 listen_addresses = '127.0.0.1'
