@@ -210,6 +210,9 @@ pub struct ShopPolicy {
     pub hold_secs: i64,
     /// How often expired holds are swept (their seats return on sale).
     pub sweep_secs: u64,
+    /// First wait before a seller's refund the gateway refused is tried
+    /// again; it doubles with each refusal, up to an hour.
+    pub payout_retry_secs: u64,
     /// Most unpaid, unexpired orders one buyer may have at once: without a
     /// cap, one account could hold a session's seats by checking out again
     /// every hold period.
@@ -239,6 +242,7 @@ impl Default for ShopPolicy {
         Self {
             hold_secs: 15 * 60,
             sweep_secs: 30,
+            payout_retry_secs: 30,
             max_pending_orders: 3,
             max_held_seats: 40,
             transfer_offer_secs: 7 * 24 * 3600,

@@ -61,6 +61,15 @@ impl Application {
     /// Prepares everything (data dir, database, signing key, fixtures, mail)
     /// and binds the listener; port 0 picks a free port.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
+        Self::build_with_gateway(config, Arc::new(crate::shop::payment::SimulatedGateway)).await
+    }
+
+    /// [`Application::build`] with another payment gateway than the
+    /// simulated one (a real acquirer's, or a test's that fails on cue).
+    pub async fn build_with_gateway(
+        config: Config,
+        gateway: crate::shop::payment::Gateway,
+    ) -> anyhow::Result<Self> {
         let store = open_store(&config).await?;
         let signer = load_or_create_signing_key(&config.keys_dir)?;
         // Refuse to start with a key the gates would not trust (missing
@@ -108,6 +117,7 @@ impl Application {
             public_url,
             public_origin,
             https,
+            gateway,
         }));
         Ok(Self {
             port: local.port(),
@@ -153,6 +163,12 @@ impl Application {
             spawn_until_stopped(
                 stopping.clone(),
                 crate::web::shop::expire_holds_periodically(self.state.clone()),
+            ),
+            // Every node pays the resale sellers still owed (a refund the
+            // gateway refused is tried again, with a backoff).
+            spawn_until_stopped(
+                stopping.clone(),
+                crate::web::shop::resale::settle_payouts_periodically(self.state.clone()),
             ),
             // Every node drains the shared outbox (mail written by any node).
             spawn_until_stopped(

@@ -38,6 +38,8 @@ pub struct App {
     pub public_origin: String,
     /// Whether the public URL is https: Secure cookies with `__Host-` names, HSTS.
     pub https: bool,
+    /// The payment gateway: charges at checkout, refunds to resale sellers.
+    pub gateway: crate::shop::payment::Gateway,
 }
 
 /// Cheap-to-clone handle on [`App`].

@@ -292,6 +292,11 @@ pub trait PaymentGateway: Send + Sync {
     }
 }
 
+/// The payment gateway the shop charges and refunds through, shared by
+/// the handlers and the background jobs. The simulated one ships with the
+/// product; a real acquirer implements [`PaymentGateway`] and goes here.
+pub type Gateway = std::sync::Arc<dyn PaymentGateway>;
+
 /// The documented test cards (also in server/README.md). Anything else that
 /// passes the form checks is declined as `card_declined`: no real card can
 /// ever look as if it had been charged.

@@ -325,3 +325,96 @@ async fn tickets_per_buyer_per_session_are_limited_across_primary_and_resale() {
         &format!("/orders/{number}"),
     );
 }
+
+/// The simulated gateway, except that it refuses the first `refuse`
+/// refunds (an acquirer down, a refund rejected for a while), counting
+/// every refund asked for.
+struct RefusingGateway {
+    refuse: usize,
+    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl jo_server::shop::payment::PaymentGateway for RefusingGateway {
+    fn refund<'a>(
+        &'a self,
+        req: jo_server::shop::payment::RefundRequest<'a>,
+    ) -> jo_server::shop::payment::RefundFuture<'a> {
+        let n = self.asked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if n < self.refuse {
+            return Box::pin(async { Err("acquirer unavailable".to_owned()) });
+        }
+        jo_server::shop::payment::SimulatedGateway.refund(req)
+    }
+
+    fn charge<'a>(
+        &'a self,
+        req: jo_server::shop::payment::ChargeRequest<'a>,
+    ) -> jo_server::shop::payment::ChargeFuture<'a> {
+        jo_server::shop::payment::SimulatedGateway.charge(req)
+    }
+
+    fn charge_now(
+        &self,
+        req: &jo_server::shop::payment::ChargeRequest<'_>,
+    ) -> Option<jo_server::shop::payment::ChargeOutcome> {
+        jo_server::shop::payment::SimulatedGateway.charge_now(req)
+    }
+}
+
+#[tokio::test]
+async fn a_seller_refund_the_gateway_refuses_is_tried_again_by_itself_and_made_once() {
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let data = tempfile::tempdir().expect("tempdir");
+    let mut config = test_config(data.path().join("data"));
+    config.shop.sweep_secs = 1;
+    config.shop.payout_retry_secs = 1;
+    let gateway = std::sync::Arc::new(RefusingGateway {
+        refuse: 2,
+        asked: asked.clone(),
+    });
+    let app = start_with_gateway(config, data, gateway).await;
+    let seller = buyer(&app, "vendeur").await;
+    let buyer_b = buyer(&app, "acheteur").await;
+    let sid = ath01(&app);
+    buy(&seller, sid, "Solo", 1).await;
+    let code = ticket_ids(&seller).await.remove(0);
+    let face = face_of(&app, &code);
+    assert_eq!(list(&seller, &code).await, "/tickets/done?notice=listed");
+    let id = listings(&buyer_b, sid).await[0];
+    let number = order_of_redirect(&buy_listing(&buyer_b, sid, id).await);
+    assert_redirect_to(
+        &pay(&buyer_b, &number, CARD_OK).await,
+        &format!("/orders/{number}"),
+    );
+    let refunded = |app: &TestApp| {
+        sql_i64(
+            app,
+            "SELECT COUNT(*) FROM resale_listings WHERE id = ?1 AND payout_ref LIKE 'sim_re_%'",
+            &[&id],
+        )
+    };
+    // Refused right after the sale: still owed, nothing recorded.
+    assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    assert_eq!(refunded(&app), 0);
+    // With no other sale, the node tries again by itself (1 s, then 2 s)
+    // and the third try goes through.
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while refunded(&app) == 0 {
+        assert!(
+            std::time::Instant::now() < until,
+            "the refund was never tried again ({} tries)",
+            asked.load(std::sync::atomic::Ordering::SeqCst)
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+    let payout = sql_i64(
+        &app,
+        "SELECT payout_cents FROM resale_listings WHERE id = ?1",
+        &[&id],
+    );
+    assert_eq!(payout, face - (face * 500 + 5_000) / 10_000);
+    // Made, it is not asked for again.
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
+}

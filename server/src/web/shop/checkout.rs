@@ -2,10 +2,10 @@
 //! simulated payment page.
 
 use askama::Template;
+use axum::Form;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
-use axum::{Extension, Form};
 use serde::Deserialize;
 
 use crate::auth::tokens::{is_token_shaped, random_token};
@@ -24,7 +24,7 @@ use crate::web::pages::{FieldErrors, render};
 use crate::web::session::CurrentUser;
 
 use super::cart::{Notice, cart_page, owner};
-use super::{Gateway, parse_order_number};
+use super::parse_order_number;
 
 /// `POST /checkout`: a pending order from the buyer's cart, its seats held
 /// in the transaction that checks them; then the payment page.
@@ -406,7 +406,6 @@ pub struct PayForm {
 /// idempotency key, and on approval issues the tickets and mails them.
 pub async fn pay(
     State(state): State<AppState>,
-    Extension(gateway): Extension<Gateway>,
     ctx: PageCtx,
     me: CurrentUser,
     Path(number): Path<String>,
@@ -415,6 +414,7 @@ pub async fn pay(
     // The card number and CVV are wiped from memory when this request ends.
     let card_number = zeroize::Zeroizing::new(std::mem::take(&mut f.card_number));
     let card_cvv = zeroize::Zeroizing::new(std::mem::take(&mut f.card_cvv));
+    let gateway = state.gateway.clone();
     let o = load_order(&state, &number, &me).await?;
     let to_order = || Ok(Redirect::to(&format!("/orders/{}", o.number)).into_response());
     if !is_token_shaped(&f.idem) {
@@ -531,7 +531,7 @@ pub async fn pay(
     match result {
         PaymentResult::Paid => {
             // A resale's seller is refunded now the sale has committed.
-            super::resale::settle_payouts(&state, &gateway).await;
+            super::resale::settle_payouts(&state).await;
             to_order()
         }
         PaymentResult::Declined(code) => pay_page(

@@ -13,22 +13,16 @@ pub mod resale;
 pub mod tickets;
 pub mod transfers;
 
-use std::sync::Arc;
 use std::time::Duration;
 
+use axum::Router;
 use axum::routing::{get, post};
-use axum::{Extension, Router};
 
-use crate::shop::payment::{PaymentGateway, SimulatedGateway};
+pub use crate::shop::payment::Gateway;
 use crate::state::AppState;
-
-/// The payment gateway handlers use. The simulated one ships with the
-/// product; a real acquirer implements [`PaymentGateway`] and goes here.
-pub type Gateway = Arc<dyn PaymentGateway>;
 
 /// The shop's routes.
 pub fn router() -> Router<AppState> {
-    let gateway: Gateway = Arc::new(SimulatedGateway);
     Router::new()
         .route("/sessions", get(catalogue::list))
         .route("/sessions/{id}", get(catalogue::detail))
@@ -59,7 +53,6 @@ pub fn router() -> Router<AppState> {
         .route("/tickets/{id}/resale", post(resale::list))
         .route("/tickets/{id}/resale/withdraw", post(resale::withdraw))
         .route("/resale/{id}/buy", post(resale::buy))
-        .layer(Extension(gateway))
 }
 
 /// Sweeps expired seat holds every `config.shop.sweep_secs`, so their seats

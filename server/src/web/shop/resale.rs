@@ -3,6 +3,9 @@
 //! page; on payment the ticket moves into the buyer's order and the seller
 //! is refunded through the payment gateway ([`settle_payouts`]).
 
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
@@ -16,7 +19,7 @@ use crate::web::client::ClientIp;
 use crate::web::ctx::PageCtx;
 use crate::web::session::CurrentUser;
 
-use super::{Gateway, parse_id, parse_ticket_id};
+use super::{parse_id, parse_ticket_id};
 
 fn actor(me: &CurrentUser, ip: ClientIp) -> Actor {
     Actor {
@@ -97,40 +100,98 @@ pub async fn buy(
 }
 
 /// Refunds the sellers of resold tickets what they are owed, through the
-/// gateway, once per listing (the listing is the idempotency key): called
-/// after a payment commits. A refund the gateway refuses stays due and is
-/// tried again after the next payment.
-pub async fn settle_payouts(state: &AppState, gateway: &Gateway) {
-    let due = match state.store.due_payouts().await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::warn!(error = %e, "resale refunds not read");
-            return;
-        }
+/// gateway, once per listing (the listing is the idempotency key, so two
+/// nodes paying the same listing at once refund it once): called after a
+/// payment commits. A refund the gateway refuses stays due and is tried
+/// again by [`settle_payouts_periodically`].
+pub async fn settle_payouts(state: &AppState) {
+    let Some(due) = due_payouts(state).await else {
+        return;
     };
     for p in due {
-        let key = format!("resale-payout-{}", p.listing);
-        let out = gateway
-            .refund(RefundRequest {
-                idempotency_key: &key,
-                transaction_id: &p.transaction_id,
-                amount_cents: p.amount_cents,
-                reference: &p.order_number,
-            })
-            .await;
-        match out {
-            Ok(reference) => {
-                if let Err(e) = state.store.payout_done(p.listing, reference).await {
-                    tracing::warn!(listing = p.listing, error = %e, "resale refund made but not recorded");
-                } else {
-                    tracing::info!(
-                        listing = p.listing,
-                        amount_cents = p.amount_cents,
-                        "resale seller refunded"
-                    );
-                }
+        let _ = pay_out(state, &p).await;
+    }
+}
+
+/// Longest wait between two tries of a refused refund.
+const PAYOUT_RETRY_MAX: Duration = Duration::from_secs(3600);
+
+/// Tries again, on every node, the sellers' refunds still owed: one the
+/// gateway refused (or a node that died between the sale and the refund)
+/// is paid without waiting for another sale. Each refused listing waits
+/// `config.shop.payout_retry_secs`, doubling to [`PAYOUT_RETRY_MAX`]; the waits are
+/// this node's own (a restart tries at once, which the idempotency key
+/// makes harmless).
+pub async fn settle_payouts_periodically(state: AppState) {
+    let every = Duration::from_secs(state.config.shop.sweep_secs.max(1));
+    let first = Duration::from_secs(state.config.shop.payout_retry_secs.max(1));
+    let mut tick = tokio::time::interval(every);
+    let mut waits: HashMap<i64, (Duration, Instant)> = HashMap::new();
+    loop {
+        tick.tick().await;
+        let Some(due) = due_payouts(&state).await else {
+            continue;
+        };
+        let now = Instant::now();
+        waits.retain(|listing, _| due.iter().any(|p| p.listing == *listing));
+        for p in due {
+            if waits.get(&p.listing).is_some_and(|(_, next)| *next > now) {
+                continue;
             }
-            Err(why) => tracing::warn!(listing = p.listing, error = %why, "resale refund refused"),
+            if pay_out(&state, &p).await {
+                waits.remove(&p.listing);
+            } else {
+                let wait = waits
+                    .get(&p.listing)
+                    .map_or(first, |(w, _)| (*w * 2).min(PAYOUT_RETRY_MAX));
+                waits.insert(p.listing, (wait, Instant::now() + wait));
+            }
+        }
+    }
+}
+
+async fn due_payouts(state: &AppState) -> Option<Vec<crate::db::resale::Payout>> {
+    match state.store.due_payouts().await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            tracing::warn!(error = %e, "resale refunds not read");
+            None
+        }
+    }
+}
+
+/// One seller's refund through the gateway; `true` once made and recorded.
+async fn pay_out(state: &AppState, p: &crate::db::resale::Payout) -> bool {
+    let key = format!("resale-payout-{}", p.listing);
+    let out = state
+        .gateway
+        .refund(RefundRequest {
+            idempotency_key: &key,
+            transaction_id: &p.transaction_id,
+            amount_cents: p.amount_cents,
+            reference: &p.order_number,
+        })
+        .await;
+    match out {
+        Ok(reference) => match state.store.payout_done(p.listing, reference).await {
+            Ok(()) => {
+                tracing::info!(
+                    listing = p.listing,
+                    amount_cents = p.amount_cents,
+                    "resale seller refunded"
+                );
+                true
+            }
+            Err(e) => {
+                // Tried again later under the same key: the gateway
+                // answers with the same refund, which is then recorded.
+                tracing::warn!(listing = p.listing, error = %e, "resale refund made but not recorded");
+                false
+            }
+        },
+        Err(why) => {
+            tracing::warn!(listing = p.listing, error = %why, "resale refund refused; tried again later");
+            false
         }
     }
 }

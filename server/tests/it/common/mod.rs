@@ -103,7 +103,21 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut Config)) -> TestApp {
 
 /// Starts the server on an existing data directory.
 pub async fn start(config: Config, data: tempfile::TempDir) -> TestApp {
-    let app = Application::build(config.clone())
+    start_with_gateway(
+        config,
+        data,
+        std::sync::Arc::new(jo_server::shop::payment::SimulatedGateway),
+    )
+    .await
+}
+
+/// [`start`] with a payment gateway of the test's own.
+pub async fn start_with_gateway(
+    config: Config,
+    data: tempfile::TempDir,
+    gateway: jo_server::shop::payment::Gateway,
+) -> TestApp {
+    let app = Application::build_with_gateway(config.clone(), gateway)
         .await
         .expect("application builds");
     let port = app.port();
