@@ -384,7 +384,12 @@ fn a_peer_frame_altered_or_replayed_after_the_handshake_closes_the_connection() 
     let recorded = conn.sealed(&Message::Ping);
     drop(conn);
     let s = a.status();
-    assert_eq!(s["dropped"], 0, "nothing refused so far: {s}");
+    assert_eq!(
+        s["dropped"],
+        0,
+        "nothing refused so far: {s} {:?}",
+        a.log_lines("peer")
+    );
 
     // An altered frame: one byte of its body flipped.
     let mut conn = connect_as(&dirs[1], &at_a);

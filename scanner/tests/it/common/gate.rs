@@ -139,6 +139,17 @@ impl GateProc {
         }
     }
 
+    /// Its stderr lines that contain `needle` (for a failure's message).
+    pub fn log_lines(&self, needle: &str) -> Vec<String> {
+        self.errors
+            .lock()
+            .expect("lock")
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+
     /// How many of its stderr lines contain `needle`.
     pub fn logged(&self, needle: &str) -> usize {
         self.errors
