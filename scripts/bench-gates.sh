@@ -6,7 +6,7 @@
 # `jo-server serve` (each gate holding a long-poll on the entries feed) and
 # over LAN peers on 127.0.0.1 with the server stopped; and the server's
 # memory and CPU with the long-polls held open.
-#   scripts/bench-gates.sh [GATES...]     (default: 2 10 50)
+#   scripts/bench-gates.sh [GATES...]     (default: 2 10 50 200; the LAN up to 50)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --locked --release --quiet -p jo-server -p jo-scanner

@@ -3,14 +3,17 @@
 //! `jo-server serve`, then over LAN peers with the server stopped. Prints,
 //! for each N, the time from an admission at one gate to the entry being
 //! installed at each other gate (its refusal ready), p50 and p95, online
-//! and over the LAN, and the server's memory and CPU with the gates'
-//! long-polls held open.
+//! and over the LAN, the server's memory and CPU with the gates'
+//! long-polls held open, and the shop's speed (home pages served per
+//! second) with those long-polls held against none.
 //!
 //! Run by `scripts/bench-gates.sh` (release build), which passes the
 //! binaries: `JO_SERVER_BIN`, `JO_SCANNER_BIN`, and the gate counts as
-//! arguments (default 2 10 50).
+//! arguments (default 2 10 50 200). The LAN is measured up to
+//! [`LAN_MAX`] gates: a venue's gates dial each other, so N gates on one
+//! machine are N² connections and threads, which measures the machine
+//! rather than the protocol.
 
-use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -26,6 +29,46 @@ use serde_json::Value;
 
 /// Admissions measured per run (each is heard by every other gate).
 const SAMPLES: usize = 20;
+
+/// Most gates measured over the LAN (a full mesh on one machine).
+const LAN_MAX: usize = 50;
+
+/// Clients asking for the shop's home page at once, and for how long.
+const SHOP_CLIENTS: usize = 8;
+const SHOP_FOR: Duration = Duration::from_secs(5);
+
+/// Home pages served per second to [`SHOP_CLIENTS`] clients asking in a
+/// loop for [`SHOP_FOR`]; a page that is not 200 fails the run.
+fn shop_rate(url: &str) -> anyhow::Result<f64> {
+    let start = Instant::now();
+    let served = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..SHOP_CLIENTS)
+            .map(|_| {
+                scope.spawn(|| -> anyhow::Result<u64> {
+                    let client = reqwest::blocking::Client::new();
+                    let mut n = 0;
+                    while start.elapsed() < SHOP_FOR {
+                        let r = client.get(format!("{url}/")).send()?;
+                        if !r.status().is_success() {
+                            bail!("home page: {}", r.status());
+                        }
+                        r.bytes()?;
+                        n += 1;
+                    }
+                    Ok(n)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a shop client panicked"))?
+            })
+            .sum::<anyhow::Result<u64>>()
+    })?;
+    Ok(served as f64 / start.elapsed().as_secs_f64())
+}
 
 fn unix_now() -> i64 {
     std::time::SystemTime::now()
@@ -298,6 +341,7 @@ fn bench(n: usize, server_bin: &Path, scanner_bin: &Path) -> anyhow::Result<()> 
         )?;
     }
     let (rss0, _) = usage(server.id());
+    let shop_none = shop_rate(&url)?;
 
     // Online: every gate holds a long-poll; admissions go up at once.
     let mut gates = states
@@ -324,6 +368,14 @@ fn bench(n: usize, server_bin: &Path, scanner_bin: &Path) -> anyhow::Result<()> 
     let (rss2, cpu2) = usage(server.id());
     let ticks = 100.0; // USER_HZ on Linux
     let cpu_idle = (cpu2 - cpu1) as f64 / ticks / idle.as_secs_f64() * 100.0;
+    let shop_held = shop_rate(&url)?;
+    // Every long-poll still held after the shop's rush.
+    for g in &mut gates {
+        let s = g.status()?;
+        if s["learning"] != "live" {
+            bail!("a gate lost its long-poll under the shop's load: {s}");
+        }
+    }
     let tickets: Vec<String> = (0..SAMPLES as u32)
         .map(ticket)
         .collect::<anyhow::Result<_>>()?;
@@ -337,9 +389,43 @@ fn bench(n: usize, server_bin: &Path, scanner_bin: &Path) -> anyhow::Result<()> 
     // Over the LAN, the server stopped: gate i dials every gate before it.
     let _ = server.kill();
     let _ = server.wait();
+    let lan = if n <= LAN_MAX {
+        Some(lan(n, &states, scanner_bin, &ticket)?)
+    } else {
+        None
+    };
+    let lan_words = match &lan {
+        Some(l) => format!("LAN p50 {:>4} ms p95 {:>4} ms", pct(l, 0.5), pct(l, 0.95)),
+        None => format!("LAN not run (over {LAN_MAX} gates)"),
+    };
+    println!(
+        "{n:>3} gates | online p50 {:>4} ms p95 {:>4} ms | {lan_words} | \
+         server RSS {:.1} MiB before, {:.1} MiB with {n} long-polls held ({:+.1} KiB each), \
+         {:.1} MiB after the admissions | CPU {cpu_idle:.1} % held idle, {cpu_busy:.1} % while admitting \
+         | shop home page {shop_none:.0}/s with no long-poll, {shop_held:.0}/s with {n} held ({:+.1} %)",
+        pct(&online, 0.5),
+        pct(&online, 0.95),
+        rss0 as f64 / 1024.0,
+        rss2 as f64 / 1024.0,
+        (rss2 as f64 - rss0 as f64) / n as f64,
+        rss4 as f64 / 1024.0,
+        (shop_held / shop_none - 1.0) * 100.0,
+    );
+    let _ = rss1;
+    Ok(())
+}
+
+/// The LAN run: the gates started again without the server, gate i
+/// dialling every gate before it; the delays of [`measure`].
+fn lan(
+    n: usize,
+    states: &[PathBuf],
+    scanner_bin: &Path,
+    ticket: &dyn Fn(u32) -> anyhow::Result<String>,
+) -> anyhow::Result<Vec<u64>> {
     let mut gates: Vec<Proc> = Vec::new();
     let mut addrs: Vec<String> = Vec::new();
-    for s in &states {
+    for s in states {
         let mut args = vec!["--peer-listen".to_owned(), "127.0.0.1:0".to_owned()];
         for a in &addrs {
             args.push("--peer".to_owned());
@@ -369,27 +455,7 @@ fn bench(n: usize, server_bin: &Path, scanner_bin: &Path) -> anyhow::Result<()> 
     let lan_tickets: Vec<String> = (SAMPLES as u32..2 * SAMPLES as u32)
         .map(ticket)
         .collect::<anyhow::Result<_>>()?;
-    let lan = measure(&mut gates, &lan_tickets)?;
-    drop(gates);
-
-    let mut per: HashMap<&str, (u64, u64)> = HashMap::new();
-    per.insert("online", (pct(&online, 0.5), pct(&online, 0.95)));
-    per.insert("lan", (pct(&lan, 0.5), pct(&lan, 0.95)));
-    println!(
-        "{n:>3} gates | online p50 {:>4} ms p95 {:>4} ms | LAN p50 {:>4} ms p95 {:>4} ms | \
-         server RSS {:.1} MiB before, {:.1} MiB with {n} long-polls held ({:+.1} KiB each), \
-         {:.1} MiB after the admissions | CPU {cpu_idle:.1} % held idle, {cpu_busy:.1} % while admitting",
-        per["online"].0,
-        per["online"].1,
-        per["lan"].0,
-        per["lan"].1,
-        rss0 as f64 / 1024.0,
-        rss2 as f64 / 1024.0,
-        (rss2 as f64 - rss0 as f64) / n as f64,
-        rss4 as f64 / 1024.0,
-    );
-    let _ = rss1;
-    Ok(())
+    measure(&mut gates, &lan_tickets)
 }
 
 fn main() -> anyhow::Result<()> {
@@ -400,14 +466,14 @@ fn main() -> anyhow::Result<()> {
         .filter_map(|a| a.parse().ok())
         .collect();
     let counts = if counts.is_empty() {
-        vec![2, 10, 50]
+        vec![2, 10, 50, 200]
     } else {
         counts
     };
     println!(
         "admission at one gate -> entry installed at each other gate ({SAMPLES} admissions, \
          each heard by all the others); online through the server (long-poll), then over LAN \
-         peers with the server stopped"
+         peers with the server stopped; the shop's home page rate with the long-polls held"
     );
     for n in counts {
         bench(n, &server_bin, &scanner_bin).with_context(|| format!("{n} gates"))?;
