@@ -95,6 +95,20 @@ pub enum ReissueOutcome {
     Reissued(String),
 }
 
+/// Tickets re-issued per transaction by [`Store::admin_reissue_session`]:
+/// a few hundred milliseconds of the write lock at most.
+pub const REISSUE_CHUNK: i64 = 500;
+
+/// What [`Store::admin_reissue_session`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionReissue {
+    /// Tickets re-issued (each holder mailed, each old code revoked).
+    pub reissued: usize,
+    /// Valid tickets left as they were: on offer to a friend, listed for
+    /// resale, or of an order no longer paid.
+    pub left_out: usize,
+}
+
 /// Where a new ticket belongs and whom it admits; what was signed comes
 /// with the [`IssuedTicket`].
 pub(super) struct NewTicket<'a> {
@@ -629,6 +643,134 @@ impl Store {
             })
             .await
             .inspect(|_| self.wake_outbox())
+    }
+
+    /// Re-issues every valid ticket of session `session_id` for its holder
+    /// (a leak of a session's codes, or a mass change): each ticket through
+    /// the same [`reissue_in`] as [`Store::admin_reissue_ticket`], audited
+    /// and mailed the same way, in transactions of [`REISSUE_CHUNK`]
+    /// tickets so that the shop's writers get in between (a chunk commits
+    /// whole or not at all; a failure leaves the chunks before it done and
+    /// the rest valid, and running it again re-issues the rest). Only the
+    /// tickets valid when it starts are re-issued (not the new ones). A
+    /// ticket on offer to a friend or listed for resale is left as it is
+    /// and counted: its offer or listing names that very ticket. `None` if
+    /// there is no such session.
+    pub async fn admin_reissue_session(
+        &self,
+        actor: Actor,
+        session_id: i64,
+        issuer: Arc<dyn TicketIssuer>,
+        mail: Arc<ReissueMail>,
+    ) -> StoreResult<Option<SessionReissue>> {
+        let last: Option<i64> = self
+            .pool
+            .run_sql(move |c| {
+                let exists: Option<i64> = c
+                    .query_row(
+                        "SELECT id FROM game_sessions WHERE id = ?1",
+                        params![session_id],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                if exists.is_none() {
+                    return Ok(None);
+                }
+                let last: Option<i64> = c.query_row(
+                    "SELECT max(id) FROM tickets WHERE session_id = ?1",
+                    params![session_id],
+                    |r| r.get(0),
+                )?;
+                Ok(Some(last.unwrap_or(0)))
+            })
+            .await?;
+        let Some(last) = last else {
+            return Ok(None);
+        };
+        let mut done = SessionReissue::default();
+        let mut after = 0i64;
+        loop {
+            let (actor, issuer, mail) = (actor.clone(), issuer.clone(), mail.clone());
+            let (chunk, seen_to) = self
+                .pool
+                .run_sql(move |c| {
+                    let t = now();
+                    let tx = c.begin(Begin::Immediate)?;
+                    let rows: Vec<(i64, Vec<u8>)> = tx.query_map(
+                        "SELECT id, ticket_id FROM tickets
+                         WHERE session_id = ?1 AND status = ?2 AND id > ?3 AND id <= ?4
+                         ORDER BY id LIMIT ?5",
+                        params![session_id, TicketStatus::Valid, after, last, REISSUE_CHUNK],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )?;
+                    let mut chunk = SessionReissue::default();
+                    let seen_to = rows.last().map(|(row, _)| *row);
+                    for (row, tid) in rows {
+                        let Ok(tid) = <[u8; TICKET_ID_LEN]>::try_from(tid.as_slice()) else {
+                            continue;
+                        };
+                        let id = TicketId(tid);
+                        if super::transfers::is_offered(&tx, &id)?
+                            || super::resale::is_listed(&tx, row)?
+                        {
+                            chunk.left_out += 1;
+                            continue;
+                        }
+                        let out = reissue_in(
+                            &tx,
+                            &id,
+                            NewHolder::Same,
+                            (RevocationReason::Reissued, "session re-issue"),
+                            issuer.as_ref(),
+                            Some(mail.as_ref()),
+                            t,
+                        )?;
+                        match out {
+                            ReissueOutcome::Reissued(new_hex) => {
+                                audit(
+                                    &tx,
+                                    &actor,
+                                    "ticket.reissue",
+                                    &format!("ticket:{}", id.to_hex()),
+                                    &format!("new_ticket={new_hex} session={session_id}"),
+                                    t,
+                                )?;
+                                chunk.reissued += 1;
+                            }
+                            // A ticket of an order no longer paid.
+                            ReissueOutcome::NotFound | ReissueOutcome::NotValid => {
+                                chunk.left_out += 1
+                            }
+                        }
+                    }
+                    tx.commit()?;
+                    Ok((chunk, seen_to))
+                })
+                .await?;
+            self.wake_outbox();
+            done.reissued += chunk.reissued;
+            done.left_out += chunk.left_out;
+            match seen_to {
+                Some(row) => after = row,
+                None => break,
+            }
+        }
+        if done.reissued > 0 {
+            let detail = format!("reissued={} left_out={}", done.reissued, done.left_out);
+            self.pool
+                .run_sql(move |c| {
+                    audit(
+                        c,
+                        &actor,
+                        "session.reissue",
+                        &format!("session:{session_id}"),
+                        &detail,
+                        now(),
+                    )
+                })
+                .await?;
+        }
+        Ok(Some(done))
     }
 
     /// Changes the name on one of a buyer's valid tickets before its

@@ -151,6 +151,11 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Tick the box to confirm the cancellation.",
     ),
     (
+        "admin.err.confirm_reissue",
+        "Cochez la case pour confirmer la réémission.",
+        "Tick the box to confirm the re-issue.",
+    ),
+    (
         "admin.err.note_required",
         "Indiquez le motif en quelques mots.",
         "Give the reason in a few words.",
@@ -414,6 +419,36 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "admin.sessions.cancelled_notice",
         "Épreuve annulée : ses billets sont révoqués et les acheteurs prévenus.",
         "Session cancelled: its tickets are revoked and the buyers told.",
+    ),
+    (
+        "admin.sessions.reissue_title",
+        "Réémettre tous les billets",
+        "Re-issue every ticket",
+    ),
+    (
+        "admin.sessions.reissue_text",
+        "Chaque billet valide reçoit un nouveau code (nouvel identifiant, nouvelle signature) ; l'ancien est révoqué et refusé par les scanners après leur prochaine synchronisation, et chaque détenteur reçoit son nouveau billet par courriel. À faire si les codes de cette épreuve ont fuité. Un billet proposé à un proche ou mis en revente est laissé tel quel.",
+        "Every valid ticket gets a new code (new id, new signature); the old one is revoked and refused by the scanners after their next sync, and every holder gets their new ticket by email. For when this session's codes have leaked. A ticket on offer to a friend or listed for resale is left as it is.",
+    ),
+    (
+        "admin.sessions.reissue_confirm",
+        "Je confirme la réémission de tous les billets de cette épreuve.",
+        "I confirm the re-issue of every ticket of this session.",
+    ),
+    (
+        "admin.sessions.reissue_button",
+        "Réémettre tous les billets",
+        "Re-issue every ticket",
+    ),
+    (
+        "admin.sessions.reissued_notice",
+        "Billets réémis, détenteurs prévenus :",
+        "Tickets re-issued, holders told:",
+    ),
+    (
+        "admin.sessions.reissued_left",
+        "laissés tels quels (proposés à un proche, en revente ou d'une commande non payée) :",
+        "left as they were (on offer, listed for resale or of an unpaid order):",
     ),
     // Orders and tickets
     (

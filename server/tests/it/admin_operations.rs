@@ -600,3 +600,124 @@ async fn the_holder_is_mailed_once_when_a_ticket_is_revoked_reissued_or_refunded
         assert!(html.contains(words), "{words} on my tickets");
     }
 }
+
+#[tokio::test]
+async fn a_session_is_reissued_whole_but_for_a_listed_ticket_and_only_once_per_run() {
+    let app = spawn_app().await;
+    let (chef, _) = admin(&app).await;
+    let (seller, a) = logged_in_buyer(&app, "curie_m").await;
+    let (_, b) = logged_in_buyer(&app, "joliot_i").await;
+    let session = first_session(&app);
+    let solo = offer_named(&app, "Solo");
+    let famille = offer_named(&app, "Famille");
+    let (_, tickets_a) = paid_order(&app, a, session, solo, 2, 5000);
+    let (_, tickets_b) = paid_order(&app, b, session, famille, 1, 17000);
+    // One of A's tickets is listed for resale: its listing names it.
+    let r = seller
+        .submit(
+            "/tickets",
+            &format!("/tickets/{}/resale", tickets_a[1]),
+            &[],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "listed");
+    let taken = "SELECT seats_taken FROM game_sessions WHERE id = ?1";
+    let taken_before = one_i64(&app, taken, &[&session]);
+
+    let page = format!("/admin/sessions/{session}");
+    let (_, html) = chef.get_text(&page).await;
+    assert!(
+        html.contains("id=\"reissue-h\""),
+        "offered: tickets are sold"
+    );
+    let r = chef.submit(&page, &format!("{page}/reissue"), &[]).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "the box must be ticked"
+    );
+    assert_eq!(ticket_state(&app, &tickets_a[0]).0, "valid");
+
+    let r = chef
+        .submit(
+            &page,
+            &format!("{page}/reissue"),
+            &[("confirm_reissue", "1")],
+        )
+        .await;
+    assert_redirect_to(&r, &format!("{page}?done=reissued&n=2&left=1"));
+    let (_, html) = chef.get_text(&location(&r)).await;
+    assert_eq!(
+        between(&html, "id=\"reissued-count\">", "<").as_deref(),
+        Some("2")
+    );
+    assert_eq!(
+        between(&html, "id=\"reissued-left\">", "<").as_deref(),
+        Some("1")
+    );
+    // The old codes are revoked `reissued` and in the synced list; the
+    // listed ticket is untouched; each holder has a new valid ticket.
+    let listed = synced_revocations(&app);
+    for old in [&tickets_a[0], &tickets_b[0]] {
+        assert_eq!(ticket_state(&app, old), ("revoked".to_owned(), Some(3)));
+        assert!(listed.contains(old), "{old} in the signed list");
+    }
+    assert_eq!(
+        ticket_state(&app, &tickets_a[1]),
+        ("valid".to_owned(), None)
+    );
+    let valid_of = |user: i64| {
+        one_i64(
+            &app,
+            "SELECT count(*) FROM tickets WHERE session_id = ?1 AND user_id = ?2 AND status = 'valid'",
+            &[&session, &user],
+        )
+    };
+    assert_eq!((valid_of(a), valid_of(b)), (2, 1));
+    assert_eq!(
+        one_i64(&app, taken, &[&session]),
+        taken_before,
+        "a re-issue moves no seat"
+    );
+    let new_b: String = admin_db(&app)
+        .with(|c| {
+            c.query_row(
+                "SELECT n.qr FROM tickets n JOIN tickets o ON o.id = n.replaces WHERE o.ticket_id = ?1",
+                params![&hex::decode(&tickets_b[0]).expect("hex")[..]],
+                |r| r.get(0),
+            )
+        })
+        .expect("B's new ticket");
+    let (payload, _) = jo_shared::qr::decode_string(&new_b).expect("signed QR decodes");
+    let p = jo_shared::TicketPayload::decode(&payload).expect("payload");
+    assert_eq!(i64::from(p.session_id), session);
+    assert_eq!(p.admits, 4, "a Famille ticket still admits four");
+    assert_eq!(
+        one_i64(
+            &app,
+            "SELECT count(*) FROM mail_outbox WHERE kind = 'ticket_reissued'",
+            &[]
+        ),
+        2,
+        "each holder mailed their new ticket"
+    );
+    let audit = |action: &str| {
+        one_i64(
+            &app,
+            "SELECT count(*) FROM audit_log WHERE action = ?1",
+            &[&action],
+        )
+    };
+    assert_eq!((audit("ticket.reissue"), audit("session.reissue")), (2, 1));
+
+    // Again: the two tickets re-issued just now, not the ones they made.
+    let r = chef
+        .submit(
+            &page,
+            &format!("{page}/reissue"),
+            &[("confirm_reissue", "1")],
+        )
+        .await;
+    assert_redirect_to(&r, &format!("{page}?done=reissued&n=2&left=1"));
+    assert_eq!((valid_of(a), valid_of(b)), (2, 1));
+}

@@ -90,6 +90,7 @@ admin_routes! {
     GET "/admin/sessions/{id}" => sessions::edit;
     POST "/admin/sessions/{id}" => sessions::update;
     POST "/admin/sessions/{id}/cancel" => sessions::cancel;
+    POST "/admin/sessions/{id}/reissue" => sessions::reissue;
     GET "/admin/sessions/{id}/transfers" => orders::session_transfers;
     GET "/admin/orders" => orders::search;
     GET "/admin/orders/{number}" => orders::order;

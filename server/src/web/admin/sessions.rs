@@ -1,7 +1,8 @@
 //! Sessions (épreuves): list, create, edit (capacity never below the seats
 //! sold or held; doors, start and end fixed once a valid ticket exists, since
 //! tickets carry their signed validity window and are never reissued),
-//! cancel (revokes every ticket and mails the buyers).
+//! cancel (revokes every ticket and mails the buyers), re-issue every ticket
+//! (new codes for all its holders, the old ones revoked).
 
 use askama::Template;
 use axum::Form;
@@ -276,6 +277,8 @@ struct SessionFormPage<'a> {
     /// Valid tickets of the session edited: when any, its times are shown
     /// read-only, with why.
     sold: i64,
+    /// After a session-wide re-issue: tickets re-issued, tickets left out.
+    reissued: Option<(usize, usize)>,
 }
 
 /// `GET /admin/sessions`.
@@ -313,6 +316,21 @@ async fn form_page(
     errors: FieldErrors,
     notice: &'static str,
 ) -> Result<Response> {
+    form_page_after(state, ctx, status, session, form, errors, notice, None).await
+}
+
+/// [`form_page`], with the counts of a session-wide re-issue just done.
+#[allow(clippy::too_many_arguments)]
+async fn form_page_after(
+    state: &AppState,
+    ctx: &PageCtx,
+    status: StatusCode,
+    session: Option<SessionRow>,
+    form: SessionForm,
+    errors: FieldErrors,
+    notice: &'static str,
+    reissued: Option<(usize, usize)>,
+) -> Result<Response> {
     let (sports, venues) = state.store.admin_sports_venues().await?;
     let sold = match &session {
         Some(s) => state.store.admin_session_valid_tickets(s.id).await?,
@@ -329,6 +347,7 @@ async fn form_page(
             venues,
             notice,
             sold,
+            reissued,
         },
     )
 }
@@ -407,6 +426,12 @@ pub(super) async fn create(
 pub(super) struct Done {
     #[serde(default)]
     done: String,
+    /// After a re-issue: how many were re-issued and left out (shown to
+    /// the admin only; a hand-edited URL only changes their own notice).
+    #[serde(default)]
+    n: Option<usize>,
+    #[serde(default)]
+    left: Option<usize>,
 }
 
 /// `GET /admin/sessions/{id}`.
@@ -428,8 +453,9 @@ pub(super) async fn edit(
         "cancelled" => "admin.sessions.cancelled_notice",
         _ => "",
     };
+    let reissued = (q.done == "reissued").then(|| (q.n.unwrap_or(0), q.left.unwrap_or(0)));
     let form = SessionForm::from_session(&s);
-    form_page(
+    form_page_after(
         &state,
         &ctx,
         StatusCode::OK,
@@ -437,6 +463,7 @@ pub(super) async fn edit(
         form,
         FieldErrors::default(),
         notice,
+        reissued,
     )
     .await
 }
@@ -544,6 +571,66 @@ pub(super) async fn cancel(
         // Already cancelled (e.g. a double submit): show it as it is.
         None => Ok(Redirect::to(&format!("/admin/sessions/{id}")).into_response()),
     }
+}
+
+#[derive(Deserialize)]
+pub(super) struct ReissueForm {
+    #[serde(default)]
+    confirm_reissue: String,
+}
+
+/// `POST /admin/sessions/{id}/reissue`: every valid ticket of the session
+/// re-issued to its holder (new code, the old one revoked `reissued` and
+/// refused by the gates after their next sync, each holder mailed the new
+/// one); needs its confirmation box ticked.
+pub(super) async fn reissue(
+    admin: Admin,
+    State(state): State<AppState>,
+    ctx: PageCtx,
+    Path(id): Path<i64>,
+    Form(f): Form<ReissueForm>,
+) -> Result<Response> {
+    let s = state
+        .store
+        .game_session(id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    if f.confirm_reissue != "1" {
+        let mut errors = FieldErrors::default();
+        errors.add("confirm_reissue", "admin.err.confirm_reissue");
+        let form = SessionForm::from_session(&s);
+        return form_page(
+            &state,
+            &ctx,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(s),
+            form,
+            errors,
+            "",
+        )
+        .await;
+    }
+    let done = state
+        .store
+        .admin_reissue_session(
+            admin.actor,
+            id,
+            state.signer.clone(),
+            crate::web::shop::transfers::reissued_mail(state.public_url.clone()).into(),
+        )
+        .await?
+        .ok_or(AppError::NotFound)?;
+    tracing::info!(
+        session_id = id,
+        reissued = done.reissued,
+        left_out = done.left_out,
+        "session re-issued"
+    );
+    Ok(Redirect::to(&format!(
+        "/admin/sessions/{id}?done=reissued&n={}&left={}",
+        done.reissued, done.left_out
+    ))
+    .into_response())
 }
 
 /// The mail telling a buyer that session `title` is cancelled, in French
