@@ -332,6 +332,28 @@ impl Store {
             .await
     }
 
+    /// The tickets `user_id` sold on resale, with what they are owed:
+    /// `(ticket code, refund in cents, whether the gateway has made it)`.
+    pub async fn resold_of(&self, user_id: i64) -> StoreResult<Vec<(String, i64, bool)>> {
+        self.pool
+            .read_sql(move |c| {
+                c.query_map(
+                    "SELECT t.ticket_id, x.payout_cents, x.payout_ref IS NOT NULL
+                     FROM resale_listings x JOIN tickets t ON t.id = x.ticket
+                     WHERE x.seller = ?1 AND x.status = 'sold'",
+                    params![user_id],
+                    |r| {
+                        Ok((
+                            tickets::ticket_hex(r.get(0)?).unwrap_or_default(),
+                            r.get::<Option<i64>>(1)?.unwrap_or(0),
+                            r.get::<bool>(2)?,
+                        ))
+                    },
+                )
+            })
+            .await
+    }
+
     /// Holds listing `listing` for `user_id` in a new pending order (face
     /// value plus the buyer's fee), if it is still on sale.
     pub async fn buy_listing(

@@ -661,6 +661,21 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Resell at face value",
     ),
     (
+        "resale.sold_refund",
+        "Revendu en revente officielle. Remboursement (prix payé moins les frais) :",
+        "Sold on official resale. Refund (price paid less the fee):",
+    ),
+    (
+        "resale.refund_made",
+        "versé sur votre carte.",
+        "paid back to your card.",
+    ),
+    (
+        "resale.refund_pending",
+        "en cours : il vous sera versé sous peu.",
+        "pending: it will reach you shortly.",
+    ),
+    (
         "resale.on_sale",
         "En revente officielle.",
         "On official resale.",

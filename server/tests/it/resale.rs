@@ -393,9 +393,18 @@ async fn a_seller_refund_the_gateway_refuses_is_tried_again_by_itself_and_made_o
             &[&id],
         )
     };
-    // Refused right after the sale: still owed, nothing recorded.
+    // Refused right after the sale: still owed, nothing recorded, and the
+    // seller sees it pending on their tickets.
     assert!(asked.load(std::sync::atomic::Ordering::SeqCst) >= 1);
     assert_eq!(refunded(&app), 0);
+    let resold_line =
+        |html: &str| between(html, &format!("id=\"resold-{code}\">"), "</p>").unwrap_or_default();
+    let (_, html) = seller.get_text("/tickets").await;
+    assert!(
+        resold_line(&html).contains("refund-pending"),
+        "{}",
+        resold_line(&html)
+    );
     // With no other sale, the node tries again by itself (1 s, then 2 s)
     // and the third try goes through.
     let until = std::time::Instant::now() + std::time::Duration::from_secs(20);
@@ -414,6 +423,12 @@ async fn a_seller_refund_the_gateway_refuses_is_tried_again_by_itself_and_made_o
         &[&id],
     );
     assert_eq!(payout, face - (face * 500 + 5_000) / 10_000);
+    let (_, html) = seller.get_text("/tickets").await;
+    let line = resold_line(&html);
+    assert!(
+        line.contains("refund-made") && line.contains(&jo_server::units::money::Cents(payout).fr()),
+        "{line}"
+    );
     // Made, it is not asked for again.
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);

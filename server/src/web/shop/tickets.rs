@@ -16,6 +16,7 @@ use crate::i18n::Lang;
 use crate::mail::{Attachment, Mail};
 use crate::shop::{hm, tickets_pdf, when};
 use crate::state::AppState;
+use crate::units::money::Cents;
 use crate::units::status::{OrderStatus, TicketStatus};
 use crate::web::ctx::PageCtx;
 use crate::web::pages::render;
@@ -61,6 +62,9 @@ pub struct TicketCard {
     pub listed: bool,
     /// Why it was revoked, as a message key (`None` while valid).
     pub reason_key: Option<&'static str>,
+    /// Sold on resale: the refund owed to the seller (formatted) and
+    /// whether the payment gateway has made it.
+    pub resold: Option<(String, bool)>,
     /// Whether its order is the holder's own (a ticket received by transfer
     /// or resale stays under the order that paid for it, which is not).
     pub own_order: bool,
@@ -109,6 +113,7 @@ fn ticket_card(
         changeable: t.starts_at > crate::units::time::now(),
         offered_to: None,
         listed: false,
+        resold: None,
         own_order: false,
     }
 }
@@ -131,12 +136,13 @@ pub async fn mine(
     ctx: PageCtx,
     me: CurrentUser,
 ) -> Result<Response> {
-    let (tickets, orders, offers, listed, reasons) = tokio::try_join!(
+    let (tickets, orders, offers, listed, reasons, resold) = tokio::try_join!(
         state.store.tickets_of(me.user.id),
         state.store.orders_of(me.user.id),
         state.store.offers_of(me.user.id),
         state.store.listed_of(me.user.id),
-        state.store.revocation_reasons_of(me.user.id)
+        state.store.revocation_reasons_of(me.user.id),
+        state.store.resold_of(me.user.id)
     )?;
     let reasons: HashMap<String, RevocationReason> = reasons.into_iter().collect();
     let orders: Vec<Order> = orders;
@@ -147,6 +153,10 @@ pub async fn mine(
             .find(|(code, _)| *code == t.ticket_hex)
             .map(|(_, to)| to.clone());
         c.listed = listed.contains(&t.ticket_hex);
+        c.resold = resold
+            .iter()
+            .find(|(code, ..)| *code == t.ticket_hex)
+            .map(|(_, cents, made)| (Cents(*cents).fr(), *made));
         c.own_order = orders.iter().any(|o| o.number == t.order_number);
         c
     };
