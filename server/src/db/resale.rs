@@ -70,12 +70,27 @@ pub(super) fn tickets_for_session(
 }
 
 /// Puts the listing of resale order `order_id` back on sale (its hold ran
-/// out). No seat is released: the order took none.
+/// out), or withdraws it if its ticket was revoked meanwhile (a refund, a
+/// cancelled session). No seat is released: the order took none.
 pub(super) fn release(tx: &Conn<'_>, order_id: i64) -> StoreResult<()> {
     tx.execute(
-        "UPDATE resale_listings SET status = 'listed', order_id = NULL
+        "UPDATE resale_listings SET order_id = NULL,
+             status = CASE WHEN (SELECT t.status FROM tickets t WHERE t.id = resale_listings.ticket) = 'valid'
+                           THEN 'listed' ELSE 'withdrawn' END
          WHERE order_id = ?1 AND status = 'held'",
         params![order_id],
+    )?;
+    Ok(())
+}
+
+/// Withdraws the listing on sale of ticket row `ticket`, revoked other
+/// than by its own sale: no buyer pays for a code that no longer works.
+/// (A listing held by a buyer's order stays held; its payment fails on
+/// the revoked ticket and the hold's end withdraws it, see [`release`].)
+pub(super) fn withdraw_revoked(tx: &Conn<'_>, ticket: i64) -> StoreResult<()> {
+    tx.execute(
+        "UPDATE resale_listings SET status = 'withdrawn' WHERE ticket = ?1 AND status = 'listed'",
+        params![ticket],
     )?;
     Ok(())
 }

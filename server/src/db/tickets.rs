@@ -352,6 +352,14 @@ fn revoke_and_notify(
         "UPDATE tickets SET status = ?2 WHERE ticket_id = ?1",
         params![&ticket_id.0[..], TicketStatus::Revoked],
     )?;
+    // Revoked other than by its own hand-over (which closes its offer or
+    // listing itself): no friend may accept it, no buyer pay for it.
+    if reason != RevocationReason::Transferred {
+        if let Some(row) = row_id(conn, ticket_id)? {
+            super::transfers::cancel_for_revoked(conn, row, now)?;
+            super::resale::withdraw_revoked(conn, row)?;
+        }
+    }
     revocations::append(conn, ticket_id, reason, note, now, notify)
 }
 

@@ -181,6 +181,19 @@ fn close(c: &Conn<'_>, id: i64, status: &str, t: i64) -> StoreResult<bool> {
     Ok(n == 1)
 }
 
+/// Cancels the pending offer of ticket row `ticket`, revoked other than by
+/// its own hand-over (a refund, fraud, a re-issue, a cancelled session):
+/// the recipient's link then says it is no longer on offer, instead of
+/// leading to a ticket that cannot be accepted. The holder's revocation
+/// mail says why.
+pub(super) fn cancel_for_revoked(c: &Conn<'_>, ticket: i64, t: i64) -> StoreResult<()> {
+    c.execute(
+        "UPDATE transfers SET status = 'cancelled', decided_at = ?2 WHERE ticket = ?1 AND status = 'pending'",
+        params![ticket, t],
+    )?;
+    Ok(())
+}
+
 /// Lapses every pending offer due by `t`, each sender told; returns how many.
 fn expire_due(c: &Conn<'_>, t: i64, mail: &NoticeMail) -> StoreResult<usize> {
     let due: Vec<i64> = c.query_map(

@@ -433,3 +433,68 @@ async fn a_seller_refund_the_gateway_refuses_is_tried_again_by_itself_and_made_o
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     assert_eq!(asked.load(std::sync::atomic::Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn a_ticket_revoked_by_the_organiser_leaves_the_resale_and_its_offer_ends() {
+    let app = spawn_app().await;
+    let (chef, _) = crate::common::admin::admin(&app).await;
+    let seller = buyer(&app, "vendeur").await;
+    let other = buyer(&app, "acheteur").await;
+    let sid = ath01(&app);
+    buy(&seller, sid, "Solo", 2).await;
+    let codes = ticket_ids(&seller).await;
+    assert_eq!(
+        list(&seller, &codes[0]).await,
+        "/tickets/done?notice=listed"
+    );
+    let r = seller
+        .submit(
+            "/tickets",
+            &format!("/tickets/{}/transfer", codes[1]),
+            &[("email", "ami@example.com")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let pending = |code: &str| {
+        sql_i64(
+            &app,
+            "SELECT count(*) FROM transfers x JOIN tickets t ON t.id = x.ticket
+             WHERE t.ticket_id = ?1 AND x.status = 'pending'",
+            &[&hex::decode(code).expect("hex")],
+        )
+    };
+    assert_eq!(pending(&codes[1]), 1);
+    assert_eq!(listings(&other, sid).await.len(), 1);
+
+    // Both revoked by the organiser, for fraud.
+    for code in &codes {
+        let page = format!("/admin/tickets/{code}");
+        let r = chef
+            .submit(
+                &page,
+                &format!("{page}/revoke"),
+                &[("reason", "fraud"), ("note", "revendu hors plateforme")],
+            )
+            .await;
+        assert_redirect_to(&r, &format!("{page}?done=revoked"));
+    }
+    // The dead code is no longer on sale, and nobody can accept the other.
+    assert!(listings(&other, sid).await.is_empty());
+    assert_eq!(pending(&codes[1]), 0);
+    assert_eq!(
+        sql_i64(
+            &app,
+            "SELECT count(*) FROM transfers WHERE status = 'cancelled' AND decided_at IS NOT NULL",
+            &[]
+        ),
+        1
+    );
+    assert_eq!(
+        sql_i64(
+            &app,
+            "SELECT count(*) FROM resale_listings WHERE status = 'withdrawn'",
+            &[]
+        ),
+        1
+    );
+}
