@@ -354,11 +354,11 @@ fn revoke_and_notify(
     )?;
     // Revoked other than by its own hand-over (which closes its offer or
     // listing itself): no friend may accept it, no buyer pay for it.
-    if reason != RevocationReason::Transferred {
-        if let Some(row) = row_id(conn, ticket_id)? {
-            super::transfers::cancel_for_revoked(conn, row, now)?;
-            super::resale::withdraw_revoked(conn, row)?;
-        }
+    if reason != RevocationReason::Transferred
+        && let Some(row) = row_id(conn, ticket_id)?
+    {
+        super::transfers::cancel_for_revoked(conn, row, now)?;
+        super::resale::withdraw_revoked(conn, row)?;
     }
     revocations::append(conn, ticket_id, reason, note, now, notify)
 }
