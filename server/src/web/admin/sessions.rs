@@ -520,6 +520,35 @@ pub(super) async fn update(
     .await
 }
 
+/// The session page again, its confirmation box `field` marked with
+/// `message`: a session-wide action asked for without the box ticked.
+async fn unconfirmed(
+    state: &AppState,
+    ctx: &PageCtx,
+    id: i64,
+    field: &'static str,
+    message: &'static str,
+) -> Result<Response> {
+    let s = state
+        .store
+        .game_session(id)
+        .await?
+        .ok_or(AppError::NotFound)?;
+    let mut errors = FieldErrors::default();
+    errors.add(field, message);
+    let form = SessionForm::from_session(&s);
+    form_page(
+        state,
+        ctx,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some(s),
+        form,
+        errors,
+        "",
+    )
+    .await
+}
+
 #[derive(Deserialize)]
 pub(super) struct CancelForm {
     #[serde(default)]
@@ -534,25 +563,11 @@ pub(super) async fn cancel(
     Path(id): Path<i64>,
     Form(f): Form<CancelForm>,
 ) -> Result<Response> {
-    let s = state
-        .store
-        .game_session(id)
-        .await?
-        .ok_or(AppError::NotFound)?;
     if f.confirm != "1" {
-        let mut errors = FieldErrors::default();
-        errors.add("confirm", "admin.err.confirm_cancel");
-        let form = SessionForm::from_session(&s);
-        return form_page(
-            &state,
-            &ctx,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(s),
-            form,
-            errors,
-            "",
-        )
-        .await;
+        return unconfirmed(&state, &ctx, id, "confirm", "admin.err.confirm_cancel").await;
+    }
+    if state.store.game_session(id).await?.is_none() {
+        return Err(AppError::NotFound);
     }
     match state
         .store
@@ -590,23 +605,13 @@ pub(super) async fn reissue(
     Path(id): Path<i64>,
     Form(f): Form<ReissueForm>,
 ) -> Result<Response> {
-    let s = state
-        .store
-        .game_session(id)
-        .await?
-        .ok_or(AppError::NotFound)?;
     if f.confirm_reissue != "1" {
-        let mut errors = FieldErrors::default();
-        errors.add("confirm_reissue", "admin.err.confirm_reissue");
-        let form = SessionForm::from_session(&s);
-        return form_page(
+        return unconfirmed(
             &state,
             &ctx,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            Some(s),
-            form,
-            errors,
-            "",
+            id,
+            "confirm_reissue",
+            "admin.err.confirm_reissue",
         )
         .await;
     }
