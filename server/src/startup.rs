@@ -104,7 +104,6 @@ impl Application {
             .unwrap_or_else(|| format!("http://{local}"));
         let https = public_url.starts_with("https://");
         let public_origin = origin_of(&public_url);
-        tracing::info!(address = %local, public_url, "listening");
         let state = AppState(Arc::new(App {
             config,
             store,
@@ -142,7 +141,8 @@ impl Application {
 
     /// Serves until SIGINT or SIGTERM, then lets requests in flight finish.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.run_until(shutdown_signal()).await
+        let stop = shutdown_signal()?;
+        self.run_until(stop).await
     }
 
     /// Serves until `stop` completes, then shuts down gracefully: the
@@ -157,6 +157,12 @@ impl Application {
         self,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // Logged here, once the caller's stop (the signal handlers of
+        // `run_until_stopped`) is in place: whoever reads this line and
+        // then asks the server to stop gets a graceful stop.
+        if let Ok(local) = self.listener.local_addr() {
+            tracing::info!(address = %local, public_url = %self.state.public_url, "listening");
+        }
         let (stopping_tx, stopping) = tokio::sync::watch::channel(false);
         let background = [
             spawn_until_stopped(stopping.clone(), housekeeping(self.state.clone())),
@@ -274,32 +280,37 @@ async fn housekeeping(state: AppState) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
+/// SIGINT or SIGTERM. The handlers are installed here, before the first
+/// request is served, not when the returned future is first polled: the
+/// accept loop may serve a request before it polls its stop future, and a
+/// SIGTERM sent after that answer would otherwise end the process at once
+/// instead of stopping it gracefully.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate())
+        .map_err(|e| anyhow::anyhow!("cannot listen for SIGTERM: {e}"))?;
+    let mut interrupt = signal(SignalKind::interrupt())
+        .map_err(|e| anyhow::anyhow!("cannot listen for SIGINT: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
+        }
+        tracing::info!("shutdown requested; finishing requests in flight");
+    })
+}
+
+/// Ctrl-C, where there are no Unix signals.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+    Ok(async {
         if let Err(e) = tokio::signal::ctrl_c().await {
             tracing::warn!(error = %e, "cannot listen for Ctrl-C");
             std::future::pending::<()>().await;
         }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutdown requested; finishing requests in flight");
+        tracing::info!("shutdown requested; finishing requests in flight");
+    })
 }
 
 #[cfg(test)]

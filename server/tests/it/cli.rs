@@ -193,3 +193,37 @@ fn a_user_error_is_one_line_without_a_backtrace() {
     assert!(err.starts_with("error: keygen in "), "{err}");
     assert!(!err.contains("Stack backtrace"), "{err}");
 }
+
+/// A SIGTERM sent the moment the server says it listens is a graceful
+/// stop (exit 0), never the default action that kills the process: the
+/// handlers are in place before that line.
+#[test]
+fn a_sigterm_right_after_the_listening_line_is_a_graceful_stop() {
+    for _ in 0..3 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut child = Command::new(BIN)
+            .args(["serve"])
+            .env("JO_BIND", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .env("NO_COLOR", "1")
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines().map_while(Result::ok);
+        assert!(
+            lines.any(|l| l.contains("address=")),
+            "the server logs its address"
+        );
+        let status = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        // Read on so that the server never blocks on a full pipe.
+        std::thread::spawn(move || lines.for_each(drop));
+        let exit = child.wait().expect("waits");
+        assert!(exit.success(), "exit after an early SIGTERM: {exit:?}");
+    }
+}
