@@ -269,6 +269,18 @@ pub(super) fn take_seats(tx: &Conn<'_>, lines: &[(i64, i64)]) -> StoreResult<Vec
     Ok(failed)
 }
 
+/// Which seats of an order [`release_seats`] gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Lines {
+    /// Those its lines took when it was placed (an expired hold): not its
+    /// resale lines', which moved seats already taken.
+    Primary,
+    /// Those its tickets hold (a refund): every line's, resale lines
+    /// included, less the seats of tickets resold into another order since
+    /// (their new order holds those seats now, and gives them back itself).
+    All,
+}
+
 /// Gives an order's seats back to its sessions: the one release, for an
 /// expired hold and for a refund alike.
 ///
@@ -282,14 +294,20 @@ pub(super) fn take_seats(tx: &Conn<'_>, lines: &[(i64, i64)]) -> StoreResult<Vec
 /// Session by session in ascending id order, the order [`take_seats`]'s
 /// callers use too: shop transactions running side by side on PostgreSQL
 /// lock sessions' rows in one order, so they never deadlock.
-pub(super) fn release_seats(tx: &Conn<'_>, order_id: i64) -> StoreResult<()> {
+pub(super) fn release_seats(tx: &Conn<'_>, order_id: i64, which: Lines) -> StoreResult<()> {
+    let all = i64::from(which == Lines::All);
     let per_session: Vec<(i64, i64)> = tx.query_map(
-        "SELECT session_id, sum(seats * quantity) FROM order_lines WHERE order_id = ?1
-         GROUP BY session_id ORDER BY session_id",
-        params![order_id],
+        "SELECT session_id, sum(n) FROM (
+             SELECT session_id, seats * quantity AS n FROM order_lines
+             WHERE order_id = ?1 AND (?2 = 1 OR resale_listing IS NULL)
+             UNION ALL
+             SELECT t.session_id, -t.admits FROM tickets t JOIN tickets r ON r.replaces = t.id
+             WHERE ?2 = 1 AND t.order_id = ?1 AND r.order_id <> ?1
+         ) x GROUP BY session_id ORDER BY session_id",
+        params![order_id, all],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
-    for (session_id, seats) in per_session {
+    for (session_id, seats) in per_session.into_iter().filter(|(_, n)| *n != 0) {
         tx.execute(
             "UPDATE game_sessions SET seats_taken = seats_taken - ?2 WHERE id = ?1",
             params![session_id, seats],
@@ -1078,11 +1096,11 @@ pub(crate) mod tests {
             "the guard refuses more than capacity"
         );
         assert_eq!(taken(&c, session), 4);
-        release_seats(&c, order).expect("releases");
+        release_seats(&c, order, Lines::All).expect("releases");
         assert_eq!(taken(&c, session), 0);
         // A second release is a miscount: refused by the schema, not
         // clamped at 0, and nothing changes.
-        assert!(release_seats(&c, order).is_err());
+        assert!(release_seats(&c, order, Lines::All).is_err());
         assert_eq!(taken(&c, session), 0);
     }
 }

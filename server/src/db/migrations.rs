@@ -115,6 +115,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0012_transfers.sql"),
     // 13: a venue's address and a session's entrance, printed on the ticket.
     include_str!("migrations/0013_venue_address_entrance.sql"),
+    // 14: resale tickets in the cart; an order's lines name the listings they buy.
+    include_str!("migrations/0014_resale_in_cart.sql"),
 ];
 
 /// Applies every pending migration in one IMMEDIATE transaction, so two

@@ -1,6 +1,6 @@
 //! Carts, orders with seat holds, and payments: the one module that writes
-//! `carts`, `cart_lines`, `orders`, `order_lines` and `payments`, for the
-//! shop and for the console (order search, refund).
+//! `carts`, `cart_lines`, `cart_listings`, `orders`, `order_lines` and
+//! `payments`, for the shop and for the console (order search, refund).
 //!
 //! Overselling is impossible by construction: seats are taken by the
 //! catalogue's seat guard (`catalogue::take_seats`, one conditional
@@ -22,6 +22,7 @@ use super::audit::{Actor, audit};
 use super::catalogue::{
     self, SESSION_COLUMN_COUNT, SESSION_COLUMNS, SESSION_FROM, SessionRow, session_from_row,
 };
+use super::resale::BuyOutcome;
 use super::sql::{Begin, Conn, Dialect, Optional, Row, params};
 use super::tickets::{SignedOrder, TicketRow};
 use super::{Store, StoreError, StoreResult, now, outbox, relaxed_write_sql, tickets};
@@ -61,6 +62,21 @@ pub struct CartLine {
     pub quantity: i64,
     /// Price of one ticket now, cents.
     pub unit_price_cents: i64,
+    /// The resale listing this line buys (one ticket, which takes no seat:
+    /// it moves one), or `None` for a primary offer.
+    pub listing: Option<CartListing>,
+}
+
+/// A resale listing in a cart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CartListing {
+    /// Its row id.
+    pub id: i64,
+    /// The ticket's face value (what its seller paid), cents.
+    pub face_cents: i64,
+    /// Whether it is still on sale (not sold, withdrawn, or held by
+    /// another buyer's order).
+    pub on_sale: bool,
 }
 
 impl CartLine {
@@ -111,6 +127,8 @@ pub enum ProblemKind {
     OfferInactive,
     /// The session is cancelled or started.
     SessionClosed,
+    /// The resale ticket was sold, withdrawn, or is held by another buyer.
+    ResaleGone,
     /// The buyer would hold more tickets for the session than allowed
     /// (primary and resale purchases together).
     SessionLimit {
@@ -283,7 +301,9 @@ fn cart_id_or_create(c: &Conn<'_>, owner: CartOwner, t: i64) -> StoreResult<i64>
     }
 }
 
-fn cart_lines_of(c: &Conn<'_>, cart: i64) -> StoreResult<Vec<CartLine>> {
+/// A cart's lines: its primary offers, then its resale listings (at face
+/// value plus the buyer's fee of `shop`), in the order they were added.
+fn cart_lines_of(c: &Conn<'_>, cart: i64, shop: &ShopPolicy) -> StoreResult<Vec<CartLine>> {
     let sql = format!(
         "SELECT {SESSION_COLUMNS}, o.id, o.name, o.seats, o.active, o.price_percent, cl.quantity
          FROM {SESSION_FROM}
@@ -291,7 +311,7 @@ fn cart_lines_of(c: &Conn<'_>, cart: i64) -> StoreResult<Vec<CartLine>> {
          JOIN offers o ON o.id = cl.offer_id
          WHERE cl.cart_id = ?1 ORDER BY s.starts_at, o.seats"
     );
-    c.query_map(&sql, params![cart], |r| {
+    let mut lines = c.query_map(&sql, params![cart], |r| {
         let session = session_from_row(r)?;
         // The offer's and the line's columns follow the session's.
         let k = SESSION_COLUMN_COUNT;
@@ -306,6 +326,43 @@ fn cart_lines_of(c: &Conn<'_>, cart: i64) -> StoreResult<Vec<CartLine>> {
             offer_seats: seats,
             offer_active: r.get(k + 3)?,
             quantity: r.get(k + 5)?,
+            listing: None,
+        })
+    })?;
+    lines.extend(cart_listings_of(c, cart, shop)?);
+    Ok(lines)
+}
+
+fn cart_listings_of(c: &Conn<'_>, cart: i64, shop: &ShopPolicy) -> StoreResult<Vec<CartLine>> {
+    let sql = format!(
+        "SELECT {SESSION_COLUMNS}, t.offer_id, ol.offer_name, t.admits, x.face_cents, x.id,
+                x.status = 'listed' AND x.seller <> coalesce(ct.user_id, 0)
+         FROM {SESSION_FROM}
+         JOIN resale_listings x ON x.session_id = s.id
+         JOIN tickets t ON t.id = x.ticket
+         JOIN order_lines ol ON ol.id = t.order_line_id
+         JOIN cart_listings cl ON cl.listing = x.id
+         JOIN carts ct ON ct.id = cl.cart_id
+         WHERE cl.cart_id = ?1 ORDER BY cl.added_at, x.id"
+    );
+    c.query_map(&sql, params![cart], |r| {
+        let session = session_from_row(r)?;
+        let k = SESSION_COLUMN_COUNT;
+        let face: i64 = r.get(k + 3)?;
+        Ok(CartLine {
+            session,
+            offer_id: r.get(k)?,
+            offer_name: r.get(k + 1)?,
+            offer_seats: r.get(k + 2)?,
+            // A resale ticket is sold whatever became of its offer.
+            offer_active: true,
+            quantity: 1,
+            unit_price_cents: super::resale::buyer_price(face, shop),
+            listing: Some(CartListing {
+                id: r.get(k + 4)?,
+                face_cents: face,
+                on_sale: r.get(k + 5)?,
+            }),
         })
     })
 }
@@ -440,16 +497,11 @@ fn expire_holds_in(tx: &Conn<'_>, t: i64) -> StoreResult<usize> {
     Ok(ids.len())
 }
 
-/// [`expire_holds_in`] for the other store modules (a resale purchase
-/// sweeps first, like a checkout).
-pub(super) fn expire_holds_now(tx: &Conn<'_>, t: i64) -> StoreResult<usize> {
-    expire_holds_in(tx, t)
-}
-
-/// The listing a resale order buys, if it is one.
-fn resale_listing_of(tx: &Conn<'_>, order_id: i64) -> StoreResult<Option<i64>> {
-    tx.query_row(
-        "SELECT resale_listing FROM orders WHERE id = ?1",
+/// The resale listings an order buys, in line order.
+fn listings_of(tx: &Conn<'_>, order_id: i64) -> StoreResult<Vec<i64>> {
+    tx.query_map(
+        "SELECT resale_listing FROM order_lines WHERE order_id = ?1 AND resale_listing IS NOT NULL
+         ORDER BY id",
         params![order_id],
         |r| r.get(0),
     )
@@ -488,8 +540,8 @@ pub(super) fn insert_order(
 }
 
 /// Marks a pending order expired and gives its held seats back, inside the
-/// caller's transaction (the sweep and a late payment attempt alike). A
-/// resale order took no seat: its listing goes back on sale instead.
+/// caller's transaction (the sweep and a late payment attempt alike). Its
+/// resale lines took no seat: their listings go back on sale instead.
 ///
 /// Only a still pending order is expired, and its seats given back once:
 /// the status changes first, by a guarded `UPDATE` that also waits for any
@@ -502,11 +554,8 @@ fn expire_order(tx: &Conn<'_>, order_id: i64) -> StoreResult<()> {
     if changed == 0 {
         return Ok(());
     }
-    if resale_listing_of(tx, order_id)?.is_some() {
-        super::resale::release(tx, order_id)?;
-    } else {
-        catalogue::release_seats(tx, order_id)?;
-    }
+    catalogue::release_seats(tx, order_id, catalogue::Lines::Primary)?;
+    super::resale::release(tx, order_id)?;
     Ok(())
 }
 
@@ -546,7 +595,7 @@ fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<Checkou
     let Some(cart) = cart_id(&tx, CartOwner::User(user_id))? else {
         return Ok(CheckoutOutcome::Empty);
     };
-    let lines = cart_lines_of(&tx, cart)?;
+    let lines = cart_lines_of(&tx, cart, &shop)?;
     if lines.is_empty() {
         return Ok(CheckoutOutcome::Empty);
     }
@@ -556,6 +605,8 @@ fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<Checkou
             Some(ProblemKind::SessionClosed)
         } else if !l.offer_active {
             Some(ProblemKind::OfferInactive)
+        } else if l.listing.is_some_and(|x| !x.on_sale) {
+            Some(ProblemKind::ResaleGone)
         } else {
             None
         };
@@ -607,9 +658,10 @@ fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<Checkou
         if !problems.is_empty() {
             return Ok(CheckoutOutcome::Refused(problems));
         }
-        // Several lines may share a session: take each session's seats once, summed.
+        // Several lines may share a session: take each session's seats once,
+        // summed. A resale line takes none: its ticket has its seat.
         let mut per_session: Vec<(i64, i64)> = Vec::new();
-        for l in &lines {
+        for l in lines.iter().filter(|l| l.listing.is_none()) {
             match per_session.iter_mut().find(|(s, _)| *s == l.session.id) {
                 Some((_, n)) => *n += l.seats_needed(),
                 None => per_session.push((l.session.id, l.seats_needed())),
@@ -621,7 +673,10 @@ fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<Checkou
         let short = catalogue::take_seats(&tx, &per_session)?;
         for i in short {
             let (sid, _) = per_session[i];
-            for l in lines.iter().filter(|l| l.session.id == sid) {
+            for l in lines
+                .iter()
+                .filter(|l| l.session.id == sid && l.listing.is_none())
+            {
                 problems.push(LineProblem {
                     title: l.session.title.clone(),
                     offer: l.offer_name.clone(),
@@ -641,10 +696,14 @@ fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<Checkou
         .try_fold(0i64, |acc, l| acc.checked_add(l.total_cents()))
         .ok_or_else(|| StoreError::Task("order total overflows".into()))?;
     let (number, order_id) = insert_order(&tx, user_id, total, t, t + hold_secs)?;
+    // Primary lines first, then resale lines (as `cart_lines_of` returns
+    // them): the tickets' derivation indexes follow the lines' order, and
+    // the resale tickets are re-issued into the order after the others.
     for l in &lines {
         tx.execute(
-            "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity,
+                 unit_price_cents, resale_listing)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 order_id,
                 l.session.id,
@@ -652,11 +711,29 @@ fn checkout(c: &Conn<'_>, user_id: i64, shop: ShopPolicy) -> StoreResult<Checkou
                 l.offer_name,
                 l.offer_seats,
                 l.quantity,
-                l.unit_price_cents
+                l.unit_price_cents,
+                l.listing.map(|x| x.id)
             ],
         )?;
+        let Some(listing) = l.listing else { continue };
+        // Of two buyers racing for one listing, one UPDATE wins; the other
+        // is told it is gone, and nothing of its order is kept.
+        if !super::resale::hold(&tx, &listing, order_id, user_id, &shop)? {
+            problems.push(LineProblem {
+                title: l.session.title.clone(),
+                offer: l.offer_name.clone(),
+                kind: ProblemKind::ResaleGone,
+            });
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(CheckoutOutcome::Refused(problems));
     }
     tx.execute("DELETE FROM cart_lines WHERE cart_id = ?1", params![cart])?;
+    tx.execute(
+        "DELETE FROM cart_listings WHERE cart_id = ?1",
+        params![cart],
+    )?;
     tx.commit()?;
     Ok(CheckoutOutcome::Created(number))
 }
@@ -804,12 +881,12 @@ fn begin_payment_in(
     })
 }
 
-/// How a payment's transaction begins, given whether its order is a resale
-/// (`None`: no such order). A primary order's payment touches only its own
-/// order, payments, tickets and mail: a shop write ([`Begin::Shop`]) that
-/// locks the order's row. A resale moves a ticket and signs a revocation
-/// (a list with one version counter for everyone), and an unknown order is
-/// decided inside: both keep the exclusive lock.
+/// How a payment's transaction begins, given whether its order buys a
+/// resale ticket (`None`: no such order). A primary order's payment touches
+/// only its own order, payments, tickets and mail: a shop write
+/// ([`Begin::Shop`]) that locks the order's row. A resale moves a ticket
+/// and signs a revocation (a list with one version counter for everyone),
+/// and an unknown order is decided inside: both keep the exclusive lock.
 fn payment_lock(resale: Option<bool>) -> Begin {
     match resale {
         Some(false) => Begin::Shop,
@@ -834,7 +911,8 @@ fn begin_payment(
     let t = now();
     let resale: Option<bool> = c
         .query_row(
-            "SELECT resale_listing IS NOT NULL FROM orders WHERE number = ?1 AND user_id = ?2",
+            "SELECT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = o.id AND l.resale_listing IS NOT NULL)
+             FROM orders o WHERE o.number = ?1 AND o.user_id = ?2",
             params![number, user_id],
             |r| r.get(0),
         )
@@ -891,16 +969,15 @@ fn pay_and_issue(
     issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<usize> {
-    if resale_listing_of(tx, order_id)?.is_some() {
-        // A resale: the listed ticket moves into this order.
-        return super::resale::complete(tx, order_id, user_id, issuer, t);
-    }
     let (purchase_key, n) = tickets::issue_for_order(tx, order_id, user_id, signed, issuer, t)?;
+    // Resale lines: each listed ticket moves into this order, derived from
+    // its purchase key after the primary tickets.
+    let moved = super::resale::complete(tx, order_id, user_id, &purchase_key, issuer, t)?;
     tx.execute(
         "UPDATE orders SET status = ?4, paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
         params![order_id, t, &purchase_key.as_bytes()[..], OrderStatus::Paid],
     )?;
-    Ok(n)
+    Ok(n + moved)
 }
 
 /// Records the gateway's answer inside the caller's transaction; on
@@ -932,37 +1009,24 @@ fn finish_payment_in(
         }
         Ok(id) => id,
     };
-    let resale = resale_listing_of(tx, order_id)?;
-    if let (OrderStatus::Expired, Some(listing)) = (status, resale) {
-        // A resale whose hold ran out while the card was being charged:
-        // hold the listing again if it is still on sale, else refund.
-        if !super::resale::hold_again(tx, listing, order_id)? {
-            set_payment(
-                tx,
-                payment_id,
-                "refunded",
-                Some("hold_expired"),
-                Some(&transaction_id),
-            )?;
-            return Ok(PaymentResult::Refunded);
-        }
-        tx.execute(
-            "UPDATE orders SET status = ?2 WHERE id = ?1",
-            params![order_id, OrderStatus::Pending],
-        )?;
-    } else if status == OrderStatus::Expired {
+    if status == OrderStatus::Expired {
         // The hold ran out while the card was being charged: take the seats
-        // again if they are still there, else refund.
+        // and hold the listings again if they are all still there, else
+        // refund (and take nothing).
         let per_session: Vec<(i64, i64)> = tx.query_map(
-            "SELECT session_id, sum(seats * quantity) FROM order_lines WHERE order_id = ?1
+            "SELECT session_id, sum(seats * quantity) FROM order_lines
+             WHERE order_id = ?1 AND resale_listing IS NULL
              GROUP BY session_id ORDER BY session_id",
             params![order_id],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )?;
         tx.batch("SAVEPOINT retake_seats")?;
-        let short = catalogue::take_seats(tx, &per_session)?;
-        if !short.is_empty() {
-            // Give back the seats taken before the one that failed.
+        let mut back = catalogue::take_seats(tx, &per_session)?.is_empty();
+        for listing in listings_of(tx, order_id)? {
+            back = back && super::resale::hold_again(tx, listing, order_id)?;
+        }
+        if !back {
+            // Give back what was taken before the part that failed.
             tx.batch("ROLLBACK TO retake_seats; RELEASE retake_seats")?;
             set_payment(
                 tx,
@@ -1033,7 +1097,8 @@ fn finish_payment(
     let t = now();
     let resale: Option<bool> = c
         .query_row(
-            "SELECT o.resale_listing IS NOT NULL FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = ?1",
+            "SELECT EXISTS (SELECT 1 FROM order_lines l WHERE l.order_id = p.order_id AND l.resale_listing IS NOT NULL)
+             FROM payments p WHERE p.id = ?1",
             params![payment_id],
             |r| r.get(0),
         )
@@ -1240,11 +1305,11 @@ fn order_detail(c: &Conn<'_>, number: &str) -> StoreResult<Option<OrderDetail>> 
 }
 
 impl Store {
-    /// The lines of a cart.
-    pub async fn cart(&self, owner: CartOwner) -> StoreResult<Vec<CartLine>> {
+    /// The lines of a cart, resale listings priced under `shop`'s fees.
+    pub async fn cart(&self, owner: CartOwner, shop: ShopPolicy) -> StoreResult<Vec<CartLine>> {
         self.pool
             .read_sql(move |c| match cart_id(c, owner)? {
-                Some(id) => cart_lines_of(c, id),
+                Some(id) => cart_lines_of(c, id, &shop),
                 None => Ok(Vec::new()),
             })
             .await
@@ -1304,6 +1369,98 @@ impl Store {
     pub async fn cart_merge(&self, anonymous: [u8; 32], user_id: i64) -> StoreResult<usize> {
         self.pool
             .run_sql(move |c| relaxed_write_sql(c, |c| cart_merge(c, anonymous, user_id)))
+            .await
+    }
+
+    /// Puts listing `listing` in `user_id`'s cart, if it is still on sale,
+    /// not theirs, and within their tickets per session: it is held (and
+    /// may still be gone) at checkout, with the cart's other lines.
+    pub async fn cart_add_listing(
+        &self,
+        user_id: i64,
+        listing: i64,
+        shop: ShopPolicy,
+    ) -> StoreResult<BuyOutcome> {
+        self.pool
+            .run_sql(move |c| {
+                relaxed_write_sql(c, |c| {
+                    let t = now();
+                    let tx = c.begin(Begin::Immediate)?;
+                    // A hold that ran out puts its listing back on sale first.
+                    expire_holds_in(&tx, t)?;
+                    let found: Option<(i64, i64, i64)> = tx
+                        .query_row(
+                            "SELECT x.seller, x.session_id, s.starts_at
+                             FROM resale_listings x JOIN game_sessions s ON s.id = x.session_id
+                             WHERE x.id = ?1 AND x.status = 'listed'",
+                            params![listing],
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        )
+                        .optional()?;
+                    let Some((seller, session, starts_at)) = found else {
+                        return Ok(BuyOutcome::Gone);
+                    };
+                    if starts_at <= t {
+                        return Ok(BuyOutcome::Gone);
+                    }
+                    if seller == user_id {
+                        return Ok(BuyOutcome::Own);
+                    }
+                    let cart = cart_id_or_create(&tx, CartOwner::User(user_id), t)?;
+                    let (lines, in_cart, same_session): (i64, i64, i64) = tx.query_row(
+                        "SELECT (SELECT count(*) FROM cart_lines WHERE cart_id = ?1)
+                              + (SELECT count(*) FROM cart_listings WHERE cart_id = ?1),
+                                (SELECT count(*) FROM cart_listings WHERE cart_id = ?1 AND listing = ?2),
+                                (SELECT coalesce(sum(cl.quantity), 0) FROM cart_lines cl
+                                 WHERE cl.cart_id = ?1 AND cl.session_id = ?3)
+                              + (SELECT count(*) FROM cart_listings cl JOIN resale_listings x ON x.id = cl.listing
+                                 WHERE cl.cart_id = ?1 AND x.session_id = ?3)",
+                        params![cart, listing, session],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )?;
+                    if in_cart > 0 {
+                        return Ok(BuyOutcome::Added);
+                    }
+                    // The limit counts what the buyer has, is paying for,
+                    // and has in the cart for the session (checked again at
+                    // checkout, where it holds).
+                    let have = super::resale::tickets_for_session(&tx, user_id, session, t)?;
+                    if have + same_session + 1 > shop.max_tickets_per_session {
+                        return Ok(BuyOutcome::Limit(shop.max_tickets_per_session));
+                    }
+                    if lines >= MAX_CART_LINES {
+                        return Ok(BuyOutcome::CartFull);
+                    }
+                    tx.execute(
+                        "INSERT INTO cart_listings (cart_id, listing, added_at) VALUES (?1, ?2, ?3)",
+                        params![cart, listing, t],
+                    )?;
+                    tx.execute(
+                        "UPDATE carts SET updated_at = ?2 WHERE id = ?1",
+                        params![cart, t],
+                    )?;
+                    tx.commit()?;
+                    Ok(BuyOutcome::Added)
+                })
+            })
+            .await
+    }
+
+    /// Takes listing `listing` out of `owner`'s cart.
+    pub async fn cart_remove_listing(&self, owner: CartOwner, listing: i64) -> StoreResult<()> {
+        self.pool
+            .run_sql(move |c| {
+                relaxed_write_sql(c, |c| {
+                    let Some(cart) = cart_id(c, owner)? else {
+                        return Ok(());
+                    };
+                    c.execute(
+                        "DELETE FROM cart_listings WHERE cart_id = ?1 AND listing = ?2",
+                        params![cart, listing],
+                    )?;
+                    Ok(())
+                })
+            })
             .await
     }
 
@@ -1651,8 +1808,9 @@ impl Store {
                      WHERE order_id = ?1 AND status = 'succeeded'",
                     params![order_id, t],
                 )?;
-                // The seats go back on sale.
-                super::catalogue::release_seats(&tx, order_id)?;
+                // The seats its tickets hold go back on sale (a resale
+                // line's too; not those of tickets resold away since).
+                super::catalogue::release_seats(&tx, order_id, super::catalogue::Lines::All)?;
                 let revoked = tickets::revoke_valid_of_order(
                     &tx,
                     order_id,

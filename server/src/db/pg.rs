@@ -43,6 +43,7 @@ pub const PG_MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("migrations/pg/0013_venue_address_entrance.sql"),
     ),
+    (14, include_str!("migrations/pg/0014_resale_in_cart.sql")),
 ];
 
 /// Where a database is, for messages: host, port and database name, never

@@ -17,12 +17,12 @@ use jo_shared::revocation::RevocationReason;
 use jo_shared::ticket::TicketId;
 
 use super::audit::{Actor, audit};
+use super::orders::CartListing;
 use super::sql::{Begin, Conn, Optional, params};
 use super::tickets::{self, NewHolder, ReissueOutcome};
 use super::{Store, StoreError, StoreResult, now};
 use crate::config::ShopPolicy;
 use crate::tickets::TicketIssuer;
-use crate::units::status::OrderStatus;
 
 /// `amount × basis_points / 10 000`, rounded half up, in cents.
 pub fn fee_cents(amount: i64, basis_points: i64) -> i64 {
@@ -105,59 +105,88 @@ pub(super) fn hold_again(tx: &Conn<'_>, listing: i64, order_id: i64) -> StoreRes
     Ok(n == 1)
 }
 
-/// Completes the paid resale order `order_id` inside the payment's
-/// transaction: the listed ticket re-issued into it (the seller's revoked,
-/// `transferred`), the listing sold, the order paid under a new purchase
-/// key. Returns how many tickets were issued (one).
+/// Holds `listing` for `user_id`'s new order `order_id` (a checkout), the
+/// seller to be refunded face value less the seller's fee of `shop`: one
+/// conditional UPDATE, so of two buyers racing for it one gets it. False if
+/// it is no longer on sale, or is the buyer's own.
+pub(super) fn hold(
+    tx: &Conn<'_>,
+    listing: &CartListing,
+    order_id: i64,
+    user_id: i64,
+    shop: &ShopPolicy,
+) -> StoreResult<bool> {
+    let n = tx.execute(
+        "UPDATE resale_listings SET status = 'held', order_id = ?2, payout_cents = ?4
+         WHERE id = ?1 AND status = 'listed' AND seller <> ?3",
+        params![
+            listing.id,
+            order_id,
+            user_id,
+            seller_payout(listing.face_cents, shop)
+        ],
+    )?;
+    Ok(n == 1)
+}
+
+/// Completes the resale lines of the paid order `order_id` inside the
+/// payment's transaction: each listed ticket re-issued into it under the
+/// order's `purchase_key` (the seller's revoked, `transferred`), each
+/// listing sold. Returns how many tickets moved.
 pub(super) fn complete(
     tx: &Conn<'_>,
     order_id: i64,
     user_id: i64,
+    purchase_key: &PurchaseKey,
     issuer: &dyn TicketIssuer,
     t: i64,
 ) -> StoreResult<usize> {
-    let (listing, ticket, line): (i64, Vec<u8>, i64) = tx.query_row(
-        "SELECT x.id, t.ticket_id, (SELECT min(id) FROM order_lines WHERE order_id = ?1)
-         FROM resale_listings x JOIN tickets t ON t.id = x.ticket
-         WHERE x.order_id = ?1 AND x.status = 'held'",
+    let lines: Vec<(i64, i64, Vec<u8>, bool)> = tx.query_map(
+        "SELECT ol.id, x.id, t.ticket_id, x.status = 'held' AND x.order_id = ?1
+         FROM order_lines ol JOIN resale_listings x ON x.id = ol.resale_listing
+         JOIN tickets t ON t.id = x.ticket
+         WHERE ol.order_id = ?1 ORDER BY ol.id",
         params![order_id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
     )?;
-    let ticket = TicketId(
-        <[u8; 10]>::try_from(ticket.as_slice())
-            .map_err(|_| StoreError::Task("stored ticket id of the wrong length".into()))?,
-    );
-    let purchase_key = PurchaseKey::generate().map_err(|e| StoreError::Task(e.to_string()))?;
-    let out = tickets::reissue_in(
-        tx,
-        &ticket,
-        NewHolder::Bought {
-            user_id,
-            order_id,
-            line_id: line,
-            purchase_key: &purchase_key,
-        },
-        (RevocationReason::Transferred, &format!("resale {listing}")),
-        issuer,
-        None,
-        t,
-    )?;
-    let ReissueOutcome::Reissued(_) = out else {
-        // Revoked since it was listed (a refund, a cancelled session): the
-        // payment's savepoint rolls back and the attempt is marked failed.
-        return Err(StoreError::Task(
-            "the listed ticket is no longer valid".into(),
-        ));
-    };
-    tx.execute(
-        "UPDATE resale_listings SET status = 'sold', sold_at = ?2 WHERE id = ?1",
-        params![listing, t],
-    )?;
-    tx.execute(
-        "UPDATE orders SET status = ?4, paid_at = ?2, purchase_key = ?3 WHERE id = ?1",
-        params![order_id, t, &purchase_key.as_bytes()[..], OrderStatus::Paid],
-    )?;
-    Ok(1)
+    for (line, listing, ticket, held) in &lines {
+        if !held {
+            // Checkout held it and only this order's end releases it.
+            return Err(StoreError::Task(format!(
+                "listing {listing} is not held by the order paying it"
+            )));
+        }
+        let ticket = TicketId(
+            <[u8; 10]>::try_from(ticket.as_slice())
+                .map_err(|_| StoreError::Task("stored ticket id of the wrong length".into()))?,
+        );
+        let out = tickets::reissue_in(
+            tx,
+            &ticket,
+            NewHolder::Bought {
+                user_id,
+                order_id,
+                line_id: *line,
+                purchase_key,
+            },
+            (RevocationReason::Transferred, &format!("resale {listing}")),
+            issuer,
+            None,
+            t,
+        )?;
+        let ReissueOutcome::Reissued(_) = out else {
+            // Revoked since it was listed (a refund, a cancelled session): the
+            // payment's savepoint rolls back and the attempt is marked failed.
+            return Err(StoreError::Task(
+                "the listed ticket is no longer valid".into(),
+            ));
+        };
+        tx.execute(
+            "UPDATE resale_listings SET status = 'sold', sold_at = ?2 WHERE id = ?1",
+            params![listing, t],
+        )?;
+    }
+    Ok(lines.len())
 }
 
 /// What listing a ticket did.
@@ -195,8 +224,10 @@ pub enum BuyOutcome {
     Own,
     /// The buyer would hold more tickets for the session than allowed.
     Limit(i64),
-    /// A pending order holds it; its number (paid on its payment page).
-    Created(String),
+    /// The cart has as many lines as it may.
+    CartFull,
+    /// In the buyer's cart (held at checkout, with the cart's other lines).
+    Added,
 }
 
 /// A refund owed to a seller.
@@ -365,69 +396,6 @@ impl Store {
                         ))
                     },
                 )
-            })
-            .await
-    }
-
-    /// Holds listing `listing` for `user_id` in a new pending order (face
-    /// value plus the buyer's fee), if it is still on sale.
-    pub async fn buy_listing(
-        &self,
-        user_id: i64,
-        listing: i64,
-        shop: ShopPolicy,
-    ) -> StoreResult<BuyOutcome> {
-        self.pool
-            .run_sql(move |c| {
-                let t = now();
-                let tx = c.begin(Begin::Immediate)?;
-                // A hold that ran out puts its listing back on sale first.
-                super::orders::expire_holds_now(&tx, t)?;
-                #[allow(clippy::type_complexity)]
-                let found: Option<(i64, i64, i64, i64, String, i64, i64)> = tx
-                    .query_row(
-                        "SELECT x.seller, x.session_id, x.face_cents, t.offer_id, ol.offer_name, t.admits, s.starts_at
-                         FROM resale_listings x JOIN tickets t ON t.id = x.ticket
-                         JOIN order_lines ol ON ol.id = t.order_line_id
-                         JOIN game_sessions s ON s.id = x.session_id
-                         WHERE x.id = ?1 AND x.status = 'listed'",
-                        params![listing],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
-                    )
-                    .optional()?;
-                let Some((seller, session, face, offer, offer_name, admits, starts_at)) = found else {
-                    return Ok(BuyOutcome::Gone);
-                };
-                if starts_at <= t {
-                    return Ok(BuyOutcome::Gone);
-                }
-                if seller == user_id {
-                    return Ok(BuyOutcome::Own);
-                }
-                if tickets_for_session(&tx, user_id, session, t)? + 1 > shop.max_tickets_per_session {
-                    return Ok(BuyOutcome::Limit(shop.max_tickets_per_session));
-                }
-                let price = buyer_price(face, &shop);
-                let (number, order_id) = super::orders::insert_order(&tx, user_id, price, t, t + shop.hold_secs)?;
-                tx.execute(
-                    "INSERT INTO order_lines (order_id, session_id, offer_id, offer_name, seats, quantity, unit_price_cents)
-                     VALUES (?1, ?2, ?3, ?4, ?5, 1, ?6)",
-                    params![order_id, session, offer, offer_name, admits, price],
-                )?;
-                let n = tx.execute(
-                    "UPDATE resale_listings SET status = 'held', order_id = ?2, payout_cents = ?3
-                     WHERE id = ?1 AND status = 'listed'",
-                    params![listing, order_id, seller_payout(face, &shop)],
-                )?;
-                if n != 1 {
-                    return Ok(BuyOutcome::Gone);
-                }
-                tx.execute(
-                    "UPDATE orders SET resale_listing = ?2 WHERE id = ?1",
-                    params![order_id, listing],
-                )?;
-                tx.commit()?;
-                Ok(BuyOutcome::Created(number))
             })
             .await
     }

@@ -199,7 +199,9 @@ impl OrderPlan {
     }
 }
 
-/// Reads the plan of `order_id`, bought by `user_id`.
+/// Reads the plan of `order_id`, bought by `user_id`: its primary lines
+/// (a resale line's ticket exists already; it is re-issued into the order,
+/// see `resale::complete`).
 pub(super) fn plan_for_order(c: &Conn<'_>, order_id: i64, user_id: i64) -> StoreResult<OrderPlan> {
     let (user_key, first, last): (Vec<u8>, String, String) = c.query_row(
         "SELECT user_key, first_name, last_name FROM users WHERE id = ?1",
@@ -209,7 +211,7 @@ pub(super) fn plan_for_order(c: &Conn<'_>, order_id: i64, user_id: i64) -> Store
     let lines = c.query_map(
         "SELECT ol.id, ol.session_id, ol.offer_id, ol.seats, ol.quantity, s.doors_open_at, s.ends_at
          FROM order_lines ol JOIN game_sessions s ON s.id = ol.session_id
-         WHERE ol.order_id = ?1 ORDER BY ol.id",
+         WHERE ol.order_id = ?1 AND ol.resale_listing IS NULL ORDER BY ol.id",
         params![order_id],
         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?)),
     )?;
@@ -854,8 +856,8 @@ pub enum NewHolder<'a> {
     Account(i64),
     /// A buyer's paid order (a resale): the ticket joins that order, derived
     /// from the buyer's user key and the order's purchase key like a ticket
-    /// bought new, and carries the buyer's name. The order's confirmation
-    /// is the buyer's mail.
+    /// bought new, and carries the name given to it at checkout, else the
+    /// buyer's. The order's confirmation is the buyer's mail.
     Bought {
         /// The buyer.
         user_id: i64,
@@ -1022,6 +1024,19 @@ pub(super) fn reissue_in(
         params![order_id],
         |r| r.get(0),
     )?;
+    // A ticket bought into an order carries the name its buyer gave that
+    // ticket at checkout, if any, like the order's other tickets.
+    let holder = match to {
+        NewHolder::Bought { .. } => tx
+            .query_row(
+                "SELECT name FROM order_holders WHERE order_id = ?1 AND idx = ?2",
+                params![order_id, next],
+                |r| r.get::<String>(0),
+            )
+            .optional()?
+            .unwrap_or(holder),
+        _ => holder,
+    };
     let spec = TicketSpec {
         index: u32::try_from(next).map_err(task)?,
         session_id: u32::try_from(session_id).map_err(task)?,

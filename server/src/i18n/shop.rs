@@ -152,6 +152,12 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
     ),
     ("cart.seats_left_now", "Places restantes :", "Seats left:"),
     (
+        "cart.err_resale_gone",
+        "ce billet de revente n'est plus disponible (vendu, retiré ou pris par un autre acheteur). Retirez-le du panier.",
+        "this resale ticket is no longer available (sold, withdrawn, or taken by another buyer). Remove it from the cart.",
+    ),
+    ("cart.resale_line", "Revente officielle", "Official resale"),
+    (
         "cart.err_offer_inactive",
         "cette offre n'est plus proposée.",
         "this offer is no longer available.",
@@ -654,7 +660,6 @@ pub const MESSAGES: &[(&str, &str, &str)] = &[
         "Tickets put back on sale by their holders at the price paid (10% fee included). A new ticket in your name is issued on payment.",
     ),
     ("resale.fee_included", "frais inclus", "fee included"),
-    ("resale.buy", "Acheter ce billet", "Buy this ticket"),
     (
         "resale.list",
         "Revendre au prix payé",

@@ -1,5 +1,6 @@
-//! Resale at face value over HTTP: list, buy through the payment page at
-//! face value + 10 %, the seller refunded face value − 5 % through the
+//! Resale at face value over HTTP: list, buy through the cart, checkout
+//! and payment page at face value + 10 % (alone, or in one order with
+//! primary tickets), the seller refunded face value − 5 % through the
 //! gateway (exact cents), the seat moved and not counted twice, the seller's
 //! old code refused at a synced gate; a withdrawn listing cannot be bought;
 //! two buyers racing for one listing (one wins, the other is told it is
@@ -39,6 +40,7 @@ async fn list(b: &Browser, code: &str) -> String {
     location(&r)
 }
 
+/// The session page's "buy" button of listing `id`: into the cart.
 async fn buy_listing(b: &Browser, sid: i64, id: i64) -> reqwest::Response {
     b.submit(
         &format!("/sessions/{sid}"),
@@ -46,6 +48,12 @@ async fn buy_listing(b: &Browser, sid: i64, id: i64) -> reqwest::Response {
         &[],
     )
     .await
+}
+
+/// Listing `id` into the cart, then checkout: the pending order's number.
+async fn order_listing(b: &Browser, sid: i64, id: i64) -> String {
+    assert_redirect_to(&buy_listing(b, sid, id).await, "/cart?added=1");
+    order_of_redirect(&checkout(b).await)
 }
 
 fn face_of(app: &TestApp, code: &str) -> i64 {
@@ -104,9 +112,12 @@ async fn a_resold_ticket_moves_to_its_buyer_and_the_seller_is_refunded_face_valu
     let r = buy_listing(&seller, sid, ids[0]).await;
     assert_eq!(r.status(), StatusCode::CONFLICT);
 
-    // The buyer pays face value + 10 %, exactly, on the normal payment page.
-    let r = buy_listing(&buyer_b, sid, ids[0]).await;
-    let number = order_of_redirect(&r);
+    // The buyer pays face value + 10 %, exactly, through the cart and the
+    // normal payment page.
+    assert_redirect_to(&buy_listing(&buyer_b, sid, ids[0]).await, "/cart?added=1");
+    let (_, cart) = buyer_b.get_text("/cart").await;
+    assert!(cart.contains("Revente officielle"), "{cart}");
+    let number = order_of_redirect(&checkout(&buyer_b).await);
     let expected = face + (face * 1_000 + 5_000) / 10_000;
     let total = sql_i64(
         &app,
@@ -195,6 +206,14 @@ async fn a_resold_ticket_moves_to_its_buyer_and_the_seller_is_refunded_face_valu
         html.contains("Vendue") && html.contains("sim_re_"),
         "{html}"
     );
+    // Refunding the seller's order frees no seat: the one it took is the
+    // buyer's now. Refunding the buyer's order frees it, once.
+    for (order, left) in [(&first, seats), (&number, seats - 1)] {
+        let page = format!("/admin/orders/{order}");
+        let r = admin.submit(&page, &format!("{page}/refund"), &[]).await;
+        assert_redirect_to(&r, &format!("{page}?done=refunded"));
+        assert_eq!(seats_taken(&app, sid), left, "after refunding {order}");
+    }
 
     // A synced gate refuses the seller's old code as transferred.
     let gate = ApiDevice::enroll(&app, "Porte R").await;
@@ -214,6 +233,164 @@ async fn a_resold_ticket_moves_to_its_buyer_and_the_seller_is_refunded_face_valu
         list_.lookup(&old.ticket_id),
         Some(RevocationReason::Transferred)
     );
+}
+
+/// The tickets of order `number`, in derivation order: (holder, status).
+fn order_tickets(app: &TestApp, number: &str) -> Vec<(String, String)> {
+    app.db()
+        .with(|c| {
+            c.query_map(
+                "SELECT t.holder, t.status FROM tickets t JOIN orders o ON o.id = t.order_id
+                 WHERE o.number = ?1 ORDER BY t.idx",
+                params![number],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+        .expect("tickets")
+}
+
+#[tokio::test]
+async fn a_resale_ticket_is_bought_in_one_order_with_primary_tickets_and_an_expired_hold_frees_both()
+ {
+    let app = spawn_app().await;
+    let seller = buyer(&app, "vendeur").await;
+    let fan = buyer(&app, "famille").await;
+    let sid = ath01(&app);
+    buy(&seller, sid, "Solo", 1).await;
+    let code = ticket_ids(&seller).await.remove(0);
+    let face = face_of(&app, &code);
+    list(&seller, &code).await;
+    let id = listings(&fan, sid).await[0];
+    let seats = seats_taken(&app, sid);
+    let solo = offer_id(&fan, sid, "Solo").await;
+    let listing_status = |app: &TestApp| -> String {
+        app.db()
+            .with(|c| {
+                c.query_row(
+                    "SELECT status FROM resale_listings WHERE id = ?1",
+                    params![id],
+                    |r| r.get(0),
+                )
+            })
+            .expect("status")
+    };
+
+    // Two Solo tickets and the resale one in one cart, one checkout.
+    assert_redirect_to(&add_to_cart(&fan, sid, solo, 2).await, "/cart?added=1");
+    assert_redirect_to(&buy_listing(&fan, sid, id).await, "/cart?added=1");
+    // Added twice, it is still one line.
+    assert_redirect_to(&buy_listing(&fan, sid, id).await, "/cart?added=1");
+    let (_, cart) = fan.get_text("/cart").await;
+    assert_eq!(cart.matches("class=\"card cart-line").count(), 2, "{cart}");
+    let number = order_of_redirect(&checkout(&fan).await);
+    let price = sql_i64(
+        &app,
+        "SELECT l.unit_price_cents FROM order_lines l JOIN orders o ON o.id = l.order_id
+         WHERE o.number = ?1 AND l.resale_listing IS NULL",
+        &[&number],
+    );
+    assert_eq!(
+        sql_i64(
+            &app,
+            "SELECT total_cents FROM orders WHERE number = ?1",
+            &[&number]
+        ),
+        2 * price + face + (face * 1_000 + 5_000) / 10_000,
+        "the Solo tickets at their price, the resale one at face value + 10 %"
+    );
+    // Only the new tickets took seats; the listing is held, off the page.
+    assert_eq!(seats_taken(&app, sid), seats + 2);
+    assert_eq!(listing_status(&app), "held");
+    assert!(listings(&fan, sid).await.is_empty());
+    let (_, cart) = fan.get_text("/cart").await;
+    assert!(!cart.contains("Revente officielle"), "the cart was emptied");
+
+    // The hold runs out (the next checkout sweeps it): the seats and the
+    // listing come back, once.
+    app.db()
+        .with(|c| {
+            c.execute(
+                "UPDATE orders SET hold_expires_at = 0 WHERE number = ?1",
+                params![&number],
+            )
+        })
+        .expect("update");
+    let other = buyer(&app, "autre").await;
+    assert_redirect_to(&add_to_cart(&other, sid, solo, 1).await, "/cart?added=1");
+    order_of_redirect(&checkout(&other).await);
+    assert_eq!(order_status(&app, &number), "expired");
+    assert_eq!(seats_taken(&app, sid), seats + 1);
+    assert_eq!(listing_status(&app), "listed");
+    assert_eq!(listings(&fan, sid).await, [id]);
+
+    // Again, and paid this time, the resale ticket named at checkout.
+    add_to_cart(&fan, sid, solo, 2).await;
+    buy_listing(&fan, sid, id).await;
+    let number = order_of_redirect(&checkout(&fan).await);
+    let (_, page) = fan.get_text(&format!("/orders/{number}/pay")).await;
+    assert_eq!(
+        page.matches("name=\"name\"").count(),
+        3,
+        "one name per ticket"
+    );
+    let r = fan
+        .submit(
+            &format!("/orders/{number}/pay"),
+            &format!("/orders/{number}/holders"),
+            &[("name", ""), ("name", ""), ("name", "Jeanne Baret")],
+        )
+        .await;
+    assert_redirect_to(&r, &format!("/orders/{number}/pay?notice=names_saved"));
+    assert_redirect_to(
+        &pay(&fan, &number, CARD_OK).await,
+        &format!("/orders/{number}"),
+    );
+    let tickets = order_tickets(&app, &number);
+    assert_eq!(tickets.len(), 3, "{tickets:?}");
+    assert!(tickets.iter().all(|(_, s)| s == "valid"));
+    assert_eq!(tickets[0].0, tickets[1].0, "the buyer's name");
+    assert_eq!(tickets[2].0, "Jeanne Baret");
+    // Each verifies, the resale one with its name signed in.
+    let qrs: Vec<String> = app
+        .db()
+        .with(|c| {
+            c.query_map(
+                "SELECT t.qr FROM tickets t JOIN orders o ON o.id = t.order_id
+                 WHERE o.number = ?1 ORDER BY t.idx",
+                params![&number],
+                |r| r.get(0),
+            )
+        })
+        .expect("qrs");
+    let payloads: Vec<_> = qrs.iter().map(|q| verify_ticket(&app, q)).collect();
+    assert_eq!(
+        payloads[2].holder,
+        jo_shared::HolderName::shorten("Jeanne Baret")
+    );
+    let ids: std::collections::HashSet<String> =
+        payloads.iter().map(|p| p.ticket_id.to_hex()).collect();
+    assert_eq!(ids.len(), 3, "three distinct tickets");
+    // The seat moved: two more taken, none for the resale ticket.
+    assert_eq!(seats_taken(&app, sid), seats + 1 + 2);
+    assert_eq!(listing_status(&app), "sold");
+    assert_eq!(ticket_ids(&fan).await.len(), 3);
+    let seller_ticket: String = app
+        .db()
+        .with(|c| {
+            c.query_row(
+                "SELECT status FROM tickets WHERE ticket_id = ?1",
+                params![hex::decode(&code).expect("hex")],
+                |r| r.get(0),
+            )
+        })
+        .expect("status");
+    assert_eq!(seller_ticket, "revoked");
+    let payout = sql_i64(
+        &app,
+        "SELECT payout_cents FROM resale_listings WHERE id = ?1",
+        &[&id],
+    );
+    assert_eq!(payout, face - (face * 500 + 5_000) / 10_000);
 }
 
 #[tokio::test]
@@ -241,17 +418,21 @@ async fn a_withdrawn_listing_cannot_be_bought_and_of_two_racing_buyers_one_wins(
     let html = r.text().await.expect("body");
     assert!(html.contains("plus disponible"), "{html}");
 
-    // Two buyers race for one listing: one holds it, the other is told it is gone.
+    // Two buyers race for one listing: both have it in their cart, both
+    // check out at once; one holds it, the other is told it is gone.
     list(&seller, &codes[1]).await;
     let id = listings(&seller, sid).await[0];
     let a = buyer(&app, "course1").await;
     let b = buyer(&app, "course2").await;
-    // Both have the page (and its form) before either submits.
-    let (_, page_a) = a.get_text(&format!("/sessions/{sid}")).await;
-    let (_, page_b) = b.get_text(&format!("/sessions/{sid}")).await;
+    for br in [&a, &b] {
+        assert_redirect_to(&buy_listing(br, sid, id).await, "/cart?added=1");
+    }
+    // Both have the cart page (and its form) before either submits.
+    let (_, page_a) = a.get_text("/cart").await;
+    let (_, page_b) = b.get_text("/cart").await;
     let post = |br: &Browser, page: &str| {
         br.client
-            .post(br.url(&format!("/resale/{id}/buy")))
+            .post(br.url("/checkout"))
             .form(&[("csrf", csrf_of(page))])
             .send()
     };
@@ -260,11 +441,16 @@ async fn a_withdrawn_listing_cannot_be_bought_and_of_two_racing_buyers_one_wins(
     let mut statuses = [ra.status().as_u16(), rb.status().as_u16()];
     statuses.sort_unstable();
     assert_eq!(statuses, [303, 409], "one wins, one is told it is gone");
-    let (winner, number) = if ra.status() == StatusCode::SEE_OTHER {
-        (&a, order_of_redirect(&ra))
+    let (winner, number, loser) = if ra.status() == StatusCode::SEE_OTHER {
+        (&a, order_of_redirect(&ra), rb)
     } else {
-        (&b, order_of_redirect(&rb))
+        (&b, order_of_redirect(&rb), ra)
     };
+    let html = loser.text().await.expect("body");
+    assert!(
+        html.contains("billet de revente") && html.contains("plus disponible"),
+        "{html}"
+    );
     assert_redirect_to(
         &pay(winner, &number, CARD_OK).await,
         &format!("/orders/{number}"),
@@ -280,7 +466,8 @@ async fn a_withdrawn_listing_cannot_be_bought_and_of_two_racing_buyers_one_wins(
     assert_eq!(
         sql_i64(
             &app,
-            "SELECT count(*) FROM orders WHERE resale_listing IS NOT NULL AND status = 'paid'",
+            "SELECT count(*) FROM orders o JOIN order_lines l ON l.order_id = o.id
+             WHERE l.resale_listing IS NOT NULL AND o.status = 'paid'",
             &[]
         ),
         1,
@@ -319,7 +506,7 @@ async fn tickets_per_buyer_per_session_are_limited_across_primary_and_resale() {
     );
     // Another buyer, under the limit, buys it.
     let fan = buyer(&app, "fan").await;
-    let number = order_of_redirect(&buy_listing(&fan, sid, id).await);
+    let number = order_listing(&fan, sid, id).await;
     assert_redirect_to(
         &pay(&fan, &number, CARD_OK).await,
         &format!("/orders/{number}"),
@@ -381,7 +568,7 @@ async fn a_seller_refund_the_gateway_refuses_is_tried_again_by_itself_and_made_o
     let face = face_of(&app, &code);
     assert_eq!(list(&seller, &code).await, "/tickets/done?notice=listed");
     let id = listings(&buyer_b, sid).await[0];
-    let number = order_of_redirect(&buy_listing(&buyer_b, sid, id).await);
+    let number = order_listing(&buyer_b, sid, id).await;
     assert_redirect_to(
         &pay(&buyer_b, &number, CARD_OK).await,
         &format!("/orders/{number}"),

@@ -717,11 +717,16 @@ async fn a_transfer_and_a_resale_through_the_pages_at_phone_width() {
     );
     chrome.screenshot("transfer-tickets", PHONE).await;
 
-    // She buys the listed ticket from the session page, on the payment page.
+    // She buys the listed ticket from the session page, through the cart
+    // and the payment page like any ticket.
     chrome.goto(&url(&format!("/sessions/{sid}"))).await;
     chrome.wait_for(".resale-list button").await;
     chrome.screenshot("resale-session", PHONE).await;
     chrome.click(".resale-list button").await;
+    chrome.wait_for("#checkout").await;
+    assert!(chrome.source().await.contains("Revente officielle"));
+    chrome.screenshot("resale-cart", PHONE).await;
+    chrome.click("#checkout").await;
     chrome.wait_for("#pay").await;
     chrome.screenshot("resale-pay", PHONE).await;
     chrome.fill("card_number", CARD_OK).await;

@@ -102,6 +102,8 @@ pub struct LineView {
     pub problem: &'static str,
     /// Seats left in the session.
     pub seats_left: i64,
+    /// The resale listing the line buys (one ticket, no quantity), or 0.
+    pub listing: i64,
 }
 
 /// `/cart`.
@@ -149,6 +151,7 @@ impl From<&LineProblem> for ProblemView {
             ProblemKind::OfferInactive => ("cart.err_offer_inactive", None),
             ProblemKind::SessionClosed => ("cart.err_session_closed", None),
             ProblemKind::SessionLimit { .. } => ("cart.err_session_limit", None),
+            ProblemKind::ResaleGone => ("cart.err_resale_gone", None),
         };
         Self {
             title: p.title.clone(),
@@ -162,6 +165,13 @@ impl From<&LineProblem> for ProblemView {
 fn line_problem(l: &CartLine, t: i64) -> &'static str {
     if !l.session.on_sale(t) {
         "cart.err_session_closed"
+    } else if let Some(x) = l.listing {
+        // A resale ticket has its seat: only whether it is still on sale counts.
+        if x.on_sale {
+            ""
+        } else {
+            "cart.err_resale_gone"
+        }
     } else if !l.offer_active {
         "cart.err_offer_inactive"
     } else if l.session.seats_left() < l.seats_needed() {
@@ -198,7 +208,7 @@ pub async fn cart_page(
     problems: &[LineProblem],
 ) -> Result<Response> {
     let lines = match owner {
-        Some(o) => state.store.cart(o).await?,
+        Some(o) => state.store.cart(o, state.config.shop).await?,
         None => Vec::new(),
     };
     let t = now();
@@ -224,6 +234,7 @@ pub async fn cart_page(
                 total: Cents(l.total_cents()).fr(),
                 problem,
                 seats_left: l.session.seats_left(),
+                listing: l.listing.map_or(0, |x| x.id),
             }
         })
         .collect();
@@ -298,6 +309,9 @@ pub struct LineForm {
     offer_id: String,
     #[serde(default)]
     quantity: String,
+    /// A resale listing's id (the remove form of a resale line).
+    #[serde(default)]
+    listing: String,
 }
 
 fn quantity_of(s: &str) -> Result<i64> {
@@ -385,13 +399,25 @@ pub async fn update(
     .await
 }
 
-/// `POST /cart/remove`.
+/// `POST /cart/remove`: a primary line (session and offer) or a resale
+/// line (`listing`).
 pub async fn remove(
     State(state): State<AppState>,
     MaybeUser(user): MaybeUser,
     headers: HeaderMap,
     Form(f): Form<LineForm>,
 ) -> Result<Response> {
+    if !f.listing.trim().is_empty() {
+        let listing = parse_id(&f.listing).ok_or(AppError::BadRequest)?;
+        let (owner, set) = owner(&state, &headers, user.map(|u| u.user.id)).await?;
+        if let Some(o) = owner {
+            state.store.cart_remove_listing(o, listing).await?;
+        }
+        return Ok(with_cookies(
+            Redirect::to("/cart?updated=1").into_response(),
+            set,
+        ));
+    }
     let session_id = parse_id(&f.session_id).ok_or(AppError::BadRequest)?;
     let offer_id = parse_id(&f.offer_id).ok_or(AppError::BadRequest)?;
     set_line(

@@ -1,7 +1,8 @@
 //! Resale at face value, from "my tickets" (list, withdraw) and the session
-//! page (buy): the purchase is a pending order paid on the normal payment
-//! page; on payment the ticket moves into the buyer's order and the seller
-//! is refunded through the payment gateway ([`settle_payouts`]).
+//! page (buy): a listing goes into the buyer's cart and is bought through
+//! the normal checkout and payment page, with any other line; on payment
+//! the ticket moves into the buyer's order and the seller is refunded
+//! through the payment gateway ([`settle_payouts`]).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -70,9 +71,10 @@ pub async fn withdraw(
     Ok(Redirect::to(&format!("/tickets/done?notice={notice}")).into_response())
 }
 
-/// `POST /resale/{id}/buy`: holds the listing in a new pending order and
-/// goes to its payment page; a listing sold, withdrawn or held by another
-/// buyer meanwhile is "gone" (409).
+/// `POST /resale/{id}/buy`: puts the listing in the buyer's cart, beside
+/// the primary offers, and goes to the cart; checkout holds it with the
+/// cart's other lines. A listing sold, withdrawn or held by another buyer
+/// meanwhile is "gone" (409).
 pub async fn buy(
     State(state): State<AppState>,
     ctx: PageCtx,
@@ -85,16 +87,14 @@ pub async fn buy(
     let id = parse_id(&id).ok_or(AppError::NotFound)?;
     let out = state
         .store
-        .buy_listing(me.user.id, id, state.config.shop)
+        .cart_add_listing(me.user.id, id, state.config.shop)
         .await?;
     let code = match out {
-        BuyOutcome::Created(number) => {
-            tracing::info!(order = %number, "resale ticket held for payment");
-            return Ok(Redirect::to(&format!("/orders/{number}/pay")).into_response());
-        }
+        BuyOutcome::Added => return Ok(Redirect::to("/cart?added=1").into_response()),
         BuyOutcome::Gone => "resale_gone",
         BuyOutcome::Own => "resale_own",
         BuyOutcome::Limit(_) => "session_limit",
+        BuyOutcome::CartFull => "cart_full",
     };
     super::transfers::done_page(&ctx, StatusCode::CONFLICT, code, String::new())
 }

@@ -538,6 +538,7 @@ pub fn done_page(
         "resale_gone" => ("resale.gone", false),
         "resale_own" => ("resale.own", false),
         "session_limit" => ("resale.session_limit", false),
+        "cart_full" => ("cart.err_full", false),
         _ => return Err(AppError::NotFound),
     };
     render(
