@@ -16,8 +16,9 @@ use super::{Pool, StoreError, StoreResult};
 pub enum Backend {
     /// The embedded SQLite database.
     Sqlite(Pool),
-    /// A PostgreSQL database.
-    Postgres(PgPool),
+    /// A PostgreSQL database (boxed: its pool is several times the size
+    /// of SQLite's handle to its writer thread).
+    Postgres(Box<PgPool>),
 }
 
 impl Backend {

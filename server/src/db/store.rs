@@ -41,7 +41,7 @@ impl Store {
     /// error naming its host and name, never its password.
     pub fn open_postgres(config: postgres::Config, connections: usize) -> StoreResult<Self> {
         Ok(Self {
-            pool: Backend::Postgres(super::pg::PgPool::connect(config, connections)?),
+            pool: Backend::Postgres(Box::new(super::pg::PgPool::connect(config, connections)?)),
             outbox_wake: tokio::sync::Notify::new(),
         })
     }
