@@ -216,9 +216,10 @@ const LEASE_SECS: i64 = 30;
 /// send the same row.
 const SEND_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Rows claimed at once (sent concurrently, over the mailer's pool of
-/// connections): enough that a rush's confirmations go out as fast as they
-/// are paid (8 fell 16 s behind 32 buyers checking out on 2 cores).
+/// Rows in flight at most (claimed, then sent concurrently over the
+/// mailer's pool of connections): enough that a rush's confirmations go
+/// out as fast as they are paid (8 fell 16 s behind 32 buyers checking out
+/// on 2 cores).
 const BATCH: usize = 32;
 
 /// How often the outbox is looked at when nothing woke the drainer: rows
@@ -237,40 +238,53 @@ const POLL: Duration = Duration::from_secs(1);
 /// [`crate::db::outbox::MAX_ATTEMPTS`] with an error logged. Logs name the
 /// row and its kind, never the body (it may hold a single-use link).
 pub async fn run_outbox(state: AppState) {
+    // Up to BATCH sends in flight, topped up whenever half of them are
+    // done: the relay is kept busy without waiting for the slowest send of
+    // a batch before claiming the next (measured on 2 cores under a rush:
+    // batch after batch, a claim and then the slowest of 32 sends took
+    // ~100 ms, ~320 mails/s, behind the checkouts being paid).
+    let mut sends = tokio::task::JoinSet::new();
     loop {
-        let claimed = match drain_once(&state).await {
-            Ok(n) => n,
-            Err(e) if e.is_unavailable() => {
-                // The database is away: `/readyz` says so; once a poll.
-                tracing::debug!(error = %e, "outbox not drained: database unavailable");
-                0
+        let room = BATCH - sends.len();
+        // Whether every due row is claimed (or the outbox could not be read).
+        let mut drained = false;
+        if sends.len() <= BATCH / 2 {
+            match state.store.claim_mail(LEASE_SECS, room).await {
+                Ok(rows) => {
+                    drained = rows.len() < room;
+                    for row in rows {
+                        let state = state.clone();
+                        sends.spawn(async move { deliver_row(&state, row).await });
+                    }
+                }
+                Err(e) => {
+                    drained = true;
+                    if e.is_unavailable() {
+                        // The database is away: `/readyz` says so; once a poll.
+                        tracing::debug!(error = %e, "outbox not drained: database unavailable");
+                    } else {
+                        tracing::warn!(error = %e, "outbox not drained");
+                    }
+                }
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "outbox not drained");
-                0
-            }
-        };
-        if claimed == 0 {
+        }
+        if sends.is_empty() {
+            // Nothing due, nothing in flight: until new mail or the next poll.
             tokio::select! {
                 () = state.store.outbox_woken() => {}
                 () = tokio::time::sleep(POLL) => {}
             }
+        } else if drained {
+            // New mail may come before these are sent: claim it then.
+            tokio::select! {
+                _ = sends.join_next() => {}
+                () = state.store.outbox_woken() => {}
+                () = tokio::time::sleep(POLL) => {}
+            }
+        } else {
+            sends.join_next().await;
         }
     }
-}
-
-/// Claims one batch of due rows and sends them; returns how many were
-/// claimed.
-async fn drain_once(state: &AppState) -> Result<usize, crate::db::StoreError> {
-    let rows = state.store.claim_mail(LEASE_SECS, BATCH).await?;
-    let n = rows.len();
-    let mut sends = tokio::task::JoinSet::new();
-    for row in rows {
-        let state = state.clone();
-        sends.spawn(async move { deliver_row(&state, row).await });
-    }
-    while sends.join_next().await.is_some() {}
-    Ok(n)
 }
 
 /// Sends one claimed row and records the outcome.
