@@ -117,6 +117,8 @@ pub const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0013_venue_address_entrance.sql"),
     // 14: resale tickets in the cart; an order's lines name the listings they buy.
     include_str!("migrations/0014_resale_in_cart.sql"),
+    // 15: a buyer's limits found from the buyer, not by walking the session's rows.
+    include_str!("migrations/0015_buyer_limits_indexes.sql"),
 ];
 
 /// Applies every pending migration in one IMMEDIATE transaction, so two

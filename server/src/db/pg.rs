@@ -44,6 +44,10 @@ pub const PG_MIGRATIONS: &[(i64, &str)] = &[
         include_str!("migrations/pg/0013_venue_address_entrance.sql"),
     ),
     (14, include_str!("migrations/pg/0014_resale_in_cart.sql")),
+    (
+        15,
+        include_str!("migrations/pg/0015_buyer_limits_indexes.sql"),
+    ),
 ];
 
 /// Where a database is, for messages: host, port and database name, never
