@@ -302,7 +302,7 @@ fn cart_id_or_create(c: &Conn<'_>, owner: CartOwner, t: i64) -> StoreResult<i64>
 }
 
 /// A cart's lines: its primary offers, then its resale listings (at face
-/// value plus the buyer's fee of `shop`), in the order they were added.
+/// value plus the buyer's fee of `shop`).
 fn cart_lines_of(c: &Conn<'_>, cart: i64, shop: &ShopPolicy) -> StoreResult<Vec<CartLine>> {
     let sql = format!(
         "SELECT {SESSION_COLUMNS}, o.id, o.name, o.seats, o.active, o.price_percent, cl.quantity
@@ -333,6 +333,10 @@ fn cart_lines_of(c: &Conn<'_>, cart: i64, shop: &ShopPolicy) -> StoreResult<Vec<
     Ok(lines)
 }
 
+/// A cart's resale listings, in ascending id order: the order checkout
+/// holds them in, so that two checkouts running side by side on PostgreSQL
+/// lock listings' rows in one order (after sessions' rows) and never
+/// deadlock.
 fn cart_listings_of(c: &Conn<'_>, cart: i64, shop: &ShopPolicy) -> StoreResult<Vec<CartLine>> {
     let sql = format!(
         "SELECT {SESSION_COLUMNS}, t.offer_id, ol.offer_name, t.admits, x.face_cents, x.id,
@@ -343,7 +347,7 @@ fn cart_listings_of(c: &Conn<'_>, cart: i64, shop: &ShopPolicy) -> StoreResult<V
          JOIN order_lines ol ON ol.id = t.order_line_id
          JOIN cart_listings cl ON cl.listing = x.id
          JOIN carts ct ON ct.id = cl.cart_id
-         WHERE cl.cart_id = ?1 ORDER BY cl.added_at, x.id"
+         WHERE cl.cart_id = ?1 ORDER BY x.id"
     );
     c.query_map(&sql, params![cart], |r| {
         let session = session_from_row(r)?;
